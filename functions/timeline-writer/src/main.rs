@@ -1,0 +1,20 @@
+#![recursion_limit = "256"]
+
+//! Lambda entry point: wire the DynamoDB client and table, then serve the SQS handler.
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use lambda_runtime::{Error, LambdaEvent, service_fn};
+use throughline_store::TimelineStore;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    lambda_runtime::tracing::init_default_subscriber();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = std::env::var("TIMELINE_TABLE_NAME").map_err(|_| "configuration TIMELINE_TABLE_NAME is not set")?;
+    let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
+        let store = &store;
+        async move { Ok::<SqsBatchResponse, Error>(throughline_timeline_writer::handle(event.payload, store).await) }
+    }))
+    .await
+}

@@ -1,0 +1,83 @@
+//! Configuration from the environment, and secrets from the environment or SSM Parameter Store.
+//! A secret `NAME` is read from the variable `NAME` (local runs) or, when that is unset, from the
+//! SecureString parameter named by `NAME_PARAMETER` (deployed: the template passes the name,
+//! never the value).
+
+use std::fmt;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("configuration {0} is not set")]
+    Missing(String),
+    #[error("could not read SSM parameter for {var}: {source}")]
+    Ssm {
+        var: String,
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+}
+
+/// A secret value; `Debug` never prints it.
+#[derive(Clone)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: impl Into<String>) -> Self {
+        Self(value.into())
+    }
+
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// A variable that must be set (and not empty).
+pub fn required_env(var: &str) -> Result<String, ConfigError> {
+    optional_env(var).ok_or_else(|| ConfigError::Missing(var.to_owned()))
+}
+
+/// A variable that may be absent; empty counts as absent (templates pass "" for "unset").
+pub fn optional_env(var: &str) -> Option<String> {
+    std::env::var(var).ok().filter(|v| !v.trim().is_empty())
+}
+
+/// Reads the secret `var` from the environment, or from SSM via `{var}_PARAMETER`.
+pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secret, ConfigError> {
+    if let Some(value) = optional_env(var) {
+        return Ok(Secret(value));
+    }
+    let parameter_var = format!("{var}_PARAMETER");
+    let Some(name) = optional_env(&parameter_var) else {
+        return Err(ConfigError::Missing(format!("{var} (or {parameter_var})")));
+    };
+    let ssm = aws_sdk_ssm::Client::new(aws);
+    let output = ssm
+        .get_parameter()
+        .name(&name)
+        .with_decryption(true)
+        .send()
+        .await
+        .map_err(|e| ConfigError::Ssm { var: var.to_owned(), source: Box::new(e) })?;
+    output
+        .parameter
+        .and_then(|p| p.value)
+        .filter(|v| !v.is_empty())
+        .map(Secret)
+        .ok_or_else(|| ConfigError::Missing(format!("value of SSM parameter {name}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_debug_is_redacted() {
+        assert_eq!(format!("{:?}", Secret::new("hunter2")), "Secret(***)");
+    }
+}

@@ -1,0 +1,50 @@
+//! Counters as CloudWatch Embedded Metric Format lines on stdout: CloudWatch turns them into
+//! metrics with no API call on the request path. Dimensions are fixed reason codes, never data.
+
+use serde_json::json;
+
+pub const NAMESPACE: &str = "Throughline";
+
+/// Events accepted with 200 but not turned into interactions (status callbacks, unknown types).
+pub const IGNORED_EVENTS: &str = "IgnoredEvents";
+/// Requests refused (bad signature, malformed body).
+pub const REJECTED_REQUESTS: &str = "RejectedRequests";
+/// Interactions put on the queue.
+pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
+
+/// Adds `value` to `metric` for this connector and reason.
+pub fn count(connector: &str, metric: &str, reason: &str, value: u64) {
+    println!("{}", emf_line(connector, metric, reason, value, chrono::Utc::now().timestamp_millis()));
+}
+
+fn emf_line(connector: &str, metric: &str, reason: &str, value: u64, timestamp_ms: i64) -> String {
+    json!({
+        "_aws": {
+            "Timestamp": timestamp_ms,
+            "CloudWatchMetrics": [{
+                "Namespace": NAMESPACE,
+                "Dimensions": [["Connector", "Reason"]],
+                "Metrics": [{ "Name": metric, "Unit": "Count" }]
+            }]
+        },
+        "Connector": connector,
+        "Reason": reason,
+        metric: value
+    })
+    .to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn emf_line_names_metric_and_dimensions() {
+        let line: serde_json::Value =
+            serde_json::from_str(&emf_line("sms", IGNORED_EVENTS, "status_callback", 1, 7)).unwrap();
+        assert_eq!(line["IgnoredEvents"], 1);
+        assert_eq!(line["Reason"], "status_callback");
+        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "IgnoredEvents");
+        assert_eq!(line["_aws"]["Timestamp"], 7);
+    }
+}

@@ -1,0 +1,145 @@
+//! The one signature helper every connector uses: HMAC over the raw bytes a provider sent,
+//! compared in constant time. Providers differ only in the algorithm, the message they sign and
+//! the text encoding of the result, so those are the parameters.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use hmac::{Hmac, KeyInit, Mac};
+use sha2::Digest as _;
+use subtle::ConstantTimeEq;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Algorithm {
+    /// Twilio.
+    HmacSha1,
+    /// Meta, X, Mailgun, Zendesk-style webhooks.
+    HmacSha256,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    Base64,
+    /// Lower-case hex (Meta, Mailgun). Decoding accepts either case.
+    Hex,
+}
+
+/// HMAC of the concatenation of `parts` (no separators: providers define their own).
+pub fn hmac(algorithm: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+    fn run<M: Mac + KeyInit>(key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
+        let mut mac = <M as KeyInit>::new_from_slice(key).expect("HMAC accepts keys of any length");
+        for part in parts {
+            mac.update(part);
+        }
+        mac.finalize().into_bytes().to_vec()
+    }
+    match algorithm {
+        Algorithm::HmacSha1 => run::<Hmac<sha1::Sha1>>(key, parts),
+        Algorithm::HmacSha256 => run::<Hmac<sha2::Sha256>>(key, parts),
+    }
+}
+
+/// Encodes a MAC the way a provider writes it in its header.
+pub fn encode(encoding: Encoding, mac: &[u8]) -> String {
+    match encoding {
+        Encoding::Base64 => BASE64.encode(mac),
+        Encoding::Hex => mac.iter().map(|b| format!("{b:02x}")).collect(),
+    }
+}
+
+/// Does the signature a request carries (`provided`, as text) equal the MAC we computed?
+/// The provided text is decoded first and the bytes compared in constant time, so neither the
+/// length of a common prefix nor the text's case leaks through timing.
+pub fn matches(encoding: Encoding, provided: &str, computed_mac: &[u8]) -> bool {
+    let decoded = match encoding {
+        Encoding::Base64 => BASE64.decode(provided.trim()).ok(),
+        Encoding::Hex => decode_hex(provided.trim()),
+    };
+    match decoded {
+        Some(bytes) => bytes.ct_eq(computed_mac).into(),
+        None => false,
+    }
+}
+
+/// Constant-time equality of two shared secrets given as text (Telegram-style secret tokens).
+pub fn secrets_equal(provided: &str, expected: &str) -> bool {
+    // Hash first so the comparison time does not depend on where the lengths differ.
+    let a = sha2::Sha256::digest(provided.as_bytes());
+    let b = sha2::Sha256::digest(expected.as_bytes());
+    a.ct_eq(&b).into()
+}
+
+/// Lower-case hex SHA-256 of a body (Twilio's `bodySHA256`).
+pub fn sha256_hex(body: &[u8]) -> String {
+    encode(Encoding::Hex, &sha2::Sha256::digest(body))
+}
+
+fn decode_hex(s: &str) -> Option<Vec<u8>> {
+    if !s.len().is_multiple_of(2) {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| s.get(i..i + 2).and_then(|pair| u8::from_str_radix(pair, 16).ok()))
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // Published vectors from ../shared/reference/providers.md.
+    #[test]
+    fn meta_vector() {
+        let mac = hmac(Algorithm::HmacSha256, b"TEST_APP_SECRET", &[b"test"]);
+        assert_eq!(
+            format!("sha256={}", encode(Encoding::Hex, &mac)),
+            "sha256=0c61947b610d4f45e65f3d680e26027121ec2413e77598bcb6cfc6e0d9888221"
+        );
+    }
+
+    #[test]
+    fn x_vector() {
+        let mac = hmac(Algorithm::HmacSha256, b"test", &[b"test=1&other_test=2"]);
+        assert_eq!(encode(Encoding::Base64, &mac), "25Cu3iwbbiqBTwQRzcKJZwisjf736V2Q8UaTlkfLSoc=");
+    }
+
+    #[test]
+    fn mailgun_vector_with_parts() {
+        let mac = hmac(
+            Algorithm::HmacSha256,
+            b"key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
+            &[b"1403645220", b"5egbgr1vjgqxtrnp65xfznchgdccwh5d6i09vijqi3whgowmn6"],
+        );
+        assert!(matches(Encoding::Hex, "9cfc5c41582e51246e73c88d34db3af0a3a2692a76fbab81492842f000256d33", &mac));
+        assert!(matches(Encoding::Hex, "9CFC5C41582E51246E73C88D34DB3AF0A3A2692A76FBAB81492842F000256D33", &mac));
+    }
+
+    #[test]
+    fn mismatches_and_garbage_are_rejected() {
+        let mac = hmac(Algorithm::HmacSha1, b"12345", &[b"x"]);
+        let good = encode(Encoding::Base64, &mac);
+        assert!(matches(Encoding::Base64, &good, &mac));
+        assert!(!matches(Encoding::Base64, "", &mac));
+        assert!(!matches(Encoding::Base64, "not base64!!", &mac));
+        assert!(!matches(Encoding::Base64, &good[..good.len() - 4], &mac));
+        assert!(!matches(Encoding::Hex, "abc", &mac));
+        assert!(!matches(Encoding::Hex, "zz", &mac));
+        let other = hmac(Algorithm::HmacSha1, b"54321", &[b"x"]);
+        assert!(!matches(Encoding::Base64, &good, &other));
+    }
+
+    #[test]
+    fn secrets_equal_is_exact() {
+        assert!(secrets_equal("s3cret", "s3cret"));
+        assert!(!secrets_equal("s3cret", "s3cret "));
+        assert!(!secrets_equal("", "s3cret"));
+    }
+
+    #[test]
+    fn body_hash() {
+        assert_eq!(
+            sha256_hex(br#"{"property": "value", "boolean": true}"#),
+            "0a1ff7634d9ab3b95db5c9a2dfe9416e41502b283a80c7cf19632632f96e6620"
+        );
+    }
+}

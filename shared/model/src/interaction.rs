@@ -1,0 +1,415 @@
+//! The interaction: one message on one channel, as every connector hands it to the queue.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use chrono::{DateTime, Utc};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
+
+/// Version of the wire format. Additive changes (a new optional field, a new enum variant) keep
+/// it; anything that changes the meaning of an existing field raises it.
+pub const SCHEMA_VERSION: u32 = 1;
+
+/// The channel the customer used, as the agent sees it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Channel {
+    Sms,
+    Email,
+    Whatsapp,
+    Chat,
+    Messenger,
+    Instagram,
+    X,
+    Telegram,
+}
+
+/// The company that delivered the webhook (one channel can come through several providers).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Provider {
+    Twilio,
+    Ses,
+    Mailgun,
+    Sendgrid,
+    Postmark,
+    Meta,
+    X,
+    Telegram,
+    WebChat,
+}
+
+impl Provider {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Provider::Twilio => "twilio",
+            Provider::Ses => "ses",
+            Provider::Mailgun => "mailgun",
+            Provider::Sendgrid => "sendgrid",
+            Provider::Postmark => "postmark",
+            Provider::Meta => "meta",
+            Provider::X => "x",
+            Provider::Telegram => "telegram",
+            Provider::WebChat => "web_chat",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Direction {
+    /// From the customer to the company.
+    Inbound,
+    /// From the company to the customer (an agent answering in a provider's own inbox).
+    Outbound,
+}
+
+/// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Platform {
+    Messenger,
+    Instagram,
+    X,
+    Telegram,
+    WebChat,
+}
+
+impl Platform {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Platform::Messenger => "messenger",
+            Platform::Instagram => "instagram",
+            Platform::X => "x",
+            Platform::Telegram => "telegram",
+            Platform::WebChat => "web_chat",
+        }
+    }
+}
+
+/// Who or what is at one end of an interaction: the customer's handle, or the business endpoint
+/// (number, mailbox, page, account) that received it.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "kind", rename_all = "snake_case")]
+pub enum Handle {
+    Phone {
+        number: E164,
+    },
+    ShortCode {
+        code: ShortCode,
+    },
+    Email {
+        address: EmailAddress,
+    },
+    Platform {
+        platform: Platform,
+        /// The page, account or site the id belongs to, where the platform scopes ids.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        scope: Option<PlatformUserId>,
+        id: PlatformUserId,
+    },
+}
+
+impl Handle {
+    /// A stable, unambiguous text key (`phone:+14155550100`), used in storage keys and ids.
+    pub fn key(&self) -> String {
+        match self {
+            Handle::Phone { number } => format!("phone:{number}"),
+            Handle::ShortCode { code } => format!("shortcode:{code}"),
+            Handle::Email { address } => format!("email:{address}"),
+            Handle::Platform { platform, scope: Some(scope), id } => {
+                format!("{}:{scope}:{id}", platform.as_str())
+            }
+            Handle::Platform { platform, scope: None, id } => format!("{}::{id}", platform.as_str()),
+        }
+    }
+}
+
+/// Where an attachment can be fetched. The bytes never travel through the queue.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum AttachmentSource {
+    /// A URL at the provider (Twilio media URLs need the account's credentials to fetch).
+    Url { url: String },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Attachment {
+    pub source: AttachmentSource,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size_bytes: Option<u64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file_name: Option<String>,
+}
+
+/// What the provider says about the conversation this message belongs to.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ThreadHints {
+    /// The provider's own thread or conversation id, when it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_thread_id: Option<String>,
+    /// The provider message id this message answers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub in_reply_to: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub references: Vec<String>,
+}
+
+impl ThreadHints {
+    pub fn is_empty(&self) -> bool {
+        self == &ThreadHints::default()
+    }
+}
+
+/// Deterministic id of an interaction: the same provider message received at the same business
+/// endpoint always gets the same id, so webhook retries and queue redeliveries collapse.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct InteractionId(String);
+
+impl InteractionId {
+    const PREFIX: &'static str = "ix_";
+
+    pub fn derive(provider: Provider, business_endpoint: &Handle, message_id: &ProviderMessageId) -> Self {
+        let mut hasher = Sha256::new();
+        // Length-prefixed parts: no two different triples can hash the same input.
+        for part in [provider.as_str(), &business_endpoint.key(), message_id.as_str()] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let digest = hasher.finalize();
+        let hex: String = digest[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("{}{hex}", Self::PREFIX))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for InteractionId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        let ok = s
+            .strip_prefix(Self::PREFIX)
+            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidValue { kind: "interaction id", rule: "must be 'ix_' and 32 lowercase hex digits" })
+        }
+    }
+}
+
+impl From<InteractionId> for String {
+    fn from(v: InteractionId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for InteractionId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for InteractionId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "InteractionId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^ix_[0-9a-f]{32}$",
+            "description": "Derived from (provider, business endpoint, provider message id)"
+        })
+    }
+}
+
+/// One message on one channel, normalized. This is the SQS message body.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
+pub struct Interaction {
+    pub schema_version: u32,
+    pub id: InteractionId,
+    pub channel: Channel,
+    pub provider: Provider,
+    pub direction: Direction,
+    pub customer: Handle,
+    /// The name the provider shows for the customer (WhatsApp profile name), if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customer_display_name: Option<String>,
+    pub business_endpoint: Handle,
+    pub provider_message_id: ProviderMessageId,
+    /// When the provider says the message was sent; the time the webhook arrived when it says nothing.
+    pub occurred_at: DateTime<Utc>,
+    /// When the connector received the webhook.
+    pub received_at: DateTime<Utc>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub subject: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub html: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<Attachment>,
+    #[serde(default, skip_serializing_if = "ThreadHints::is_empty")]
+    pub thread: ThreadHints,
+    /// Provider facts worth keeping that have no field of their own (e.g. `from_country`).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub attributes: BTreeMap<String, String>,
+}
+
+/// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
+#[derive(Debug, Clone)]
+pub struct NewInteraction {
+    pub channel: Channel,
+    pub provider: Provider,
+    pub direction: Direction,
+    pub customer: Handle,
+    pub business_endpoint: Handle,
+    pub provider_message_id: ProviderMessageId,
+    pub occurred_at: DateTime<Utc>,
+    pub received_at: DateTime<Utc>,
+}
+
+impl Interaction {
+    pub fn new(n: NewInteraction) -> Self {
+        Self {
+            schema_version: SCHEMA_VERSION,
+            id: InteractionId::derive(n.provider, &n.business_endpoint, &n.provider_message_id),
+            channel: n.channel,
+            provider: n.provider,
+            direction: n.direction,
+            customer: n.customer,
+            customer_display_name: None,
+            business_endpoint: n.business_endpoint,
+            provider_message_id: n.provider_message_id,
+            occurred_at: n.occurred_at,
+            received_at: n.received_at,
+            text: None,
+            subject: None,
+            html: None,
+            attachments: Vec::new(),
+            thread: ThreadHints::default(),
+            attributes: BTreeMap::new(),
+        }
+    }
+
+    /// Parses an SQS body, refusing versions this code does not understand.
+    pub fn from_json(body: &str) -> Result<Self, WireError> {
+        let interaction: Interaction = serde_json::from_str(body).map_err(|e| WireError::Malformed {
+            line: e.line(),
+            column: e.column(),
+            category: format!("{:?}", e.classify()).to_lowercase(),
+        })?;
+        if interaction.schema_version != SCHEMA_VERSION {
+            return Err(WireError::UnsupportedVersion(interaction.schema_version));
+        }
+        Ok(interaction)
+    }
+
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("an Interaction always serializes")
+    }
+}
+
+/// Why an SQS body is not an interaction. Carries positions, never content.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WireError {
+    #[error("not a valid interaction ({category} error at line {line}, column {column})")]
+    Malformed { line: usize, column: usize, category: String },
+    #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
+    UnsupportedVersion(u32),
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sample() -> Interaction {
+        let t = DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().to_utc();
+        Interaction::new(NewInteraction {
+            channel: Channel::Sms,
+            provider: Provider::Twilio,
+            direction: Direction::Inbound,
+            customer: Handle::Phone { number: E164::parse("+14155550100").unwrap() },
+            business_endpoint: Handle::Phone { number: E164::parse("+14155550199").unwrap() },
+            provider_message_id: ProviderMessageId::parse("SM0123").unwrap(),
+            occurred_at: t,
+            received_at: t,
+        })
+    }
+
+    #[test]
+    fn id_depends_on_provider_endpoint_and_message_id_only() {
+        let a = sample();
+        let mut b = sample();
+        b.received_at = b.received_at + chrono::Duration::seconds(30);
+        b.text = Some("different".into());
+        assert_eq!(a.id, Interaction::new(NewInteraction { ..to_new(&b) }).id);
+
+        let other_endpoint = Handle::Phone { number: E164::parse("+14155550198").unwrap() };
+        let id2 = InteractionId::derive(Provider::Twilio, &other_endpoint, &a.provider_message_id);
+        assert_ne!(a.id, id2);
+        let id3 = InteractionId::derive(Provider::Meta, &a.business_endpoint, &a.provider_message_id);
+        assert_ne!(a.id, id3);
+    }
+
+    fn to_new(i: &Interaction) -> NewInteraction {
+        NewInteraction {
+            channel: i.channel,
+            provider: i.provider,
+            direction: i.direction,
+            customer: i.customer.clone(),
+            business_endpoint: i.business_endpoint.clone(),
+            provider_message_id: i.provider_message_id.clone(),
+            occurred_at: i.occurred_at,
+            received_at: i.received_at,
+        }
+    }
+
+    #[test]
+    fn json_round_trip() {
+        let mut i = sample();
+        i.text = Some("hello".into());
+        i.attachments.push(Attachment {
+            source: AttachmentSource::Url { url: "https://api.twilio.com/m/1".into() },
+            content_type: Some("image/jpeg".into()),
+            size_bytes: None,
+            file_name: None,
+        });
+        let back = Interaction::from_json(&i.to_json()).unwrap();
+        assert_eq!(back, i);
+    }
+
+    #[test]
+    fn wrong_version_and_bad_values_are_refused() {
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v["schema_version"] = 2.into();
+        assert_eq!(Interaction::from_json(&v.to_string()), Err(WireError::UnsupportedVersion(2)));
+
+        let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
+        v["customer"]["number"] = "0800 SECRET".into();
+        let err = Interaction::from_json(&v.to_string()).unwrap_err().to_string();
+        assert!(err.contains("data error"), "{err}");
+        assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn handle_keys_are_distinct_per_kind() {
+        let phone = Handle::Phone { number: E164::parse("+14155550100").unwrap() };
+        assert_eq!(phone.key(), "phone:+14155550100");
+        let psid = Handle::Platform {
+            platform: Platform::Messenger,
+            scope: Some(PlatformUserId::parse("page1").unwrap()),
+            id: PlatformUserId::parse("123").unwrap(),
+        };
+        assert_eq!(psid.key(), "messenger:page1:123");
+    }
+}

@@ -1,0 +1,359 @@
+//! The timeline store: one DynamoDB table holding customers, the handles that identify them,
+//! and each customer's timeline. All reads and writes of that table go through `TimelineStore`.
+//!
+//! Items (`pk`, `sk`):
+//! - `HANDLE#<handle key>`, `HANDLE` → which customer a handle belongs to (one GetItem).
+//! - `CUSTOMER#<id>`, `PROFILE` → the customer.
+//! - `CUSTOMER#<id>`, `TL#<occurred_at>#<interaction id>` → one timeline entry; a Query on the
+//!   customer's partition, newest first, pages the timeline.
+//! - `INTERACTION#<id>`, `INTERACTION` → where an interaction was recorded; its conditional put
+//!   is what makes every retry and redelivery a no-op.
+
+use std::collections::HashMap;
+
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, SecondsFormat, Utc};
+use serde::{Deserialize, Serialize};
+use throughline_model::{Handle, Interaction, InteractionId};
+
+type Item = HashMap<String, AttributeValue>;
+
+/// Largest timeline page a caller may ask for.
+pub const MAX_PAGE_SIZE: i32 = 100;
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("DynamoDB {operation} failed: {message}")]
+    Dynamo { operation: &'static str, message: String },
+    #[error("stored item is not valid: {0}")]
+    Corrupt(String),
+    #[error("cursor is not valid")]
+    BadCursor,
+}
+
+fn dynamo<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
+    move |e| StoreError::Dynamo { operation, message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string() }
+}
+
+/// A customer: `cus_` and a ULID, so ids sort by creation time.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct CustomerId(String);
+
+impl CustomerId {
+    fn generate() -> Self {
+        Self(format!("cus_{}", ulid::Ulid::new().to_string().to_lowercase()))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl std::fmt::Display for CustomerId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// What `record` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this interaction was seen: now on the customer's timeline.
+    New { customer: CustomerId },
+    /// Seen before (a retry or a redelivery): the timeline already has it.
+    Duplicate { customer: CustomerId },
+}
+
+impl Recorded {
+    pub fn customer(&self) -> &CustomerId {
+        match self {
+            Recorded::New { customer } | Recorded::Duplicate { customer } => customer,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct TimelinePage {
+    /// Newest first.
+    pub entries: Vec<Interaction>,
+    /// Pass back to get the next (older) page; `None` on the last page.
+    pub next_cursor: Option<String>,
+}
+
+mod keys {
+    use super::*;
+
+    pub fn handle(handle: &Handle) -> (String, String) {
+        (format!("HANDLE#{}", handle.key()), "HANDLE".into())
+    }
+    pub fn customer_pk(customer: &CustomerId) -> String {
+        format!("CUSTOMER#{customer}")
+    }
+    pub const PROFILE: &str = "PROFILE";
+    pub const TIMELINE_PREFIX: &str = "TL#";
+    /// Fixed-width UTC time so that string order is time order.
+    pub fn timeline_sk(occurred_at: DateTime<Utc>, id: &InteractionId) -> String {
+        format!("{TIMELINE_PREFIX}{}#{id}", occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true))
+    }
+    pub fn interaction(id: &InteractionId) -> (String, String) {
+        (format!("INTERACTION#{id}"), "INTERACTION".into())
+    }
+}
+
+fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+fn key_item(pk: String, sk: String) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Ok(v.clone()),
+        _ => Err(StoreError::Corrupt(format!("attribute {name} missing or not a string"))),
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct TimelineStore {
+    client: Client,
+    table: String,
+}
+
+impl TimelineStore {
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self { client, table: table.into() }
+    }
+
+    /// Records an interaction on its customer's timeline exactly once, whatever the number of
+    /// deliveries. Safe to run concurrently for the same interaction or the same new handle.
+    pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
+        let customer = self.resolve_customer(&interaction.customer).await?;
+        let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
+
+        let (marker_pk, marker_sk) = keys::interaction(&interaction.id);
+        let mut marker = key_item(marker_pk, marker_sk);
+        marker.insert("customer_id".into(), s(customer.as_str()));
+        marker.insert("timeline_sk".into(), s(&sk));
+        let claimed = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(marker))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {
+                self.put_entry(&customer, &sk, interaction, false).await?;
+                Ok(Recorded::New { customer })
+            }
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                // Seen before. Make sure the entry exists where the first delivery put it (that
+                // delivery may have stopped between its two writes), without overwriting it.
+                let (pk, sk) = keys::interaction(&interaction.id);
+                let marker = self.get(pk, sk, true).await?.ok_or_else(|| {
+                    StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id))
+                })?;
+                let first_customer = CustomerId(string_attr(&marker, "customer_id")?);
+                let first_sk = string_attr(&marker, "timeline_sk")?;
+                self.put_entry(&first_customer, &first_sk, interaction, true).await?;
+                Ok(Recorded::Duplicate { customer: first_customer })
+            }
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
+    async fn put_entry(
+        &self,
+        customer: &CustomerId,
+        sk: &str,
+        interaction: &Interaction,
+        only_if_absent: bool,
+    ) -> Result<(), StoreError> {
+        let mut item: Item =
+            serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        item.insert("pk".into(), s(keys::customer_pk(customer)));
+        item.insert("sk".into(), s(sk));
+        let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
+        if only_if_absent {
+            put = put.condition_expression("attribute_not_exists(pk)");
+        }
+        match put.send().await {
+            Ok(_) => Ok(()),
+            Err(e) if only_if_absent && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+                Ok(())
+            }
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
+    /// The customer a handle belongs to, creating the customer on first sight. Two writers that
+    /// see a new handle at once race on a conditional write; the loser adopts the winner's id.
+    pub async fn resolve_customer(&self, handle: &Handle) -> Result<CustomerId, StoreError> {
+        if let Some(existing) = self.customer_for(handle, false).await? {
+            return Ok(existing);
+        }
+        let customer = CustomerId::generate();
+        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
+        let (pk, sk) = keys::handle(handle);
+        let mut handle_item = key_item(pk, sk);
+        handle_item.insert("customer_id".into(), s(customer.as_str()));
+        handle_item.insert("created_at".into(), s(&now));
+        let mut profile = key_item(keys::customer_pk(&customer), keys::PROFILE.into());
+        profile.insert("customer_id".into(), s(customer.as_str()));
+        profile.insert("created_at".into(), s(&now));
+        profile.insert("first_handle".into(), s(handle.key()));
+
+        let put = |item: Item| -> Result<TransactWriteItem, StoreError> {
+            let put = Put::builder()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .build()
+                .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            Ok(TransactWriteItem::builder().put(put).build())
+        };
+        let created = self
+            .client
+            .transact_write_items()
+            .transact_items(put(handle_item)?)
+            .transact_items(put(profile)?)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(customer),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => {
+                // Another writer created this handle first: use its customer.
+                self.customer_for(handle, true).await?.ok_or_else(|| StoreError::Dynamo {
+                    operation: "TransactWriteItems",
+                    message: "transaction cancelled but the handle does not exist".into(),
+                })
+            }
+            Err(e) => Err(dynamo("TransactWriteItems")(e)),
+        }
+    }
+
+    /// The customer a handle belongs to, if any.
+    pub async fn customer_for(&self, handle: &Handle, consistent: bool) -> Result<Option<CustomerId>, StoreError> {
+        let (pk, sk) = keys::handle(handle);
+        match self.get(pk, sk, consistent).await? {
+            Some(item) => Ok(Some(CustomerId(string_attr(&item, "customer_id")?))),
+            None => Ok(None),
+        }
+    }
+
+    async fn get(&self, pk: String, sk: String, consistent: bool) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(pk, sk)))
+            .consistent_read(consistent)
+            .send()
+            .await
+            .map_err(dynamo("GetItem"))?;
+        Ok(output.item)
+    }
+
+    /// One page of a customer's timeline, newest first, in one Query.
+    pub async fn timeline(
+        &self,
+        customer: &CustomerId,
+        page_size: i32,
+        cursor: Option<&str>,
+    ) -> Result<TimelinePage, StoreError> {
+        let pk = keys::customer_pk(customer);
+        let start = cursor.map(|c| decode_cursor(c).map(|sk| key_item(pk.clone(), sk))).transpose()?;
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND begins_with(sk, :tl)")
+            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":tl", s(keys::TIMELINE_PREFIX))
+            .scan_index_forward(false)
+            .limit(page_size.clamp(1, MAX_PAGE_SIZE))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .map_err(dynamo("Query"))?;
+        let entries = output
+            .items
+            .unwrap_or_default()
+            .into_iter()
+            .map(|item| serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}"))))
+            .collect::<Result<Vec<Interaction>, _>>()?;
+        let next_cursor = match output.last_evaluated_key {
+            Some(key) => Some(encode_cursor(&string_attr(&key, "sk")?)),
+            None => None,
+        };
+        Ok(TimelinePage { entries, next_cursor })
+    }
+
+    /// Every customer id, oldest first. A full-table scan: for the local stack and small
+    /// tables only; agents look customers up by handle.
+    pub async fn all_customers(&self) -> Result<Vec<CustomerId>, StoreError> {
+        let mut customers = Vec::new();
+        let mut start = None;
+        loop {
+            let output = self
+                .client
+                .scan()
+                .table_name(&self.table)
+                .filter_expression("sk = :profile")
+                .expression_attribute_values(":profile", s(keys::PROFILE))
+                .set_exclusive_start_key(start)
+                .send()
+                .await
+                .map_err(dynamo("Scan"))?;
+            for item in output.items.unwrap_or_default() {
+                customers.push(CustomerId(string_attr(&item, "customer_id")?));
+            }
+            start = output.last_evaluated_key;
+            if start.is_none() {
+                break;
+            }
+        }
+        customers.sort();
+        Ok(customers)
+    }
+}
+
+fn encode_cursor(sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sk)
+}
+
+fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let sk = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    if sk.starts_with(keys::TIMELINE_PREFIX) { Ok(sk) } else { Err(StoreError::BadCursor) }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timeline_sort_keys_order_by_time() {
+        let id = InteractionId::try_from(format!("ix_{}", "0".repeat(32))).unwrap();
+        let t1 = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().to_utc();
+        let t2 = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.5Z").unwrap().to_utc();
+        let t3 = DateTime::parse_from_rfc3339("2026-10-02T03:04:05Z").unwrap().to_utc();
+        let (a, b, c) = (keys::timeline_sk(t1, &id), keys::timeline_sk(t2, &id), keys::timeline_sk(t3, &id));
+        assert_eq!(a, format!("TL#2026-01-02T03:04:05.000Z#{id}"));
+        assert!(a < b && b < c);
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let sk = "TL#2026-01-02T03:04:05.000Z#ix_0";
+        assert_eq!(decode_cursor(&encode_cursor(sk)).unwrap(), sk);
+        assert!(matches!(decode_cursor("!!"), Err(StoreError::BadCursor)));
+        assert!(matches!(decode_cursor(&encode_cursor("HANDLE#x")), Err(StoreError::BadCursor)));
+    }
+}

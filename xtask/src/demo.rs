@@ -1,0 +1,182 @@
+//! `cargo xtask demo`: the whole local stack, the sample events in, the unified timelines out.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use throughline_model::{Handle, Interaction};
+use throughline_store::TimelineStore;
+
+use crate::lambda::{HttpCall, LambdaEmulator};
+use crate::poller::{EventSourceMapping, queue_depth};
+use crate::stack::{LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
+use crate::venv::Venv;
+use crate::{Result, workspace_root};
+
+/// Local redeliveries after 2 s instead of the queue's minutes.
+const LOCAL_VISIBILITY_TIMEOUT: i32 = 2;
+
+pub async fn run(serve: bool) -> Result<()> {
+    let venv = Venv::ensure()?;
+    step("building the Lambda functions");
+    crate::venv::run(
+        std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args(["build", "--bin", SMS_BINARY, "--bin", WRITER_BINARY])
+            .current_dir(workspace_root()),
+        "build the functions",
+    )?;
+
+    step("starting the emulator and creating infra/template.yaml's table and queues in it");
+    let stack = LocalStack::start(&venv).await?;
+    stack.put_sample_twilio_token().await?;
+    println!("    moto server      {}", stack.moto.endpoint());
+    println!("    DynamoDB table   {}", stack.table_name());
+    println!("    SQS queue        {}", stack.interactions_queue().url);
+    println!("    dead-letter      {}", stack.dead_letter_queue().url);
+
+    step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
+    let mut env = stack.functions_env(&[SMS_BINARY, WRITER_BINARY])?;
+    // The sample events were signed for this public URL, as if the function sat behind it.
+    env.push(("TWILIO_PUBLIC_URL".into(), SAMPLE_PUBLIC_URL.into()));
+    let lambda = LambdaEmulator::start(&venv, &env, true).await?;
+    println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
+    println!("    function logs    {}", lambda.log().display());
+
+    step("sending every sample Twilio webhook in events/sms/ over HTTP");
+    let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
+    let events = sample_events(&workspace_root().join("events/sms"))?;
+    for path in &events {
+        send_event(&lambda, path).await?;
+    }
+    if let Some(first) = events.iter().find(|p| p.ends_with("inbound-sms.json")) {
+        println!("    (a provider retry of the same message:)");
+        send_event(&lambda, first).await?;
+    }
+
+    step("feeding the writer from the queue, as Lambda's SQS event source mapping does");
+    drain(&stack, &mapping, &lambda).await?;
+
+    step("unified customer timelines (DynamoDB)");
+    print_timelines(&stack.store()).await?;
+    let dlq = queue_depth(&stack.sqs(), &stack.dead_letter_queue().url).await?;
+    println!("\n    messages in the dead-letter queue: {dlq}");
+
+    if serve {
+        step("serving until Ctrl-C");
+        println!("    POST Twilio webhooks to {}", lambda.function_url(SMS_BINARY));
+        println!("    (signed with the test token for the URL {SAMPLE_PUBLIC_URL}; see README)");
+        loop {
+            tokio::select! {
+                _ = tokio::signal::ctrl_c() => break,
+                polled = mapping.poll_once(1, |event| invoke_writer(&lambda, event)) => {
+                    if polled?.received > 0 {
+                        print_timelines(&stack.store()).await?;
+                    }
+                }
+            }
+        }
+    }
+    step("stopping the functions and the emulator");
+    Ok(())
+}
+
+fn step(what: &str) {
+    println!("\n==> {what}");
+}
+
+fn sample_events(dir: &Path) -> Result<Vec<PathBuf>> {
+    let mut files: Vec<PathBuf> = std::fs::read_dir(dir)?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .collect();
+    files.sort();
+    Ok(files)
+}
+
+async fn send_event(lambda: &LambdaEmulator, path: &Path) -> Result<()> {
+    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let call = HttpCall::from_event(&event)?;
+    let (status, content_type, body) = lambda.call_url(SMS_BINARY, &call).await?;
+    let answer = if content_type.starts_with("application/json") {
+        serde_json::from_str::<serde_json::Value>(&body)
+            .ok()
+            .and_then(|v| v["error"]["message"].as_str().map(str::to_owned))
+            .unwrap_or(body)
+    } else {
+        body
+    };
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    println!("    {name:<28} → {status} {answer}");
+    Ok(())
+}
+
+pub async fn invoke_writer(lambda: &LambdaEmulator, event: SqsEvent) -> Result<SqsBatchResponse> {
+    let response = lambda.invoke(WRITER_BINARY, &serde_json::to_value(event)?).await?;
+    Ok(serde_json::from_value(response)?)
+}
+
+/// Polls until the queue is empty (failed messages are retried until SQS moves them to the DLQ).
+async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &LambdaEmulator) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while mapping.backlog().await? > 0 {
+        if Instant::now() > deadline {
+            return Err("the queue did not drain within 120 s".into());
+        }
+        let outcome = mapping.poll_once(1, |event| invoke_writer(lambda, event)).await?;
+        if outcome.received > 0 {
+            println!(
+                "    batch of {}: {} recorded and deleted, {} reported failed",
+                outcome.received, outcome.deleted, outcome.failed
+            );
+        }
+    }
+    let _ = stack;
+    Ok(())
+}
+
+/// Prints every customer's timeline, oldest first, one line per interaction.
+pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
+    for customer in store.all_customers().await? {
+        let mut entries: Vec<Interaction> = Vec::new();
+        let mut cursor = None;
+        loop {
+            let page = store.timeline(&customer, 100, cursor.as_deref()).await?;
+            entries.extend(page.entries);
+            cursor = page.next_cursor;
+            if cursor.is_none() {
+                break;
+            }
+        }
+        entries.reverse();
+        let mut handles: Vec<String> = entries.iter().map(|i| describe(&i.customer)).collect();
+        handles.sort();
+        handles.dedup();
+        let name = entries.iter().find_map(|i| i.customer_display_name.clone());
+        println!(
+            "\n    customer {customer}{}  —  {}",
+            name.map(|n| format!(" ({n})")).unwrap_or_default(),
+            handles.join(", ")
+        );
+        for i in &entries {
+            let text = i.text.as_deref().unwrap_or("");
+            let attachments = match i.attachments.len() {
+                0 => String::new(),
+                n => format!("  [{n} attachment{}]", if n == 1 { "" } else { "s" }),
+            };
+            println!(
+                "      {}  {:<9} {:<8} {text}{attachments}",
+                i.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+                format!("{:?}", i.channel).to_lowercase(),
+                format!("{:?}", i.direction).to_lowercase(),
+            );
+        }
+    }
+    Ok(())
+}
+
+fn describe(handle: &Handle) -> String {
+    match handle {
+        Handle::Phone { number } => number.to_string(),
+        other => other.key(),
+    }
+}

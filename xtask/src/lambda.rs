@@ -1,0 +1,157 @@
+//! `cargo lambda watch`: the Lambda Runtime API emulator from cargo-lambda. It builds and runs
+//! the real function binaries, serves their Function URLs on `/lambda-url/<binary>/` and the
+//! Invoke API on `/2015-03-31/functions/<binary>/invocations`.
+
+use std::path::PathBuf;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use crate::emulator::free_port;
+use crate::venv::Venv;
+use crate::{Result, workspace_root};
+
+pub struct LambdaEmulator {
+    child: Child,
+    port: u16,
+    http: reqwest::Client,
+    log: PathBuf,
+}
+
+/// The first request to a function compiles it: allow for a cold build.
+const INVOKE_TIMEOUT: Duration = Duration::from_secs(600);
+
+impl LambdaEmulator {
+    /// Starts `cargo lambda watch` on a free loopback port with `env` for every function.
+    /// `quiet` sends its output to a log file instead of the terminal.
+    pub async fn start(venv: &Venv, env: &[(String, String)], quiet: bool) -> Result<Self> {
+        let port = free_port()?;
+        let dir = std::env::temp_dir().join(format!("throughline-lambda-{port}"));
+        std::fs::create_dir_all(&dir)?;
+        let env_file = dir.join("env");
+        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        std::fs::write(&env_file, lines.join("\n") + "\n")?;
+        let log = dir.join("watch.log");
+
+        let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
+        let mut command = Command::new(cargo);
+        command
+            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .arg(port.to_string())
+            .arg("--env-file")
+            .arg(&env_file)
+            .current_dir(workspace_root())
+            .env("PATH", venv.path_env())
+            .stdin(Stdio::null());
+        if quiet {
+            command.stdout(Stdio::from(std::fs::File::create(&log)?));
+            command.stderr(Stdio::from(std::fs::File::create(&log)?));
+        }
+        // Its own process group, so stopping it also stops the function processes it started.
+        std::os::unix::process::CommandExt::process_group(&mut command, 0);
+        let child = command
+            .spawn()
+            .map_err(|e| format!("could not start `cargo lambda watch` (cargo-lambda from {}): {e}", venv.root().display()))?;
+        let mut emulator = Self { child, port, http: reqwest::Client::new(), log };
+
+        let deadline = Instant::now() + Duration::from_secs(120);
+        loop {
+            if let Some(status) = emulator.child.try_wait()? {
+                return Err(format!("`cargo lambda watch` exited ({status}); see {}", emulator.log.display()).into());
+            }
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Ok(emulator);
+            }
+            if Instant::now() > deadline {
+                return Err(format!("`cargo lambda watch` did not listen within 120 s; see {}", emulator.log.display()).into());
+            }
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    pub fn log(&self) -> &PathBuf {
+        &self.log
+    }
+
+    /// The local Function URL of a binary.
+    pub fn function_url(&self, binary: &str) -> String {
+        format!("http://127.0.0.1:{}/lambda-url/{binary}/", self.port)
+    }
+
+    /// Invokes a function synchronously with a JSON event, as the Lambda Invoke API does.
+    pub async fn invoke(&self, binary: &str, event: &serde_json::Value) -> Result<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{binary}/invocations", self.port);
+        let response = self.http.post(url).json(event).timeout(INVOKE_TIMEOUT).send().await?;
+        let function_error = response.headers().get("x-amz-function-error").is_some();
+        let status = response.status();
+        let body = response.text().await?;
+        if !status.is_success() || function_error {
+            return Err(format!("invoking {binary} failed ({status}): {body}").into());
+        }
+        Ok(serde_json::from_str(&body)?)
+    }
+
+    /// Sends an HTTP request to a binary's Function URL; returns status, content type and body.
+    pub async fn call_url(&self, binary: &str, request: &HttpCall) -> Result<(u16, String, String)> {
+        let mut url = self.function_url(binary);
+        if !request.query.is_empty() {
+            url = format!("{url}?{}", request.query);
+        }
+        let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
+        let mut builder = self.http.request(method, url).timeout(INVOKE_TIMEOUT).body(request.body.clone());
+        for (name, value) in &request.headers {
+            builder = builder.header(name, value);
+        }
+        let response = builder.send().await?;
+        let status = response.status().as_u16();
+        let content_type =
+            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        Ok((status, content_type, response.text().await?))
+    }
+}
+
+impl Drop for LambdaEmulator {
+    fn drop(&mut self) {
+        let group = format!("-{}", self.child.id());
+        let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let _ = self.child.wait();
+    }
+}
+
+/// An HTTP request taken from a Function URL / HTTP API event file, to replay over HTTP.
+#[derive(Debug, Clone)]
+pub struct HttpCall {
+    pub method: String,
+    pub query: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+}
+
+impl HttpCall {
+    /// Reads the request out of an API Gateway v2 / Function URL event.
+    pub fn from_event(event: &serde_json::Value) -> Result<Self> {
+        use base64::Engine as _;
+        let method = event["requestContext"]["http"]["method"].as_str().ok_or("event has no requestContext.http.method")?;
+        let query = event["rawQueryString"].as_str().unwrap_or_default().to_owned();
+        let headers = event["headers"]
+            .as_object()
+            .map(|h| {
+                h.iter()
+                    // reqwest sets these for the local connection.
+                    .filter(|(k, _)| !matches!(k.to_ascii_lowercase().as_str(), "host" | "content-length"))
+                    .filter_map(|(k, v)| Some((k.clone(), v.as_str()?.to_owned())))
+                    .collect()
+            })
+            .unwrap_or_default();
+        let raw = event["body"].as_str().unwrap_or_default();
+        let body = if event["isBase64Encoded"].as_bool() == Some(true) {
+            base64::engine::general_purpose::STANDARD.decode(raw).map_err(|e| format!("event body is not base64: {e}"))?
+        } else {
+            raw.as_bytes().to_vec()
+        };
+        Ok(Self { method: method.to_owned(), query, headers, body })
+    }
+}

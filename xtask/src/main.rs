@@ -1,0 +1,67 @@
+//! `cargo xtask <command>`: see `cargo xtask help`.
+
+use std::process::Command;
+
+use xtask::venv::{Venv, run};
+use xtask::{Result, workspace_root};
+
+const HELP: &str = "\
+cargo xtask <command>
+
+  demo            set up .venv (moto, cargo-lambda, cfn-lint) if needed, run the whole local stack,
+                  send the sample events, print the unified timelines, stop everything
+  demo --serve    the same, then keep serving the webhook until Ctrl-C
+  test            set up .venv if needed, then: cargo fmt --check, clippy -D warnings,
+                  cfn-lint infra/template.yaml, cargo test --workspace (unit + emulator-backed e2e)
+  setup           only set up .venv
+  schema          regenerate shared/model/interaction.schema.json from the Rust types
+  sign FILE...    re-sign sample Twilio events with the documented test token
+";
+
+#[tokio::main]
+async fn main() {
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let result = match args.first().map(String::as_str) {
+        Some("demo") => xtask::demo::run(args.iter().any(|a| a == "--serve")).await,
+        Some("test") => test(),
+        Some("setup") => Venv::ensure().map(|_| ()),
+        Some("schema") => schema(),
+        Some("sign") => xtask::sign::sign_files(&args[1..]),
+        _ => {
+            print!("{HELP}");
+            Ok(())
+        }
+    };
+    if let Err(error) = result {
+        eprintln!("error: {error}");
+        std::process::exit(1);
+    }
+}
+
+fn cargo() -> Command {
+    let mut command = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+    command.current_dir(workspace_root());
+    command
+}
+
+fn test() -> Result<()> {
+    let venv = Venv::ensure()?;
+    println!("==> cargo fmt --check");
+    run(cargo().args(["fmt", "--all", "--", "--check"]), "pass cargo fmt --check")?;
+    println!("==> cargo clippy --all-targets -- -D warnings");
+    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), "pass clippy")?;
+    println!("==> cfn-lint infra/template.yaml");
+    run(Command::new(venv.bin("cfn-lint")).arg(workspace_root().join("infra/template.yaml")), "pass cfn-lint")?;
+    println!("==> cargo test --workspace");
+    run(
+        cargo().args(["test", "--workspace", "--no-fail-fast"]).env("THROUGHLINE_VENV", venv.root()),
+        "pass the tests",
+    )
+}
+
+fn schema() -> Result<()> {
+    let path = workspace_root().join("shared/model/interaction.schema.json");
+    std::fs::write(&path, throughline_model::json_schema())?;
+    println!("wrote {}", path.display());
+    Ok(())
+}

@@ -1,0 +1,122 @@
+//! The local stack: the emulator with the template's resources in it, and the pieces the demo
+//! and the end-to-end tests need around it.
+
+use aws_config::SdkConfig;
+use aws_sdk_ssm::types::ParameterType;
+use throughline_store::TimelineStore;
+
+use crate::Result;
+use crate::emulator::Moto;
+use crate::poller::EventSourceMapping;
+use crate::template::{LocalQueue, LocalResources, SqsTrigger, Template};
+use crate::venv::Venv;
+
+pub const WRITER_BINARY: &str = "throughline-timeline-writer";
+pub const SMS_BINARY: &str = "throughline-sms";
+
+/// The auth token the sample events in `events/sms/` are signed with. A test value, published
+/// on purpose: never a real account's token.
+pub const TEST_TWILIO_AUTH_TOKEN: &str = "throughline-test-auth-token";
+/// The public URL the sample events were signed for (their `requestContext.domainName`).
+pub const SAMPLE_PUBLIC_URL: &str = "https://sms.throughline.example/";
+
+pub struct LocalStack {
+    pub moto: Moto,
+    pub aws: SdkConfig,
+    pub template: Template,
+    pub resources: LocalResources,
+}
+
+impl LocalStack {
+    /// Starts moto and creates the template's tables and queues in it.
+    pub async fn start(venv: &Venv) -> Result<Self> {
+        let template = Template::load()?;
+        let moto = Moto::start(venv).await?;
+        let aws = moto.sdk_config().await;
+        let resources = template.provision(&aws).await?;
+        Ok(Self { moto, aws, template, resources })
+    }
+
+    pub fn table_name(&self) -> &str {
+        self.resources.tables.get("TimelineTable").map(String::as_str).expect("template defines TimelineTable")
+    }
+
+    pub fn queue(&self, logical_id: &str) -> &LocalQueue {
+        self.resources.queues.get(logical_id).unwrap_or_else(|| panic!("template defines queue {logical_id}"))
+    }
+
+    pub fn interactions_queue(&self) -> &LocalQueue {
+        self.queue(&self.writer_trigger().queue)
+    }
+
+    pub fn dead_letter_queue(&self) -> &LocalQueue {
+        let (dlq, _) = self.interactions_queue().redrive.as_ref().expect("the interactions queue has a DLQ");
+        self.queue(dlq)
+    }
+
+    pub fn writer_trigger(&self) -> SqsTrigger {
+        self.template
+            .sqs_triggers()
+            .into_iter()
+            .find(|t| t.binary == WRITER_BINARY)
+            .expect("template wires the writer to a queue")
+    }
+
+    pub fn store(&self) -> TimelineStore {
+        TimelineStore::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table_name())
+    }
+
+    pub fn sqs(&self) -> aws_sdk_sqs::Client {
+        aws_sdk_sqs::Client::new(&self.aws)
+    }
+
+    /// The writer's event source mapping, as the template declares it.
+    pub fn writer_mapping(&self, visibility_timeout: Option<i32>) -> EventSourceMapping {
+        let trigger = self.writer_trigger();
+        let queue = self.queue(&trigger.queue);
+        EventSourceMapping {
+            sqs: self.sqs(),
+            queue_url: queue.url.clone(),
+            queue_arn: queue.arn.clone(),
+            batch_size: trigger.batch_size,
+            report_batch_item_failures: trigger.report_batch_item_failures,
+            visibility_timeout,
+        }
+    }
+
+    /// Environment for the functions: what the template gives each (resolved locally), plus the
+    /// emulator's endpoint and dummy credentials.
+    pub fn functions_env(&self, binaries: &[&str]) -> Result<Vec<(String, String)>> {
+        let mut env = self.moto.env();
+        for binary in binaries {
+            let function = self.template.function_for_binary(binary)?;
+            env.extend(self.template.function_env(&function, &self.resources)?);
+        }
+        Ok(env)
+    }
+
+    /// Stores a SecureString in the emulator's Parameter Store (as an operator would in AWS).
+    pub async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
+        aws_sdk_ssm::Client::new(&self.aws)
+            .put_parameter()
+            .name(name)
+            .value(value)
+            .r#type(ParameterType::SecureString)
+            .overwrite(true)
+            .send()
+            .await
+            .map_err(|e| format!("PutParameter {name}: {}", aws_sdk_ssm::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
+    /// Stores the sample events' Twilio token where the template tells the function to look.
+    pub async fn put_sample_twilio_token(&self) -> Result<()> {
+        let name = self
+            .resources
+            .parameters
+            .get("TwilioAuthTokenParameterName")
+            .ok_or("template has no TwilioAuthTokenParameterName parameter")?
+            .clone();
+        self.put_secret(&name, TEST_TWILIO_AUTH_TOKEN).await
+    }
+}

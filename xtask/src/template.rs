@@ -1,0 +1,324 @@
+//! Reads `infra/template.yaml` and creates its DynamoDB tables and SQS queues in the emulator,
+//! so the local stack and the cloud stack come from one definition. Also resolves each
+//! function's environment (`!Ref`, `!GetAtt`) against the local resources, and finds the SQS
+//! event source mapping the local poller must play.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
+};
+use aws_sdk_sqs::types::QueueAttributeName;
+use serde_yaml_ng::Value;
+
+use crate::{Result, workspace_root};
+
+pub const TEMPLATE: &str = "infra/template.yaml";
+
+#[derive(Debug, Clone)]
+pub struct Template {
+    root: Value,
+}
+
+/// A function fed by an SQS queue (`Events: Type: SQS`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct SqsTrigger {
+    pub function: String,
+    pub binary: String,
+    pub queue: String,
+    pub batch_size: i32,
+    pub report_batch_item_failures: bool,
+}
+
+/// What the template's resources became in the emulator.
+#[derive(Debug, Clone, Default)]
+pub struct LocalResources {
+    /// Logical id → table name.
+    pub tables: BTreeMap<String, String>,
+    /// Logical id → queue.
+    pub queues: BTreeMap<String, LocalQueue>,
+    /// Parameter name → default value.
+    pub parameters: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct LocalQueue {
+    pub name: String,
+    pub url: String,
+    pub arn: String,
+    pub visibility_timeout: i32,
+    /// (dead-letter queue logical id, maxReceiveCount)
+    pub redrive: Option<(String, i32)>,
+}
+
+fn tagged<'a>(value: &'a Value, tag: &str) -> Option<&'a Value> {
+    match value {
+        Value::Tagged(t) if t.tag == tag => Some(&t.value),
+        _ => None,
+    }
+}
+
+fn as_i32(value: Option<&Value>) -> Option<i32> {
+    match value? {
+        Value::Number(n) => n.as_i64().and_then(|n| i32::try_from(n).ok()),
+        Value::String(s) => s.parse().ok(),
+        _ => None,
+    }
+}
+
+fn as_string(value: Option<&Value>) -> Option<String> {
+    match value? {
+        Value::String(s) => Some(s.clone()),
+        Value::Number(n) => Some(n.to_string()),
+        Value::Bool(b) => Some(b.to_string()),
+        _ => None,
+    }
+}
+
+impl Template {
+    pub fn load() -> Result<Self> {
+        Self::from_path(&workspace_root().join(TEMPLATE))
+    }
+
+    pub fn from_path(path: &Path) -> Result<Self> {
+        let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read {}: {e}", path.display()))?;
+        Self::parse(&text)
+    }
+
+    pub fn parse(text: &str) -> Result<Self> {
+        let root: Value = serde_yaml_ng::from_str(text).map_err(|e| format!("{TEMPLATE} is not valid YAML: {e}"))?;
+        Ok(Self { root })
+    }
+
+    fn resources(&self) -> impl Iterator<Item = (String, &Value)> {
+        self.root
+            .get("Resources")
+            .and_then(Value::as_mapping)
+            .into_iter()
+            .flat_map(|m| m.iter())
+            .filter_map(|(k, v)| Some((k.as_str()?.to_owned(), v)))
+    }
+
+    fn resources_of_type(&self, kind: &str) -> Vec<(String, &Value)> {
+        self.resources().filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind)).collect()
+    }
+
+    fn resource(&self, logical_id: &str) -> Result<&Value> {
+        self.resources()
+            .find(|(id, _)| id == logical_id)
+            .map(|(_, r)| r)
+            .ok_or_else(|| format!("{TEMPLATE} has no resource {logical_id}").into())
+    }
+
+    /// Every function fed by an SQS queue.
+    pub fn sqs_triggers(&self) -> Vec<SqsTrigger> {
+        let mut triggers = Vec::new();
+        for (function, resource) in self.resources_of_type("AWS::Serverless::Function") {
+            let binary = as_string(resource.get("Metadata").and_then(|m| m.get("BuildProperties")?.get("Binary")))
+                .unwrap_or_else(|| function.clone());
+            let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping)
+            else {
+                continue;
+            };
+            for event in events.values() {
+                if event.get("Type").and_then(Value::as_str) != Some("SQS") {
+                    continue;
+                }
+                let Some(props) = event.get("Properties") else { continue };
+                let queue = props
+                    .get("Queue")
+                    .and_then(|q| tagged(q, "!GetAtt"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.split('.').next())
+                    .unwrap_or_default()
+                    .to_owned();
+                let report = props
+                    .get("FunctionResponseTypes")
+                    .and_then(Value::as_sequence)
+                    .is_some_and(|s| s.iter().any(|v| v.as_str() == Some("ReportBatchItemFailures")));
+                triggers.push(SqsTrigger {
+                    function: function.clone(),
+                    binary: binary.clone(),
+                    queue,
+                    batch_size: as_i32(props.get("BatchSize")).unwrap_or(10),
+                    report_batch_item_failures: report,
+                });
+            }
+        }
+        triggers
+    }
+
+    /// The logical id of the function whose build produces `binary`.
+    pub fn function_for_binary(&self, binary: &str) -> Result<String> {
+        self.resources_of_type("AWS::Serverless::Function")
+            .into_iter()
+            .find(|(_, r)| {
+                as_string(r.get("Metadata").and_then(|m| m.get("BuildProperties")?.get("Binary"))).as_deref()
+                    == Some(binary)
+            })
+            .map(|(id, _)| id)
+            .ok_or_else(|| format!("{TEMPLATE} has no function building binary {binary}").into())
+    }
+
+    /// Creates every table and queue of the template in the emulator behind `aws`.
+    pub async fn provision(&self, aws: &SdkConfig) -> Result<LocalResources> {
+        let mut local = LocalResources::default();
+        if let Some(params) = self.root.get("Parameters").and_then(Value::as_mapping) {
+            for (name, spec) in params {
+                if let (Some(name), Some(default)) = (name.as_str(), as_string(spec.get("Default"))) {
+                    local.parameters.insert(name.to_owned(), default);
+                }
+            }
+        }
+
+        let dynamodb = aws_sdk_dynamodb::Client::new(aws);
+        for (logical_id, resource) in self.resources_of_type("AWS::DynamoDB::Table") {
+            let props = resource.get("Properties").ok_or(format!("{logical_id} has no Properties"))?;
+            let mut request = dynamodb.create_table().table_name(&logical_id);
+            for def in props.get("AttributeDefinitions").and_then(Value::as_sequence).into_iter().flatten() {
+                let name = as_string(def.get("AttributeName")).ok_or(format!("{logical_id}: AttributeName"))?;
+                let kind = as_string(def.get("AttributeType")).ok_or(format!("{logical_id}: AttributeType"))?;
+                request = request.attribute_definitions(
+                    AttributeDefinition::builder()
+                        .attribute_name(name)
+                        .attribute_type(ScalarAttributeType::from(kind.as_str()))
+                        .build()?,
+                );
+            }
+            for key in props.get("KeySchema").and_then(Value::as_sequence).into_iter().flatten() {
+                let name = as_string(key.get("AttributeName")).ok_or(format!("{logical_id}: KeySchema"))?;
+                let kind = as_string(key.get("KeyType")).ok_or(format!("{logical_id}: KeyType"))?;
+                request = request
+                    .key_schema(KeySchemaElement::builder().attribute_name(name).key_type(KeyType::from(kind.as_str())).build()?);
+            }
+            let billing = as_string(props.get("BillingMode")).unwrap_or_else(|| "PAY_PER_REQUEST".into());
+            request
+                .billing_mode(BillingMode::from(billing.as_str()))
+                .send()
+                .await
+                .map_err(|e| format!("create table {logical_id}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+            local.tables.insert(logical_id.clone(), logical_id);
+        }
+
+        // Dead-letter queues first: the queues that redrive to them need their ARNs.
+        let sqs = aws_sdk_sqs::Client::new(aws);
+        let mut queues = self.resources_of_type("AWS::SQS::Queue");
+        queues.sort_by_key(|(_, r)| r.get("Properties").and_then(|p| p.get("RedrivePolicy")).is_some());
+        for (logical_id, resource) in queues {
+            let props = resource.get("Properties");
+            let prop = |name: &str| props.and_then(|p| p.get(name));
+            let mut request = sqs.create_queue().queue_name(&logical_id);
+            let visibility_timeout = as_i32(prop("VisibilityTimeout")).unwrap_or(30);
+            request = request.attributes(QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string());
+            if let Some(retention) = as_string(prop("MessageRetentionPeriod")) {
+                request = request.attributes(QueueAttributeName::MessageRetentionPeriod, retention);
+            }
+            let mut redrive = None;
+            if let Some(policy) = prop("RedrivePolicy") {
+                let target = policy
+                    .get("deadLetterTargetArn")
+                    .and_then(|t| tagged(t, "!GetAtt"))
+                    .and_then(Value::as_str)
+                    .and_then(|s| s.split('.').next())
+                    .ok_or(format!("{logical_id}: RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+                let max = as_i32(policy.get("maxReceiveCount")).ok_or(format!("{logical_id}: maxReceiveCount"))?;
+                let dlq = local.queues.get(target).ok_or(format!("{logical_id}: unknown dead-letter queue {target}"))?;
+                let json = serde_json::json!({ "deadLetterTargetArn": dlq.arn, "maxReceiveCount": max });
+                request = request.attributes(QueueAttributeName::RedrivePolicy, json.to_string());
+                redrive = Some((target.to_owned(), max));
+            }
+            let url = request
+                .send()
+                .await
+                .map_err(|e| format!("create queue {logical_id}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?
+                .queue_url
+                .ok_or("CreateQueue returned no URL")?;
+            let arn = sqs
+                .get_queue_attributes()
+                .queue_url(&url)
+                .attribute_names(QueueAttributeName::QueueArn)
+                .send()
+                .await
+                .map_err(|e| format!("queue {logical_id} ARN: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?
+                .attributes
+                .and_then(|mut a| a.remove(&QueueAttributeName::QueueArn))
+                .ok_or("GetQueueAttributes returned no QueueArn")?;
+            local.queues.insert(
+                logical_id.clone(),
+                LocalQueue { name: logical_id, url, arn, visibility_timeout, redrive },
+            );
+        }
+        Ok(local)
+    }
+
+    /// A function's environment variables (Globals merged), with `!Ref` and `!GetAtt` resolved
+    /// against the local resources.
+    pub fn function_env(&self, logical_id: &str, local: &LocalResources) -> Result<Vec<(String, String)>> {
+        let globals = self.root.get("Globals").and_then(|g| g.get("Function"));
+        let function = self.resource(logical_id)?.get("Properties");
+        let mut env = BTreeMap::new();
+        for source in [globals, function].into_iter().flatten() {
+            let vars = source.get("Environment").and_then(|e| e.get("Variables")).and_then(Value::as_mapping);
+            for (name, value) in vars.into_iter().flatten() {
+                let name = name.as_str().ok_or("environment variable names are strings")?.to_owned();
+                let value = resolve(value, local).ok_or(format!("{logical_id}: cannot resolve {name} locally"))?;
+                env.insert(name, value);
+            }
+        }
+        Ok(env.into_iter().collect())
+    }
+}
+
+/// The local value of a template expression: a scalar, `!Ref` (parameter, table name, queue
+/// URL) or `!GetAtt` (queue Arn/QueueUrl/QueueName).
+fn resolve(value: &Value, local: &LocalResources) -> Option<String> {
+    if let Some(target) = tagged(value, "!Ref").and_then(Value::as_str) {
+        return local
+            .parameters
+            .get(target)
+            .or_else(|| local.tables.get(target))
+            .or_else(|| local.queues.get(target).map(|q| &q.url))
+            .cloned();
+    }
+    if let Some(target) = tagged(value, "!GetAtt").and_then(Value::as_str) {
+        let (id, attribute) = target.split_once('.')?;
+        let queue = local.queues.get(id)?;
+        return match attribute {
+            "Arn" => Some(queue.arn.clone()),
+            "QueueUrl" => Some(queue.url.clone()),
+            "QueueName" => Some(queue.name.clone()),
+            _ => None,
+        };
+    }
+    as_string(Some(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_committed_template_describes_the_writer_trigger() {
+        let template = Template::load().unwrap();
+        let triggers = template.sqs_triggers();
+        let writer = triggers.iter().find(|t| t.binary == "throughline-timeline-writer").expect("writer trigger");
+        assert_eq!(writer.queue, "InteractionsQueue");
+        assert!(writer.report_batch_item_failures, "partial batch failures must be on");
+        assert!((1..=10).contains(&writer.batch_size));
+        assert_eq!(template.function_for_binary("throughline-sms").unwrap(), "SmsWebhookFunction");
+    }
+
+    #[test]
+    fn resolves_refs_against_local_resources() {
+        let mut local = LocalResources::default();
+        local.tables.insert("T".into(), "T".into());
+        local.parameters.insert("P".into(), "/x".into());
+        let t = Template::parse("a: !Ref T\nb: !Ref P\nc: plain\nd: !Ref Nope\n").unwrap();
+        assert_eq!(resolve(t.root.get("a").unwrap(), &local).as_deref(), Some("T"));
+        assert_eq!(resolve(t.root.get("b").unwrap(), &local).as_deref(), Some("/x"));
+        assert_eq!(resolve(t.root.get("c").unwrap(), &local).as_deref(), Some("plain"));
+        assert_eq!(resolve(t.root.get("d").unwrap(), &local), None);
+    }
+}
