@@ -1,0 +1,83 @@
+//! What the end-to-end tests share: a local stack per test (its own moto server, with the
+//! template's resources), the real handlers wired to it, and the sample events.
+//! A missing emulator is a failure with instructions, never a skip.
+
+use std::path::PathBuf;
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::{Body, Request, Response};
+use throughline_edge::Secret;
+use throughline_queue::InteractionPublisher;
+use throughline_sms::{SmsFunction, TwilioConfig};
+use throughline_store::TimelineStore;
+use xtask::poller::{EventSourceMapping, PollOutcome, queue_depth};
+use xtask::stack::{LocalStack, TEST_TWILIO_AUTH_TOKEN};
+use xtask::venv::Venv;
+
+pub use xtask::stack;
+
+/// Starts a fresh local stack, or panics saying how to get the emulator.
+pub async fn start_stack() -> LocalStack {
+    let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
+    LocalStack::start(&venv)
+        .await
+        .unwrap_or_else(|e| panic!("could not start the local stack: {e}"))
+}
+
+/// The SMS function as `main` builds it, aimed at the stack's queue.
+pub fn sms_function(stack: &LocalStack) -> SmsFunction {
+    sms_function_for_queue(stack, &stack.interactions_queue().url)
+}
+
+pub fn sms_function_for_queue(stack: &LocalStack, queue_url: &str) -> SmsFunction {
+    SmsFunction {
+        twilio: TwilioConfig {
+            auth_token: Secret::new(TEST_TWILIO_AUTH_TOKEN),
+        },
+        public_url: None,
+        publisher: InteractionPublisher::new(stack.sqs(), queue_url),
+    }
+}
+
+pub fn event_path(relative: &str) -> PathBuf {
+    xtask::workspace_root().join("events").join(relative)
+}
+
+/// A sample event file as the Lambda HTTP request the function receives.
+pub fn sample_request(relative: &str) -> Request {
+    let text = std::fs::read_to_string(event_path(relative)).unwrap();
+    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not an HTTP event: {e}"))
+}
+
+pub async fn send(function: &SmsFunction, relative: &str) -> Response<Body> {
+    throughline_sms::handle(sample_request(relative), function).await
+}
+
+pub fn body_text(response: &Response<Body>) -> String {
+    String::from_utf8_lossy(response.body().as_ref()).into_owned()
+}
+
+/// Runs the writer in-process on one batch from the queue, as Lambda's event source would.
+pub async fn poll_writer(mapping: &EventSourceMapping, store: &TimelineStore) -> PollOutcome {
+    mapping
+        .poll_once(1, |event: SqsEvent| async move {
+            Ok(throughline_timeline_writer::handle(event, store).await)
+        })
+        .await
+        .expect("poll")
+}
+
+/// Polls until the queue is empty.
+pub async fn drain(mapping: &EventSourceMapping, store: &TimelineStore) {
+    for _ in 0..60 {
+        if mapping.backlog().await.unwrap() == 0 {
+            return;
+        }
+        poll_writer(mapping, store).await;
+    }
+    panic!("queue did not drain");
+}
+
+pub async fn depth(stack: &LocalStack, queue_url: &str) -> u64 {
+    queue_depth(&stack.sqs(), queue_url).await.unwrap()
+}

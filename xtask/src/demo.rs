@@ -48,7 +48,10 @@ pub async fn run(serve: bool) -> Result<()> {
     for path in &events {
         send_event(&lambda, path).await?;
     }
-    if let Some(first) = events.iter().find(|p| p.ends_with("inbound-sms.json")) {
+    if let Some(first) = events
+        .iter()
+        .find(|p| p.to_string_lossy().ends_with("inbound-sms.json"))
+    {
         println!("    (a provider retry of the same message:)");
         send_event(&lambda, first).await?;
     }

@@ -32,7 +32,10 @@ impl Moto {
             .stderr(Stdio::from(std::fs::File::create(&log)?))
             .spawn()
             .map_err(|e| format!("could not start the moto server from {}: {e}", venv.root().display()))?;
-        let mut moto = Self { child, endpoint: format!("http://127.0.0.1:{port}") };
+        let mut moto = Self {
+            child,
+            endpoint: format!("http://127.0.0.1:{port}"),
+        };
         let http = reqwest::Client::new();
         let deadline = Instant::now() + Duration::from_secs(60);
         loop {
@@ -60,7 +63,11 @@ impl Moto {
             .region(Region::new(REGION))
             .endpoint_url(&self.endpoint)
             .credentials_provider(aws_sdk_dynamodb::config::Credentials::new(
-                ACCESS_KEY, SECRET_KEY, None, None, "throughline-local",
+                ACCESS_KEY,
+                SECRET_KEY,
+                None,
+                None,
+                "throughline-local",
             ))
             .load()
             .await

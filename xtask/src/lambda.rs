@@ -35,7 +35,14 @@ impl LambdaEmulator {
         let cargo = std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into());
         let mut command = Command::new(cargo);
         command
-            .args(["lambda", "watch", "--ignore-changes", "--invoke-address", "127.0.0.1", "--invoke-port"])
+            .args([
+                "lambda",
+                "watch",
+                "--ignore-changes",
+                "--invoke-address",
+                "127.0.0.1",
+                "--invoke-port",
+            ])
             .arg(port.to_string())
             .arg("--env-file")
             .arg(&env_file)
@@ -48,10 +55,18 @@ impl LambdaEmulator {
         }
         // Its own process group, so stopping it also stops the function processes it started.
         std::os::unix::process::CommandExt::process_group(&mut command, 0);
-        let child = command
-            .spawn()
-            .map_err(|e| format!("could not start `cargo lambda watch` (cargo-lambda from {}): {e}", venv.root().display()))?;
-        let mut emulator = Self { child, port, http: reqwest::Client::new(), log };
+        let child = command.spawn().map_err(|e| {
+            format!(
+                "could not start `cargo lambda watch` (cargo-lambda from {}): {e}",
+                venv.root().display()
+            )
+        })?;
+        let mut emulator = Self {
+            child,
+            port,
+            http: reqwest::Client::new(),
+            log,
+        };
 
         let deadline = Instant::now() + Duration::from_secs(120);
         loop {
@@ -62,7 +77,11 @@ impl LambdaEmulator {
                 return Ok(emulator);
             }
             if Instant::now() > deadline {
-                return Err(format!("`cargo lambda watch` did not listen within 120 s; see {}", emulator.log.display()).into());
+                return Err(format!(
+                    "`cargo lambda watch` did not listen within 120 s; see {}",
+                    emulator.log.display()
+                )
+                .into());
             }
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
@@ -83,7 +102,10 @@ impl LambdaEmulator {
 
     /// Invokes a function synchronously with a JSON event, as the Lambda Invoke API does.
     pub async fn invoke(&self, binary: &str, event: &serde_json::Value) -> Result<serde_json::Value> {
-        let url = format!("http://127.0.0.1:{}/2015-03-31/functions/{binary}/invocations", self.port);
+        let url = format!(
+            "http://127.0.0.1:{}/2015-03-31/functions/{binary}/invocations",
+            self.port
+        );
         let response = self.http.post(url).json(event).timeout(INVOKE_TIMEOUT).send().await?;
         let function_error = response.headers().get("x-amz-function-error").is_some();
         let status = response.status();
@@ -101,14 +123,22 @@ impl LambdaEmulator {
             url = format!("{url}?{}", request.query);
         }
         let method = reqwest::Method::from_bytes(request.method.as_bytes())?;
-        let mut builder = self.http.request(method, url).timeout(INVOKE_TIMEOUT).body(request.body.clone());
+        let mut builder = self
+            .http
+            .request(method, url)
+            .timeout(INVOKE_TIMEOUT)
+            .body(request.body.clone());
         for (name, value) in &request.headers {
             builder = builder.header(name, value);
         }
         let response = builder.send().await?;
         let status = response.status().as_u16();
-        let content_type =
-            response.headers().get("content-type").and_then(|v| v.to_str().ok()).unwrap_or_default().to_owned();
+        let content_type = response
+            .headers()
+            .get("content-type")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_default()
+            .to_owned();
         Ok((status, content_type, response.text().await?))
     }
 }
@@ -134,7 +164,9 @@ impl HttpCall {
     /// Reads the request out of an API Gateway v2 / Function URL event.
     pub fn from_event(event: &serde_json::Value) -> Result<Self> {
         use base64::Engine as _;
-        let method = event["requestContext"]["http"]["method"].as_str().ok_or("event has no requestContext.http.method")?;
+        let method = event["requestContext"]["http"]["method"]
+            .as_str()
+            .ok_or("event has no requestContext.http.method")?;
         let query = event["rawQueryString"].as_str().unwrap_or_default().to_owned();
         let headers = event["headers"]
             .as_object()
@@ -148,10 +180,17 @@ impl HttpCall {
             .unwrap_or_default();
         let raw = event["body"].as_str().unwrap_or_default();
         let body = if event["isBase64Encoded"].as_bool() == Some(true) {
-            base64::engine::general_purpose::STANDARD.decode(raw).map_err(|e| format!("event body is not base64: {e}"))?
+            base64::engine::general_purpose::STANDARD
+                .decode(raw)
+                .map_err(|e| format!("event body is not base64: {e}"))?
         } else {
             raw.as_bytes().to_vec()
         };
-        Ok(Self { method: method.to_owned(), query, headers, body })
+        Ok(Self {
+            method: method.to_owned(),
+            query,
+            headers,
+            body,
+        })
     }
 }

@@ -47,14 +47,25 @@ fn cargo() -> Command {
 fn test() -> Result<()> {
     let venv = Venv::ensure()?;
     println!("==> cargo fmt --check");
-    run(cargo().args(["fmt", "--all", "--", "--check"]), "pass cargo fmt --check")?;
+    run(
+        cargo().args(["fmt", "--all", "--", "--check"]),
+        "pass cargo fmt --check",
+    )?;
     println!("==> cargo clippy --all-targets -- -D warnings");
-    run(cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]), "pass clippy")?;
+    run(
+        cargo().args(["clippy", "--workspace", "--all-targets", "--", "-D", "warnings"]),
+        "pass clippy",
+    )?;
     println!("==> cfn-lint infra/template.yaml");
-    run(Command::new(venv.bin("cfn-lint")).arg(workspace_root().join("infra/template.yaml")), "pass cfn-lint")?;
+    run(
+        Command::new(venv.bin("cfn-lint")).arg(workspace_root().join("infra/template.yaml")),
+        "pass cfn-lint",
+    )?;
     println!("==> cargo test --workspace");
     run(
-        cargo().args(["test", "--workspace", "--no-fail-fast"]).env("THROUGHLINE_VENV", venv.root()),
+        cargo()
+            .args(["test", "--workspace", "--no-fail-fast"])
+            .env("THROUGHLINE_VENV", venv.root()),
         "pass the tests",
     )
 }

@@ -86,9 +86,11 @@ impl EventSourceMapping {
 
         let received = event.records.len();
         let failed_ids: Vec<String> = match invoke(event).await {
-            Ok(response) if self.report_batch_item_failures => {
-                response.batch_item_failures.into_iter().map(|f| f.item_identifier).collect()
-            }
+            Ok(response) if self.report_batch_item_failures => response
+                .batch_item_failures
+                .into_iter()
+                .map(|f| f.item_identifier)
+                .collect(),
             Ok(_) => Vec::new(),
             Err(error) => {
                 eprintln!("    invocation failed, the whole batch stays on the queue: {error}");
@@ -102,7 +104,10 @@ impl EventSourceMapping {
             .filter(|(id, _)| !whole_batch_failed && !failed_ids.contains(id))
             .enumerate()
             .map(|(i, (_, handle))| {
-                DeleteMessageBatchRequestEntry::builder().id(i.to_string()).receipt_handle(handle).build()
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(handle)
+                    .build()
             })
             .collect::<std::result::Result<_, _>>()?;
         let deleted = to_delete.len();
@@ -115,7 +120,11 @@ impl EventSourceMapping {
                 .await
                 .map_err(|e| format!("DeleteMessageBatch: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?;
         }
-        Ok(PollOutcome { received, deleted, failed: received - deleted })
+        Ok(PollOutcome {
+            received,
+            deleted,
+            failed: received - deleted,
+        })
     }
 
     /// Messages still on the queue, visible or in flight.

@@ -12,10 +12,16 @@ use crate::stack::TEST_TWILIO_AUTH_TOKEN;
 
 /// The URL a Function URL / HTTP API event was requested at.
 pub fn event_url(event: &serde_json::Value) -> Result<String> {
-    let host = event["requestContext"]["domainName"].as_str().ok_or("event has no requestContext.domainName")?;
+    let host = event["requestContext"]["domainName"]
+        .as_str()
+        .ok_or("event has no requestContext.domainName")?;
     let path = event["rawPath"].as_str().unwrap_or("/");
     let query = event["rawQueryString"].as_str().unwrap_or_default();
-    Ok(if query.is_empty() { format!("https://{host}{path}") } else { format!("https://{host}{path}?{query}") })
+    Ok(if query.is_empty() {
+        format!("https://{host}{path}")
+    } else {
+        format!("https://{host}{path}?{query}")
+    })
 }
 
 /// The signature Twilio would send for this event.
@@ -36,7 +42,10 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 pub fn sign_files(files: &[String]) -> Result<()> {
     for file in files {
         let path = Path::new(file);
-        if path.file_name().is_some_and(|n| n.to_string_lossy().contains("bad-signature")) {
+        if path
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().contains("bad-signature"))
+        {
             println!("{file}: left with its wrong signature");
             continue;
         }

@@ -34,15 +34,27 @@ impl LocalStack {
         let moto = Moto::start(venv).await?;
         let aws = moto.sdk_config().await;
         let resources = template.provision(&aws).await?;
-        Ok(Self { moto, aws, template, resources })
+        Ok(Self {
+            moto,
+            aws,
+            template,
+            resources,
+        })
     }
 
     pub fn table_name(&self) -> &str {
-        self.resources.tables.get("TimelineTable").map(String::as_str).expect("template defines TimelineTable")
+        self.resources
+            .tables
+            .get("TimelineTable")
+            .map(String::as_str)
+            .expect("template defines TimelineTable")
     }
 
     pub fn queue(&self, logical_id: &str) -> &LocalQueue {
-        self.resources.queues.get(logical_id).unwrap_or_else(|| panic!("template defines queue {logical_id}"))
+        self.resources
+            .queues
+            .get(logical_id)
+            .unwrap_or_else(|| panic!("template defines queue {logical_id}"))
     }
 
     pub fn interactions_queue(&self) -> &LocalQueue {
@@ -50,7 +62,11 @@ impl LocalStack {
     }
 
     pub fn dead_letter_queue(&self) -> &LocalQueue {
-        let (dlq, _) = self.interactions_queue().redrive.as_ref().expect("the interactions queue has a DLQ");
+        let (dlq, _) = self
+            .interactions_queue()
+            .redrive
+            .as_ref()
+            .expect("the interactions queue has a DLQ");
         self.queue(dlq)
     }
 

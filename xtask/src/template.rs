@@ -7,9 +7,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{
-    AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType,
-};
+use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml_ng::Value;
 
@@ -102,7 +100,9 @@ impl Template {
     }
 
     fn resources_of_type(&self, kind: &str) -> Vec<(String, &Value)> {
-        self.resources().filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind)).collect()
+        self.resources()
+            .filter(|(_, r)| r.get("Type").and_then(Value::as_str) == Some(kind))
+            .collect()
     }
 
     fn resource(&self, logical_id: &str) -> Result<&Value> {
@@ -116,9 +116,16 @@ impl Template {
     pub fn sqs_triggers(&self) -> Vec<SqsTrigger> {
         let mut triggers = Vec::new();
         for (function, resource) in self.resources_of_type("AWS::Serverless::Function") {
-            let binary = as_string(resource.get("Metadata").and_then(|m| m.get("BuildProperties")?.get("Binary")))
-                .unwrap_or_else(|| function.clone());
-            let Some(events) = resource.get("Properties").and_then(|p| p.get("Events")).and_then(Value::as_mapping)
+            let binary = as_string(
+                resource
+                    .get("Metadata")
+                    .and_then(|m| m.get("BuildProperties")?.get("Binary")),
+            )
+            .unwrap_or_else(|| function.clone());
+            let Some(events) = resource
+                .get("Properties")
+                .and_then(|p| p.get("Events"))
+                .and_then(Value::as_mapping)
             else {
                 continue;
             };
@@ -175,9 +182,16 @@ impl Template {
 
         let dynamodb = aws_sdk_dynamodb::Client::new(aws);
         for (logical_id, resource) in self.resources_of_type("AWS::DynamoDB::Table") {
-            let props = resource.get("Properties").ok_or(format!("{logical_id} has no Properties"))?;
+            let props = resource
+                .get("Properties")
+                .ok_or(format!("{logical_id} has no Properties"))?;
             let mut request = dynamodb.create_table().table_name(&logical_id);
-            for def in props.get("AttributeDefinitions").and_then(Value::as_sequence).into_iter().flatten() {
+            for def in props
+                .get("AttributeDefinitions")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
                 let name = as_string(def.get("AttributeName")).ok_or(format!("{logical_id}: AttributeName"))?;
                 let kind = as_string(def.get("AttributeType")).ok_or(format!("{logical_id}: AttributeType"))?;
                 request = request.attribute_definitions(
@@ -187,18 +201,32 @@ impl Template {
                         .build()?,
                 );
             }
-            for key in props.get("KeySchema").and_then(Value::as_sequence).into_iter().flatten() {
+            for key in props
+                .get("KeySchema")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
                 let name = as_string(key.get("AttributeName")).ok_or(format!("{logical_id}: KeySchema"))?;
                 let kind = as_string(key.get("KeyType")).ok_or(format!("{logical_id}: KeyType"))?;
-                request = request
-                    .key_schema(KeySchemaElement::builder().attribute_name(name).key_type(KeyType::from(kind.as_str())).build()?);
+                request = request.key_schema(
+                    KeySchemaElement::builder()
+                        .attribute_name(name)
+                        .key_type(KeyType::from(kind.as_str()))
+                        .build()?,
+                );
             }
             let billing = as_string(props.get("BillingMode")).unwrap_or_else(|| "PAY_PER_REQUEST".into());
             request
                 .billing_mode(BillingMode::from(billing.as_str()))
                 .send()
                 .await
-                .map_err(|e| format!("create table {logical_id}: {}", aws_sdk_dynamodb::error::DisplayErrorContext(e)))?;
+                .map_err(|e| {
+                    format!(
+                        "create table {logical_id}: {}",
+                        aws_sdk_dynamodb::error::DisplayErrorContext(e)
+                    )
+                })?;
             local.tables.insert(logical_id.clone(), logical_id);
         }
 
@@ -222,9 +250,14 @@ impl Template {
                     .and_then(|t| tagged(t, "!GetAtt"))
                     .and_then(Value::as_str)
                     .and_then(|s| s.split('.').next())
-                    .ok_or(format!("{logical_id}: RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn"))?;
+                    .ok_or(format!(
+                        "{logical_id}: RedrivePolicy.deadLetterTargetArn must be !GetAtt <Queue>.Arn"
+                    ))?;
                 let max = as_i32(policy.get("maxReceiveCount")).ok_or(format!("{logical_id}: maxReceiveCount"))?;
-                let dlq = local.queues.get(target).ok_or(format!("{logical_id}: unknown dead-letter queue {target}"))?;
+                let dlq = local
+                    .queues
+                    .get(target)
+                    .ok_or(format!("{logical_id}: unknown dead-letter queue {target}"))?;
                 let json = serde_json::json!({ "deadLetterTargetArn": dlq.arn, "maxReceiveCount": max });
                 request = request.attributes(QueueAttributeName::RedrivePolicy, json.to_string());
                 redrive = Some((target.to_owned(), max));
@@ -232,7 +265,12 @@ impl Template {
             let url = request
                 .send()
                 .await
-                .map_err(|e| format!("create queue {logical_id}: {}", aws_sdk_sqs::error::DisplayErrorContext(e)))?
+                .map_err(|e| {
+                    format!(
+                        "create queue {logical_id}: {}",
+                        aws_sdk_sqs::error::DisplayErrorContext(e)
+                    )
+                })?
                 .queue_url
                 .ok_or("CreateQueue returned no URL")?;
             let arn = sqs
@@ -247,7 +285,13 @@ impl Template {
                 .ok_or("GetQueueAttributes returned no QueueArn")?;
             local.queues.insert(
                 logical_id.clone(),
-                LocalQueue { name: logical_id, url, arn, visibility_timeout, redrive },
+                LocalQueue {
+                    name: logical_id,
+                    url,
+                    arn,
+                    visibility_timeout,
+                    redrive,
+                },
             );
         }
         Ok(local)
@@ -260,9 +304,15 @@ impl Template {
         let function = self.resource(logical_id)?.get("Properties");
         let mut env = BTreeMap::new();
         for source in [globals, function].into_iter().flatten() {
-            let vars = source.get("Environment").and_then(|e| e.get("Variables")).and_then(Value::as_mapping);
+            let vars = source
+                .get("Environment")
+                .and_then(|e| e.get("Variables"))
+                .and_then(Value::as_mapping);
             for (name, value) in vars.into_iter().flatten() {
-                let name = name.as_str().ok_or("environment variable names are strings")?.to_owned();
+                let name = name
+                    .as_str()
+                    .ok_or("environment variable names are strings")?
+                    .to_owned();
                 let value = resolve(value, local).ok_or(format!("{logical_id}: cannot resolve {name} locally"))?;
                 env.insert(name, value);
             }
@@ -303,11 +353,17 @@ mod tests {
     fn the_committed_template_describes_the_writer_trigger() {
         let template = Template::load().unwrap();
         let triggers = template.sqs_triggers();
-        let writer = triggers.iter().find(|t| t.binary == "throughline-timeline-writer").expect("writer trigger");
+        let writer = triggers
+            .iter()
+            .find(|t| t.binary == "throughline-timeline-writer")
+            .expect("writer trigger");
         assert_eq!(writer.queue, "InteractionsQueue");
         assert!(writer.report_batch_item_failures, "partial batch failures must be on");
         assert!((1..=10).contains(&writer.batch_size));
-        assert_eq!(template.function_for_binary("throughline-sms").unwrap(), "SmsWebhookFunction");
+        assert_eq!(
+            template.function_for_binary("throughline-sms").unwrap(),
+            "SmsWebhookFunction"
+        );
     }
 
     #[test]

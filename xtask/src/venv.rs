@@ -17,7 +17,9 @@ pub struct Venv {
 
 impl Venv {
     pub fn path() -> PathBuf {
-        std::env::var_os("THROUGHLINE_VENV").map(PathBuf::from).unwrap_or_else(|| workspace_root().join(".venv"))
+        std::env::var_os("THROUGHLINE_VENV")
+            .map(PathBuf::from)
+            .unwrap_or_else(|| workspace_root().join(".venv"))
     }
 
     /// Creates the virtualenv and installs the pinned tools when missing or out of date.
@@ -27,15 +29,26 @@ impl Venv {
         if std::fs::read_to_string(root.join(STAMP)).ok().as_deref() == Some(requirements.as_str()) {
             return Ok(Self { root });
         }
-        eprintln!("==> setting up {} (moto, cargo-lambda, cfn-lint); first run takes a minute", root.display());
+        eprintln!(
+            "==> setting up {} (moto, cargo-lambda, cfn-lint); first run takes a minute",
+            root.display()
+        );
         if !root.join("bin/python").exists() {
             let python = std::env::var("PYTHON").unwrap_or_else(|_| "python3".into());
-            run(Command::new(&python).args(["-m", "venv"]).arg(&root), "create the virtualenv")?;
+            run(
+                Command::new(&python).args(["-m", "venv"]).arg(&root),
+                "create the virtualenv",
+            )?;
         }
         let pip = root.join("bin/pip");
-        run(Command::new(&pip).args(["install", "--quiet", "--upgrade", "pip"]), "upgrade pip")?;
         run(
-            Command::new(&pip).args(["install", "--quiet", "-r"]).arg(workspace_root().join(REQUIREMENTS)),
+            Command::new(&pip).args(["install", "--quiet", "--upgrade", "pip"]),
+            "upgrade pip",
+        )?;
+        run(
+            Command::new(&pip)
+                .args(["install", "--quiet", "-r"])
+                .arg(workspace_root().join(REQUIREMENTS)),
             "install tools/requirements.txt",
         )?;
         std::fs::write(root.join(STAMP), requirements)?;
@@ -82,5 +95,9 @@ impl Venv {
 /// Runs a command to completion; a non-zero exit is an error saying what failed.
 pub fn run(cmd: &mut Command, what: &str) -> Result<()> {
     let status = cmd.status().map_err(|e| format!("could not {what}: {e}"))?;
-    if status.success() { Ok(()) } else { Err(format!("could not {what}: {status}").into()) }
+    if status.success() {
+        Ok(())
+    } else {
+        Err(format!("could not {what}: {status}").into())
+    }
 }

@@ -32,7 +32,11 @@ pub fn signing_input(url: &str, signed: Signed<'_>) -> Vec<u8> {
 }
 
 pub fn compute(auth_token: &str, url: &str, signed: Signed<'_>) -> String {
-    let mac = signature::hmac(Algorithm::HmacSha1, auth_token.as_bytes(), &[&signing_input(url, signed)]);
+    let mac = signature::hmac(
+        Algorithm::HmacSha1,
+        auth_token.as_bytes(),
+        &[&signing_input(url, signed)],
+    );
     signature::encode(Encoding::Base64, &mac)
 }
 
@@ -41,7 +45,11 @@ pub fn compute(auth_token: &str, url: &str, signed: Signed<'_>) -> String {
 pub fn verify(auth_token: &str, url: &str, signed: Signed<'_>, provided: &str) -> bool {
     // Evaluate every candidate (no early exit) so timing does not reveal which one matched.
     candidate_urls(url).iter().fold(false, |found, candidate| {
-        let mac = signature::hmac(Algorithm::HmacSha1, auth_token.as_bytes(), &[&signing_input(candidate, signed)]);
+        let mac = signature::hmac(
+            Algorithm::HmacSha1,
+            auth_token.as_bytes(),
+            &[&signing_input(candidate, signed)],
+        );
         signature::matches(Encoding::Base64, provided, &mac) | found
     })
 }
@@ -83,7 +91,9 @@ fn split_port(host_port: &str) -> (&str, Option<&str>) {
 /// The `bodySHA256` query parameter, when the URL has one.
 pub fn body_sha256_param(url: &str) -> Option<String> {
     let query = url.split('#').next()?.split_once('?')?.1;
-    form_urlencoded::parse(query.as_bytes()).find(|(k, _)| k == "bodySHA256").map(|(_, v)| v.into_owned())
+    form_urlencoded::parse(query.as_bytes())
+        .find(|(k, _)| k == "bodySHA256")
+        .map(|(_, v)| v.into_owned())
 }
 
 #[cfg(test)]
@@ -105,8 +115,16 @@ mod tests {
             ("CallSid", "CA1234567890ABCDE"),
         ]);
         let url = "https://example.com/myapp.php?foo=1&bar=2";
-        assert_eq!(compute("12345", url, Signed::Form(&params)), "L/OH5YylLD5NRKLltdqwSvS0BnU=");
-        assert!(verify("12345", url, Signed::Form(&params), "L/OH5YylLD5NRKLltdqwSvS0BnU="));
+        assert_eq!(
+            compute("12345", url, Signed::Form(&params)),
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        );
+        assert!(verify(
+            "12345",
+            url,
+            Signed::Form(&params),
+            "L/OH5YylLD5NRKLltdqwSvS0BnU="
+        ));
     }
 
     fn sdk_params() -> Vec<(String, String)> {
@@ -124,20 +142,46 @@ mod tests {
         let params = sdk_params();
         let plain = "https://mycompany.com/myapp.php?foo=1&bar=2";
         let with_port = "https://mycompany.com:443/myapp.php?foo=1&bar=2";
-        assert_eq!(compute("12345", plain, Signed::Form(&params)), "RSOYDt4T1cUTdK1PDd93/VVr8B8=");
-        assert_eq!(compute("12345", with_port, Signed::Form(&params)), "kvajT1Ptam85bY51eRf/AJRuM3w=");
+        assert_eq!(
+            compute("12345", plain, Signed::Form(&params)),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        );
+        assert_eq!(
+            compute("12345", with_port, Signed::Form(&params)),
+            "kvajT1Ptam85bY51eRf/AJRuM3w="
+        );
         // Whichever spelling we reconstructed, both of Twilio's are accepted.
         for url in [plain, with_port] {
-            assert!(verify("12345", url, Signed::Form(&params), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
-            assert!(verify("12345", url, Signed::Form(&params), "kvajT1Ptam85bY51eRf/AJRuM3w="));
+            assert!(verify(
+                "12345",
+                url,
+                Signed::Form(&params),
+                "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+            ));
+            assert!(verify(
+                "12345",
+                url,
+                Signed::Form(&params),
+                "kvajT1Ptam85bY51eRf/AJRuM3w="
+            ));
         }
     }
 
     #[test]
     fn multi_valued_params_vector() {
-        let params = pairs(&[("Sid", "CA123"), ("SidAccount", "AC123"), ("Digits", "5678"), ("Digits", "1234")]);
+        let params = pairs(&[
+            ("Sid", "CA123"),
+            ("SidAccount", "AC123"),
+            ("Digits", "5678"),
+            ("Digits", "1234"),
+        ]);
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
-        assert!(verify("12345", url, Signed::Form(&params), "IK+Dwps556ElfBT0I3Rgjkr1wJU="));
+        assert!(verify(
+            "12345",
+            url,
+            Signed::Form(&params),
+            "IK+Dwps556ElfBT0I3Rgjkr1wJU="
+        ));
     }
 
     #[test]
@@ -154,7 +198,12 @@ mod tests {
     fn userinfo_and_fragment_are_not_signed() {
         let params = sdk_params();
         let url = "https://user:pass@mycompany.com/myapp.php?foo=1&bar=2#rc=2";
-        assert!(verify("12345", url, Signed::Form(&params), "RSOYDt4T1cUTdK1PDd93/VVr8B8="));
+        assert!(verify(
+            "12345",
+            url,
+            Signed::Form(&params),
+            "RSOYDt4T1cUTdK1PDd93/VVr8B8="
+        ));
     }
 
     #[test]
@@ -163,7 +212,12 @@ mod tests {
         let url = "https://mycompany.com/myapp.php?foo=1&bar=2";
         let good = "RSOYDt4T1cUTdK1PDd93/VVr8B8=";
         assert!(!verify("54321", url, Signed::Form(&params), good));
-        assert!(!verify("12345", "https://mycompany.com/myapp.php?foo=1&bar=3", Signed::Form(&params), good));
+        assert!(!verify(
+            "12345",
+            "https://mycompany.com/myapp.php?foo=1&bar=3",
+            Signed::Form(&params),
+            good
+        ));
         let mut tampered = params.clone();
         tampered[1].1 = "9999".into();
         assert!(!verify("12345", url, Signed::Form(&tampered), good));
@@ -176,7 +230,10 @@ mod tests {
         assert_eq!(candidate_urls("http://h/p"), vec!["http://h/p", "http://h:80/p"]);
         assert_eq!(candidate_urls("https://h:8443/p"), vec!["https://h:8443/p"]);
         assert_eq!(candidate_urls("https://h"), vec!["https://h", "https://h:443"]);
-        assert_eq!(candidate_urls("https://[::1]:443/x"), vec!["https://[::1]:443/x", "https://[::1]/x"]);
+        assert_eq!(
+            candidate_urls("https://[::1]:443/x"),
+            vec!["https://[::1]:443/x", "https://[::1]/x"]
+        );
         assert_eq!(candidate_urls("not a url"), vec!["not a url"]);
     }
 }

@@ -42,7 +42,8 @@ impl TwilioSmsWebhook {
     }
 
     fn require(&self, name: &str) -> Result<&str, Rejection> {
-        self.get_non_empty(name).ok_or_else(|| Rejection::malformed(format!("parameter {name} is missing")))
+        self.get_non_empty(name)
+            .ok_or_else(|| Rejection::malformed(format!("parameter {name} is missing")))
     }
 
     /// Status callbacks report on outbound messages; they carry `MessageStatus`.
@@ -52,14 +53,18 @@ impl TwilioSmsWebhook {
 
     /// The interaction this inbound message is.
     pub fn to_interaction(&self, received_at: DateTime<Utc>) -> Result<Interaction, Rejection> {
-        let sid = self.get_non_empty("MessageSid").or_else(|| self.get_non_empty("SmsSid"));
+        let sid = self
+            .get_non_empty("MessageSid")
+            .or_else(|| self.get_non_empty("SmsSid"));
         let sid = sid.ok_or_else(|| Rejection::malformed("parameter MessageSid is missing"))?;
         let provider_message_id =
             ProviderMessageId::parse(sid).map_err(|e| Rejection::malformed(format!("parameter MessageSid: {e}")))?;
         let (from_whatsapp, customer) = parse_address("From", self.require("From")?)?;
         let (to_whatsapp, business_endpoint) = parse_address("To", self.require("To")?)?;
         if from_whatsapp != to_whatsapp {
-            return Err(Rejection::malformed("parameters From and To must both be WhatsApp addresses or neither"));
+            return Err(Rejection::malformed(
+                "parameters From and To must both be WhatsApp addresses or neither",
+            ));
         }
 
         let mut interaction = Interaction::new(NewInteraction {
@@ -103,7 +108,9 @@ impl TwilioSmsWebhook {
                 .parse::<usize>()
                 .ok()
                 .filter(|n| *n <= MAX_MEDIA)
-                .ok_or_else(|| Rejection::malformed(format!("parameter NumMedia must be a number from 0 to {MAX_MEDIA}")))?,
+                .ok_or_else(|| {
+                    Rejection::malformed(format!("parameter NumMedia must be a number from 0 to {MAX_MEDIA}"))
+                })?,
         };
         (0..count)
             .map(|i| {
@@ -131,7 +138,9 @@ fn parse_address(param: &str, value: &str) -> Result<(bool, Handle), Rejection> 
     if !whatsapp && let Ok(code) = ShortCode::parse(number) {
         return Ok((false, Handle::ShortCode { code }));
     }
-    Err(Rejection::malformed(format!("parameter {param} is not an E.164 phone number or short code")))
+    Err(Rejection::malformed(format!(
+        "parameter {param} is not an E.164 phone number or short code"
+    )))
 }
 
 /// Verifies and normalizes one request.
@@ -167,7 +176,10 @@ pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime
             });
         }
         // JSON-bodied webhooks are not messaging webhooks: verified, acknowledged, not recorded.
-        return Ok(Accepted { interactions: Vec::new(), ignored: vec!["json_event"] });
+        return Ok(Accepted {
+            interactions: Vec::new(),
+            ignored: vec!["json_event"],
+        });
     }
 
     let params = match signed {
@@ -177,13 +189,21 @@ pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime
             }
             params.to_vec()
         }
-        Signed::UrlOnly => form_urlencoded::parse(req.query().unwrap_or_default().as_bytes()).into_owned().collect(),
+        Signed::UrlOnly => form_urlencoded::parse(req.query().unwrap_or_default().as_bytes())
+            .into_owned()
+            .collect(),
     };
     let webhook = TwilioSmsWebhook::from_params(params);
     if webhook.is_status_callback() {
-        return Ok(Accepted { interactions: Vec::new(), ignored: vec!["status_callback"] });
+        return Ok(Accepted {
+            interactions: Vec::new(),
+            ignored: vec!["status_callback"],
+        });
     }
-    Ok(Accepted { interactions: vec![webhook.to_interaction(received_at)?], ignored: Vec::new() })
+    Ok(Accepted {
+        interactions: vec![webhook.to_interaction(received_at)?],
+        ignored: Vec::new(),
+    })
 }
 
 /// The answer Twilio expects when there is nothing to send back: an empty TwiML document
@@ -203,16 +223,28 @@ mod tests {
     }
 
     fn config() -> TwilioConfig {
-        TwilioConfig { auth_token: Secret::new(TOKEN) }
+        TwilioConfig {
+            auth_token: Secret::new(TOKEN),
+        }
     }
 
     fn signed_post(params: &[(&str, &str)]) -> WebhookRequest {
         let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-        let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&owned).finish();
+        let body = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(&owned)
+            .finish();
         let mut headers = HeaderMap::new();
         headers.insert("content-type", FORM.parse().unwrap());
-        headers.insert(SIGNATURE_HEADER, signature::compute(TOKEN, URL, Signed::Form(&owned)).parse().unwrap());
-        WebhookRequest { method: Method::POST, headers, url: URL.into(), body: body.into_bytes() }
+        headers.insert(
+            SIGNATURE_HEADER,
+            signature::compute(TOKEN, URL, Signed::Form(&owned)).parse().unwrap(),
+        );
+        WebhookRequest {
+            method: Method::POST,
+            headers,
+            url: URL.into(),
+            body: body.into_bytes(),
+        }
     }
 
     fn base() -> Vec<(&'static str, &'static str)> {
@@ -231,7 +263,9 @@ mod tests {
     fn inbound_sms_becomes_one_interaction() {
         let accepted = accept(&signed_post(&base()), &config(), now()).unwrap();
         assert!(accepted.ignored.is_empty());
-        let [i] = accepted.interactions.as_slice() else { panic!("one interaction expected") };
+        let [i] = accepted.interactions.as_slice() else {
+            panic!("one interaction expected")
+        };
         assert_eq!(i.channel, Channel::Sms);
         assert_eq!(i.direction, Direction::Inbound);
         assert_eq!(i.customer.key(), "phone:+14155550100");
@@ -248,12 +282,21 @@ mod tests {
         p.retain(|(k, _)| *k != "NumMedia");
         p.extend([
             ("NumMedia", "2"),
-            ("MediaUrl0", "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME1"),
+            (
+                "MediaUrl0",
+                "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME1",
+            ),
             ("MediaContentType0", "image/jpeg"),
-            ("MediaUrl1", "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME2"),
+            (
+                "MediaUrl1",
+                "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM1/Media/ME2",
+            ),
             ("MediaContentType1", "application/pdf"),
         ]);
-        let i = accept(&signed_post(&p), &config(), now()).unwrap().interactions.remove(0);
+        let i = accept(&signed_post(&p), &config(), now())
+            .unwrap()
+            .interactions
+            .remove(0);
         assert_eq!(i.attachments.len(), 2);
         assert_eq!(i.attachments[1].content_type.as_deref(), Some("application/pdf"));
         assert!(matches!(&i.attachments[0].source, AttachmentSource::Url { url } if url.ends_with("/ME1")));
@@ -269,15 +312,27 @@ mod tests {
             ("ProfileName", "Ada"),
             ("WaId", "14155550100"),
         ]);
-        let i = accept(&signed_post(&p), &config(), now()).unwrap().interactions.remove(0);
+        let i = accept(&signed_post(&p), &config(), now())
+            .unwrap()
+            .interactions
+            .remove(0);
         assert_eq!(i.channel, Channel::Whatsapp);
-        assert_eq!(i.customer.key(), "phone:+14155550100", "same handle as the customer's SMS number");
+        assert_eq!(
+            i.customer.key(),
+            "phone:+14155550100",
+            "same handle as the customer's SMS number"
+        );
         assert_eq!(i.customer_display_name.as_deref(), Some("Ada"));
     }
 
     #[test]
     fn status_callbacks_are_acknowledged_and_ignored() {
-        let p = [("MessageSid", "SM2"), ("MessageStatus", "delivered"), ("From", "+14155550199"), ("To", "+1415555")];
+        let p = [
+            ("MessageSid", "SM2"),
+            ("MessageStatus", "delivered"),
+            ("From", "+14155550199"),
+            ("To", "+1415555"),
+        ];
         let accepted = accept(&signed_post(&p), &config(), now()).unwrap();
         assert!(accepted.interactions.is_empty());
         assert_eq!(accepted.ignored, vec!["status_callback"]);
@@ -290,9 +345,17 @@ mod tests {
         let err = accept(&req, &config(), now()).unwrap_err();
         assert_eq!(err.status(), StatusCode::FORBIDDEN);
         req.headers.remove(SIGNATURE_HEADER);
-        assert_eq!(accept(&req, &config(), now()).unwrap_err().status(), StatusCode::FORBIDDEN);
-        let other = TwilioConfig { auth_token: Secret::new("another-token") };
-        assert_eq!(accept(&signed_post(&base()), &other, now()).unwrap_err().status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            accept(&req, &config(), now()).unwrap_err().status(),
+            StatusCode::FORBIDDEN
+        );
+        let other = TwilioConfig {
+            auth_token: Secret::new("another-token"),
+        };
+        assert_eq!(
+            accept(&signed_post(&base()), &other, now()).unwrap_err().status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]
@@ -318,11 +381,21 @@ mod tests {
 
     #[test]
     fn get_webhooks_sign_and_carry_params_in_the_url() {
-        let query = form_urlencoded::Serializer::new(String::new()).extend_pairs(base()).finish();
+        let query = form_urlencoded::Serializer::new(String::new())
+            .extend_pairs(base())
+            .finish();
         let url = format!("{URL}?{query}");
         let mut headers = HeaderMap::new();
-        headers.insert(SIGNATURE_HEADER, signature::compute(TOKEN, &url, Signed::UrlOnly).parse().unwrap());
-        let req = WebhookRequest { method: Method::GET, headers, url, body: Vec::new() };
+        headers.insert(
+            SIGNATURE_HEADER,
+            signature::compute(TOKEN, &url, Signed::UrlOnly).parse().unwrap(),
+        );
+        let req = WebhookRequest {
+            method: Method::GET,
+            headers,
+            url,
+            body: Vec::new(),
+        };
         let i = accept(&req, &config(), now()).unwrap().interactions.remove(0);
         assert_eq!(i.text.as_deref(), Some("Hello, my order #123 has not arrived"));
     }
@@ -332,34 +405,63 @@ mod tests {
         let body = br#"{"property": "value", "boolean": true}"#.to_vec();
         let url = format!("{URL}?bodySHA256={}", sha256_hex(&body));
         let mut headers = HeaderMap::new();
-        headers.insert(SIGNATURE_HEADER, signature::compute(TOKEN, &url, Signed::UrlOnly).parse().unwrap());
-        let mut req = WebhookRequest { method: Method::POST, headers, url, body };
+        headers.insert(
+            SIGNATURE_HEADER,
+            signature::compute(TOKEN, &url, Signed::UrlOnly).parse().unwrap(),
+        );
+        let mut req = WebhookRequest {
+            method: Method::POST,
+            headers,
+            url,
+            body,
+        };
         assert_eq!(accept(&req, &config(), now()).unwrap().ignored, vec!["json_event"]);
         req.body.push(b' ');
-        assert_eq!(accept(&req, &config(), now()).unwrap_err().status(), StatusCode::FORBIDDEN);
+        assert_eq!(
+            accept(&req, &config(), now()).unwrap_err().status(),
+            StatusCode::FORBIDDEN
+        );
     }
 
     #[test]
     fn wrong_method_and_media_type() {
         let mut req = signed_post(&base());
         req.headers.insert("content-type", "text/plain".parse().unwrap());
-        assert_eq!(accept(&req, &config(), now()).unwrap_err().status(), StatusCode::UNSUPPORTED_MEDIA_TYPE);
+        assert_eq!(
+            accept(&req, &config(), now()).unwrap_err().status(),
+            StatusCode::UNSUPPORTED_MEDIA_TYPE
+        );
         req.method = Method::PUT;
-        assert_eq!(accept(&req, &config(), now()).unwrap_err().status(), StatusCode::METHOD_NOT_ALLOWED);
+        assert_eq!(
+            accept(&req, &config(), now()).unwrap_err().status(),
+            StatusCode::METHOD_NOT_ALLOWED
+        );
     }
 
     #[test]
     fn retries_get_the_same_interaction_id() {
-        let a = accept(&signed_post(&base()), &config(), now()).unwrap().interactions.remove(0);
+        let a = accept(&signed_post(&base()), &config(), now())
+            .unwrap()
+            .interactions
+            .remove(0);
         let later = now() + chrono::Duration::minutes(5);
-        let b = accept(&signed_post(&base()), &config(), later).unwrap().interactions.remove(0);
+        let b = accept(&signed_post(&base()), &config(), later)
+            .unwrap()
+            .interactions
+            .remove(0);
         assert_eq!(a.id, b.id);
     }
 
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut req = signed_post(&base());
-        for body in [&b""[..], b"%", b"\xff\xfe=\x00", b"&&&==&", b"NumMedia=18446744073709551616"] {
+        for body in [
+            &b""[..],
+            b"%",
+            b"\xff\xfe=\x00",
+            b"&&&==&",
+            b"NumMedia=18446744073709551616",
+        ] {
             req.body = body.to_vec();
             let _ = accept(&req, &config(), now());
         }

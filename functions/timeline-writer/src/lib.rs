@@ -23,7 +23,11 @@ pub async fn handle(event: SqsEvent, store: &TimelineStore) -> SqsBatchResponse 
 /// Records one message; on failure returns the id SQS needs to redeliver it.
 async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<Recorded, String> {
     let message_id = message.message_id.clone().unwrap_or_default();
-    let receive_count = message.attributes.get("ApproximateReceiveCount").map(String::as_str).unwrap_or("?");
+    let receive_count = message
+        .attributes
+        .get("ApproximateReceiveCount")
+        .map(String::as_str)
+        .unwrap_or("?");
     let interaction = match Interaction::from_json(message.body.as_deref().unwrap_or_default()) {
         Ok(interaction) => interaction,
         Err(error) => {
@@ -34,7 +38,11 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<Recorded
     };
     match store.record(&interaction).await {
         Ok(recorded) => {
-            let outcome = if matches!(recorded, Recorded::New { .. }) { "recorded" } else { "duplicate" };
+            let outcome = if matches!(recorded, Recorded::New { .. }) {
+                "recorded"
+            } else {
+                "duplicate"
+            };
             tracing::info!(
                 %message_id,
                 interaction_id = %interaction.id,

@@ -63,7 +63,10 @@ pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secre
         .with_decryption(true)
         .send()
         .await
-        .map_err(|e| ConfigError::Ssm { var: var.to_owned(), source: Box::new(e) })?;
+        .map_err(|e| ConfigError::Ssm {
+            var: var.to_owned(),
+            source: Box::new(e),
+        })?;
     output
         .parameter
         .and_then(|p| p.value)

@@ -14,7 +14,10 @@ pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
 
 /// Adds `value` to `metric` for this connector and reason.
 pub fn count(connector: &str, metric: &str, reason: &str, value: u64) {
-    println!("{}", emf_line(connector, metric, reason, value, chrono::Utc::now().timestamp_millis()));
+    println!(
+        "{}",
+        emf_line(connector, metric, reason, value, chrono::Utc::now().timestamp_millis())
+    );
 }
 
 fn emf_line(connector: &str, metric: &str, reason: &str, value: u64, timestamp_ms: i64) -> String {
@@ -44,7 +47,10 @@ mod tests {
             serde_json::from_str(&emf_line("sms", IGNORED_EVENTS, "status_callback", 1, 7)).unwrap();
         assert_eq!(line["IgnoredEvents"], 1);
         assert_eq!(line["Reason"], "status_callback");
-        assert_eq!(line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"], "IgnoredEvents");
+        assert_eq!(
+            line["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Name"],
+            "IgnoredEvents"
+        );
         assert_eq!(line["_aws"]["Timestamp"], 7);
     }
 }

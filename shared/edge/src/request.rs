@@ -24,7 +24,12 @@ impl WebhookRequest {
             (Some(base), _) => base.to_owned(),
             (None, _) => parts.uri.to_string(),
         };
-        Self { method: parts.method, headers: parts.headers, url, body: body.to_vec() }
+        Self {
+            method: parts.method,
+            headers: parts.headers,
+            url,
+            body: body.to_vec(),
+        }
     }
 
     /// A header's value, if present and visible ASCII.

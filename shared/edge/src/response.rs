@@ -13,16 +13,27 @@ use crate::metrics;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rejection {
     /// Missing or wrong signature. `status` is 401 or 403, as the provider expects.
-    BadSignature { status: StatusCode, reason: &'static str },
+    BadSignature {
+        status: StatusCode,
+        reason: &'static str,
+    },
     /// The body or a parameter is not what the provider sends.
-    Malformed { problem: String },
-    UnsupportedMediaType { expected: &'static str },
-    MethodNotAllowed { allowed: &'static str },
+    Malformed {
+        problem: String,
+    },
+    UnsupportedMediaType {
+        expected: &'static str,
+    },
+    MethodNotAllowed {
+        allowed: &'static str,
+    },
 }
 
 impl Rejection {
     pub fn malformed(problem: impl Into<String>) -> Self {
-        Rejection::Malformed { problem: problem.into() }
+        Rejection::Malformed {
+            problem: problem.into(),
+        }
     }
 
     pub fn status(&self) -> StatusCode {
@@ -56,7 +67,9 @@ impl Rejection {
     pub fn into_response(self) -> Response<Body> {
         let mut response = json_error(self.status(), self.code(), &self.message());
         if let Rejection::MethodNotAllowed { allowed } = self {
-            response.headers_mut().insert("allow", allowed.parse().expect("static header value"));
+            response
+                .headers_mut()
+                .insert("allow", allowed.parse().expect("static header value"));
         }
         response
     }
@@ -92,7 +105,12 @@ pub async fn respond(
     let accepted = match verdict {
         Ok(accepted) => accepted,
         Err(rejection) => {
-            tracing::warn!(connector, code = rejection.code(), status = rejection.status().as_u16(), "request rejected");
+            tracing::warn!(
+                connector,
+                code = rejection.code(),
+                status = rejection.status().as_u16(),
+                "request rejected"
+            );
             metrics::count(connector, metrics::REJECTED_REQUESTS, rejection.code(), 1);
             return rejection.into_response();
         }
@@ -134,8 +152,11 @@ mod tests {
         assert_eq!(v["error"]["code"], "malformed_request");
         assert_eq!(v["error"]["message"], "parameter From is missing");
 
-        let r = Rejection::BadSignature { status: StatusCode::FORBIDDEN, reason: "signature does not match" }
-            .into_response();
+        let r = Rejection::BadSignature {
+            status: StatusCode::FORBIDDEN,
+            reason: "signature does not match",
+        }
+        .into_response();
         assert_eq!(r.status(), StatusCode::FORBIDDEN);
         assert_eq!(body_json(r)["error"]["code"], "bad_signature");
 

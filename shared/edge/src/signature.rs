@@ -100,7 +100,10 @@ mod tests {
     #[test]
     fn x_vector() {
         let mac = hmac(Algorithm::HmacSha256, b"test", &[b"test=1&other_test=2"]);
-        assert_eq!(encode(Encoding::Base64, &mac), "25Cu3iwbbiqBTwQRzcKJZwisjf736V2Q8UaTlkfLSoc=");
+        assert_eq!(
+            encode(Encoding::Base64, &mac),
+            "25Cu3iwbbiqBTwQRzcKJZwisjf736V2Q8UaTlkfLSoc="
+        );
     }
 
     #[test]
@@ -110,8 +113,16 @@ mod tests {
             b"key-3ax6xnjp29jd6fds4gc373sgvjxteol0",
             &[b"1403645220", b"5egbgr1vjgqxtrnp65xfznchgdccwh5d6i09vijqi3whgowmn6"],
         );
-        assert!(matches(Encoding::Hex, "9cfc5c41582e51246e73c88d34db3af0a3a2692a76fbab81492842f000256d33", &mac));
-        assert!(matches(Encoding::Hex, "9CFC5C41582E51246E73C88D34DB3AF0A3A2692A76FBAB81492842F000256D33", &mac));
+        assert!(matches(
+            Encoding::Hex,
+            "9cfc5c41582e51246e73c88d34db3af0a3a2692a76fbab81492842f000256d33",
+            &mac
+        ));
+        assert!(matches(
+            Encoding::Hex,
+            "9CFC5C41582E51246E73C88D34DB3AF0A3A2692A76FBAB81492842F000256D33",
+            &mac
+        ));
     }
 
     #[test]

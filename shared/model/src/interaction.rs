@@ -121,10 +121,18 @@ impl Handle {
             Handle::Phone { number } => format!("phone:{number}"),
             Handle::ShortCode { code } => format!("shortcode:{code}"),
             Handle::Email { address } => format!("email:{address}"),
-            Handle::Platform { platform, scope: Some(scope), id } => {
+            Handle::Platform {
+                platform,
+                scope: Some(scope),
+                id,
+            } => {
                 format!("{}:{scope}:{id}", platform.as_str())
             }
-            Handle::Platform { platform, scope: None, id } => format!("{}::{id}", platform.as_str()),
+            Handle::Platform {
+                platform,
+                scope: None,
+                id,
+            } => format!("{}::{id}", platform.as_str()),
         }
     }
 }
@@ -202,7 +210,10 @@ impl TryFrom<String> for InteractionId {
         if ok {
             Ok(Self(s))
         } else {
-            Err(InvalidValue { kind: "interaction id", rule: "must be 'ix_' and 32 lowercase hex digits" })
+            Err(InvalidValue {
+                kind: "interaction id",
+                rule: "must be 'ix_' and 32 lowercase hex digits",
+            })
         }
     }
 }
@@ -323,7 +334,11 @@ impl Interaction {
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
     #[error("not a valid interaction ({category} error at line {line}, column {column})")]
-    Malformed { line: usize, column: usize, category: String },
+    Malformed {
+        line: usize,
+        column: usize,
+        category: String,
+    },
     #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
     UnsupportedVersion(u32),
 }
@@ -338,8 +353,12 @@ mod tests {
             channel: Channel::Sms,
             provider: Provider::Twilio,
             direction: Direction::Inbound,
-            customer: Handle::Phone { number: E164::parse("+14155550100").unwrap() },
-            business_endpoint: Handle::Phone { number: E164::parse("+14155550199").unwrap() },
+            customer: Handle::Phone {
+                number: E164::parse("+14155550100").unwrap(),
+            },
+            business_endpoint: Handle::Phone {
+                number: E164::parse("+14155550199").unwrap(),
+            },
             provider_message_id: ProviderMessageId::parse("SM0123").unwrap(),
             occurred_at: t,
             received_at: t,
@@ -354,7 +373,9 @@ mod tests {
         b.text = Some("different".into());
         assert_eq!(a.id, Interaction::new(NewInteraction { ..to_new(&b) }).id);
 
-        let other_endpoint = Handle::Phone { number: E164::parse("+14155550198").unwrap() };
+        let other_endpoint = Handle::Phone {
+            number: E164::parse("+14155550198").unwrap(),
+        };
         let id2 = InteractionId::derive(Provider::Twilio, &other_endpoint, &a.provider_message_id);
         assert_ne!(a.id, id2);
         let id3 = InteractionId::derive(Provider::Meta, &a.business_endpoint, &a.provider_message_id);
@@ -379,7 +400,9 @@ mod tests {
         let mut i = sample();
         i.text = Some("hello".into());
         i.attachments.push(Attachment {
-            source: AttachmentSource::Url { url: "https://api.twilio.com/m/1".into() },
+            source: AttachmentSource::Url {
+                url: "https://api.twilio.com/m/1".into(),
+            },
             content_type: Some("image/jpeg".into()),
             size_bytes: None,
             file_name: None,
@@ -392,7 +415,10 @@ mod tests {
     fn wrong_version_and_bad_values_are_refused() {
         let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         v["schema_version"] = 2.into();
-        assert_eq!(Interaction::from_json(&v.to_string()), Err(WireError::UnsupportedVersion(2)));
+        assert_eq!(
+            Interaction::from_json(&v.to_string()),
+            Err(WireError::UnsupportedVersion(2))
+        );
 
         let mut v: serde_json::Value = serde_json::from_str(&sample().to_json()).unwrap();
         v["customer"]["number"] = "0800 SECRET".into();
@@ -403,7 +429,9 @@ mod tests {
 
     #[test]
     fn handle_keys_are_distinct_per_kind() {
-        let phone = Handle::Phone { number: E164::parse("+14155550100").unwrap() };
+        let phone = Handle::Phone {
+            number: E164::parse("+14155550100").unwrap(),
+        };
         assert_eq!(phone.key(), "phone:+14155550100");
         let psid = Handle::Platform {
             platform: Platform::Messenger,

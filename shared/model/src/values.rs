@@ -195,7 +195,15 @@ mod tests {
     fn e164_accepts_valid_numbers_only() {
         assert!(E164::parse("+14155550100").is_ok());
         assert!(E164::parse("+6834002").is_ok());
-        for bad in ["14155550100", "+0155550100", "+1415555010x", "+123456", "+1234567890123456", "", "+"] {
+        for bad in [
+            "14155550100",
+            "+0155550100",
+            "+1415555010x",
+            "+123456",
+            "+1234567890123456",
+            "",
+            "+",
+        ] {
             assert!(E164::parse(bad).is_err(), "{bad} should be rejected");
         }
     }
@@ -204,7 +212,14 @@ mod tests {
     fn email_is_lower_cased_and_checked() {
         let e = EmailAddress::parse(" Ada.Lovelace@Example.COM ").unwrap();
         assert_eq!(e.as_str(), "ada.lovelace@example.com");
-        for bad in ["ada", "@example.com", "ada@", "ada@localhost", "a da@example.com", "ada@.com"] {
+        for bad in [
+            "ada",
+            "@example.com",
+            "ada@",
+            "ada@localhost",
+            "a da@example.com",
+            "ada@.com",
+        ] {
             assert!(EmailAddress::parse(bad).is_err(), "{bad} should be rejected");
         }
     }

@@ -29,7 +29,10 @@ pub struct InteractionPublisher {
 
 impl InteractionPublisher {
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
-        Self { client, queue_url: queue_url.into() }
+        Self {
+            client,
+            queue_url: queue_url.into(),
+        }
     }
 
     pub fn queue_url(&self) -> &str {
@@ -62,7 +65,11 @@ impl InteractionPublisher {
                 .await
                 .map_err(|e| PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
             if let Some(first) = output.failed.first() {
-                return Err(PublishError::Refused { failed: output.failed.len(), total, code: first.code.clone() });
+                return Err(PublishError::Refused {
+                    failed: output.failed.len(),
+                    total,
+                    code: first.code.clone(),
+                });
             }
         }
         Ok(())
@@ -103,9 +110,15 @@ mod tests {
         assert_eq!(b[2][0].0, 20);
 
         let big: Vec<String> = (0..3).map(|_| "x".repeat(100 * 1024)).collect();
-        assert_eq!(batches(&big).unwrap().iter().map(Vec::len).collect::<Vec<_>>(), vec![2, 1]);
+        assert_eq!(
+            batches(&big).unwrap().iter().map(Vec::len).collect::<Vec<_>>(),
+            vec![2, 1]
+        );
 
-        assert!(matches!(batches(&["x".repeat(MAX_BATCH_BYTES + 1)]), Err(PublishError::TooLarge(_))));
+        assert!(matches!(
+            batches(&["x".repeat(MAX_BATCH_BYTES + 1)]),
+            Err(PublishError::TooLarge(_))
+        ));
         assert!(batches(&[]).unwrap().is_empty());
     }
 }

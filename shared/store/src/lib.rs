@@ -35,7 +35,10 @@ pub enum StoreError {
 }
 
 fn dynamo<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
-    move |e| StoreError::Dynamo { operation, message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string() }
+    move |e| StoreError::Dynamo {
+        operation,
+        message: aws_sdk_dynamodb::error::DisplayErrorContext(e).to_string(),
+    }
 }
 
 /// A customer: `cus_` and a ULID, so ids sort by creation time.
@@ -96,7 +99,10 @@ mod keys {
     pub const TIMELINE_PREFIX: &str = "TL#";
     /// Fixed-width UTC time so that string order is time order.
     pub fn timeline_sk(occurred_at: DateTime<Utc>, id: &InteractionId) -> String {
-        format!("{TIMELINE_PREFIX}{}#{id}", occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true))
+        format!(
+            "{TIMELINE_PREFIX}{}#{id}",
+            occurred_at.to_rfc3339_opts(SecondsFormat::Millis, true)
+        )
     }
     pub fn interaction(id: &InteractionId) -> (String, String) {
         (format!("INTERACTION#{id}"), "INTERACTION".into())
@@ -126,7 +132,10 @@ pub struct TimelineStore {
 
 impl TimelineStore {
     pub fn new(client: Client, table: impl Into<String>) -> Self {
-        Self { client, table: table.into() }
+        Self {
+            client,
+            table: table.into(),
+        }
     }
 
     /// Records an interaction on its customer's timeline exactly once, whatever the number of
@@ -152,17 +161,23 @@ impl TimelineStore {
                 self.put_entry(&customer, &sk, interaction, false).await?;
                 Ok(Recorded::New { customer })
             }
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 // Seen before. Make sure the entry exists where the first delivery put it (that
                 // delivery may have stopped between its two writes), without overwriting it.
                 let (pk, sk) = keys::interaction(&interaction.id);
-                let marker = self.get(pk, sk, true).await?.ok_or_else(|| {
-                    StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id))
-                })?;
+                let marker = self
+                    .get(pk, sk, true)
+                    .await?
+                    .ok_or_else(|| StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id)))?;
                 let first_customer = CustomerId(string_attr(&marker, "customer_id")?);
                 let first_sk = string_attr(&marker, "timeline_sk")?;
                 self.put_entry(&first_customer, &first_sk, interaction, true).await?;
-                Ok(Recorded::Duplicate { customer: first_customer })
+                Ok(Recorded::Duplicate {
+                    customer: first_customer,
+                })
             }
             Err(e) => Err(dynamo("PutItem")(e)),
         }
@@ -185,7 +200,11 @@ impl TimelineStore {
         }
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e) if only_if_absent && e.as_service_error().is_some_and(|e| e.is_conditional_check_failed_exception()) => {
+            Err(e)
+                if only_if_absent
+                    && e.as_service_error()
+                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
                 Ok(())
             }
             Err(e) => Err(dynamo("PutItem")(e)),
@@ -227,12 +246,17 @@ impl TimelineStore {
             .await;
         match created {
             Ok(_) => Ok(customer),
-            Err(e) if e.as_service_error().is_some_and(|e| e.is_transaction_canceled_exception()) => {
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_transaction_canceled_exception()) =>
+            {
                 // Another writer created this handle first: use its customer.
-                self.customer_for(handle, true).await?.ok_or_else(|| StoreError::Dynamo {
-                    operation: "TransactWriteItems",
-                    message: "transaction cancelled but the handle does not exist".into(),
-                })
+                self.customer_for(handle, true)
+                    .await?
+                    .ok_or_else(|| StoreError::Dynamo {
+                        operation: "TransactWriteItems",
+                        message: "transaction cancelled but the handle does not exist".into(),
+                    })
             }
             Err(e) => Err(dynamo("TransactWriteItems")(e)),
         }
@@ -268,7 +292,9 @@ impl TimelineStore {
         cursor: Option<&str>,
     ) -> Result<TimelinePage, StoreError> {
         let pk = keys::customer_pk(customer);
-        let start = cursor.map(|c| decode_cursor(c).map(|sk| key_item(pk.clone(), sk))).transpose()?;
+        let start = cursor
+            .map(|c| decode_cursor(c).map(|sk| key_item(pk.clone(), sk)))
+            .transpose()?;
         let output = self
             .client
             .query()
@@ -331,7 +357,11 @@ fn encode_cursor(sk: &str) -> String {
 fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let sk = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
-    if sk.starts_with(keys::TIMELINE_PREFIX) { Ok(sk) } else { Err(StoreError::BadCursor) }
+    if sk.starts_with(keys::TIMELINE_PREFIX) {
+        Ok(sk)
+    } else {
+        Err(StoreError::BadCursor)
+    }
 }
 
 #[cfg(test)]
@@ -344,7 +374,11 @@ mod tests {
         let t1 = DateTime::parse_from_rfc3339("2026-01-02T03:04:05Z").unwrap().to_utc();
         let t2 = DateTime::parse_from_rfc3339("2026-01-02T03:04:05.5Z").unwrap().to_utc();
         let t3 = DateTime::parse_from_rfc3339("2026-10-02T03:04:05Z").unwrap().to_utc();
-        let (a, b, c) = (keys::timeline_sk(t1, &id), keys::timeline_sk(t2, &id), keys::timeline_sk(t3, &id));
+        let (a, b, c) = (
+            keys::timeline_sk(t1, &id),
+            keys::timeline_sk(t2, &id),
+            keys::timeline_sk(t3, &id),
+        );
         assert_eq!(a, format!("TL#2026-01-02T03:04:05.000Z#{id}"));
         assert!(a < b && b < c);
     }
@@ -354,6 +388,9 @@ mod tests {
         let sk = "TL#2026-01-02T03:04:05.000Z#ix_0";
         assert_eq!(decode_cursor(&encode_cursor(sk)).unwrap(), sk);
         assert!(matches!(decode_cursor("!!"), Err(StoreError::BadCursor)));
-        assert!(matches!(decode_cursor(&encode_cursor("HANDLE#x")), Err(StoreError::BadCursor)));
+        assert!(matches!(
+            decode_cursor(&encode_cursor("HANDLE#x")),
+            Err(StoreError::BadCursor)
+        ));
     }
 }

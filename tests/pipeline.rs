@@ -1,0 +1,256 @@
+//! Webhook → SQS → writer → DynamoDB timeline, with the real handlers against the moto emulator
+//! over HTTP, resources created from infra/template.yaml.
+
+use aws_lambda_events::event::sqs::SqsEvent;
+use lambda_http::http::StatusCode;
+use throughline_e2e::*;
+use throughline_model::{Channel, E164, Handle, Interaction};
+use throughline_store::{Recorded, TimelineStore};
+
+fn phone(number: &str) -> Handle {
+    Handle::Phone {
+        number: E164::parse(number).unwrap(),
+    }
+}
+
+async fn timeline_of(store: &TimelineStore, handle: &Handle) -> Vec<Interaction> {
+    let customer = store
+        .customer_for(handle, true)
+        .await
+        .unwrap()
+        .expect("customer exists");
+    store.timeline(&customer, 100, None).await.unwrap().entries
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn sample_webhooks_become_one_timeline_per_customer() {
+    let stack = start_stack().await;
+    let function = sms_function(&stack);
+    let queue = stack.interactions_queue().url.clone();
+
+    for event in [
+        "sms/01-inbound-sms.json",
+        "sms/02-inbound-mms.json",
+        "sms/03-whatsapp-inbound.json",
+    ] {
+        let response = send(&function, event).await;
+        assert_eq!(response.status(), StatusCode::OK, "{event}: {}", body_text(&response));
+        assert_eq!(response.headers()["content-type"], "text/xml");
+        assert!(body_text(&response).ends_with("<Response/>"));
+    }
+    let response = send(&function, "sms/04-second-customer-sms.json").await;
+    assert_eq!(response.status(), StatusCode::OK);
+    assert_eq!(depth(&stack, &queue).await, 4);
+
+    // Acknowledged but not queued: a status callback; refused: bad signature, malformed.
+    assert_eq!(
+        send(&function, "sms/05-status-callback.json").await.status(),
+        StatusCode::OK
+    );
+    let forged = send(&function, "sms/06-bad-signature.json").await;
+    assert_eq!(forged.status(), StatusCode::FORBIDDEN);
+    let malformed = send(&function, "sms/07-malformed-missing-from.json").await;
+    assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
+    let error: serde_json::Value = serde_json::from_str(&body_text(&malformed)).unwrap();
+    assert_eq!(error["error"]["message"], "parameter From is missing");
+    assert_eq!(
+        depth(&stack, &queue).await,
+        4,
+        "nothing queued for ignored or refused requests"
+    );
+
+    let store = stack.store();
+    drain(&stack.writer_mapping(Some(1)), &store).await;
+
+    let ada = timeline_of(&store, &phone("+14155550100")).await;
+    let channels: Vec<Channel> = ada.iter().map(|i| i.channel).collect();
+    assert_eq!(
+        channels.len(),
+        3,
+        "SMS, MMS and WhatsApp from one number are one customer"
+    );
+    assert!(channels.contains(&Channel::Whatsapp) && channels.contains(&Channel::Sms));
+    assert!(
+        ada.windows(2).all(|w| w[0].occurred_at >= w[1].occurred_at),
+        "newest first"
+    );
+    let mms = ada
+        .iter()
+        .find(|i| i.attachments.len() == 2)
+        .expect("the MMS with its two media");
+    assert_eq!(mms.attachments[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(
+        ada.iter().find_map(|i| i.customer_display_name.clone()).as_deref(),
+        Some("Ada Lovelace")
+    );
+
+    let grace = timeline_of(&store, &phone("+442071838750")).await;
+    assert_eq!(grace.len(), 1);
+    assert_eq!(grace[0].text.as_deref(), Some("Hello, do you ship to London?"));
+    assert_eq!(store.all_customers().await.unwrap().len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn resent_webhooks_and_redeliveries_never_duplicate() {
+    let stack = start_stack().await;
+    let function = sms_function(&stack);
+    let store = stack.store();
+    let mapping = stack.writer_mapping(Some(1));
+
+    // Twilio re-sends the same message (a later arrival time, the same MessageSid).
+    for _ in 0..2 {
+        assert_eq!(
+            send(&function, "sms/01-inbound-sms.json").await.status(),
+            StatusCode::OK
+        );
+    }
+    drain(&mapping, &store).await;
+    assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 1);
+
+    // SQS redelivers a message already processed (the writer's delete was lost).
+    let entry = timeline_of(&store, &phone("+14155550100")).await.remove(0);
+    function
+        .publisher
+        .publish(&[entry.clone(), entry.clone()])
+        .await
+        .unwrap();
+    drain(&mapping, &store).await;
+    assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 1);
+    assert!(matches!(
+        store.record(&entry).await.unwrap(),
+        Recorded::Duplicate { .. }
+    ));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_bad_message_fails_alone_and_ends_in_the_dead_letter_queue() {
+    let stack = start_stack().await;
+    let function = sms_function(&stack);
+    let store = stack.store();
+    let queue = stack.interactions_queue().url.clone();
+    let dlq = stack.dead_letter_queue().url.clone();
+
+    send(&function, "sms/01-inbound-sms.json").await;
+    stack
+        .sqs()
+        .send_message()
+        .queue_url(&queue)
+        .message_body("{\"not\": \"an interaction\"}")
+        .send()
+        .await
+        .unwrap();
+    send(&function, "sms/04-second-customer-sms.json").await;
+
+    let mapping = stack.writer_mapping(Some(1));
+    let first = poll_writer(&mapping, &store).await;
+    assert_eq!(
+        (first.received, first.deleted, first.failed),
+        (3, 2, 1),
+        "only the poison message fails"
+    );
+    assert_eq!(store.all_customers().await.unwrap().len(), 2);
+
+    // Redelivered after the visibility timeout until maxReceiveCount, then moved by SQS to the DLQ.
+    let (_, max_receives) = stack.interactions_queue().redrive.clone().unwrap();
+    let mut polls = 0;
+    while depth(&stack, &dlq).await == 0 {
+        polls += 1;
+        assert!(polls <= 4 * max_receives, "poison message never reached the DLQ");
+        tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+        poll_writer(&mapping, &store).await;
+    }
+    assert_eq!(depth(&stack, &queue).await, 0);
+    let moved = stack
+        .sqs()
+        .receive_message()
+        .queue_url(&dlq)
+        .send()
+        .await
+        .unwrap()
+        .messages
+        .unwrap_or_default();
+    assert_eq!(
+        moved[0].body.as_deref(),
+        Some("{\"not\": \"an interaction\"}"),
+        "kept intact for inspection"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_dynamodb_fails_every_message_stays_queued_until_it_is_back() {
+    let stack = start_stack().await;
+    let function = sms_function(&stack);
+    send(&function, "sms/01-inbound-sms.json").await;
+    send(&function, "sms/02-inbound-mms.json").await;
+
+    let unavailable = TimelineStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), "NoSuchTable");
+    let mapping = stack.writer_mapping(Some(1));
+    let outcome = poll_writer(&mapping, &unavailable).await;
+    assert_eq!((outcome.received, outcome.deleted, outcome.failed), (2, 0, 2));
+
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let store = stack.store();
+    drain(&mapping, &store).await;
+    assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 2);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn concurrent_first_messages_from_a_new_handle_make_one_customer() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let template = throughline_sms::accept(
+        &throughline_edge::WebhookRequest::from_lambda(sample_request("sms/01-inbound-sms.json"), None),
+        &sms_function(&stack).twilio,
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .interactions
+    .remove(0);
+
+    // Eight different messages from one new number, written at the same moment.
+    let writes = (0..8).map(|n| {
+        let mut interaction = template.clone();
+        let sid = throughline_model::ProviderMessageId::parse(&format!("SMconcurrent{n}")).unwrap();
+        interaction.id =
+            throughline_model::InteractionId::derive(interaction.provider, &interaction.business_endpoint, &sid);
+        interaction.provider_message_id = sid;
+        let store = store.clone();
+        tokio::spawn(async move { store.record(&interaction).await.unwrap() })
+    });
+    let mut customers = Vec::new();
+    for write in writes.collect::<Vec<_>>() {
+        customers.push(write.await.unwrap().customer().clone());
+    }
+    customers.dedup();
+    assert_eq!(customers.len(), 1, "all writers agree on one customer");
+    assert_eq!(store.all_customers().await.unwrap(), customers);
+    assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 8);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn when_the_queue_fails_the_webhook_answers_503_and_nothing_is_acknowledged() {
+    let stack = start_stack().await;
+    let missing = format!("{}/123456789012/NoSuchQueue", stack.moto.endpoint());
+    let function = sms_function_for_queue(&stack, &missing);
+    let response = send(&function, "sms/01-inbound-sms.json").await;
+    assert_eq!(response.status(), StatusCode::SERVICE_UNAVAILABLE);
+    let error: serde_json::Value = serde_json::from_str(&body_text(&response)).unwrap();
+    assert_eq!(error["error"]["code"], "queue_unavailable");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sample_sqs_event_reports_its_poison_record() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let text = std::fs::read_to_string(event_path("timeline-writer/sqs-batch.json")).unwrap();
+    let event: SqsEvent = serde_json::from_str(&text).unwrap();
+    let poison = event.records[1].message_id.clone().unwrap();
+    let response = throughline_timeline_writer::handle(event, &store).await;
+    let failed: Vec<&str> = response
+        .batch_item_failures
+        .iter()
+        .map(|f| f.item_identifier.as_str())
+        .collect();
+    assert_eq!(failed, vec![poison.as_str()]);
+    assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 1);
+}
