@@ -16,6 +16,8 @@ cargo xtask <command>
   setup           only set up .venv
   schema          regenerate shared/model/interaction.schema.json from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
+  coldstart [N]   build release binaries; median cold start (process start → first answered event
+                  against a local Runtime API) and peak RSS over N runs (default 20), vs an echo function
 ";
 
 #[tokio::main]
@@ -27,6 +29,7 @@ async fn main() {
         Some("setup") => Venv::ensure().map(|_| ()),
         Some("schema") => schema(),
         Some("sign") => xtask::sign::sign_files(&args[1..]),
+        Some("coldstart") => xtask::coldstart::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20)).await,
         _ => {
             print!("{HELP}");
             Ok(())
