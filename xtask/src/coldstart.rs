@@ -125,13 +125,24 @@ pub async fn run(runs: usize) -> Result<()> {
         ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
         ("AWS_SECRET_ACCESS_KEY".to_owned(), "testing".to_owned()),
         ("AWS_ENDPOINT_URL".to_owned(), "http://127.0.0.1:9".to_owned()),
-        ("INTERACTIONS_QUEUE_URL".to_owned(), "http://127.0.0.1:9/000000000000/q".to_owned()),
-        ("TWILIO_AUTH_TOKEN".to_owned(), crate::stack::TEST_TWILIO_AUTH_TOKEN.to_owned()),
-        ("TWILIO_PUBLIC_URL".to_owned(), crate::stack::SAMPLE_PUBLIC_URL.to_owned()),
+        (
+            "INTERACTIONS_QUEUE_URL".to_owned(),
+            "http://127.0.0.1:9/000000000000/q".to_owned(),
+        ),
+        (
+            "TWILIO_AUTH_TOKEN".to_owned(),
+            crate::stack::TEST_TWILIO_AUTH_TOKEN.to_owned(),
+        ),
+        (
+            "TWILIO_PUBLIC_URL".to_owned(),
+            crate::stack::SAMPLE_PUBLIC_URL.to_owned(),
+        ),
         ("TIMELINE_TABLE_NAME".to_owned(), "TimelineTable".to_owned()),
     ];
     let read = |p: &str| -> Result<serde_json::Value> {
-        Ok(serde_json::from_str(&std::fs::read_to_string(workspace_root().join(p))?)?)
+        Ok(serde_json::from_str(&std::fs::read_to_string(
+            workspace_root().join(p),
+        )?)?)
     };
     let mut poison = read("events/timeline-writer/sqs-batch.json")?;
     poison["Records"] = serde_json::Value::Array(vec![poison["Records"][1].clone()]);
@@ -140,7 +151,10 @@ pub async fn run(runs: usize) -> Result<()> {
         ("throughline-sms", read("events/sms/05-status-callback.json")?),
         ("throughline-timeline-writer", poison),
     ];
-    println!("{:<30} {:>22} {:>16} {:>14}", "binary (release, this host)", "first response (median)", "peak RSS (KiB)", "size (bytes)");
+    println!(
+        "{:<30} {:>22} {:>16} {:>14}",
+        "binary (release, this host)", "first response (median)", "peak RSS (KiB)", "size (bytes)"
+    );
     for (bin, event) in cases {
         let path = workspace_root().join("target/release").join(bin);
         let mut times = Vec::new();
@@ -153,7 +167,12 @@ pub async fn run(runs: usize) -> Result<()> {
         times.sort();
         rss.sort();
         let size = std::fs::metadata(&path)?.len();
-        println!("{bin:<30} {:>20.1}ms {:>16} {:>14}", times[runs / 2].as_secs_f64() * 1000.0, rss[runs / 2], size);
+        println!(
+            "{bin:<30} {:>20.1}ms {:>16} {:>14}",
+            times[runs / 2].as_secs_f64() * 1000.0,
+            rss[runs / 2],
+            size
+        );
     }
     Ok(())
 }

@@ -128,7 +128,7 @@ async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &Lambda
         let outcome = mapping.poll_once(1, |event| invoke_writer(lambda, event)).await?;
         if outcome.received > 0 {
             println!(
-                "    batch of {}: {} recorded and deleted, {} reported failed",
+                "    batch of {}: {} processed and deleted, {} reported failed",
                 outcome.received, outcome.deleted, outcome.failed
             );
         }
@@ -168,7 +168,7 @@ pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
             };
             println!(
                 "      {}  {:<9} {:<8} {text}{attachments}",
-                i.occurred_at.format("%Y-%m-%d %H:%M:%S"),
+                i.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
                 format!("{:?}", i.channel).to_lowercase(),
                 format!("{:?}", i.direction).to_lowercase(),
             );

@@ -13,15 +13,27 @@ const URL: &str = "https://sms.throughline.example/";
 
 fn signed(params: &[(&str, &str)]) -> WebhookRequest {
     let owned: Vec<(String, String)> = params.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
-    let body = form_urlencoded::Serializer::new(String::new()).extend_pairs(&owned).finish();
+    let body = form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&owned)
+        .finish();
     let mut headers = HeaderMap::new();
     headers.insert("content-type", "application/x-www-form-urlencoded".parse().unwrap());
-    headers.insert(SIGNATURE_HEADER, compute(TOKEN, URL, Signed::Form(&owned)).parse().unwrap());
-    WebhookRequest { method: Method::POST, headers, url: URL.into(), body: body.into_bytes() }
+    headers.insert(
+        SIGNATURE_HEADER,
+        compute(TOKEN, URL, Signed::Form(&owned)).parse().unwrap(),
+    );
+    WebhookRequest {
+        method: Method::POST,
+        headers,
+        url: URL.into(),
+        body: body.into_bytes(),
+    }
 }
 
 fn bench(c: &mut Criterion) {
-    let config = TwilioConfig { auth_token: Secret::new(TOKEN) };
+    let config = TwilioConfig {
+        auth_token: Secret::new(TOKEN),
+    };
     let sms = signed(&[
         ("ToCountry", "US"),
         ("ToState", "CA"),
@@ -50,17 +62,31 @@ fn bench(c: &mut Criterion) {
         ("To", "+14155550199"),
         ("Body", "The box is damaged (photos attached)"),
         ("NumMedia", "2"),
-        ("MediaUrl0", "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM2/Media/ME1"),
+        (
+            "MediaUrl0",
+            "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM2/Media/ME1",
+        ),
         ("MediaContentType0", "image/jpeg"),
-        ("MediaUrl1", "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM2/Media/ME2"),
+        (
+            "MediaUrl1",
+            "https://api.twilio.com/2010-04-01/Accounts/AC0/Messages/MM2/Media/ME2",
+        ),
         ("MediaContentType1", "image/png"),
     ]);
     let now = chrono::Utc::now();
-    c.bench_function("twilio_verify_normalize_sms", |b| b.iter(|| accept(black_box(&sms), &config, now).unwrap()));
-    c.bench_function("twilio_verify_normalize_mms", |b| b.iter(|| accept(black_box(&mms), &config, now).unwrap()));
+    c.bench_function("twilio_verify_normalize_sms", |b| {
+        b.iter(|| accept(black_box(&sms), &config, now).unwrap())
+    });
+    c.bench_function("twilio_verify_normalize_mms", |b| {
+        b.iter(|| accept(black_box(&mms), &config, now).unwrap())
+    });
     let mut forged = sms.clone();
-    forged.headers.insert(SIGNATURE_HEADER, "bm90LXRoZS1yaWdodC1zaWduYXR1cmU=".parse().unwrap());
-    c.bench_function("twilio_reject_bad_signature", |b| b.iter(|| accept(black_box(&forged), &config, now).unwrap_err()));
+    forged
+        .headers
+        .insert(SIGNATURE_HEADER, "bm90LXRoZS1yaWdodC1zaWduYXR1cmU=".parse().unwrap());
+    c.bench_function("twilio_reject_bad_signature", |b| {
+        b.iter(|| accept(black_box(&forged), &config, now).unwrap_err())
+    });
 }
 
 criterion_group!(benches, bench);

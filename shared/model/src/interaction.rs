@@ -369,9 +369,9 @@ mod tests {
     fn id_depends_on_provider_endpoint_and_message_id_only() {
         let a = sample();
         let mut b = sample();
-        b.received_at = b.received_at + chrono::Duration::seconds(30);
+        b.received_at += chrono::Duration::seconds(30);
         b.text = Some("different".into());
-        assert_eq!(a.id, Interaction::new(NewInteraction { ..to_new(&b) }).id);
+        assert_eq!(a.id, Interaction::new(to_new(&b)).id);
 
         let other_endpoint = Handle::Phone {
             number: E164::parse("+14155550198").unwrap(),
