@@ -65,12 +65,42 @@ fn test() -> Result<()> {
         "pass cfn-lint",
     )?;
     println!("==> cargo test --workspace");
-    run(
-        cargo()
-            .args(["test", "--workspace", "--no-fail-fast"])
-            .env("THROUGHLINE_VENV", venv.root()),
-        "pass the tests",
-    )
+    let mut child = cargo()
+        .args(["test", "--workspace", "--no-fail-fast"])
+        .env("THROUGHLINE_VENV", venv.root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()?;
+    // Echo the output and add up every test binary's "test result" line, so the run ends on
+    // one total instead of the last crate's doc-tests.
+    let (mut passed, mut failed) = (0u64, 0u64);
+    for line in std::io::BufRead::lines(std::io::BufReader::new(child.stdout.take().expect("piped"))) {
+        let line = line?;
+        println!("{line}");
+        if let Some(rest) = line.strip_prefix("test result: ") {
+            passed += count_before(rest, " passed");
+            failed += count_before(rest, " failed");
+        }
+    }
+    let status = child.wait()?;
+    println!("\ntests: {passed} passed, {failed} failed");
+    if status.success() && failed == 0 {
+        Ok(())
+    } else {
+        Err(format!("the tests failed ({status})").into())
+    }
+}
+
+/// The number just before `label` in a `test result:` line.
+fn count_before(text: &str, label: &str) -> u64 {
+    text.split(';')
+        .find_map(|part| {
+            part.trim()
+                .trim_start_matches("ok. ")
+                .trim_start_matches("FAILED. ")
+                .strip_suffix(label)
+        })
+        .and_then(|n| n.trim().parse().ok())
+        .unwrap_or(0)
 }
 
 fn schema() -> Result<()> {
