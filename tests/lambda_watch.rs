@@ -14,7 +14,7 @@ use xtask::venv::Venv;
 async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
     let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
     let stack = start_stack().await;
-    stack.put_sample_twilio_token().await.unwrap();
+    stack.put_sample_secrets().await.unwrap();
     let mut env = stack.functions_env(&[SMS_BINARY, WRITER_BINARY]).unwrap();
     assert!(
         env.iter().any(|(k, _)| k == "TWILIO_AUTH_TOKEN_PARAMETER"),

@@ -81,3 +81,17 @@ pub async fn drain(mapping: &EventSourceMapping, store: &TimelineStore) {
 pub async fn depth(stack: &LocalStack, queue_url: &str) -> u64 {
     queue_depth(&stack.sqs(), queue_url).await.unwrap()
 }
+
+/// The X function as `main` builds it, aimed at the stack's queue.
+pub fn x_function(stack: &LocalStack) -> throughline_twitter::XFunction {
+    throughline_twitter::XFunction {
+        x: throughline_twitter::XConfig {
+            consumer_secret: Secret::new(stack::TEST_X_CONSUMER_SECRET),
+        },
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+    }
+}
+
+pub async fn send_x(function: &throughline_twitter::XFunction, relative: &str) -> Response<Body> {
+    throughline_twitter::handle(sample_request(relative), function).await
+}

@@ -108,15 +108,22 @@ fn peak_rss_kib(pid: u32) -> u64 {
         .unwrap_or(0)
 }
 
-/// Builds the release binaries for this machine and prints the medians of `runs` cold starts.
-pub async fn run(runs: usize) -> Result<()> {
+/// Builds the release binaries for this machine (unless `bin_dir` names a folder of already
+/// built ones) and prints the medians of `runs` cold starts.
+pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()> {
     let bins = ["throughline-echo", "throughline-sms", "throughline-timeline-writer"];
-    let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
-    build.args(["build", "--release"]).current_dir(workspace_root());
-    for bin in bins {
-        build.args(["--bin", bin]);
-    }
-    crate::venv::run(&mut build, "build the release binaries")?;
+    let bin_dir = match bin_dir {
+        Some(dir) => dir,
+        None => {
+            let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
+            build.args(["build", "--release"]).current_dir(workspace_root());
+            for bin in bins {
+                build.args(["--bin", bin]);
+            }
+            crate::venv::run(&mut build, "build the release binaries")?;
+            workspace_root().join("target/release")
+        }
+    };
 
     // No network is touched: dummy credentials and region, an unreachable endpoint, and events
     // that are answered without AWS calls (a status callback; a poison SQS message).
@@ -156,7 +163,7 @@ pub async fn run(runs: usize) -> Result<()> {
         "binary (release, this host)", "first response (median)", "peak RSS (KiB)", "size (bytes)"
     );
     for (bin, event) in cases {
-        let path = workspace_root().join("target/release").join(bin);
+        let path = bin_dir.join(bin);
         let mut times = Vec::new();
         let mut rss = Vec::new();
         for _ in 0..runs {

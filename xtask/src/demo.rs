@@ -9,7 +9,7 @@ use throughline_store::TimelineStore;
 
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
-use crate::stack::{LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
+use crate::stack::{LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY};
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
 
@@ -21,39 +21,42 @@ pub async fn run(serve: bool) -> Result<()> {
     step("building the Lambda functions");
     crate::venv::run(
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["build", "--bin", SMS_BINARY, "--bin", WRITER_BINARY])
+            .args(["build", "--bin", SMS_BINARY, "--bin", X_BINARY, "--bin", WRITER_BINARY])
             .current_dir(workspace_root()),
         "build the functions",
     )?;
 
     step("starting the emulator and creating infra/template.yaml's table and queues in it");
     let stack = LocalStack::start(&venv).await?;
-    stack.put_sample_twilio_token().await?;
+    stack.put_sample_secrets().await?;
     println!("    moto server      {}", stack.moto.endpoint());
     println!("    DynamoDB table   {}", stack.table_name());
     println!("    SQS queue        {}", stack.interactions_queue().url);
     println!("    dead-letter      {}", stack.dead_letter_queue().url);
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
-    let mut env = stack.functions_env(&[SMS_BINARY, WRITER_BINARY])?;
+    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, WRITER_BINARY])?;
     // The sample events were signed for this public URL, as if the function sat behind it.
     env.push(("TWILIO_PUBLIC_URL".into(), SAMPLE_PUBLIC_URL.into()));
     let lambda = LambdaEmulator::start(&venv, &env, true).await?;
     println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
+    println!("    X webhook        {}", lambda.function_url(X_BINARY));
     println!("    function logs    {}", lambda.log().display());
 
-    step("sending every sample Twilio webhook in events/sms/ over HTTP");
     let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
-    let events = sample_events(&workspace_root().join("events/sms"))?;
-    for path in &events {
-        send_event(&lambda, path).await?;
-    }
-    if let Some(first) = events
-        .iter()
-        .find(|p| p.to_string_lossy().ends_with("inbound-sms.json"))
-    {
-        println!("    (a provider retry of the same message:)");
-        send_event(&lambda, first).await?;
+    for (binary, dir) in WEBHOOKS {
+        step(&format!("sending every sample webhook in {dir}/ to {binary} over HTTP"));
+        let events = sample_events(&workspace_root().join(dir))?;
+        for path in &events {
+            send_event(&lambda, binary, path).await?;
+        }
+        if let Some(first) = events
+            .iter()
+            .find(|p| p.to_string_lossy().ends_with("inbound-sms.json"))
+        {
+            println!("    (a provider retry of the same message:)");
+            send_event(&lambda, binary, first).await?;
+        }
     }
 
     step("feeding the writer from the queue, as Lambda's SQS event source mapping does");
@@ -96,10 +99,10 @@ fn sample_events(dir: &Path) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
-async fn send_event(lambda: &LambdaEmulator, path: &Path) -> Result<()> {
+async fn send_event(lambda: &LambdaEmulator, binary: &str, path: &Path) -> Result<()> {
     let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let call = HttpCall::from_event(&event)?;
-    let (status, content_type, body) = lambda.call_url(SMS_BINARY, &call).await?;
+    let (status, content_type, body) = lambda.call_url(binary, &call).await?;
     let answer = if content_type.starts_with("application/json") {
         serde_json::from_str::<serde_json::Value>(&body)
             .ok()
@@ -109,7 +112,7 @@ async fn send_event(lambda: &LambdaEmulator, path: &Path) -> Result<()> {
         body
     };
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    println!("    {name:<28} → {status} {answer}");
+    println!("    {name:<32} → {status} {answer}");
     Ok(())
 }
 
@@ -166,8 +169,18 @@ pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
                 0 => String::new(),
                 n => format!("  [{n} attachment{}]", if n == 1 { "" } else { "s" }),
             };
+            let deleted = if i.deleted_at.is_some() {
+                "  (deleted by the customer)"
+            } else {
+                ""
+            };
+            let public = if i.kind == throughline_model::InteractionKind::PublicPost {
+                "[public] "
+            } else {
+                ""
+            };
             println!(
-                "      {}  {:<9} {:<8} {text}{attachments}",
+                "      {}  {:<9} {:<8} {public}{text}{attachments}{deleted}",
                 i.occurred_at.format("%Y-%m-%d %H:%M:%S%.3f"),
                 format!("{:?}", i.channel).to_lowercase(),
                 format!("{:?}", i.direction).to_lowercase(),

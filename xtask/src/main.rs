@@ -16,8 +16,10 @@ cargo xtask <command>
   setup           only set up .venv
   schema          regenerate shared/model/interaction.schema.json from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
-  coldstart [N]   build release binaries; median cold start (process start → first answered event
-                  against a local Runtime API) and peak RSS over N runs (default 20), vs an echo function
+  coldstart [N] [--bin-dir DIR]
+                  build release binaries (or take them from DIR); median cold start (process start →
+                  first answered event against a local Runtime API) and peak RSS over N runs
+                  (default 20), next to a bare lambda_runtime echo function
 ";
 
 #[tokio::main]
@@ -29,7 +31,15 @@ async fn main() {
         Some("setup") => Venv::ensure().map(|_| ()),
         Some("schema") => schema(),
         Some("sign") => xtask::sign::sign_files(&args[1..]),
-        Some("coldstart") => xtask::coldstart::run(args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20)).await,
+        Some("coldstart") => {
+            let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20);
+            let bin_dir = args
+                .iter()
+                .position(|a| a == "--bin-dir")
+                .and_then(|i| args.get(i + 1))
+                .map(Into::into);
+            xtask::coldstart::run(runs, bin_dir).await
+        }
         _ => {
             print!("{HELP}");
             Ok(())

@@ -1,6 +1,8 @@
-//! `cargo xtask sign FILE...`: (re)computes the `X-Twilio-Signature` of sample events with the
-//! documented test token, exactly as Twilio would for the event's public URL. Files whose name
-//! contains `bad-signature` are left wrong on purpose.
+//! `cargo xtask sign FILE...`: (re)computes the provider signature of sample events with the
+//! documented test secrets, exactly as the provider would: `X-Twilio-Signature` for files under
+//! `events/sms/` (over the event's public URL and parameters), `x-twitter-webhooks-signature`
+//! for files under `events/twitter/` (over the body). Files whose name contains
+//! `bad-signature` are left wrong on purpose.
 
 use std::path::Path;
 
@@ -8,7 +10,7 @@ use throughline_sms::signature::{Signed, compute};
 
 use crate::Result;
 use crate::lambda::HttpCall;
-use crate::stack::TEST_TWILIO_AUTH_TOKEN;
+use crate::stack::{TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET};
 
 /// The URL a Function URL / HTTP API event was requested at.
 pub fn event_url(event: &serde_json::Value) -> Result<String> {
@@ -50,8 +52,20 @@ pub fn sign_files(files: &[String]) -> Result<()> {
             continue;
         }
         let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-        let signature = twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?;
-        event["headers"]["x-twilio-signature"] = signature.clone().into();
+        let (header, signature) = if file.contains("twitter") {
+            if event["body"].is_null() {
+                println!("{file}: no body to sign");
+                continue;
+            }
+            let body = HttpCall::from_event(&event)?.body;
+            (
+                "x-twitter-webhooks-signature",
+                throughline_twitter::webhook::sign(TEST_X_CONSUMER_SECRET, &body),
+            )
+        } else {
+            ("x-twilio-signature", twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?)
+        };
+        event["headers"][header] = signature.clone().into();
         std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
         println!("{file}: {signature}");
     }

@@ -13,10 +13,15 @@ use crate::venv::Venv;
 
 pub const WRITER_BINARY: &str = "throughline-timeline-writer";
 pub const SMS_BINARY: &str = "throughline-sms";
+pub const X_BINARY: &str = "throughline-twitter";
+/// Every webhook function and the folder of its sample events.
+pub const WEBHOOKS: [(&str, &str); 2] = [(SMS_BINARY, "events/sms"), (X_BINARY, "events/twitter")];
 
 /// The auth token the sample events in `events/sms/` are signed with. A test value, published
 /// on purpose: never a real account's token.
 pub const TEST_TWILIO_AUTH_TOKEN: &str = "throughline-test-auth-token";
+/// The X consumer secret the sample events in `events/twitter/` are signed with (a test value).
+pub const TEST_X_CONSUMER_SECRET: &str = "throughline-test-consumer-secret";
 /// The public URL the sample events were signed for (their `requestContext.domainName`).
 pub const SAMPLE_PUBLIC_URL: &str = "https://sms.throughline.example/";
 
@@ -125,14 +130,20 @@ impl LocalStack {
         Ok(())
     }
 
-    /// Stores the sample events' Twilio token where the template tells the function to look.
-    pub async fn put_sample_twilio_token(&self) -> Result<()> {
-        let name = self
-            .resources
-            .parameters
-            .get("TwilioAuthTokenParameterName")
-            .ok_or("template has no TwilioAuthTokenParameterName parameter")?
-            .clone();
-        self.put_secret(&name, TEST_TWILIO_AUTH_TOKEN).await
+    /// Stores the sample events' secrets where the template tells the functions to look.
+    pub async fn put_sample_secrets(&self) -> Result<()> {
+        for (parameter, value) in [
+            ("TwilioAuthTokenParameterName", TEST_TWILIO_AUTH_TOKEN),
+            ("XConsumerSecretParameterName", TEST_X_CONSUMER_SECRET),
+        ] {
+            let name = self
+                .resources
+                .parameters
+                .get(parameter)
+                .ok_or(format!("template has no {parameter} parameter"))?
+                .clone();
+            self.put_secret(&name, value).await?;
+        }
+        Ok(())
     }
 }

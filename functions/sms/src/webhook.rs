@@ -176,10 +176,7 @@ pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime
             });
         }
         // JSON-bodied webhooks are not messaging webhooks: verified, acknowledged, not recorded.
-        return Ok(Accepted {
-            interactions: Vec::new(),
-            ignored: vec!["json_event"],
-        });
+        return Ok(Accepted::ignored("json_event"));
     }
 
     let params = match signed {
@@ -195,15 +192,9 @@ pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime
     };
     let webhook = TwilioSmsWebhook::from_params(params);
     if webhook.is_status_callback() {
-        return Ok(Accepted {
-            interactions: Vec::new(),
-            ignored: vec!["status_callback"],
-        });
+        return Ok(Accepted::ignored("status_callback"));
     }
-    Ok(Accepted {
-        interactions: vec![webhook.to_interaction(received_at)?],
-        ignored: Vec::new(),
-    })
+    Ok(Accepted::interactions(vec![webhook.to_interaction(received_at)?]))
 }
 
 /// The answer Twilio expects when there is nothing to send back: an empty TwiML document

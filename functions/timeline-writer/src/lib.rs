@@ -1,10 +1,10 @@
-//! SQS consumer: each message is one interaction; each is resolved to its customer and written
-//! to the timeline once. Failures are reported per message (`ReportBatchItemFailures`), so SQS
+//! SQS consumer: each message is one interaction (resolved to its customer and written to the
+//! timeline once) or an update to one (applied to its entry). Failures are reported per message (`ReportBatchItemFailures`), so SQS
 //! redelivers only those, and moves a message that keeps failing to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
-use throughline_model::Interaction;
-use throughline_store::{Recorded, TimelineStore};
+use throughline_model::QueueMessage;
+use throughline_store::{Applied, Recorded, TimelineStore};
 
 /// Handles one batch. Never fails as a whole: every message that could not be recorded is
 /// listed in `batch_item_failures`, and only those come back.
@@ -21,39 +21,45 @@ pub async fn handle(event: SqsEvent, store: &TimelineStore) -> SqsBatchResponse 
 }
 
 /// Records one message; on failure returns the id SQS needs to redeliver it.
-async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<Recorded, String> {
+async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), String> {
     let message_id = message.message_id.clone().unwrap_or_default();
     let receive_count = message
         .attributes
         .get("ApproximateReceiveCount")
         .map(String::as_str)
         .unwrap_or("?");
-    let interaction = match Interaction::from_json(message.body.as_deref().unwrap_or_default()) {
-        Ok(interaction) => interaction,
+    let parsed = match QueueMessage::from_json(message.body.as_deref().unwrap_or_default()) {
+        Ok(parsed) => parsed,
         Err(error) => {
             // Retrying cannot fix it; SQS moves it to the DLQ after maxReceiveCount receives.
             tracing::error!(%message_id, receive_count, %error, "message is not an interaction");
             return Err(message_id);
         }
     };
-    match store.record(&interaction).await {
-        Ok(recorded) => {
-            let outcome = if matches!(recorded, Recorded::New { .. }) {
-                "recorded"
-            } else {
-                "duplicate"
-            };
-            tracing::info!(
-                %message_id,
-                interaction_id = %interaction.id,
-                customer_id = %recorded.customer(),
-                outcome,
-                "interaction processed"
-            );
-            Ok(recorded)
+    let (interaction_id, outcome) = match &parsed {
+        QueueMessage::Interaction(interaction) => (
+            &interaction.id,
+            store.record(interaction).await.map(|recorded| match recorded {
+                Recorded::New { customer } => ("recorded", Some(customer)),
+                Recorded::Duplicate { customer } => ("duplicate", Some(customer)),
+            }),
+        ),
+        QueueMessage::Update(update) => (
+            &update.interaction_id,
+            store.apply(update).await.map(|applied| match applied {
+                Applied::Updated { customer } => ("updated", Some(customer)),
+                Applied::Pending => ("update_pending", None),
+            }),
+        ),
+    };
+    match outcome {
+        Ok((outcome, customer)) => {
+            let customer_id = customer.as_ref().map(|c| c.as_str()).unwrap_or("-");
+            tracing::info!(%message_id, %interaction_id, customer_id, outcome, "message processed");
+            Ok(())
         }
         Err(error) => {
-            tracing::error!(%message_id, interaction_id = %interaction.id, receive_count, %error, "could not record");
+            tracing::error!(%message_id, %interaction_id, receive_count, %error, "could not record");
             Err(message_id)
         }
     }

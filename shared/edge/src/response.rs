@@ -4,7 +4,7 @@
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde_json::json;
-use throughline_model::Interaction;
+use throughline_model::{Interaction, InteractionUpdate, QueueMessage};
 use throughline_queue::InteractionPublisher;
 
 use crate::metrics;
@@ -89,8 +89,27 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accepted {
     pub interactions: Vec<Interaction>,
+    /// Changes to interactions sent before (deletions).
+    pub updates: Vec<InteractionUpdate>,
     /// Reason codes of events acknowledged but not recorded (e.g. `status_callback`).
     pub ignored: Vec<&'static str>,
+}
+
+impl Accepted {
+    pub fn interactions(interactions: Vec<Interaction>) -> Self {
+        Self {
+            interactions,
+            ..Self::default()
+        }
+    }
+
+    /// One event acknowledged but not recorded, for this reason code.
+    pub fn ignored(reason: &'static str) -> Self {
+        Self {
+            ignored: vec![reason],
+            ..Self::default()
+        }
+    }
 }
 
 /// Publishes what was accepted and answers: the connector's acknowledgement only once every
@@ -119,8 +138,20 @@ pub async fn respond(
         tracing::info!(connector, reason, "event acknowledged and ignored");
         metrics::count(connector, metrics::IGNORED_EVENTS, reason, 1);
     }
-    if !accepted.interactions.is_empty() {
-        if let Err(error) = publisher.publish(&accepted.interactions).await {
+    let ids: Vec<String> = accepted
+        .interactions
+        .iter()
+        .map(|i| i.id.to_string())
+        .chain(accepted.updates.iter().map(|u| u.interaction_id.to_string()))
+        .collect();
+    let messages: Vec<QueueMessage> = accepted
+        .interactions
+        .into_iter()
+        .map(QueueMessage::from)
+        .chain(accepted.updates.into_iter().map(QueueMessage::from))
+        .collect();
+    if !messages.is_empty() {
+        if let Err(error) = publisher.publish(&messages).await {
             tracing::error!(connector, %error, "could not queue interactions; answering 503 so the provider retries");
             return json_error(
                 StatusCode::SERVICE_UNAVAILABLE,
@@ -128,7 +159,6 @@ pub async fn respond(
                 "the interactions could not be queued; retry later",
             );
         }
-        let ids: Vec<&str> = accepted.interactions.iter().map(|i| i.id.as_str()).collect();
         tracing::info!(connector, count = ids.len(), ?ids, "interactions queued");
         metrics::count(connector, metrics::PUBLISHED_INTERACTIONS, "queued", ids.len() as u64);
     }

@@ -68,6 +68,17 @@ pub enum Direction {
     Outbound,
 }
 
+/// What sort of interaction this is, for the agent.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum InteractionKind {
+    /// A private message (SMS, DM, email, chat).
+    #[default]
+    Message,
+    /// A public post addressed to or answering the company (a mention or reply on X).
+    PublicPost,
+}
+
 /// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -251,6 +262,9 @@ pub struct Interaction {
     pub channel: Channel,
     pub provider: Provider,
     pub direction: Direction,
+    /// Absent in messages written before it existed: those are messages.
+    #[serde(default)]
+    pub kind: InteractionKind,
     pub customer: Handle,
     /// The name the provider shows for the customer (WhatsApp profile name), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -274,6 +288,9 @@ pub struct Interaction {
     /// Provider facts worth keeping that have no field of their own (e.g. `from_country`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
+    /// Set when the customer deleted the message at the provider; the entry stays, marked.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deleted_at: Option<DateTime<Utc>>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -297,6 +314,7 @@ impl Interaction {
             channel: n.channel,
             provider: n.provider,
             direction: n.direction,
+            kind: InteractionKind::Message,
             customer: n.customer,
             customer_display_name: None,
             business_endpoint: n.business_endpoint,
@@ -309,16 +327,13 @@ impl Interaction {
             attachments: Vec::new(),
             thread: ThreadHints::default(),
             attributes: BTreeMap::new(),
+            deleted_at: None,
         }
     }
 
     /// Parses an SQS body, refusing versions this code does not understand.
     pub fn from_json(body: &str) -> Result<Self, WireError> {
-        let interaction: Interaction = serde_json::from_str(body).map_err(|e| WireError::Malformed {
-            line: e.line(),
-            column: e.column(),
-            category: format!("{:?}", e.classify()).to_lowercase(),
-        })?;
+        let interaction: Interaction = serde_json::from_str(body).map_err(WireError::from_serde)?;
         if interaction.schema_version != SCHEMA_VERSION {
             return Err(WireError::UnsupportedVersion(interaction.schema_version));
         }
@@ -328,6 +343,92 @@ impl Interaction {
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an Interaction always serializes")
     }
+}
+
+/// A change to an interaction already sent (the customer deleted it at the provider).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct InteractionUpdate {
+    pub interaction_id: InteractionId,
+    pub change: Change,
+    /// When the provider says the change happened.
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Change {
+    Deleted,
+}
+
+impl InteractionUpdate {
+    pub fn deleted(interaction_id: InteractionId, at: DateTime<Utc>) -> Self {
+        Self {
+            interaction_id,
+            change: Change::Deleted,
+            at,
+        }
+    }
+}
+
+/// Every SQS message body: an interaction, or an update to one
+/// (`{"schema_version": 1, "update": {...}}`).
+#[derive(Debug, Clone, PartialEq)]
+pub enum QueueMessage {
+    Interaction(Box<Interaction>),
+    Update(InteractionUpdate),
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct UpdateEnvelope {
+    schema_version: u32,
+    update: InteractionUpdate,
+}
+
+impl From<Interaction> for QueueMessage {
+    fn from(i: Interaction) -> Self {
+        QueueMessage::Interaction(Box::new(i))
+    }
+}
+
+impl From<InteractionUpdate> for QueueMessage {
+    fn from(u: InteractionUpdate) -> Self {
+        QueueMessage::Update(u)
+    }
+}
+
+impl QueueMessage {
+    pub fn to_json(&self) -> String {
+        match self {
+            QueueMessage::Interaction(i) => i.to_json(),
+            QueueMessage::Update(update) => serde_json::to_string(&UpdateEnvelope {
+                schema_version: SCHEMA_VERSION,
+                update: update.clone(),
+            })
+            .expect("an update always serializes"),
+        }
+    }
+
+    /// Parses an SQS body of either kind, refusing versions this code does not understand.
+    pub fn from_json(body: &str) -> Result<Self, WireError> {
+        #[derive(Deserialize)]
+        struct Probe {
+            update: Option<serde::de::IgnoredAny>,
+        }
+        let is_update = serde_json::from_str::<Probe>(body).is_ok_and(|p| p.update.is_some());
+        if !is_update {
+            return Interaction::from_json(body).map(QueueMessage::from);
+        }
+        let envelope: UpdateEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
+        if envelope.schema_version != SCHEMA_VERSION {
+            return Err(WireError::UnsupportedVersion(envelope.schema_version));
+        }
+        Ok(QueueMessage::Update(envelope.update))
+    }
+}
+
+/// The JSON Schema of an update message.
+pub fn update_json_schema() -> schemars::Schema {
+    schemars::schema_for!(UpdateEnvelope)
 }
 
 /// Why an SQS body is not an interaction. Carries positions, never content.
@@ -341,6 +442,16 @@ pub enum WireError {
     },
     #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
     UnsupportedVersion(u32),
+}
+
+impl WireError {
+    fn from_serde(e: serde_json::Error) -> Self {
+        WireError::Malformed {
+            line: e.line(),
+            column: e.column(),
+            category: format!("{:?}", e.classify()).to_lowercase(),
+        }
+    }
 }
 
 #[cfg(test)]
@@ -425,6 +536,27 @@ mod tests {
         let err = Interaction::from_json(&v.to_string()).unwrap_err().to_string();
         assert!(err.contains("data error"), "{err}");
         assert!(!err.contains("SECRET"), "{err}");
+    }
+
+    #[test]
+    fn queue_messages_of_both_kinds_round_trip() {
+        let i = sample();
+        assert_eq!(
+            QueueMessage::from_json(&i.to_json()).unwrap(),
+            QueueMessage::from(i.clone())
+        );
+        let update = InteractionUpdate::deleted(i.id.clone(), i.occurred_at);
+        let body = QueueMessage::from(update.clone()).to_json();
+        assert!(body.contains("\"update\""), "{body}");
+        assert_eq!(QueueMessage::from_json(&body).unwrap(), QueueMessage::Update(update));
+        assert!(QueueMessage::from_json(r#"{"schema_version":1,"update":{"interaction_id":"nope"}}"#).is_err());
+        // Bodies written before `kind` existed still read, as messages.
+        let mut v: serde_json::Value = serde_json::from_str(&i.to_json()).unwrap();
+        v.as_object_mut().unwrap().remove("kind");
+        assert_eq!(
+            Interaction::from_json(&v.to_string()).unwrap().kind,
+            InteractionKind::Message
+        );
     }
 
     #[test]

@@ -6,15 +6,33 @@ mod interaction;
 mod values;
 
 pub use interaction::{
-    Attachment, AttachmentSource, Channel, Direction, Handle, Interaction, InteractionId, NewInteraction, Platform,
-    Provider, SCHEMA_VERSION, ThreadHints, WireError,
+    Attachment, AttachmentSource, Change, Channel, Direction, Handle, Interaction, InteractionId, InteractionKind,
+    InteractionUpdate, NewInteraction, Platform, Provider, QueueMessage, SCHEMA_VERSION, ThreadHints, WireError,
 };
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 
-/// The JSON Schema of the wire format, generated from these types. The committed copy
-/// (`shared/model/interaction.schema.json`) is checked against it by a test.
+/// The JSON Schema of the wire format (an interaction, or an update to one), generated from
+/// these types. The committed copy (`shared/model/interaction.schema.json`) is checked
+/// against it by a test.
 pub fn json_schema() -> String {
-    let schema = schemars::schema_for!(Interaction);
+    let mut interaction = serde_json::to_value(schemars::schema_for!(Interaction)).expect("schema serializes");
+    let mut update = serde_json::to_value(interaction::update_json_schema()).expect("schema serializes");
+    // `$ref`s point at the root's `$defs`: hoist both branches' definitions there.
+    let mut defs = serde_json::Map::new();
+    for branch in [&mut interaction, &mut update] {
+        let object = branch.as_object_mut().expect("a schema is an object");
+        object.remove("$schema");
+        if let Some(serde_json::Value::Object(branch_defs)) = object.remove("$defs") {
+            defs.extend(branch_defs);
+        }
+    }
+    let schema = serde_json::json!({
+        "$schema": "https://json-schema.org/draft/2020-12/schema",
+        "title": "Throughline queue message",
+        "description": "The body of every SQS message: an interaction, or an update to one.",
+        "oneOf": [interaction, update],
+        "$defs": defs
+    });
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");
     text.push('\n');
     text

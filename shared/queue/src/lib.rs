@@ -1,9 +1,9 @@
-//! The one publisher of interactions: every connector puts its normalized interactions on the
-//! SQS queue through `InteractionPublisher`, and acknowledges its provider only when this
-//! returns `Ok` for all of them.
+//! The one publisher of interactions: every connector puts its normalized interactions (and
+//! updates to them) on the SQS queue through `InteractionPublisher`, and acknowledges its
+//! provider only when this returns `Ok` for all of them.
 
 use aws_sdk_sqs::types::SendMessageBatchRequestEntry;
-use throughline_model::Interaction;
+use throughline_model::QueueMessage;
 
 /// SQS accepts at most 10 entries per batch call.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -39,11 +39,11 @@ impl InteractionPublisher {
         &self.queue_url
     }
 
-    /// Queues every interaction, in batches of up to ten. Succeeds only when SQS has accepted all
+    /// Queues every message, in batches of up to ten. Succeeds only when SQS has accepted all
     /// of them; on error the caller answers 5xx so the provider retries, and the deterministic
     /// interaction ids make the messages that did get through harmless duplicates.
-    pub async fn publish(&self, interactions: &[Interaction]) -> Result<(), PublishError> {
-        let bodies: Vec<String> = interactions.iter().map(Interaction::to_json).collect();
+    pub async fn publish(&self, messages: &[QueueMessage]) -> Result<(), PublishError> {
+        let bodies: Vec<String> = messages.iter().map(QueueMessage::to_json).collect();
         for batch in batches(&bodies)? {
             let entries = batch
                 .iter()

@@ -7,7 +7,8 @@
 //! - `CUSTOMER#<id>`, `TL#<occurred_at>#<interaction id>` → one timeline entry; a Query on the
 //!   customer's partition, newest first, pages the timeline.
 //! - `INTERACTION#<id>`, `INTERACTION` → where an interaction was recorded; its conditional put
-//!   is what makes every retry and redelivery a no-op.
+//!   is what makes every retry and redelivery a no-op. A deletion that arrives before its
+//!   interaction leaves this item as a tombstone (`deleted_at`, no `timeline_sk`).
 
 use std::collections::HashMap;
 
@@ -17,7 +18,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Handle, Interaction, InteractionId};
+use throughline_model::{Handle, Interaction, InteractionId, InteractionUpdate};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -78,6 +79,15 @@ impl Recorded {
     }
 }
 
+/// What `apply` did with an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The interaction's timeline entry now carries the change.
+    Updated { customer: CustomerId },
+    /// Not recorded (yet): kept as a tombstone that the interaction gets if it ever arrives.
+    Pending,
+}
+
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelinePage {
     /// Newest first.
@@ -117,6 +127,13 @@ fn key_item(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
 fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Ok(v.clone()),
@@ -143,9 +160,9 @@ impl TimelineStore {
     pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
         let customer = self.resolve_customer(&interaction.customer).await?;
         let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
-
         let (marker_pk, marker_sk) = keys::interaction(&interaction.id);
-        let mut marker = key_item(marker_pk, marker_sk);
+
+        let mut marker = key_item(marker_pk.clone(), marker_sk.clone());
         marker.insert("customer_id".into(), s(customer.as_str()));
         marker.insert("timeline_sk".into(), s(&sk));
         let claimed = self
@@ -158,28 +175,117 @@ impl TimelineStore {
             .await;
         match claimed {
             Ok(_) => {
-                self.put_entry(&customer, &sk, interaction, false).await?;
+                self.put_entry(&customer, &sk, interaction, None, false).await?;
+                return Ok(Recorded::New { customer });
+            }
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(e) => return Err(dynamo("PutItem")(e)),
+        }
+
+        // The marker exists: either a delivery before this one, or a deletion that arrived
+        // before the interaction it deletes (providers do not deliver in order).
+        let existing = self
+            .get(marker_pk.clone(), marker_sk.clone(), true)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id)))?;
+        let deleted_at = optional_string_attr(&existing, "deleted_at");
+        if existing.contains_key("timeline_sk") {
+            // Seen before. Make sure the entry exists where the first delivery put it (that
+            // delivery may have stopped between its two writes), without overwriting it.
+            let first_customer = CustomerId(string_attr(&existing, "customer_id")?);
+            let first_sk = string_attr(&existing, "timeline_sk")?;
+            self.put_entry(&first_customer, &first_sk, interaction, deleted_at.as_deref(), true)
+                .await?;
+            return Ok(Recorded::Duplicate {
+                customer: first_customer,
+            });
+        }
+        // Deleted before it arrived: claim the tombstone for this position, record it deleted.
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(marker_pk, marker_sk)))
+            .update_expression("SET customer_id = :c, timeline_sk = :sk")
+            .condition_expression("attribute_not_exists(timeline_sk)")
+            .expression_attribute_values(":c", s(customer.as_str()))
+            .expression_attribute_values(":sk", s(&sk))
+            .send()
+            .await;
+        match claimed {
+            Ok(_) => {
+                self.put_entry(&customer, &sk, interaction, deleted_at.as_deref(), false)
+                    .await?;
                 Ok(Recorded::New { customer })
             }
+            // Another delivery claimed it a moment ago: this one is its duplicate.
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
             {
-                // Seen before. Make sure the entry exists where the first delivery put it (that
-                // delivery may have stopped between its two writes), without overwriting it.
-                let (pk, sk) = keys::interaction(&interaction.id);
-                let marker = self
-                    .get(pk, sk, true)
-                    .await?
-                    .ok_or_else(|| StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id)))?;
-                let first_customer = CustomerId(string_attr(&marker, "customer_id")?);
-                let first_sk = string_attr(&marker, "timeline_sk")?;
-                self.put_entry(&first_customer, &first_sk, interaction, true).await?;
-                Ok(Recorded::Duplicate {
-                    customer: first_customer,
+                Box::pin(self.record(interaction)).await
+            }
+            Err(e) => Err(dynamo("UpdateItem")(e)),
+        }
+    }
+
+    /// Applies an update (a deletion) to an interaction's timeline entry. An update for an
+    /// interaction not recorded yet leaves a tombstone its arrival will honour. Idempotent.
+    pub async fn apply(&self, update: &InteractionUpdate) -> Result<Applied, StoreError> {
+        let (pk, sk) = keys::interaction(&update.interaction_id);
+        let at = update.at.to_rfc3339_opts(SecondsFormat::Millis, true);
+        let marker = self.get(pk.clone(), sk.clone(), true).await?;
+        let Some(marker) = marker.filter(|m| m.contains_key("timeline_sk")) else {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(pk, sk)))
+                .update_expression("SET deleted_at = :at")
+                .expression_attribute_values(":at", s(&at))
+                .send()
+                .await
+                .map_err(dynamo("UpdateItem"))?;
+            // Recorded between our read and write? Then its entry must get the change too.
+            let (pk, sk) = keys::interaction(&update.interaction_id);
+            return match self.get(pk, sk, true).await?.filter(|m| m.contains_key("timeline_sk")) {
+                Some(marker) => self.mark_entry(&marker, &at).await,
+                None => Ok(Applied::Pending),
+            };
+        };
+        self.mark_entry(&marker, &at).await
+    }
+
+    async fn mark_entry(&self, marker: &Item, at: &str) -> Result<Applied, StoreError> {
+        let customer = CustomerId(string_attr(marker, "customer_id")?);
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(
+                keys::customer_pk(&customer),
+                string_attr(marker, "timeline_sk")?,
+            )))
+            .update_expression("SET deleted_at = :at")
+            .condition_expression("attribute_exists(pk)")
+            .expression_attribute_values(":at", s(at))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(Applied::Updated { customer }),
+            // The marker exists but its entry not yet (a writer stopped between the two writes):
+            // fail, so the update is retried after the interaction's redelivery repairs it.
+            Err(e)
+                if e.as_service_error()
+                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
+            {
+                Err(StoreError::Dynamo {
+                    operation: "UpdateItem",
+                    message: "timeline entry not written yet".into(),
                 })
             }
-            Err(e) => Err(dynamo("PutItem")(e)),
+            Err(e) => Err(dynamo("UpdateItem")(e)),
         }
     }
 
@@ -188,10 +294,14 @@ impl TimelineStore {
         customer: &CustomerId,
         sk: &str,
         interaction: &Interaction,
+        deleted_at: Option<&str>,
         only_if_absent: bool,
     ) -> Result<(), StoreError> {
         let mut item: Item =
             serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        if let Some(at) = deleted_at {
+            item.insert("deleted_at".into(), s(at));
+        }
         item.insert("pk".into(), s(keys::customer_pk(customer)));
         item.insert("sk".into(), s(sk));
         let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));

@@ -1,0 +1,233 @@
+//! Unit tests on the pure core, with the published vectors and the sample events in
+//! events/twitter/ (signed with the documented test secret).
+
+use chrono::{DateTime, Utc};
+use lambda_http::http::StatusCode;
+use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
+use throughline_model::{Channel, Direction, InteractionId, InteractionKind, PlatformUserId, Provider};
+
+use crate::webhook::{SIGNATURE_HEADER, XConfig, accept, crc_response, sign};
+
+/// Must match `xtask::stack::TEST_X_CONSUMER_SECRET`, which signed the sample events.
+const TEST_SECRET: &str = "throughline-test-consumer-secret";
+const ACCOUNT: &str = "3001000000000000001";
+const ADA: &str = "4410000000000000042";
+
+fn now() -> DateTime<Utc> {
+    DateTime::parse_from_rfc3339("2026-11-24T11:30:00Z").unwrap().to_utc()
+}
+
+fn config() -> XConfig {
+    XConfig {
+        consumer_secret: Secret::new(TEST_SECRET),
+    }
+}
+
+fn sample(name: &str) -> WebhookRequest {
+    let path = format!("{}/../../events/twitter/{name}", env!("CARGO_MANIFEST_DIR"));
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
+    WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
+}
+
+fn accepted(name: &str) -> Accepted {
+    accept(&sample(name), &config(), now()).unwrap_or_else(|r| panic!("{name}: {r:?}"))
+}
+
+#[test]
+fn published_signature_vectors() {
+    assert_eq!(
+        sign("test", b"test=1&other_test=2"),
+        "sha256=25Cu3iwbbiqBTwQRzcKJZwisjf736V2Q8UaTlkfLSoc="
+    );
+    assert_eq!(
+        sign("test", br#"{"test_number":1,"test_string":"two"}"#),
+        "sha256=YWHphPn/JFq43jkF0y4/w8R/SelmLjvpunhVFY8JhlI="
+    );
+}
+
+#[test]
+fn crc_vector_and_sample() {
+    let mut req = sample("01-crc.json");
+    let vector = XConfig {
+        consumer_secret: Secret::new("z3ZX4v7mAAUGykl3EcmkqbartmuW8VFOOzCloLx9Q45P0hLrFu"),
+    };
+    let body: serde_json::Value = serde_json::from_str(&crc_response(&req, &vector).unwrap()).unwrap();
+    assert_eq!(
+        body["response_token"],
+        "sha256=Cytd4Sq+NvEcV3MMrXxWJGJx5A+y/lXzzU2Maartkx8="
+    );
+    req.url = "https://x.throughline.example/".into();
+    assert_eq!(
+        crc_response(&req, &vector).unwrap_err().status(),
+        StatusCode::BAD_REQUEST
+    );
+}
+
+#[test]
+fn inbound_dm_expands_links_and_names_the_customer() {
+    let a = accepted("02-dm-inbound.json");
+    let [dm] = a.interactions.as_slice() else {
+        panic!("one DM")
+    };
+    assert_eq!(
+        (dm.channel, dm.direction, dm.kind),
+        (Channel::X, Direction::Inbound, InteractionKind::Message)
+    );
+    assert_eq!(
+        dm.customer.key(),
+        format!("x::{ADA}"),
+        "the stable numeric id, never the screen name"
+    );
+    assert_eq!(dm.business_endpoint.key(), format!("x::{ACCOUNT}"));
+    assert!(
+        dm.text
+            .as_deref()
+            .unwrap()
+            .contains("https://shop.example.com/orders/1042")
+    );
+    assert_eq!(dm.customer_display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(dm.attributes["screen_name"], "ada_l");
+    assert_eq!(
+        dm.thread.provider_thread_id.as_deref(),
+        Some(format!("dm:{ACCOUNT}-{ADA}").as_str())
+    );
+    assert_eq!(dm.occurred_at.timestamp_millis(), 1795518060000);
+}
+
+#[test]
+fn the_accounts_own_dm_is_outbound_to_the_customer() {
+    let dm = accepted("03-dm-outbound-echo.json").interactions.remove(0);
+    assert_eq!(dm.direction, Direction::Outbound);
+    assert_eq!(dm.customer.key(), format!("x::{ADA}"));
+    assert_eq!(
+        dm.thread.provider_thread_id.as_deref(),
+        Some(format!("dm:{ACCOUNT}-{ADA}").as_str())
+    );
+}
+
+#[test]
+fn dm_media_and_quick_reply() {
+    let dm = accepted("04-dm-with-media.json").interactions.remove(0);
+    assert_eq!(dm.attachments.len(), 1);
+    assert_eq!(dm.attachments[0].content_type.as_deref(), Some("image/jpeg"));
+    assert_eq!(dm.attributes["quick_reply_metadata"], "order-1042");
+}
+
+#[test]
+fn mentions_are_public_posts_and_replies_carry_the_thread() {
+    let mention = accepted("05-mention.json").interactions.remove(0);
+    assert_eq!(
+        (mention.kind, mention.direction),
+        (InteractionKind::PublicPost, Direction::Inbound)
+    );
+    assert_eq!(mention.attributes["mentions_account"], "true");
+    assert!(mention.text.as_deref().unwrap().ends_with("📦"));
+
+    let reply = accepted("06-reply-thread.json").interactions.remove(0);
+    assert_eq!(
+        (reply.kind, reply.direction),
+        (InteractionKind::PublicPost, Direction::Outbound)
+    );
+    assert_eq!(reply.customer.key(), format!("x::{ADA}"));
+    assert_eq!(reply.thread.in_reply_to.as_deref(), Some("1860000000000000201"));
+}
+
+#[test]
+fn retweets_and_favorites_are_counted_and_ignored() {
+    let retweet = accepted("07-retweet.json");
+    assert!(retweet.interactions.is_empty());
+    assert_eq!(retweet.ignored, vec!["retweet"]);
+    let favorite = accepted("08-favorite.json");
+    assert!(favorite.interactions.is_empty());
+    assert_eq!(favorite.ignored, vec!["favorite"]);
+}
+
+#[test]
+fn a_deleted_tweet_marks_its_interaction() {
+    let delete = accepted("09-delete.json");
+    let [update] = delete.updates.as_slice() else {
+        panic!("one update")
+    };
+    let account = throughline_model::Handle::Platform {
+        platform: throughline_model::Platform::X,
+        scope: None,
+        id: PlatformUserId::parse(ACCOUNT).unwrap(),
+    };
+    let mention_id = accepted("05-mention.json").interactions.remove(0).id;
+    assert_eq!(update.interaction_id, mention_id);
+    assert_eq!(
+        update.interaction_id,
+        InteractionId::derive(
+            Provider::X,
+            &account,
+            &throughline_model::ProviderMessageId::parse("1860000000000000201").unwrap()
+        )
+    );
+}
+
+#[test]
+fn bad_or_missing_signatures_are_403() {
+    let err = accept(&sample("10-bad-signature.json"), &config(), now()).unwrap_err();
+    assert_eq!(err.status(), StatusCode::FORBIDDEN);
+    let mut req = sample("02-dm-inbound.json");
+    req.headers.remove(SIGNATURE_HEADER);
+    assert_eq!(
+        accept(&req, &config(), now()).unwrap_err().status(),
+        StatusCode::FORBIDDEN
+    );
+    let other = XConfig {
+        consumer_secret: Secret::new("another"),
+    };
+    assert_eq!(
+        accept(&sample("02-dm-inbound.json"), &other, now())
+            .unwrap_err()
+            .status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+fn signed(body: &str) -> WebhookRequest {
+    let mut req = sample("02-dm-inbound.json");
+    req.body = body.as_bytes().to_vec();
+    req.headers
+        .insert(SIGNATURE_HEADER, sign(TEST_SECRET, body.as_bytes()).parse().unwrap());
+    req
+}
+
+#[test]
+fn malformed_bodies_are_400_naming_the_problem() {
+    let cases = [
+        ("not json", "body is not an Account Activity event"),
+        (r#"{"direct_message_events":[]}"#, "for_user_id is missing"),
+        (
+            r#"{"for_user_id":"1","direct_message_events":[{"type":"message_create","id":"9"}]}"#,
+            "direct_message_events[0].message_create is missing",
+        ),
+        (
+            r#"{"for_user_id":"1","tweet_create_events":[{"id_str":"5"}]}"#,
+            "tweet_create_events[0].user.id_str is missing",
+        ),
+    ];
+    for (body, expected) in cases {
+        let err = accept(&signed(body), &config(), now()).unwrap_err();
+        assert!(
+            matches!(&err, Rejection::Malformed { problem } if problem.starts_with(expected)),
+            "{body}: {err:?}"
+        );
+    }
+}
+
+#[test]
+fn arbitrary_json_never_panics() {
+    for body in [
+        "{}",
+        "[]",
+        "null",
+        r#"{"for_user_id":""}"#,
+        r#"{"for_user_id":"1","users":[1]}"#,
+        "\u{0}",
+        "{\"a\":",
+    ] {
+        let _ = accept(&signed(body), &config(), now());
+    }
+}

@@ -1,0 +1,127 @@
+//! X Account Activity webhooks → SQS → writer → timeline, against the moto emulator.
+
+use lambda_http::http::StatusCode;
+use throughline_e2e::*;
+use throughline_model::{Direction, Handle, Interaction, InteractionKind, Platform, PlatformUserId, QueueMessage};
+use throughline_store::TimelineStore;
+
+fn x_user(id: &str) -> Handle {
+    Handle::Platform {
+        platform: Platform::X,
+        scope: None,
+        id: PlatformUserId::parse(id).unwrap(),
+    }
+}
+
+async fn timeline_of(store: &TimelineStore, handle: &Handle) -> Vec<Interaction> {
+    let customer = store
+        .customer_for(handle, true)
+        .await
+        .unwrap()
+        .expect("customer exists");
+    store.timeline(&customer, 100, None).await.unwrap().entries
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn dms_and_mentions_land_on_the_customers_timeline_and_deletes_mark_them() {
+    let stack = start_stack().await;
+    let function = x_function(&stack);
+    let queue = stack.interactions_queue().url.clone();
+
+    let crc = send_x(&function, "twitter/01-crc.json").await;
+    assert_eq!(crc.status(), StatusCode::OK);
+    let crc: serde_json::Value = serde_json::from_str(&body_text(&crc)).unwrap();
+    assert!(crc["response_token"].as_str().unwrap().starts_with("sha256="));
+
+    for event in [
+        "twitter/02-dm-inbound.json",
+        "twitter/03-dm-outbound-echo.json",
+        "twitter/04-dm-with-media.json",
+        "twitter/05-mention.json",
+        "twitter/06-reply-thread.json",
+        "twitter/07-retweet.json",
+        "twitter/08-favorite.json",
+    ] {
+        let response = send_x(&function, event).await;
+        assert_eq!(response.status(), StatusCode::OK, "{event}: {}", body_text(&response));
+    }
+    assert_eq!(
+        depth(&stack, &queue).await,
+        5,
+        "retweet and favorite are acknowledged, not queued"
+    );
+    assert_eq!(
+        send_x(&function, "twitter/10-bad-signature.json").await.status(),
+        StatusCode::FORBIDDEN
+    );
+    assert_eq!(depth(&stack, &queue).await, 5);
+
+    let store = stack.store();
+    let mapping = stack.writer_mapping(Some(1));
+    drain(&mapping, &store).await;
+    // The delete comes after its tweet was recorded.
+    assert_eq!(
+        send_x(&function, "twitter/09-delete.json").await.status(),
+        StatusCode::OK
+    );
+    drain(&mapping, &store).await;
+
+    let ada = timeline_of(&store, &x_user("4410000000000000042")).await;
+    assert_eq!(ada.len(), 5);
+    assert_eq!(
+        ada.iter().filter(|i| i.direction == Direction::Outbound).count(),
+        2,
+        "the DM echo and the reply"
+    );
+    let mention = ada
+        .iter()
+        .find(|i| i.provider_message_id.as_str() == "1860000000000000201")
+        .unwrap();
+    assert_eq!(mention.kind, InteractionKind::PublicPost);
+    assert!(mention.deleted_at.is_some(), "the deleted tweet stays, marked deleted");
+    assert!(
+        ada.iter()
+            .filter(|i| i.provider_message_id.as_str() != "1860000000000000201")
+            .all(|i| i.deleted_at.is_none())
+    );
+    assert!(
+        ada.windows(2).all(|w| w[0].occurred_at >= w[1].occurred_at),
+        "ordered by X's timestamps"
+    );
+    assert_eq!(
+        store.all_customers().await.unwrap().len(),
+        1,
+        "the company's own account is not a customer"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_delete_that_arrives_before_its_tweet_is_not_lost() {
+    let stack = start_stack().await;
+    let function = x_function(&stack);
+    let store = stack.store();
+    let mapping = stack.writer_mapping(Some(1));
+
+    // The writer sees the deletion first (SQS standard queues do not keep order)...
+    assert_eq!(
+        send_x(&function, "twitter/09-delete.json").await.status(),
+        StatusCode::OK
+    );
+    drain(&mapping, &store).await;
+    // ...then the tweet, twice (a retry).
+    let mention = throughline_twitter::accept(
+        &throughline_edge::WebhookRequest::from_lambda(sample_request("twitter/05-mention.json"), None),
+        &function.x,
+        chrono::Utc::now(),
+    )
+    .unwrap()
+    .interactions
+    .remove(0);
+    let message = QueueMessage::from(mention);
+    function.publisher.publish(&[message.clone(), message]).await.unwrap();
+    drain(&mapping, &store).await;
+
+    let ada = timeline_of(&store, &x_user("4410000000000000042")).await;
+    assert_eq!(ada.len(), 1);
+    assert!(ada[0].deleted_at.is_some());
+}
