@@ -36,8 +36,10 @@ pub async fn run(serve: bool) -> Result<()> {
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
     let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, WRITER_BINARY])?;
-    // The sample events were signed for this public URL, as if the function sat behind it.
-    env.push(("TWILIO_PUBLIC_URL".into(), SAMPLE_PUBLIC_URL.into()));
+    // The sample events were signed for this public URL, as if the function sat behind it. With
+    // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
+    let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());
+    env.push(("TWILIO_PUBLIC_URL".into(), public_url.clone()));
     let lambda = LambdaEmulator::start(&venv, &env, true).await?;
     println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
     println!("    X webhook        {}", lambda.function_url(X_BINARY));
@@ -70,7 +72,7 @@ pub async fn run(serve: bool) -> Result<()> {
     if serve {
         step("serving until Ctrl-C");
         println!("    POST Twilio webhooks to {}", lambda.function_url(SMS_BINARY));
-        println!("    (signed with the test token for the URL {SAMPLE_PUBLIC_URL}; see README)");
+        println!("    (Twilio signatures are checked for the URL {public_url}, with the test token; see README)");
         loop {
             tokio::select! {
                 _ = tokio::signal::ctrl_c() => break,

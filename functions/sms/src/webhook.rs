@@ -443,6 +443,23 @@ mod tests {
         assert_eq!(a.id, b.id);
     }
 
+    proptest::proptest! {
+        /// Any signed form body, however odd, gets an answer: never a panic.
+        #[test]
+        fn any_signed_params_get_an_answer(params in proptest::collection::vec(
+            (proptest::sample::select(vec!["From", "To", "MessageSid", "Body", "NumMedia", "MediaUrl0",
+                "MediaContentType0", "MessageStatus", "ProfileName", "x"]), ".{0,40}"), 0..12)) {
+            let _ = accept(&signed_post(&params.iter().map(|(k, v)| (*k, v.as_str())).collect::<Vec<_>>()), &config(), now());
+        }
+
+        #[test]
+        fn any_body_bytes_get_an_answer(body in proptest::collection::vec(proptest::num::u8::ANY, 0..512)) {
+            let mut req = signed_post(&base());
+            req.body = body;
+            let _ = accept(&req, &config(), now());
+        }
+    }
+
     #[test]
     fn arbitrary_bytes_never_panic() {
         let mut req = signed_post(&base());

@@ -231,3 +231,22 @@ fn arbitrary_json_never_panics() {
         let _ = accept(&signed(body), &config(), now());
     }
 }
+
+proptest::proptest! {
+    /// Any signed body, JSON or not, gets an answer: never a panic.
+    #[test]
+    fn any_signed_body_gets_an_answer(body in "\\PC{0,300}") {
+        let _ = accept(&signed(&body), &config(), now());
+    }
+
+    #[test]
+    fn any_signed_dm_shape_gets_an_answer(id in "\\PC{0,20}", sender in "\\PC{0,20}", text in "\\PC{0,50}") {
+        let body = serde_json::json!({
+            "for_user_id": ACCOUNT,
+            "direct_message_events": [{"type": "message_create", "id": id, "created_timestamp": "x",
+                "message_create": {"sender_id": sender, "target": {"recipient_id": ACCOUNT},
+                    "message_data": {"text": text}}}]
+        });
+        let _ = accept(&signed(&body.to_string()), &config(), now());
+    }
+}
