@@ -1,10 +1,11 @@
 //! The real Lambda binaries under `cargo lambda watch` (cargo-lambda's Runtime API emulator):
 //! invoked with a file from events/ through `cargo lambda invoke`, and over the Function URL.
-//! The SMS function reads its Twilio token from the emulator's SSM Parameter Store, as deployed.
+//! The SMS and chat functions read their secrets from the emulator's SSM Parameter Store, as
+//! deployed.
 
 use std::process::Command;
 
-use throughline_e2e::stack::{SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
+use throughline_e2e::stack::{CHAT_BINARY, SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
 use throughline_e2e::*;
 use throughline_model::{E164, Handle};
 use xtask::lambda::{HttpCall, LambdaEmulator};
@@ -15,7 +16,7 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
     let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
     let stack = start_stack().await;
     stack.put_sample_secrets().await.unwrap();
-    let mut env = stack.functions_env(&[SMS_BINARY, WRITER_BINARY]).unwrap();
+    let mut env = stack.functions_env(&[SMS_BINARY, CHAT_BINARY, WRITER_BINARY]).unwrap();
     assert!(
         env.iter().any(|(k, _)| k == "TWILIO_AUTH_TOKEN_PARAMETER"),
         "the template passes a parameter name"
@@ -73,6 +74,22 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
         .unwrap();
     assert_eq!((status, content_type.as_str()), (403, "application/json"), "{body}");
     assert_eq!(depth(&stack, &stack.interactions_queue().url).await, 2);
+
+    // The chat function routes by path below its Function URL.
+    let fresh = |file: &str| HttpCall::from_event(&xtask::sign::fresh_event(&event_path(file)).unwrap()).unwrap();
+    for (file, expected) in [
+        ("chat/01-widget-message.json", 200),
+        ("chat/08-telegram-text.json", 200),
+        ("chat/06-widget-bad-signature.json", 401),
+    ] {
+        let (status, _, body) = lambda.call_url(CHAT_BINARY, &fresh(file)).await.unwrap();
+        assert_eq!(status, expected, "{file}: {body}");
+    }
+    let mut nowhere = fresh("chat/01-widget-message.json");
+    nowhere.path = "nowhere".into();
+    let (status, _, _) = lambda.call_url(CHAT_BINARY, &nowhere).await.unwrap();
+    assert_eq!(status, 404);
+    assert_eq!(depth(&stack, &stack.interactions_queue().url).await, 4);
 
     // The writer binary, fed by the event source mapping through the emulator's Invoke API.
     let mapping = stack.writer_mapping(Some(1));

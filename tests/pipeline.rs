@@ -4,22 +4,13 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
-use throughline_model::{Channel, E164, Handle, Interaction};
+use throughline_model::{Channel, E164, Handle};
 use throughline_store::{Recorded, TimelineStore};
 
 fn phone(number: &str) -> Handle {
     Handle::Phone {
         number: E164::parse(number).unwrap(),
     }
-}
-
-async fn timeline_of(store: &TimelineStore, handle: &Handle) -> Vec<Interaction> {
-    let customer = store
-        .customer_for(handle, true)
-        .await
-        .unwrap()
-        .expect("customer exists");
-    store.timeline(&customer, 100, None).await.unwrap().entries
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -2,8 +2,7 @@
 
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
-use throughline_model::{Direction, Handle, Interaction, InteractionKind, Platform, PlatformUserId, QueueMessage};
-use throughline_store::TimelineStore;
+use throughline_model::{Direction, Handle, InteractionKind, Platform, PlatformUserId, QueueMessage};
 
 fn x_user(id: &str) -> Handle {
     Handle::Platform {
@@ -11,15 +10,6 @@ fn x_user(id: &str) -> Handle {
         scope: None,
         id: PlatformUserId::parse(id).unwrap(),
     }
-}
-
-async fn timeline_of(store: &TimelineStore, handle: &Handle) -> Vec<Interaction> {
-    let customer = store
-        .customer_for(handle, true)
-        .await
-        .unwrap()
-        .expect("customer exists");
-    store.timeline(&customer, 100, None).await.unwrap().entries
 }
 
 #[tokio::test(flavor = "multi_thread")]

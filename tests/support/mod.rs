@@ -95,3 +95,37 @@ pub fn x_function(stack: &LocalStack) -> throughline_twitter::XFunction {
 pub async fn send_x(function: &throughline_twitter::XFunction, relative: &str) -> Response<Body> {
     throughline_twitter::handle(sample_request(relative), function).await
 }
+
+/// A customer's whole timeline (up to 100 entries), newest first; panics if the handle is unknown.
+pub async fn timeline_of(
+    store: &TimelineStore,
+    handle: &throughline_model::Handle,
+) -> Vec<throughline_model::Interaction> {
+    let customer = store
+        .customer_for(handle, true)
+        .await
+        .unwrap()
+        .expect("customer exists");
+    store.timeline(&customer, 100, None).await.unwrap().entries
+}
+
+/// The chat function as `main` builds it, with the sample events' secrets.
+pub fn chat_function(stack: &LocalStack) -> throughline_chat::ChatFunction {
+    let secrets = Secret::new(stack::test_chat_secrets());
+    throughline_chat::ChatFunction {
+        chat: throughline_chat::ChatConfig::from_secrets(
+            &secrets,
+            chrono::TimeDelta::seconds(throughline_chat::DEFAULT_TOLERANCE_SECONDS),
+        )
+        .unwrap(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+    }
+}
+
+/// Sends a sample chat event, re-signed for now as a live sender would sign it.
+pub async fn send_chat(function: &throughline_chat::ChatFunction, relative: &str) -> Response<Body> {
+    let event = xtask::sign::fresh_event(&event_path(relative)).unwrap();
+    let request = lambda_http::request::from_str(&event.to_string())
+        .unwrap_or_else(|e| panic!("{relative} is not an HTTP event: {e}"));
+    throughline_chat::handle(request, function).await
+}

@@ -9,7 +9,7 @@ use throughline_store::TimelineStore;
 
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
-use crate::stack::{LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY};
+use crate::stack::{CHAT_BINARY, LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY};
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
 
@@ -21,7 +21,17 @@ pub async fn run(serve: bool) -> Result<()> {
     step("building the Lambda functions");
     crate::venv::run(
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args(["build", "--bin", SMS_BINARY, "--bin", X_BINARY, "--bin", WRITER_BINARY])
+            .args([
+                "build",
+                "--bin",
+                SMS_BINARY,
+                "--bin",
+                X_BINARY,
+                "--bin",
+                CHAT_BINARY,
+                "--bin",
+                WRITER_BINARY,
+            ])
             .current_dir(workspace_root()),
         "build the functions",
     )?;
@@ -35,7 +45,7 @@ pub async fn run(serve: bool) -> Result<()> {
     println!("    dead-letter      {}", stack.dead_letter_queue().url);
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
-    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, WRITER_BINARY])?;
+    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, CHAT_BINARY, WRITER_BINARY])?;
     // The sample events were signed for this public URL, as if the function sat behind it. With
     // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
     let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());
@@ -43,6 +53,11 @@ pub async fn run(serve: bool) -> Result<()> {
     let lambda = LambdaEmulator::start(&venv, &env, true).await?;
     println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
     println!("    X webhook        {}", lambda.function_url(X_BINARY));
+    println!(
+        "    chat webhook     {}widget, {}telegram/<bot>",
+        lambda.function_url(CHAT_BINARY),
+        lambda.function_url(CHAT_BINARY)
+    );
     println!("    function logs    {}", lambda.log().display());
 
     let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
@@ -102,7 +117,7 @@ fn sample_events(dir: &Path) -> Result<Vec<PathBuf>> {
 }
 
 async fn send_event(lambda: &LambdaEmulator, binary: &str, path: &Path) -> Result<()> {
-    let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let event = crate::sign::fresh_event(path)?;
     let call = HttpCall::from_event(&event)?;
     let (status, content_type, body) = lambda.call_url(binary, &call).await?;
     let answer = if content_type.starts_with("application/json") {

@@ -118,7 +118,7 @@ impl LambdaEmulator {
 
     /// Sends an HTTP request to a binary's Function URL; returns status, content type and body.
     pub async fn call_url(&self, binary: &str, request: &HttpCall) -> Result<(u16, String, String)> {
-        let mut url = self.function_url(binary);
+        let mut url = format!("{}{}", self.function_url(binary), request.path);
         if !request.query.is_empty() {
             url = format!("{url}?{}", request.query);
         }
@@ -155,6 +155,8 @@ impl Drop for LambdaEmulator {
 #[derive(Debug, Clone)]
 pub struct HttpCall {
     pub method: String,
+    /// The path below the function's URL (`/widget`), without the leading `/`.
+    pub path: String,
     pub query: String,
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
@@ -168,6 +170,11 @@ impl HttpCall {
             .as_str()
             .ok_or("event has no requestContext.http.method")?;
         let query = event["rawQueryString"].as_str().unwrap_or_default().to_owned();
+        let path = event["rawPath"]
+            .as_str()
+            .unwrap_or("/")
+            .trim_start_matches('/')
+            .to_owned();
         let headers = event["headers"]
             .as_object()
             .map(|h| {
@@ -188,6 +195,7 @@ impl HttpCall {
         };
         Ok(Self {
             method: method.to_owned(),
+            path,
             query,
             headers,
             body,

@@ -14,7 +14,7 @@ cargo xtask <command>
   test            set up .venv if needed, then: cargo fmt --check, clippy -D warnings,
                   cfn-lint infra/template.yaml, cargo test --workspace (unit + emulator-backed e2e)
   setup           only set up .venv
-  schema          regenerate shared/model/interaction.schema.json from the Rust types
+  schema          regenerate the committed JSON Schemas (queue message, chat webhook) from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
   coldstart [N] [--bin-dir DIR]
                   build release binaries (or take them from DIR); median cold start (process start →
@@ -114,8 +114,16 @@ fn count_before(text: &str, label: &str) -> u64 {
 }
 
 fn schema() -> Result<()> {
-    let path = workspace_root().join("shared/model/interaction.schema.json");
-    std::fs::write(&path, throughline_model::json_schema())?;
-    println!("wrote {}", path.display());
+    for (relative, schema) in [
+        ("shared/model/interaction.schema.json", throughline_model::json_schema()),
+        (
+            "functions/chat/chat-webhook.schema.json",
+            throughline_chat::delivery_json_schema(),
+        ),
+    ] {
+        let path = workspace_root().join(relative);
+        std::fs::write(&path, schema)?;
+        println!("wrote {}", path.display());
+    }
     Ok(())
 }

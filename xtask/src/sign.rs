@@ -1,16 +1,72 @@
 //! `cargo xtask sign FILE...`: (re)computes the provider signature of sample events with the
 //! documented test secrets, exactly as the provider would: `X-Twilio-Signature` for files under
 //! `events/sms/` (over the event's public URL and parameters), `x-twitter-webhooks-signature`
-//! for files under `events/twitter/` (over the body). Files whose name contains
-//! `bad-signature` are left wrong on purpose.
+//! for files under `events/twitter/` (over the body), and for web-chat files under `events/chat/`
+//! a fresh `X-Throughline-Timestamp` with its signature (identity tokens re-minted too), since
+//! the chat webhook refuses stale deliveries. Files whose name contains `bad-signature` are left
+//! wrong on purpose; a `stale-timestamp` file keeps its old timestamp, validly signed.
 
 use std::path::Path;
 
+use chrono::{DateTime, Utc};
+use throughline_chat::widget::{self, IdentityClaims};
 use throughline_sms::signature::{Signed, compute};
 
 use crate::Result;
 use crate::lambda::HttpCall;
-use crate::stack::{TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET};
+use crate::stack::{
+    TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_TWILIO_AUTH_TOKEN,
+    TEST_X_CONSUMER_SECRET,
+};
+
+/// A sample event ready to send now: web-chat deliveries re-signed for this moment (see the
+/// module doc); every other event as it is on disk.
+pub fn fresh_event(path: &Path) -> Result<serde_json::Value> {
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    if is_chat_widget_event(path, &event) && !name.contains("bad-signature") {
+        refresh_chat_widget_event(&mut event, &name, Utc::now())?;
+    }
+    Ok(event)
+}
+
+fn is_chat_widget_event(path: &Path, event: &serde_json::Value) -> bool {
+    path.to_string_lossy().contains("chat") && event["rawPath"].as_str() == Some("/widget")
+}
+
+/// Re-signs a web-chat delivery at `now`: identity tokens re-minted to expire an hour later,
+/// the timestamp set to `now` (kept in a `stale-timestamp` file), the signature recomputed with
+/// the current secret (the previous one in a `rotated-secret` file).
+fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: DateTime<Utc>) -> Result<()> {
+    let body = HttpCall::from_event(event)?.body;
+    let mut delivery: serde_json::Value = serde_json::from_slice(&body)?;
+    for message in delivery["messages"].as_array_mut().into_iter().flatten() {
+        let Some(token) = message["identity_token"].as_str() else {
+            continue;
+        };
+        let payload = token.split('.').nth(1).ok_or("identity_token is not a JWT")?;
+        let payload = base64::Engine::decode(&base64::engine::general_purpose::URL_SAFE_NO_PAD, payload)?;
+        let mut claims: IdentityClaims = serde_json::from_slice(&payload)?;
+        claims.iat = Some(now.timestamp());
+        claims.exp = now.timestamp() + 3600;
+        message["identity_token"] = widget::mint_identity_token(TEST_CHAT_IDENTITY_SECRET, &claims).into();
+    }
+    let body = delivery.to_string();
+    let timestamp = match event["headers"][widget::TIMESTAMP_HEADER].as_str() {
+        Some(old) if name.contains("stale-timestamp") => old.to_owned(),
+        _ => now.timestamp().to_string(),
+    };
+    let secret = if name.contains("rotated-secret") {
+        TEST_CHAT_PREVIOUS_SECRET
+    } else {
+        TEST_CHAT_SECRET
+    };
+    event["headers"][widget::SIGNATURE_HEADER] = widget::sign(secret, &timestamp, body.as_bytes()).into();
+    event["headers"][widget::TIMESTAMP_HEADER] = timestamp.into();
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    Ok(())
+}
 
 /// The URL a Function URL / HTTP API event was requested at.
 pub fn event_url(event: &serde_json::Value) -> Result<String> {
@@ -52,6 +108,17 @@ pub fn sign_files(files: &[String]) -> Result<()> {
             continue;
         }
         let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        if file.contains("chat") {
+            if !is_chat_widget_event(path, &event) {
+                println!("{file}: Telegram sends a fixed secret token, nothing to sign");
+                continue;
+            }
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            refresh_chat_widget_event(&mut event, &name, Utc::now())?;
+            std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
+            println!("{file}: signed at {}", event["headers"][widget::TIMESTAMP_HEADER]);
+            continue;
+        }
         let (header, signature) = if file.contains("twitter") {
             if event["body"].is_null() {
                 println!("{file}: no body to sign");

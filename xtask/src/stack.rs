@@ -14,14 +14,41 @@ use crate::venv::Venv;
 pub const WRITER_BINARY: &str = "throughline-timeline-writer";
 pub const SMS_BINARY: &str = "throughline-sms";
 pub const X_BINARY: &str = "throughline-twitter";
+pub const CHAT_BINARY: &str = "throughline-chat";
 /// Every webhook function and the folder of its sample events.
-pub const WEBHOOKS: [(&str, &str); 2] = [(SMS_BINARY, "events/sms"), (X_BINARY, "events/twitter")];
+pub const WEBHOOKS: [(&str, &str); 3] = [
+    (SMS_BINARY, "events/sms"),
+    (X_BINARY, "events/twitter"),
+    (CHAT_BINARY, "events/chat"),
+];
 
 /// The auth token the sample events in `events/sms/` are signed with. A test value, published
 /// on purpose: never a real account's token.
 pub const TEST_TWILIO_AUTH_TOKEN: &str = "throughline-test-auth-token";
 /// The X consumer secret the sample events in `events/twitter/` are signed with (a test value).
 pub const TEST_X_CONSUMER_SECRET: &str = "throughline-test-consumer-secret";
+/// The chat site of the sample events, its current and previous (still active) webhook secrets,
+/// and the secret its backend signs identity tokens with. Test values.
+pub const TEST_CHAT_SITE: &str = "acme-web";
+pub const TEST_CHAT_SECRET: &str = "throughline-test-chat-secret";
+pub const TEST_CHAT_PREVIOUS_SECRET: &str = "throughline-test-chat-secret-2025";
+pub const TEST_CHAT_IDENTITY_SECRET: &str = "throughline-test-identity-secret";
+/// The Telegram bot of the sample events and its `secret_token`. Test values.
+pub const TEST_TELEGRAM_BOT: &str = "acme_support_bot";
+pub const TEST_TELEGRAM_SECRET_TOKEN: &str = "throughline-test-telegram-token";
+
+/// The `CHAT_SECRETS` document for the sample events.
+pub fn test_chat_secrets() -> String {
+    serde_json::json!({
+        "sites": { TEST_CHAT_SITE: {
+            "webhook_secrets": [TEST_CHAT_SECRET, TEST_CHAT_PREVIOUS_SECRET],
+            "identity_secrets": [TEST_CHAT_IDENTITY_SECRET]
+        }},
+        "telegram_bots": { TEST_TELEGRAM_BOT: TEST_TELEGRAM_SECRET_TOKEN }
+    })
+    .to_string()
+}
+
 /// The public URL the sample events were signed for (their `requestContext.domainName`).
 pub const SAMPLE_PUBLIC_URL: &str = "https://sms.throughline.example/";
 
@@ -133,8 +160,9 @@ impl LocalStack {
     /// Stores the sample events' secrets where the template tells the functions to look.
     pub async fn put_sample_secrets(&self) -> Result<()> {
         for (parameter, value) in [
-            ("TwilioAuthTokenParameterName", TEST_TWILIO_AUTH_TOKEN),
-            ("XConsumerSecretParameterName", TEST_X_CONSUMER_SECRET),
+            ("TwilioAuthTokenParameterName", TEST_TWILIO_AUTH_TOKEN.to_owned()),
+            ("XConsumerSecretParameterName", TEST_X_CONSUMER_SECRET.to_owned()),
+            ("ChatSecretsParameterName", test_chat_secrets()),
         ] {
             let name = self
                 .resources
@@ -142,7 +170,7 @@ impl LocalStack {
                 .get(parameter)
                 .ok_or(format!("template has no {parameter} parameter"))?
                 .clone();
-            self.put_secret(&name, value).await?;
+            self.put_secret(&name, &value).await?;
         }
         Ok(())
     }

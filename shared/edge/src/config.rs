@@ -9,6 +9,8 @@ use std::fmt;
 pub enum ConfigError {
     #[error("configuration {0} is not set")]
     Missing(String),
+    #[error("configuration is not valid: {0}")]
+    Invalid(String),
     #[error("could not read SSM parameter for {var}: {source}")]
     Ssm {
         var: String,

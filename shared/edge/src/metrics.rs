@@ -9,6 +9,8 @@ pub const NAMESPACE: &str = "Throughline";
 pub const IGNORED_EVENTS: &str = "IgnoredEvents";
 /// Requests refused (bad signature, malformed body).
 pub const REJECTED_REQUESTS: &str = "RejectedRequests";
+/// Chat identity tokens that did not verify (the message was kept as an anonymous visitor's).
+pub const UNVERIFIED_IDENTITY_TOKENS: &str = "UnverifiedIdentityTokens";
 /// Interactions put on the queue.
 pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
 

@@ -43,6 +43,14 @@ impl WebhookRequest {
         Some(after.split('#').next().unwrap_or(after)).filter(|q| !q.is_empty())
     }
 
+    /// The path of the URL (`/` when it has none).
+    pub fn path(&self) -> &str {
+        let after_scheme = self.url.split_once("://").map_or(self.url.as_str(), |(_, rest)| rest);
+        let path_and_more = after_scheme.find('/').map_or("/", |i| &after_scheme[i..]);
+        let end = path_and_more.find(['?', '#']).unwrap_or(path_and_more.len());
+        &path_and_more[..end]
+    }
+
     /// The media type of the body, lower-cased, without parameters.
     pub fn media_type(&self) -> Option<String> {
         let ct = self.header("content-type")?;
@@ -68,6 +76,7 @@ mod tests {
         let r = WebhookRequest::from_lambda(request("https://abc.lambda-url.eu-west-1.on.aws/sms?x=1%202"), None);
         assert_eq!(r.url, "https://abc.lambda-url.eu-west-1.on.aws/sms?x=1%202");
         assert_eq!(r.query(), Some("x=1%202"));
+        assert_eq!(r.path(), "/sms");
         assert_eq!(r.body, b"a=1");
         assert_eq!(r.media_type().as_deref(), Some("application/x-www-form-urlencoded"));
 
@@ -76,5 +85,8 @@ mod tests {
         let r = WebhookRequest::from_lambda(request("https://abc/sms"), Some("https://hooks.example.com/twilio"));
         assert_eq!(r.url, "https://hooks.example.com/twilio");
         assert_eq!(r.query(), None);
+        assert_eq!(r.path(), "/twilio");
+        let r = WebhookRequest::from_lambda(request("https://abc?x=1"), None);
+        assert_eq!(r.path(), "/");
     }
 }

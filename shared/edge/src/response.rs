@@ -27,6 +27,8 @@ pub enum Rejection {
     MethodNotAllowed {
         allowed: &'static str,
     },
+    /// No webhook at this path.
+    NotFound,
 }
 
 impl Rejection {
@@ -42,6 +44,7 @@ impl Rejection {
             Rejection::Malformed { .. } => StatusCode::BAD_REQUEST,
             Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
         }
     }
 
@@ -52,6 +55,7 @@ impl Rejection {
             Rejection::Malformed { .. } => "malformed_request",
             Rejection::UnsupportedMediaType { .. } => "unsupported_media_type",
             Rejection::MethodNotAllowed { .. } => "method_not_allowed",
+            Rejection::NotFound => "not_found",
         }
     }
 
@@ -61,6 +65,7 @@ impl Rejection {
             Rejection::Malformed { problem } => problem.clone(),
             Rejection::UnsupportedMediaType { expected } => format!("expected a body of type {expected}"),
             Rejection::MethodNotAllowed { allowed } => format!("method not allowed; use {allowed}"),
+            Rejection::NotFound => "no webhook at this path".to_owned(),
         }
     }
 

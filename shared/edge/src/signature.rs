@@ -3,7 +3,7 @@
 //! the text encoding of the result, so those are the parameters.
 
 use base64::Engine as _;
-use base64::engine::general_purpose::STANDARD as BASE64;
+use base64::engine::general_purpose::{STANDARD as BASE64, URL_SAFE_NO_PAD as BASE64_URL};
 use hmac::{Hmac, KeyInit, Mac};
 use sha2::Digest as _;
 use subtle::ConstantTimeEq;
@@ -19,6 +19,8 @@ pub enum Algorithm {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
     Base64,
+    /// URL-safe base64 without padding (JWT signatures).
+    Base64Url,
     /// Lower-case hex (Meta, Mailgun). Decoding accepts either case.
     Hex,
 }
@@ -42,6 +44,7 @@ pub fn hmac(algorithm: Algorithm, key: &[u8], parts: &[&[u8]]) -> Vec<u8> {
 pub fn encode(encoding: Encoding, mac: &[u8]) -> String {
     match encoding {
         Encoding::Base64 => BASE64.encode(mac),
+        Encoding::Base64Url => BASE64_URL.encode(mac),
         Encoding::Hex => mac.iter().map(|b| format!("{b:02x}")).collect(),
     }
 }
@@ -52,6 +55,7 @@ pub fn encode(encoding: Encoding, mac: &[u8]) -> String {
 pub fn matches(encoding: Encoding, provided: &str, computed_mac: &[u8]) -> bool {
     let decoded = match encoding {
         Encoding::Base64 => BASE64.decode(provided.trim()).ok(),
+        Encoding::Base64Url => BASE64_URL.decode(provided.trim()).ok(),
         Encoding::Hex => decode_hex(provided.trim()),
     };
     match decoded {
@@ -123,6 +127,30 @@ mod tests {
             "9CFC5C41582E51246E73C88D34DB3AF0A3A2692A76FBAB81492842F000256D33",
             &mac
         ));
+    }
+
+    #[test]
+    fn zendesk_vector_timestamp_then_body() {
+        // The secret is used as literal key bytes, not base64-decoded.
+        let mac = hmac(
+            Algorithm::HmacSha256,
+            b"dGhpc19zZWNyZXRfaXNfZm9yX3Rlc3Rpbmdfb25seQ==",
+            &[b"2021-03-25T05:09:27Z", br#"{"event":"ticket.updated","id":123}"#],
+        );
+        assert!(matches(
+            Encoding::Base64,
+            "S/RDdU2ERmj7LHDDoWJ2onPYH+t7/f2+LTM4dL7UiLM=",
+            &mac
+        ));
+    }
+
+    #[test]
+    fn base64url_round_trips_without_padding() {
+        let mac = hmac(Algorithm::HmacSha256, b"k", &[b"m"]);
+        let text = encode(Encoding::Base64Url, &mac);
+        assert!(!text.contains(['=', '+', '/']));
+        assert!(matches(Encoding::Base64Url, &text, &mac));
+        assert!(!matches(Encoding::Base64, &text.replace('_', "!"), &mac));
     }
 
     #[test]

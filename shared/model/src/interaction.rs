@@ -154,6 +154,9 @@ impl Handle {
 pub enum AttachmentSource {
     /// A URL at the provider (Twilio media URLs need the account's credentials to fetch).
     Url { url: String },
+    /// A file the provider keeps and hands out by id through its API (Telegram `file_id`,
+    /// WhatsApp media id): fetched with the business's credentials when someone opens it.
+    ProviderFile { file_id: String },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -184,6 +187,34 @@ impl ThreadHints {
     pub fn is_empty(&self) -> bool {
         self == &ThreadHints::default()
     }
+}
+
+/// How much an identifier that came with an interaction can be trusted. Only verified
+/// identifiers can attach an interaction to an existing customer; a claim is recorded and no more
+/// (anyone can type someone else's email address into a form).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Evidence {
+    Verified,
+    Claimed,
+}
+
+/// Where an identifier's evidence comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum EvidenceSource {
+    /// A token the company's own backend signed for a logged-in user (chat identity token).
+    CompanyIdentityToken,
+    /// Typed by the visitor into a pre-chat form: a claim.
+    PrechatForm,
+}
+
+/// An identifier of the customer beyond `Interaction::customer`, with its evidence.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Identity {
+    pub handle: Handle,
+    pub evidence: Evidence,
+    pub source: EvidenceSource,
 }
 
 /// Deterministic id of an interaction: the same provider message received at the same business
@@ -266,6 +297,9 @@ pub struct Interaction {
     #[serde(default)]
     pub kind: InteractionKind,
     pub customer: Handle,
+    /// Further identifiers of the customer that came with this interaction, with their evidence.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identities: Vec<Identity>,
     /// The name the provider shows for the customer (WhatsApp profile name), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_display_name: Option<String>,
@@ -291,6 +325,12 @@ pub struct Interaction {
     /// Set when the customer deleted the message at the provider; the entry stays, marked.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deleted_at: Option<DateTime<Utc>>,
+    /// Set when the customer edited the message at the provider; `text` is then the latest
+    /// version and `original_text` the first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub edited_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub original_text: Option<String>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -316,6 +356,7 @@ impl Interaction {
             direction: n.direction,
             kind: InteractionKind::Message,
             customer: n.customer,
+            identities: Vec::new(),
             customer_display_name: None,
             business_endpoint: n.business_endpoint,
             provider_message_id: n.provider_message_id,
@@ -328,7 +369,18 @@ impl Interaction {
             thread: ThreadHints::default(),
             attributes: BTreeMap::new(),
             deleted_at: None,
+            edited_at: None,
+            original_text: None,
         }
+    }
+
+    /// The interaction as it reads after an edit made at `at`.
+    pub fn apply_edit(&mut self, text: Option<String>, at: DateTime<Utc>) {
+        if self.edited_at.is_none() {
+            self.original_text = self.text.take();
+        }
+        self.text = text;
+        self.edited_at = Some(at);
     }
 
     /// Parses an SQS body, refusing versions this code does not understand.
@@ -345,7 +397,7 @@ impl Interaction {
     }
 }
 
-/// A change to an interaction already sent (the customer deleted it at the provider).
+/// A change to an interaction already sent (the customer deleted or edited it at the provider).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InteractionUpdate {
     pub interaction_id: InteractionId,
@@ -354,10 +406,14 @@ pub struct InteractionUpdate {
     pub at: DateTime<Utc>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
     Deleted,
+    /// The message's new text (`None`: the text was removed, e.g. a caption).
+    Edited {
+        text: Option<String>,
+    },
 }
 
 impl InteractionUpdate {
@@ -365,6 +421,14 @@ impl InteractionUpdate {
         Self {
             interaction_id,
             change: Change::Deleted,
+            at,
+        }
+    }
+
+    pub fn edited(interaction_id: InteractionId, text: Option<String>, at: DateTime<Utc>) -> Self {
+        Self {
+            interaction_id,
+            change: Change::Edited { text },
             at,
         }
     }

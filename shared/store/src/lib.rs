@@ -13,12 +13,13 @@
 use std::collections::HashMap;
 
 use aws_sdk_dynamodb::Client;
-use aws_sdk_dynamodb::types::{AttributeValue, Put, TransactWriteItem};
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::types::{AttributeValue, Put, ReturnValue, TransactWriteItem};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, SecondsFormat, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Handle, Interaction, InteractionId, InteractionUpdate};
+use throughline_model::{Change, Evidence, Handle, Interaction, InteractionId, InteractionUpdate};
 
 type Item = HashMap<String, AttributeValue>;
 
@@ -127,6 +128,61 @@ fn key_item(pk: String, sk: String) -> Item {
     HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
 }
 
+/// DynamoDB refused a write because its condition did not hold.
+fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> bool {
+    e.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
+}
+
+/// Fixed-width UTC time (milliseconds), as stored on markers.
+fn millis(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+fn time_attr(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    optional_string_attr(item, name)
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.to_utc())
+                .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a time")))
+        })
+        .transpose()
+}
+
+/// Changes that reached an interaction's marker before the interaction itself.
+#[derive(Debug, Default)]
+struct Pending {
+    deleted_at: Option<DateTime<Utc>>,
+    edit: Option<(DateTime<Utc>, Option<String>)>,
+}
+
+impl Pending {
+    fn from_marker(marker: &Item) -> Result<Self, StoreError> {
+        Ok(Self {
+            deleted_at: time_attr(marker, "deleted_at")?,
+            edit: time_attr(marker, "edited_at")?.map(|at| (at, optional_string_attr(marker, "edited_text"))),
+        })
+    }
+
+    fn applied_to(&self, interaction: &Interaction) -> Interaction {
+        let mut entry = interaction.clone();
+        if self.deleted_at.is_some() {
+            entry.deleted_at = self.deleted_at;
+        }
+        if let Some((at, text)) = &self.edit {
+            entry.apply_edit(text.clone(), *at);
+        }
+        entry
+    }
+}
+
+fn handle_item(handle: &Handle, customer: &CustomerId, now: &str) -> Item {
+    let (pk, sk) = keys::handle(handle);
+    let mut item = key_item(pk, sk);
+    item.insert("customer_id".into(), s(customer.as_str()));
+    item.insert("created_at".into(), s(now));
+    item
+}
+
 fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
@@ -158,7 +214,13 @@ impl TimelineStore {
     /// Records an interaction on its customer's timeline exactly once, whatever the number of
     /// deliveries. Safe to run concurrently for the same interaction or the same new handle.
     pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
-        let customer = self.resolve_customer(&interaction.customer).await?;
+        let verified: Vec<&Handle> = interaction
+            .identities
+            .iter()
+            .filter(|i| i.evidence == Evidence::Verified)
+            .map(|i| &i.handle)
+            .collect();
+        let customer = self.resolve_customer_with(&interaction.customer, &verified).await?;
         let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
         let (marker_pk, marker_sk) = keys::interaction(&interaction.id);
 
@@ -175,34 +237,33 @@ impl TimelineStore {
             .await;
         match claimed {
             Ok(_) => {
-                self.put_entry(&customer, &sk, interaction, None, false).await?;
+                self.put_entry(&customer, &sk, interaction, false).await?;
                 return Ok(Recorded::New { customer });
             }
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) => {}
+            Err(e) if is_conditional_failure(&e) => {}
             Err(e) => return Err(dynamo("PutItem")(e)),
         }
 
-        // The marker exists: either a delivery before this one, or a deletion that arrived
-        // before the interaction it deletes (providers do not deliver in order).
+        // The marker exists: either a delivery before this one, or a change (deletion, edit)
+        // that arrived before the interaction it changes (providers do not deliver in order).
         let existing = self
             .get(marker_pk.clone(), marker_sk.clone(), true)
             .await?
             .ok_or_else(|| StoreError::Corrupt(format!("interaction marker {} vanished", interaction.id)))?;
-        let deleted_at = optional_string_attr(&existing, "deleted_at");
         if existing.contains_key("timeline_sk") {
             // Seen before. Make sure the entry exists where the first delivery put it (that
             // delivery may have stopped between its two writes), without overwriting it.
             let first_customer = CustomerId(string_attr(&existing, "customer_id")?);
             let first_sk = string_attr(&existing, "timeline_sk")?;
-            self.put_entry(&first_customer, &first_sk, interaction, deleted_at.as_deref(), true)
-                .await?;
+            let entry = Pending::from_marker(&existing)?.applied_to(interaction);
+            self.put_entry(&first_customer, &first_sk, &entry, true).await?;
             return Ok(Recorded::Duplicate {
                 customer: first_customer,
             });
         }
-        // Deleted before it arrived: claim the tombstone for this position, record it deleted.
+        // Changed before it arrived: claim the tombstone for this position. The claim returns
+        // the marker as it is at that instant, so no change written before it is missed; a
+        // change written after it sees `timeline_sk` and goes to the entry.
         let claimed = self
             .client
             .update_item()
@@ -212,80 +273,140 @@ impl TimelineStore {
             .condition_expression("attribute_not_exists(timeline_sk)")
             .expression_attribute_values(":c", s(customer.as_str()))
             .expression_attribute_values(":sk", s(&sk))
+            .return_values(ReturnValue::AllNew)
             .send()
             .await;
         match claimed {
-            Ok(_) => {
-                self.put_entry(&customer, &sk, interaction, deleted_at.as_deref(), false)
-                    .await?;
+            Ok(output) => {
+                let marker = output.attributes.unwrap_or_default();
+                let entry = Pending::from_marker(&marker)?.applied_to(interaction);
+                self.put_entry(&customer, &sk, &entry, false).await?;
                 Ok(Recorded::New { customer })
             }
             // Another delivery claimed it a moment ago: this one is its duplicate.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Box::pin(self.record(interaction)).await
-            }
+            Err(e) if is_conditional_failure(&e) => Box::pin(self.record(interaction)).await,
             Err(e) => Err(dynamo("UpdateItem")(e)),
         }
     }
 
-    /// Applies an update (a deletion) to an interaction's timeline entry. An update for an
-    /// interaction not recorded yet leaves a tombstone its arrival will honour. Idempotent.
+    /// Applies an update (a deletion or an edit) to an interaction's timeline entry. An update
+    /// for an interaction not recorded yet is kept on its marker, and its arrival honours it.
+    /// Idempotent; of two edits, the later (by provider time) wins whatever their order.
     pub async fn apply(&self, update: &InteractionUpdate) -> Result<Applied, StoreError> {
         let (pk, sk) = keys::interaction(&update.interaction_id);
-        let at = update.at.to_rfc3339_opts(SecondsFormat::Millis, true);
         let marker = self.get(pk.clone(), sk.clone(), true).await?;
-        let Some(marker) = marker.filter(|m| m.contains_key("timeline_sk")) else {
-            self.client
-                .update_item()
-                .table_name(&self.table)
-                .set_key(Some(key_item(pk, sk)))
-                .update_expression("SET deleted_at = :at")
-                .expression_attribute_values(":at", s(&at))
-                .send()
-                .await
-                .map_err(dynamo("UpdateItem"))?;
-            // Recorded between our read and write? Then its entry must get the change too.
-            let (pk, sk) = keys::interaction(&update.interaction_id);
-            return match self.get(pk, sk, true).await?.filter(|m| m.contains_key("timeline_sk")) {
-                Some(marker) => self.mark_entry(&marker, &at).await,
-                None => Ok(Applied::Pending),
-            };
-        };
-        self.mark_entry(&marker, &at).await
-    }
-
-    async fn mark_entry(&self, marker: &Item, at: &str) -> Result<Applied, StoreError> {
-        let customer = CustomerId(string_attr(marker, "customer_id")?);
-        let result = self
+        if let Some(marker) = marker.as_ref().filter(|m| m.contains_key("timeline_sk")) {
+            return self.change_entry(marker, update).await;
+        }
+        let pending = marker
+            .as_ref()
+            .map(Pending::from_marker)
+            .transpose()?
+            .unwrap_or_default();
+        let at = millis(update.at);
+        let request = self
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_item(
-                keys::customer_pk(&customer),
-                string_attr(marker, "timeline_sk")?,
-            )))
-            .update_expression("SET deleted_at = :at")
-            .condition_expression("attribute_exists(pk)")
-            .expression_attribute_values(":at", s(at))
-            .send()
-            .await;
-        match result {
-            Ok(_) => Ok(Applied::Updated { customer }),
-            // The marker exists but its entry not yet (a writer stopped between the two writes):
-            // fail, so the update is retried after the interaction's redelivery repairs it.
-            Err(e)
-                if e.as_service_error()
-                    .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Err(StoreError::Dynamo {
-                    operation: "UpdateItem",
-                    message: "timeline entry not written yet".into(),
-                })
+            .set_key(Some(key_item(pk, sk)));
+        let written = match &update.change {
+            Change::Deleted => request
+                .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
+                .expression_attribute_values(":at", s(&at))
+                .send()
+                .await
+                .map(drop),
+            Change::Edited { .. } if pending.edit.as_ref().is_some_and(|(t, _)| *t > update.at) => Ok(()),
+            Change::Edited { text } => {
+                // Written only if no other edit landed since the read (else start over).
+                let request = match marker.as_ref().and_then(|m| m.get("edited_at")) {
+                    Some(previous) => request
+                        .condition_expression("edited_at = :previous")
+                        .expression_attribute_values(":previous", previous.clone()),
+                    None => request.condition_expression("attribute_not_exists(edited_at)"),
+                };
+                let request = match text {
+                    Some(text) => request
+                        .update_expression("SET edited_at = :at, edited_text = :text")
+                        .expression_attribute_values(":text", s(text)),
+                    None => request.update_expression("SET edited_at = :at REMOVE edited_text"),
+                };
+                match request.expression_attribute_values(":at", s(&at)).send().await {
+                    Ok(_) => Ok(()),
+                    // Another change landed on the marker meanwhile: start over from it.
+                    Err(e) if is_conditional_failure(&e) => return Box::pin(self.apply(update)).await,
+                    Err(e) => Err(e),
+                }
             }
-            Err(e) => Err(dynamo("UpdateItem")(e)),
+        };
+        written.map_err(dynamo("UpdateItem"))?;
+        // Recorded between our read and write? Then its entry must get the change too.
+        let (pk, sk) = keys::interaction(&update.interaction_id);
+        match self.get(pk, sk, true).await?.filter(|m| m.contains_key("timeline_sk")) {
+            Some(marker) => self.change_entry(&marker, update).await,
+            None => Ok(Applied::Pending),
+        }
+    }
+
+    async fn change_entry(&self, marker: &Item, update: &InteractionUpdate) -> Result<Applied, StoreError> {
+        let customer = CustomerId(string_attr(marker, "customer_id")?);
+        let (entry_pk, entry_sk) = (keys::customer_pk(&customer), string_attr(marker, "timeline_sk")?);
+        // The marker exists but its entry not yet (a writer stopped between the two writes):
+        // fail, so the update is retried after the interaction's redelivery repairs it.
+        let not_written = || StoreError::Dynamo {
+            operation: "UpdateItem",
+            message: "timeline entry not written yet".into(),
+        };
+        let text = match &update.change {
+            Change::Deleted => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item(entry_pk, entry_sk)))
+                    .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":at", s(millis(update.at)))
+                    .send()
+                    .await;
+                return match result {
+                    Ok(_) => Ok(Applied::Updated { customer }),
+                    Err(e) if is_conditional_failure(&e) => Err(not_written()),
+                    Err(e) => Err(dynamo("UpdateItem")(e)),
+                };
+            }
+            Change::Edited { text } => text,
+        };
+        // An edit rewrites the entry's text: read it, change it, write it back only if no other
+        // edit got there first (then start over).
+        let item = self
+            .get(entry_pk.clone(), entry_sk.clone(), true)
+            .await?
+            .ok_or_else(not_written)?;
+        let mut entry: Interaction =
+            serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+        if entry.edited_at.is_some_and(|t| t > update.at) {
+            return Ok(Applied::Updated { customer });
+        }
+        entry.apply_edit(text.clone(), update.at);
+        let mut replacement: Item =
+            serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        replacement.extend(key_item(entry_pk, entry_sk));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(replacement));
+        let put = match item.get("edited_at") {
+            Some(previous) => put
+                .condition_expression("edited_at = :previous")
+                .expression_attribute_values(":previous", previous.clone()),
+            None => put.condition_expression("attribute_exists(pk) AND attribute_not_exists(edited_at)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(Applied::Updated { customer }),
+            Err(e) if is_conditional_failure(&e) => Box::pin(self.change_entry(marker, update)).await,
+            Err(e) => Err(dynamo("PutItem")(e)),
         }
     }
 
@@ -294,14 +415,10 @@ impl TimelineStore {
         customer: &CustomerId,
         sk: &str,
         interaction: &Interaction,
-        deleted_at: Option<&str>,
         only_if_absent: bool,
     ) -> Result<(), StoreError> {
         let mut item: Item =
             serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
-        if let Some(at) = deleted_at {
-            item.insert("deleted_at".into(), s(at));
-        }
         item.insert("pk".into(), s(keys::customer_pk(customer)));
         item.insert("sk".into(), s(sk));
         let mut put = self.client.put_item().table_name(&self.table).set_item(Some(item));
@@ -310,29 +427,70 @@ impl TimelineStore {
         }
         match put.send().await {
             Ok(_) => Ok(()),
-            Err(e)
-                if only_if_absent
-                    && e.as_service_error()
-                        .is_some_and(|e| e.is_conditional_check_failed_exception()) =>
-            {
-                Ok(())
-            }
+            Err(e) if only_if_absent && is_conditional_failure(&e) => Ok(()),
             Err(e) => Err(dynamo("PutItem")(e)),
         }
     }
 
-    /// The customer a handle belongs to, creating the customer on first sight. Two writers that
-    /// see a new handle at once race on a conditional write; the loser adopts the winner's id.
+    /// The customer a handle belongs to, creating the customer on first sight.
     pub async fn resolve_customer(&self, handle: &Handle) -> Result<CustomerId, StoreError> {
-        if let Some(existing) = self.customer_for(handle, false).await? {
-            return Ok(existing);
+        self.resolve_customer_with(handle, &[]).await
+    }
+
+    /// The customer a handle belongs to, given `verified` further identifiers that the provider
+    /// or the company vouches for (never mere claims). An unknown handle joins the customer of
+    /// the first known verified identifier, or else a new customer is created with all of them;
+    /// verified identifiers not known yet are attached to the customer. One that already belongs
+    /// to another customer stays there: joining two customers is a merge, not a side effect.
+    ///
+    /// Race-safe: every handle item is written only if absent, so two writers that see a new
+    /// handle at once cannot give it two customers; the loser re-reads and adopts the winner's.
+    pub async fn resolve_customer_with(&self, handle: &Handle, verified: &[&Handle]) -> Result<CustomerId, StoreError> {
+        let mut consistent = false;
+        for _ in 0..3 {
+            let own = self.customer_for(handle, consistent).await?;
+            if let Some(customer) = own.as_ref().filter(|_| verified.is_empty()) {
+                return Ok(customer.clone());
+            }
+            let mut linked = None;
+            let mut unknown = Vec::new();
+            for other in verified.iter().copied().filter(|h| *h != handle) {
+                match self.customer_for(other, consistent).await? {
+                    Some(customer) => {
+                        linked.get_or_insert(customer);
+                    }
+                    None if !unknown.contains(&other) => unknown.push(other),
+                    None => {}
+                }
+            }
+            let customer = match (own, linked) {
+                (Some(customer), _) => customer,
+                (None, Some(customer)) => self.attach(handle, &customer).await?,
+                (None, None) => match self.create_customer(handle, &unknown).await? {
+                    Some(customer) => return Ok(customer),
+                    None => {
+                        // Another writer created one of these handles first: read again.
+                        consistent = true;
+                        continue;
+                    }
+                },
+            };
+            for other in unknown {
+                self.attach(other, &customer).await?;
+            }
+            return Ok(customer);
         }
+        Err(StoreError::Dynamo {
+            operation: "TransactWriteItems",
+            message: "customer resolution kept conflicting with other writers".into(),
+        })
+    }
+
+    /// Creates a customer owning `handle` and `more`, in one transaction; `None` when one of the
+    /// handles got a customer meanwhile.
+    async fn create_customer(&self, handle: &Handle, more: &[&Handle]) -> Result<Option<CustomerId>, StoreError> {
         let customer = CustomerId::generate();
-        let now = Utc::now().to_rfc3339_opts(SecondsFormat::Millis, true);
-        let (pk, sk) = keys::handle(handle);
-        let mut handle_item = key_item(pk, sk);
-        handle_item.insert("customer_id".into(), s(customer.as_str()));
-        handle_item.insert("created_at".into(), s(&now));
+        let now = millis(Utc::now());
         let mut profile = key_item(keys::customer_pk(&customer), keys::PROFILE.into());
         profile.insert("customer_id".into(), s(customer.as_str()));
         profile.insert("created_at".into(), s(&now));
@@ -347,28 +505,40 @@ impl TimelineStore {
                 .map_err(|e| StoreError::Corrupt(e.to_string()))?;
             Ok(TransactWriteItem::builder().put(put).build())
         };
-        let created = self
-            .client
-            .transact_write_items()
-            .transact_items(put(handle_item)?)
-            .transact_items(put(profile)?)
-            .send()
-            .await;
-        match created {
-            Ok(_) => Ok(customer),
+        let mut transaction = self.client.transact_write_items().transact_items(put(profile)?);
+        for owned in std::iter::once(handle).chain(more.iter().copied()) {
+            transaction = transaction.transact_items(put(handle_item(owned, &customer, &now))?);
+        }
+        match transaction.send().await {
+            Ok(_) => Ok(Some(customer)),
             Err(e)
                 if e.as_service_error()
                     .is_some_and(|e| e.is_transaction_canceled_exception()) =>
             {
-                // Another writer created this handle first: use its customer.
-                self.customer_for(handle, true)
-                    .await?
-                    .ok_or_else(|| StoreError::Dynamo {
-                        operation: "TransactWriteItems",
-                        message: "transaction cancelled but the handle does not exist".into(),
-                    })
+                Ok(None)
             }
             Err(e) => Err(dynamo("TransactWriteItems")(e)),
+        }
+    }
+
+    /// Gives `handle` to `customer` unless it has a customer already; returns the handle's
+    /// customer either way.
+    async fn attach(&self, handle: &Handle, customer: &CustomerId) -> Result<CustomerId, StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(handle_item(handle, customer, &millis(Utc::now()))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(customer.clone()),
+            Err(e) if is_conditional_failure(&e) => self
+                .customer_for(handle, true)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("handle {} vanished", handle.key()))),
+            Err(e) => Err(dynamo("PutItem")(e)),
         }
     }
 

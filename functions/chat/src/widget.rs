@@ -1,0 +1,460 @@
+//! The Throughline chat webhook as pure functions: signature and timestamp checks, the visitor
+//! identity token, and normalization of each message of a delivery. No network, no clock.
+//!
+//! Contract (documented in README, schema in `functions/chat/chat-webhook.schema.json`):
+//! `POST /widget` with `X-Throughline-Site: <site id>`, `X-Throughline-Timestamp: <unix seconds>`
+//! and `X-Throughline-Signature: base64(HMAC-SHA256(site secret, timestamp + "." + raw body))`.
+
+use std::collections::BTreeMap;
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_http::http::{Method, StatusCode};
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use serde_json::Value;
+use throughline_edge::signature::{self, Algorithm, Encoding};
+use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
+use throughline_model::{
+    Attachment, AttachmentSource, Channel, Direction, E164, EmailAddress, Evidence, EvidenceSource, Handle, Identity,
+    Interaction, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
+};
+
+pub const SITE_HEADER: &str = "x-throughline-site";
+pub const TIMESTAMP_HEADER: &str = "x-throughline-timestamp";
+pub const SIGNATURE_HEADER: &str = "x-throughline-signature";
+/// Most messages one delivery may carry.
+pub const MAX_MESSAGES: usize = 100;
+/// Clock skew allowed on an identity token's `exp`.
+const TOKEN_LEEWAY_SECONDS: i64 = 60;
+
+/// One site's secrets. Each list may hold several so that a secret can rotate: add the new one,
+/// switch the sender, remove the old one.
+#[derive(Debug, Clone)]
+pub struct SiteSecrets {
+    /// Sign deliveries (the company's chat backend or vendor holds them).
+    pub webhook_secrets: Vec<Secret>,
+    /// Sign visitor identity tokens (the company's login backend holds them).
+    pub identity_secrets: Vec<Secret>,
+}
+
+#[derive(Debug, Clone)]
+pub struct WidgetConfig {
+    pub sites: BTreeMap<String, SiteSecrets>,
+    /// How far a delivery's timestamp may be from now, either way.
+    pub tolerance: TimeDelta,
+}
+
+/// `base64(HMAC-SHA256(secret, timestamp + "." + body))`: what a sender puts in
+/// `X-Throughline-Signature`.
+pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mac = signature::hmac(
+        Algorithm::HmacSha256,
+        secret.as_bytes(),
+        &[timestamp.as_bytes(), b".", body],
+    );
+    signature::encode(Encoding::Base64, &mac)
+}
+
+fn unauthorized(reason: &'static str) -> Rejection {
+    Rejection::BadSignature {
+        status: StatusCode::UNAUTHORIZED,
+        reason,
+    }
+}
+
+/// Checks site, timestamp window and signature; returns the site id and its secrets.
+fn verify<'c>(
+    req: &WebhookRequest,
+    config: &'c WidgetConfig,
+    now: DateTime<Utc>,
+) -> Result<(&'c str, &'c SiteSecrets), Rejection> {
+    let site = req
+        .header(SITE_HEADER)
+        .ok_or(unauthorized("missing x-throughline-site header"))?;
+    let (site, secrets) = config
+        .sites
+        .get_key_value(site.trim())
+        .ok_or(unauthorized("unknown site"))?;
+    let timestamp = req
+        .header(TIMESTAMP_HEADER)
+        .ok_or(unauthorized("missing x-throughline-timestamp header"))?;
+    let seconds: i64 = timestamp
+        .trim()
+        .parse()
+        .map_err(|_| unauthorized("x-throughline-timestamp must be unix seconds"))?;
+    let skew = now.timestamp().abs_diff(seconds);
+    if skew > config.tolerance.num_seconds().unsigned_abs() {
+        return Err(unauthorized("x-throughline-timestamp is outside the allowed window"));
+    }
+    let provided = req
+        .header(SIGNATURE_HEADER)
+        .ok_or(unauthorized("missing x-throughline-signature header"))?;
+    let signed_by_any = secrets.webhook_secrets.iter().any(|secret| {
+        let mac = signature::hmac(
+            Algorithm::HmacSha256,
+            secret.expose().as_bytes(),
+            &[timestamp.as_bytes(), b".", &req.body],
+        );
+        signature::matches(Encoding::Base64, provided, &mac)
+    });
+    if signed_by_any {
+        Ok((site, secrets))
+    } else {
+        Err(unauthorized("x-throughline-signature does not match this request"))
+    }
+}
+
+/// The body of a delivery: one or more messages.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+#[schemars(title = "Throughline chat webhook delivery")]
+pub struct ChatDelivery {
+    /// 1 to 100 messages; each becomes its own interaction.
+    pub messages: Vec<ChatMessage>,
+}
+
+/// One chat message.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatMessage {
+    /// Unique per site and stable across retries: the dedupe key.
+    pub message_id: String,
+    /// The widget's id for the visitor's browser (a cookie), anonymous.
+    pub visitor_id: String,
+    /// When the message was sent (RFC 3339).
+    pub sent_at: DateTime<Utc>,
+    /// `visitor` (default) or `agent` (the company's answer, recorded as outbound).
+    #[serde(default)]
+    pub author: Author,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub text: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attachments: Vec<ChatAttachment>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub page_url: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub referrer: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub locale: Option<String>,
+    /// The company's own facts about the visitor or session (plan, cart value, ...).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub custom_attributes: BTreeMap<String, Value>,
+    /// The widget's conversation id, if it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<String>,
+    /// A token the company's backend signed for a logged-in visitor (HS256 JWT; see README).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
+    /// What the visitor typed into a pre-chat form: claims, never proof.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub prechat: Option<Prechat>,
+}
+
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Author {
+    #[default]
+    Visitor,
+    Agent,
+}
+
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatAttachment {
+    pub url: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_type: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub size: Option<u64>,
+}
+
+#[derive(Debug, Default, Serialize, Deserialize, JsonSchema)]
+pub struct Prechat {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+}
+
+/// The claims of a visitor identity token.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentityClaims {
+    /// The company's user id: the visitor's handle on this site.
+    pub sub: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email: Option<String>,
+    /// E.164.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub phone: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Expiry, unix seconds. Required: a token without one would vouch forever.
+    pub exp: i64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub iat: Option<i64>,
+}
+
+/// A verified identity, its identifiers already parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerifiedVisitor {
+    pub user_id: PlatformUserId,
+    pub email: Option<EmailAddress>,
+    pub phone: Option<E164>,
+    pub name: Option<String>,
+}
+
+/// Why an identity token did not count. The message is kept, as an anonymous visitor's, with the
+/// code in its `identity` attribute: a webhook retry would not fix the token, so refusing the
+/// delivery would only lose the message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TokenProblem {
+    Malformed,
+    UnsupportedAlgorithm,
+    BadSignature,
+    Expired,
+    InvalidClaims,
+}
+
+impl TokenProblem {
+    pub fn code(self) -> &'static str {
+        match self {
+            TokenProblem::Malformed => "identity_token_malformed",
+            TokenProblem::UnsupportedAlgorithm => "identity_token_unsupported_algorithm",
+            TokenProblem::BadSignature => "identity_token_bad_signature",
+            TokenProblem::Expired => "identity_token_expired",
+            TokenProblem::InvalidClaims => "identity_token_invalid_claims",
+        }
+    }
+}
+
+/// Mints an identity token (HS256 JWT), as the company's backend does. For tests and samples.
+pub fn mint_identity_token(secret: &str, claims: &IdentityClaims) -> String {
+    let header = URL_SAFE_NO_PAD.encode(br#"{"alg":"HS256","typ":"JWT"}"#);
+    let payload = URL_SAFE_NO_PAD.encode(serde_json::to_vec(claims).expect("claims serialize"));
+    let signing_input = format!("{header}.{payload}");
+    let mac = signature::hmac(Algorithm::HmacSha256, secret.as_bytes(), &[signing_input.as_bytes()]);
+    format!("{signing_input}.{}", signature::encode(Encoding::Base64Url, &mac))
+}
+
+/// Verifies an HS256 JWT against any of the site's identity secrets. Only HS256 is accepted:
+/// the algorithm is fixed by us, never chosen by the token (no `none`, no key confusion).
+pub fn verify_identity_token(
+    token: &str,
+    secrets: &[Secret],
+    now: DateTime<Utc>,
+) -> Result<VerifiedVisitor, TokenProblem> {
+    let mut parts = token.trim().split('.');
+    let (Some(header), Some(payload), Some(mac), None) = (parts.next(), parts.next(), parts.next(), parts.next())
+    else {
+        return Err(TokenProblem::Malformed);
+    };
+    #[derive(Deserialize)]
+    struct Header {
+        alg: String,
+    }
+    let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenProblem::Malformed);
+    let header: Header = serde_json::from_slice(&decode(header)?).map_err(|_| TokenProblem::Malformed)?;
+    if header.alg != "HS256" {
+        return Err(TokenProblem::UnsupportedAlgorithm);
+    }
+    let signing_input = &token.trim()[..header_len(token.trim())];
+    let signed = secrets.iter().any(|secret| {
+        let expected = signature::hmac(
+            Algorithm::HmacSha256,
+            secret.expose().as_bytes(),
+            &[signing_input.as_bytes()],
+        );
+        signature::matches(Encoding::Base64Url, mac, &expected)
+    });
+    if !signed {
+        return Err(TokenProblem::BadSignature);
+    }
+    let claims: IdentityClaims = serde_json::from_slice(&decode(payload)?).map_err(|_| TokenProblem::InvalidClaims)?;
+    if claims.exp + TOKEN_LEEWAY_SECONDS < now.timestamp() {
+        return Err(TokenProblem::Expired);
+    }
+    Ok(VerifiedVisitor {
+        user_id: PlatformUserId::parse(&claims.sub).map_err(|_| TokenProblem::InvalidClaims)?,
+        email: claims
+            .email
+            .as_deref()
+            .map(EmailAddress::parse)
+            .transpose()
+            .map_err(|_| TokenProblem::InvalidClaims)?,
+        phone: claims
+            .phone
+            .as_deref()
+            .map(E164::parse)
+            .transpose()
+            .map_err(|_| TokenProblem::InvalidClaims)?,
+        name: claims.name.filter(|n| !n.trim().is_empty()),
+    })
+}
+
+/// Length of `header.payload` in a token already known to have three parts.
+fn header_len(token: &str) -> usize {
+    token.rfind('.').unwrap_or(token.len())
+}
+
+/// Verifies and normalizes one delivery.
+pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime<Utc>) -> Result<Accepted, Rejection> {
+    if req.method != Method::POST {
+        return Err(Rejection::MethodNotAllowed { allowed: "POST" });
+    }
+    let (site, secrets) = verify(req, config, received_at)?;
+    if req.media_type().is_some_and(|t| t != "application/json") {
+        return Err(Rejection::UnsupportedMediaType {
+            expected: "application/json",
+        });
+    }
+    #[derive(Deserialize)]
+    struct Envelope {
+        messages: Vec<Value>,
+    }
+    let envelope: Envelope = serde_json::from_slice(&req.body)
+        .map_err(|e| Rejection::malformed(format!("body is not a chat delivery: {e}")))?;
+    if envelope.messages.is_empty() || envelope.messages.len() > MAX_MESSAGES {
+        return Err(Rejection::malformed(format!(
+            "messages must hold 1 to {MAX_MESSAGES} messages"
+        )));
+    }
+    let site_id = PlatformUserId::parse(site).map_err(|e| Rejection::malformed(format!("site: {e}")))?;
+    let mut accepted = Accepted::default();
+    for (index, raw) in envelope.messages.into_iter().enumerate() {
+        let message: ChatMessage =
+            serde_json::from_value(raw).map_err(|e| Rejection::malformed(format!("messages[{index}]: {e}")))?;
+        accepted
+            .interactions
+            .push(normalize(&message, index, &site_id, secrets, received_at)?);
+    }
+    Ok(accepted)
+}
+
+fn normalize(
+    message: &ChatMessage,
+    index: usize,
+    site: &PlatformUserId,
+    secrets: &SiteSecrets,
+    received_at: DateTime<Utc>,
+) -> Result<Interaction, Rejection> {
+    let field = |name: &str| format!("messages[{index}].{name}");
+    let invalid =
+        |name: &str, e: throughline_model::InvalidValue| Rejection::malformed(format!("{}: {e}", field(name)));
+    let message_id = ProviderMessageId::parse(&message.message_id).map_err(|e| invalid("message_id", e))?;
+    let visitor_id = PlatformUserId::parse(&message.visitor_id).map_err(|e| invalid("visitor_id", e))?;
+    let on_site = |id: PlatformUserId| Handle::Platform {
+        platform: Platform::WebChat,
+        scope: Some(site.clone()),
+        id,
+    };
+
+    let identity = message
+        .identity_token
+        .as_deref()
+        .map(|token| verify_identity_token(token, &secrets.identity_secrets, received_at));
+    let (customer, verified, token_problem) = match identity {
+        Some(Ok(visitor)) => (on_site(visitor.user_id.clone()), Some(visitor), None),
+        Some(Err(problem)) => (on_site(visitor_id.clone()), None, Some(problem)),
+        None => (on_site(visitor_id.clone()), None, None),
+    };
+
+    let mut interaction = Interaction::new(NewInteraction {
+        channel: Channel::Chat,
+        provider: Provider::WebChat,
+        direction: match message.author {
+            Author::Visitor => Direction::Inbound,
+            Author::Agent => Direction::Outbound,
+        },
+        customer,
+        business_endpoint: Handle::Platform {
+            platform: Platform::WebChat,
+            scope: None,
+            id: site.clone(),
+        },
+        provider_message_id: message_id,
+        occurred_at: message.sent_at,
+        received_at,
+    });
+    interaction.text = message.text.clone().filter(|t| !t.is_empty());
+    interaction.thread.provider_thread_id = message.conversation_id.clone().filter(|c| !c.is_empty());
+    for (i, attachment) in message.attachments.iter().enumerate() {
+        if attachment.url.trim().is_empty() {
+            return Err(Rejection::malformed(format!(
+                "{} is empty",
+                field(&format!("attachments[{i}].url"))
+            )));
+        }
+        interaction.attachments.push(Attachment {
+            source: AttachmentSource::Url {
+                url: attachment.url.clone(),
+            },
+            content_type: attachment.content_type.clone(),
+            size_bytes: attachment.size,
+            file_name: attachment.name.clone(),
+        });
+    }
+
+    let attributes = &mut interaction.attributes;
+    attributes.insert("visitor_id".into(), visitor_id.to_string());
+    let identity_state = match (&verified, token_problem) {
+        (Some(_), _) => "verified",
+        (None, Some(problem)) => problem.code(),
+        (None, None) => "anonymous",
+    };
+    attributes.insert("identity".into(), identity_state.into());
+    for (name, value) in [
+        ("page_url", &message.page_url),
+        ("referrer", &message.referrer),
+        ("locale", &message.locale),
+    ] {
+        if let Some(value) = value.as_ref().filter(|v| !v.is_empty()) {
+            attributes.insert(name.into(), value.clone());
+        }
+    }
+    for (name, value) in &message.custom_attributes {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        attributes.insert(format!("custom.{name}"), text);
+    }
+
+    let mut identities = Vec::new();
+    if let Some(visitor) = &verified {
+        let vouched = |handle| Identity {
+            handle,
+            evidence: Evidence::Verified,
+            source: EvidenceSource::CompanyIdentityToken,
+        };
+        identities.extend(visitor.email.clone().map(|address| vouched(Handle::Email { address })));
+        identities.extend(visitor.phone.clone().map(|number| vouched(Handle::Phone { number })));
+        interaction.customer_display_name = visitor.name.clone();
+    }
+    if let Some(prechat) = &message.prechat {
+        // A claim is kept only when it is a valid identifier and not already verified.
+        let claimed = |handle: Handle| Identity {
+            handle,
+            evidence: Evidence::Claimed,
+            source: EvidenceSource::PrechatForm,
+        };
+        let email = prechat.email.as_deref().and_then(|e| EmailAddress::parse(e).ok());
+        let phone = prechat.phone.as_deref().and_then(|p| E164::parse(p).ok());
+        for handle in email
+            .map(|address| Handle::Email { address })
+            .into_iter()
+            .chain(phone.map(|number| Handle::Phone { number }))
+        {
+            if !identities.iter().any(|i| i.handle == handle) {
+                identities.push(claimed(handle));
+            }
+        }
+        if interaction.customer_display_name.is_none() {
+            interaction.customer_display_name = prechat.name.clone().filter(|n| !n.trim().is_empty());
+        }
+    }
+    interaction.identities = identities;
+    Ok(interaction)
+}
