@@ -64,6 +64,18 @@ async fn chat_and_telegram_samples_become_timelines_and_a_verified_visitor_joins
             assert_eq!(error["error"]["code"], "bad_signature", "{event}");
         }
     }
+    let message = |response: lambda_http::Response<lambda_http::Body>| {
+        let error: serde_json::Value = serde_json::from_str(&body_text(&response)).unwrap();
+        error["error"]["message"].as_str().unwrap().to_owned()
+    };
+    assert_eq!(
+        message(send_chat(&chat, "chat/05-widget-stale-timestamp.json").await),
+        "x-throughline-timestamp is outside the allowed window"
+    );
+    assert_eq!(
+        message(send_chat(&chat, "chat/06-widget-bad-signature.json").await),
+        "x-throughline-signature does not match this request"
+    );
     // sms 1 + widget 1 + 3 + 3 (retry) + 1 + 1 + 1 + telegram 3 messages + 1 edit.
     assert_eq!(
         depth(&stack, &queue).await,

@@ -186,10 +186,10 @@ pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
                 0 => String::new(),
                 n => format!("  [{n} attachment{}]", if n == 1 { "" } else { "s" }),
             };
-            let deleted = if i.deleted_at.is_some() {
-                "  (deleted by the customer)"
-            } else {
-                ""
+            let deleted = match (i.deleted_at, i.edited_at) {
+                (Some(_), _) => "  (deleted by the customer)",
+                (None, Some(_)) => "  (edited by the customer)",
+                (None, None) => "",
             };
             let public = if i.kind == throughline_model::InteractionKind::PublicPost {
                 "[public] "

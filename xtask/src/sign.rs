@@ -24,7 +24,7 @@ use crate::stack::{
 pub fn fresh_event(path: &Path) -> Result<serde_json::Value> {
     let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
     let name = path.file_name().unwrap_or_default().to_string_lossy();
-    if is_chat_widget_event(path, &event) && !name.contains("bad-signature") {
+    if is_chat_widget_event(path, &event) {
         refresh_chat_widget_event(&mut event, &name, Utc::now())?;
     }
     Ok(event)
@@ -34,10 +34,16 @@ fn is_chat_widget_event(path: &Path, event: &serde_json::Value) -> bool {
     path.to_string_lossy().contains("chat") && event["rawPath"].as_str() == Some("/widget")
 }
 
-/// Re-signs a web-chat delivery at `now`: identity tokens re-minted to expire an hour later,
+/// Re-signs a web-chat delivery at `now` (a `bad-signature` one only gets a fresh timestamp):
+/// identity tokens re-minted to expire an hour later,
 /// the timestamp set to `now` (kept in a `stale-timestamp` file), the signature recomputed with
 /// the current secret (the previous one in a `rotated-secret` file).
 fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: DateTime<Utc>) -> Result<()> {
+    if name.contains("bad-signature") {
+        // Fresh, so that it is refused for its signature and not for its age.
+        event["headers"][widget::TIMESTAMP_HEADER] = now.timestamp().to_string().into();
+        return Ok(());
+    }
     let body = HttpCall::from_event(event)?.body;
     let mut delivery: serde_json::Value = serde_json::from_slice(&body)?;
     for message in delivery["messages"].as_array_mut().into_iter().flatten() {
