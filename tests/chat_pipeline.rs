@@ -5,31 +5,16 @@ use chrono::{TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
 use throughline_model::{
-    Direction, E164, EmailAddress, Evidence, Handle, InteractionId, InteractionUpdate, Platform, PlatformUserId,
-    Provider, ProviderMessageId,
+    Direction, EmailAddress, Evidence, Handle, InteractionId, InteractionUpdate, Platform, Provider, ProviderMessageId,
 };
 use throughline_store::Applied;
 
 fn web_chat(id: &str) -> Handle {
-    Handle::Platform {
-        platform: Platform::WebChat,
-        scope: Some(PlatformUserId::parse(stack::TEST_CHAT_SITE).unwrap()),
-        id: PlatformUserId::parse(id).unwrap(),
-    }
+    platform_user(Platform::WebChat, Some(stack::TEST_CHAT_SITE), id)
 }
 
 fn telegram_user(id: &str) -> Handle {
-    Handle::Platform {
-        platform: Platform::Telegram,
-        scope: None,
-        id: PlatformUserId::parse(id).unwrap(),
-    }
-}
-
-fn phone(number: &str) -> Handle {
-    Handle::Phone {
-        number: E164::parse(number).unwrap(),
-    }
+    platform_user(Platform::Telegram, None, id)
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -168,11 +153,7 @@ async fn an_edit_that_arrives_before_its_message_is_applied_when_the_message_arr
     );
 
     // An older edit delivered late does not undo the newer one; a newer one wins.
-    let bot = Handle::Platform {
-        platform: Platform::Telegram,
-        scope: None,
-        id: PlatformUserId::parse(stack::TEST_TELEGRAM_BOT).unwrap(),
-    };
+    let bot = platform_user(Platform::Telegram, None, stack::TEST_TELEGRAM_BOT);
     let id = InteractionId::derive(
         Provider::Telegram,
         &bot,

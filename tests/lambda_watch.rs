@@ -7,7 +7,6 @@ use std::process::Command;
 
 use throughline_e2e::stack::{CHAT_BINARY, SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
 use throughline_e2e::*;
-use throughline_model::{E164, Handle};
 use xtask::lambda::{HttpCall, LambdaEmulator};
 use xtask::venv::Venv;
 
@@ -103,9 +102,7 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
             .unwrap();
     }
     let store = stack.store();
-    let ada = Handle::Phone {
-        number: E164::parse("+14155550100").unwrap(),
-    };
+    let ada = phone("+14155550100");
     let customer = store
         .customer_for(&ada, true)
         .await

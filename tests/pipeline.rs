@@ -4,14 +4,8 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
-use throughline_model::{Channel, E164, Handle};
+use throughline_model::Channel;
 use throughline_store::{Recorded, TimelineStore};
-
-fn phone(number: &str) -> Handle {
-    Handle::Phone {
-        number: E164::parse(number).unwrap(),
-    }
-}
 
 #[tokio::test(flavor = "multi_thread")]
 async fn sample_webhooks_become_one_timeline_per_customer() {

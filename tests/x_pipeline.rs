@@ -2,14 +2,10 @@
 
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
-use throughline_model::{Direction, Handle, InteractionKind, Platform, PlatformUserId, QueueMessage};
+use throughline_model::{Direction, Handle, InteractionKind, Platform, QueueMessage};
 
 fn x_user(id: &str) -> Handle {
-    Handle::Platform {
-        platform: Platform::X,
-        scope: None,
-        id: PlatformUserId::parse(id).unwrap(),
-    }
+    platform_user(Platform::X, None, id)
 }
 
 #[tokio::test(flavor = "multi_thread")]

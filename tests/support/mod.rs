@@ -129,3 +129,23 @@ pub async fn send_chat(function: &throughline_chat::ChatFunction, relative: &str
         .unwrap_or_else(|e| panic!("{relative} is not an HTTP event: {e}"));
     throughline_chat::handle(request, function).await
 }
+
+pub fn phone(number: &str) -> throughline_model::Handle {
+    throughline_model::Handle::Phone {
+        number: throughline_model::E164::parse(number).unwrap(),
+    }
+}
+
+/// A user on a platform, within `scope` (page, site) where the platform scopes its ids.
+pub fn platform_user(
+    platform: throughline_model::Platform,
+    scope: Option<&str>,
+    id: &str,
+) -> throughline_model::Handle {
+    let parse = |s: &str| throughline_model::PlatformUserId::parse(s).unwrap();
+    throughline_model::Handle::Platform {
+        platform,
+        scope: scope.map(parse),
+        id: parse(id),
+    }
+}

@@ -83,6 +83,14 @@ fn claims(exp: i64) -> IdentityClaims {
     }
 }
 
+/// The one interaction a validly signed delivery of `message` becomes.
+fn accept_one(message: serde_json::Value) -> throughline_model::Interaction {
+    let body = json!({ "messages": [message] });
+    let mut accepted = accept(&widget_request(&body, OLD_SECRET, now()), &config(), now()).unwrap();
+    assert_eq!(accepted.interactions.len(), 1);
+    accepted.interactions.remove(0)
+}
+
 fn status(result: Result<throughline_edge::Accepted, Rejection>) -> StatusCode {
     result.unwrap_err().status()
 }
@@ -187,13 +195,7 @@ fn a_verified_identity_token_makes_the_user_id_the_handle_and_its_identifiers_ve
     let mut m = message("m-2");
     m["identity_token"] = token.into();
     m["prechat"] = json!({ "email": "someone.else@example.com", "name": "Typed Name" });
-    let accepted = accept(
-        &widget_request(&json!({ "messages": [m] }), OLD_SECRET, now()),
-        &config(),
-        now(),
-    )
-    .unwrap();
-    let interaction = &accepted.interactions[0];
+    let interaction = &accept_one(m);
     assert_eq!(interaction.customer.key(), "web_chat:acme-web:user-42");
     assert_eq!(interaction.attributes["identity"], "verified");
     assert_eq!(interaction.attributes["visitor_id"], "v-7f3a");
@@ -229,13 +231,7 @@ fn a_verified_identity_token_makes_the_user_id_the_handle_and_its_identifiers_ve
 fn a_prechat_email_without_a_token_is_only_a_claim() {
     let mut m = message("m-3");
     m["prechat"] = json!({ "email": "ada@example.com", "phone": "not a number", "name": "Ada" });
-    let accepted = accept(
-        &widget_request(&json!({ "messages": [m] }), OLD_SECRET, now()),
-        &config(),
-        now(),
-    )
-    .unwrap();
-    let interaction = &accepted.interactions[0];
+    let interaction = &accept_one(m);
     assert_eq!(interaction.customer.key(), "web_chat:acme-web:v-7f3a");
     assert_eq!(interaction.identities.len(), 1, "the invalid phone is dropped");
     assert_eq!(interaction.identities[0].evidence, Evidence::Claimed);
@@ -277,13 +273,7 @@ fn identity_tokens_that_do_not_verify_leave_an_anonymous_visitor() {
 
     let mut m = message("m-4");
     m["identity_token"] = expired.into();
-    let accepted = accept(
-        &widget_request(&json!({ "messages": [m] }), OLD_SECRET, now()),
-        &config(),
-        now(),
-    )
-    .unwrap();
-    let interaction = &accepted.interactions[0];
+    let interaction = &accept_one(m);
     assert_eq!(interaction.customer.key(), "web_chat:acme-web:v-7f3a");
     assert_eq!(interaction.attributes["identity"], "identity_token_expired");
     assert!(interaction.identities.is_empty());
