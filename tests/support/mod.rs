@@ -149,3 +149,15 @@ pub fn platform_user(
         id: parse(id),
     }
 }
+
+/// The Facebook function as `main` builds it, with the sample events' secrets.
+pub fn facebook_function(stack: &LocalStack) -> throughline_facebook::FacebookFunction {
+    throughline_facebook::FacebookFunction {
+        meta: throughline_facebook::MetaConfig::from_secrets(&Secret::new(stack::test_meta_secrets())).unwrap(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+    }
+}
+
+pub async fn send_facebook(function: &throughline_facebook::FacebookFunction, relative: &str) -> Response<Body> {
+    throughline_facebook::handle(sample_request(relative), function).await
+}

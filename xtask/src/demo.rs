@@ -9,7 +9,9 @@ use throughline_store::TimelineStore;
 
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
-use crate::stack::{CHAT_BINARY, LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY};
+use crate::stack::{
+    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY,
+};
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
 
@@ -30,6 +32,8 @@ pub async fn run(serve: bool) -> Result<()> {
                 "--bin",
                 CHAT_BINARY,
                 "--bin",
+                FACEBOOK_BINARY,
+                "--bin",
                 WRITER_BINARY,
             ])
             .current_dir(workspace_root()),
@@ -45,7 +49,7 @@ pub async fn run(serve: bool) -> Result<()> {
     println!("    dead-letter      {}", stack.dead_letter_queue().url);
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
-    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, CHAT_BINARY, WRITER_BINARY])?;
+    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, CHAT_BINARY, FACEBOOK_BINARY, WRITER_BINARY])?;
     // The sample events were signed for this public URL, as if the function sat behind it. With
     // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
     let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());

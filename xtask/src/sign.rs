@@ -1,7 +1,8 @@
 //! `cargo xtask sign FILE...`: (re)computes the provider signature of sample events with the
 //! documented test secrets, exactly as the provider would: `X-Twilio-Signature` for files under
 //! `events/sms/` (over the event's public URL and parameters), `x-twitter-webhooks-signature`
-//! for files under `events/twitter/` (over the body), and for web-chat files under `events/chat/`
+//! for files under `events/twitter/` and `x-hub-signature-256` under `events/facebook/` (over
+//! the body), and for web-chat files under `events/chat/`
 //! a fresh `X-Throughline-Timestamp` with its signature (identity tokens re-minted too), since
 //! the chat webhook refuses stale deliveries. Files whose name contains `bad-signature` are left
 //! wrong on purpose; a `stale-timestamp` file keeps its old timestamp, validly signed.
@@ -15,8 +16,8 @@ use throughline_sms::signature::{Signed, compute};
 use crate::Result;
 use crate::lambda::HttpCall;
 use crate::stack::{
-    TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_TWILIO_AUTH_TOKEN,
-    TEST_X_CONSUMER_SECRET,
+    TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_META_APP_SECRET,
+    TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET,
 };
 
 /// A sample event ready to send now: web-chat deliveries re-signed for this moment (see the
@@ -125,15 +126,22 @@ pub fn sign_files(files: &[String]) -> Result<()> {
             println!("{file}: signed at {}", event["headers"][widget::TIMESTAMP_HEADER]);
             continue;
         }
+        let signs_body = file.contains("twitter") || file.contains("facebook");
+        if signs_body && event["body"].is_null() {
+            println!("{file}: no body to sign");
+            continue;
+        }
         let (header, signature) = if file.contains("twitter") {
-            if event["body"].is_null() {
-                println!("{file}: no body to sign");
-                continue;
-            }
             let body = HttpCall::from_event(&event)?.body;
             (
                 "x-twitter-webhooks-signature",
                 throughline_twitter::webhook::sign(TEST_X_CONSUMER_SECRET, &body),
+            )
+        } else if file.contains("facebook") {
+            let body = HttpCall::from_event(&event)?.body;
+            (
+                "x-hub-signature-256",
+                throughline_facebook::webhook::sign(TEST_META_APP_SECRET, &body),
             )
         } else {
             ("x-twilio-signature", twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?)

@@ -15,11 +15,13 @@ pub const WRITER_BINARY: &str = "throughline-timeline-writer";
 pub const SMS_BINARY: &str = "throughline-sms";
 pub const X_BINARY: &str = "throughline-twitter";
 pub const CHAT_BINARY: &str = "throughline-chat";
+pub const FACEBOOK_BINARY: &str = "throughline-facebook";
 /// Every webhook function and the folder of its sample events.
-pub const WEBHOOKS: [(&str, &str); 3] = [
+pub const WEBHOOKS: [(&str, &str); 4] = [
     (SMS_BINARY, "events/sms"),
     (X_BINARY, "events/twitter"),
     (CHAT_BINARY, "events/chat"),
+    (FACEBOOK_BINARY, "events/facebook"),
 ];
 
 /// The auth token the sample events in `events/sms/` are signed with. A test value, published
@@ -36,6 +38,16 @@ pub const TEST_CHAT_IDENTITY_SECRET: &str = "throughline-test-identity-secret";
 /// The Telegram bot of the sample events and its `secret_token`. Test values.
 pub const TEST_TELEGRAM_BOT: &str = "acme_support_bot";
 pub const TEST_TELEGRAM_SECRET_TOKEN: &str = "throughline-test-telegram-token";
+
+/// The Meta app secret the sample events in `events/facebook/` are signed with, and the
+/// handshake's verify token. Test values.
+pub const TEST_META_APP_SECRET: &str = "throughline-test-meta-app-secret";
+pub const TEST_META_VERIFY_TOKEN: &str = "throughline-test-verify-token";
+
+/// The `META_SECRETS` document for the sample events.
+pub fn test_meta_secrets() -> String {
+    serde_json::json!({ "app_secrets": [TEST_META_APP_SECRET], "verify_token": TEST_META_VERIFY_TOKEN }).to_string()
+}
 
 /// The `CHAT_SECRETS` document for the sample events.
 pub fn test_chat_secrets() -> String {
@@ -163,6 +175,7 @@ impl LocalStack {
             ("TwilioAuthTokenParameterName", TEST_TWILIO_AUTH_TOKEN.to_owned()),
             ("XConsumerSecretParameterName", TEST_X_CONSUMER_SECRET.to_owned()),
             ("ChatSecretsParameterName", test_chat_secrets()),
+            ("MetaSecretsParameterName", test_meta_secrets()),
         ] {
             let name = self
                 .resources
