@@ -161,6 +161,9 @@ async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &Lambda
     Ok(())
 }
 
+/// Most entries printed per customer (the newest); older ones are counted.
+const PRINTED_PER_CUSTOMER: usize = 12;
+
 /// Prints every customer's timeline, oldest first, one line per interaction.
 pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
     for customer in store.all_customers().await? {
@@ -184,7 +187,11 @@ pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
             name.map(|n| format!(" ({n})")).unwrap_or_default(),
             handles.join(", ")
         );
-        for i in &entries {
+        let hidden = entries.len().saturating_sub(PRINTED_PER_CUSTOMER);
+        if hidden > 0 {
+            println!("      … {hidden} earlier");
+        }
+        for i in &entries[hidden..] {
             let text = i.text.as_deref().unwrap_or("");
             let attachments = match i.attachments.len() {
                 0 => String::new(),
