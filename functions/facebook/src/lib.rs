@@ -8,7 +8,6 @@ pub mod webhook;
 mod tests;
 
 use lambda_http::http::Method;
-use lambda_http::http::header::CONTENT_TYPE;
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use throughline_edge::{ConfigError, Secret, WebhookRequest, config};
@@ -72,21 +71,8 @@ impl FacebookFunction {
 pub async fn handle(req: Request, function: &FacebookFunction) -> Response<Body> {
     let request = WebhookRequest::from_lambda(req, None);
     if request.method == Method::GET {
-        return match handshake(&request, &function.meta) {
-            Ok(challenge) => Response::builder()
-                .status(200)
-                .header(CONTENT_TYPE, "text/plain")
-                .body(Body::from(challenge))
-                .expect("static response parts are valid"),
-            Err(rejection) => rejection.into_response(),
-        };
+        return throughline_edge::handshake_response(handshake(&request, &function.meta), "text/plain");
     }
     let verdict = accept(&request, &function.meta, chrono::Utc::now());
-    throughline_edge::respond(CONNECTOR, verdict, &function.publisher, || {
-        Response::builder()
-            .status(200)
-            .body(Body::Empty)
-            .expect("static response parts are valid")
-    })
-    .await
+    throughline_edge::respond(CONNECTOR, verdict, &function.publisher, throughline_edge::empty_ok).await
 }

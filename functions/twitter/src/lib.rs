@@ -7,7 +7,7 @@ pub mod webhook;
 #[cfg(test)]
 mod tests;
 
-use lambda_http::http::{Method, header::CONTENT_TYPE};
+use lambda_http::http::Method;
 use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, WebhookRequest, config};
 use throughline_queue::InteractionPublisher;
@@ -38,21 +38,8 @@ impl XFunction {
 pub async fn handle(req: Request, function: &XFunction) -> Response<Body> {
     let request = WebhookRequest::from_lambda(req, None);
     if request.method == Method::GET {
-        return match crc_response(&request, &function.x) {
-            Ok(body) => Response::builder()
-                .status(200)
-                .header(CONTENT_TYPE, "application/json")
-                .body(Body::from(body))
-                .expect("static response parts are valid"),
-            Err(rejection) => rejection.into_response(),
-        };
+        return throughline_edge::handshake_response(crc_response(&request, &function.x), "application/json");
     }
     let verdict = accept(&request, &function.x, chrono::Utc::now());
-    throughline_edge::respond(CONNECTOR, verdict, &function.publisher, || {
-        Response::builder()
-            .status(200)
-            .body(Body::Empty)
-            .expect("static response parts are valid")
-    })
-    .await
+    throughline_edge::respond(CONNECTOR, verdict, &function.publisher, throughline_edge::empty_ok).await
 }

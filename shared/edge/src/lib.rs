@@ -11,7 +11,7 @@ pub mod signature;
 
 pub use config::{ConfigError, Secret};
 pub use request::WebhookRequest;
-pub use response::{Accepted, Rejection, json_error, respond};
+pub use response::{Accepted, Rejection, empty_ok, handshake_response, json_error, respond};
 
 /// Logging for a Lambda function: `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level and
 /// `AWS_LAMBDA_LOG_FORMAT=JSON` (set by the template) switches to JSON lines.

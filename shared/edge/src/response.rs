@@ -90,6 +90,26 @@ pub fn json_error(status: StatusCode, code: &str, message: &str) -> Response<Bod
         .expect("static response parts are valid")
 }
 
+/// A handshake's answer (X's CRC, Meta's challenge): 200 with `body`, or the rejection's answer.
+pub fn handshake_response(result: Result<String, Rejection>, content_type: &str) -> Response<Body> {
+    match result {
+        Ok(body) => Response::builder()
+            .status(StatusCode::OK)
+            .header(CONTENT_TYPE, content_type)
+            .body(Body::from(body))
+            .expect("static response parts are valid"),
+        Err(rejection) => rejection.into_response(),
+    }
+}
+
+/// `200` with no body: the acknowledgement providers that ignore the body get.
+pub fn empty_ok() -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .body(Body::Empty)
+        .expect("static response parts are valid")
+}
+
 /// What a connector made of a verified request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accepted {
