@@ -64,7 +64,18 @@ async fn ses_mail_becomes_timelines_with_threads_attachments_and_flags() {
         1,
         "one entry per Message-ID"
     );
-    let photos = ada.iter().find(|i| i.attachments.len() >= 2).expect("the large mail");
+    let photos = ada
+        .iter()
+        .find(|i| i.subject.as_deref() == Some("Photos of the damaged box"))
+        .expect("the large mail");
+    assert!(photos.attachments.len() >= 2);
+    let bounce = ada
+        .iter()
+        .find(|i| i.attributes.get("automated").map(String::as_str) == Some("bounce"));
+    assert_eq!(
+        bounce.expect("the bounce, on the customer whose address failed").kind,
+        InteractionKind::Automated
+    );
     let question = ada
         .iter()
         .find(|i| i.provider_message_id.as_str() == "CAAda1042-q1@mail.example.com")

@@ -57,7 +57,12 @@ pub const TEST_MAILGUN_SIGNING_KEY: &str = "throughline-test-mailgun-key";
 
 /// An S3 client for the emulator: path-style addresses (no bucket subdomains on 127.0.0.1).
 pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
-    aws_sdk_s3::Client::from_conf(aws_sdk_s3::config::Builder::from(aws).force_path_style(true).build())
+    // Checksums only when an operation requires them: moto stores aws-chunked bodies verbatim.
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(true)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// The `CHAT_SECRETS` document for the sample events.

@@ -88,7 +88,12 @@ impl MailStorage {
 pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     let local =
         config::optional_env("AWS_ENDPOINT_URL").is_some() || config::optional_env("AWS_ENDPOINT_URL_S3").is_some();
-    let s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(local).build();
+    let mut s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(local);
+    if local {
+        // The emulator would store aws-chunked (checksummed) bodies verbatim.
+        s3 = s3.request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
+    }
+    let s3 = s3.build();
     aws_sdk_s3::Client::from_conf(s3)
 }
 

@@ -310,19 +310,15 @@ fn body_text(part: &MessagePart<'_>) -> String {
 /// `-- ` excepted); space-stuffing is removed; with `DelSp=yes` the trailing space goes too.
 pub fn unflow(text: &str, delsp: bool) -> String {
     let mut out = String::with_capacity(text.len());
-    let mut continuing = false;
-    for line in text.split('\n') {
-        let line = line.strip_suffix('\r').unwrap_or(line);
+    for line in text.lines() {
         let line = line.strip_prefix(' ').unwrap_or(line);
         let soft = line.ends_with(' ') && line != "-- ";
-        let content = if soft && delsp { &line[..line.len() - 1] } else { line };
-        out.push_str(content);
+        out.push_str(if soft && delsp { &line[..line.len() - 1] } else { line });
         if !soft {
             out.push('\n');
         }
-        continuing = soft;
     }
-    if !continuing && out.ends_with('\n') && !text.ends_with('\n') {
+    if out.ends_with('\n') && !text.ends_with('\n') {
         out.pop();
     }
     out
