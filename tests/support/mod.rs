@@ -124,10 +124,7 @@ pub fn chat_function(stack: &LocalStack) -> throughline_chat::ChatFunction {
 
 /// Sends a sample chat event, re-signed for now as a live sender would sign it.
 pub async fn send_chat(function: &throughline_chat::ChatFunction, relative: &str) -> Response<Body> {
-    let event = xtask::sign::fresh_event(&event_path(relative)).unwrap();
-    let request = lambda_http::request::from_str(&event.to_string())
-        .unwrap_or_else(|e| panic!("{relative} is not an HTTP event: {e}"));
-    throughline_chat::handle(request, function).await
+    throughline_chat::handle(fresh_request(relative), function).await
 }
 
 pub fn phone(number: &str) -> throughline_model::Handle {
@@ -160,4 +157,47 @@ pub fn facebook_function(stack: &LocalStack) -> throughline_facebook::FacebookFu
 
 pub async fn send_facebook(function: &throughline_facebook::FacebookFunction, relative: &str) -> Response<Body> {
     throughline_facebook::handle(sample_request(relative), function).await
+}
+
+/// Where the email functions keep and read raw mail in the stack's bucket.
+pub fn mail_storage(stack: &LocalStack) -> throughline_email::MailStorage {
+    throughline_email::MailStorage {
+        s3: stack::s3_client(&stack.aws),
+        bucket: stack.mail_bucket().to_owned(),
+        inbound_bucket: stack.mail_bucket().to_owned(),
+        inbound_prefix: "inbound/".into(),
+    }
+}
+
+/// The SES email function as `main` builds it, aimed at the stack.
+pub fn ses_function(stack: &LocalStack) -> throughline_email::SesFunction {
+    throughline_email::SesFunction {
+        storage: mail_storage(stack),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+    }
+}
+
+/// The Mailgun function as `main` builds it, with the sample events' signing key.
+pub fn mailgun_function(stack: &LocalStack) -> throughline_email::MailgunFunction {
+    throughline_email::MailgunFunction {
+        mailgun: throughline_email::MailgunConfig {
+            signing_keys: vec![Secret::new(stack::TEST_MAILGUN_SIGNING_KEY)],
+            tolerance: chrono::TimeDelta::seconds(throughline_email::DEFAULT_TOLERANCE_SECONDS),
+        },
+        storage: mail_storage(stack),
+        store: stack.store(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+    }
+}
+
+/// A sample SES event (an SNS or SES Lambda event) as JSON.
+pub fn sample_json(relative: &str) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(event_path(relative)).unwrap()).unwrap()
+}
+
+/// A sample HTTP event as a sender would send it now: chat and Mailgun deliveries re-signed
+/// (their webhooks refuse stale timestamps and, for Mailgun, reused tokens).
+pub fn fresh_request(relative: &str) -> Request {
+    let event = xtask::sign::fresh_event(&event_path(relative)).unwrap();
+    lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }

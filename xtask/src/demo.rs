@@ -10,7 +10,8 @@ use throughline_store::TimelineStore;
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
 use crate::stack::{
-    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, SAMPLE_PUBLIC_URL, SMS_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY,
+    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SAMPLE_PUBLIC_URL, SES_EMAIL_BINARY, SMS_BINARY,
+    WEBHOOKS, WRITER_BINARY, X_BINARY,
 };
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
@@ -23,19 +24,8 @@ pub async fn run(serve: bool) -> Result<()> {
     step("building the Lambda functions");
     crate::venv::run(
         std::process::Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
-            .args([
-                "build",
-                "--bin",
-                SMS_BINARY,
-                "--bin",
-                X_BINARY,
-                "--bin",
-                CHAT_BINARY,
-                "--bin",
-                FACEBOOK_BINARY,
-                "--bin",
-                WRITER_BINARY,
-            ])
+            .arg("build")
+            .args(FUNCTION_BINARIES.iter().flat_map(|b| ["--bin", b]))
             .current_dir(workspace_root()),
         "build the functions",
     )?;
@@ -49,7 +39,7 @@ pub async fn run(serve: bool) -> Result<()> {
     println!("    dead-letter      {}", stack.dead_letter_queue().url);
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
-    let mut env = stack.functions_env(&[SMS_BINARY, X_BINARY, CHAT_BINARY, FACEBOOK_BINARY, WRITER_BINARY])?;
+    let mut env = stack.functions_env(&FUNCTION_BINARIES)?;
     // The sample events were signed for this public URL, as if the function sat behind it. With
     // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
     let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());
@@ -62,6 +52,9 @@ pub async fn run(serve: bool) -> Result<()> {
         lambda.function_url(CHAT_BINARY),
         lambda.function_url(CHAT_BINARY)
     );
+    println!("    Meta webhook     {}", lambda.function_url(FACEBOOK_BINARY));
+    println!("    Mailgun webhook  {}mailgun", lambda.function_url(MAILGUN_BINARY));
+    println!("    SES function     {SES_EMAIL_BINARY} (Lambda Invoke API)");
     println!("    function logs    {}", lambda.log().display());
 
     let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
@@ -79,6 +72,8 @@ pub async fn run(serve: bool) -> Result<()> {
             send_event(&lambda, binary, first).await?;
         }
     }
+
+    send_sample_mail(&stack, &lambda).await?;
 
     step("feeding the writer from the queue, as Lambda's SQS event source mapping does");
     drain(&stack, &mapping, &lambda).await?;
@@ -104,6 +99,50 @@ pub async fn run(serve: bool) -> Result<()> {
         }
     }
     step("stopping the functions and the emulator");
+    Ok(())
+}
+
+/// Every function the demo runs.
+const FUNCTION_BINARIES: [&str; 7] = [
+    SMS_BINARY,
+    X_BINARY,
+    CHAT_BINARY,
+    FACEBOOK_BINARY,
+    SES_EMAIL_BINARY,
+    MAILGUN_BINARY,
+    WRITER_BINARY,
+];
+
+/// The sample mail: SES events through the Invoke API (as SES and SNS invoke the function),
+/// after putting the large mail where SES's S3 action would; Mailgun deliveries over HTTP.
+async fn send_sample_mail(stack: &LocalStack, lambda: &LambdaEmulator) -> Result<()> {
+    step(&format!(
+        "sending every sample mail in events/email/ ({SES_EMAIL_BINARY}, {MAILGUN_BINARY})"
+    ));
+    let dir = workspace_root().join("events/email");
+    for path in sample_events(&dir)? {
+        let event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(&path)?)?;
+        let name = path.file_name().unwrap_or_default().to_string_lossy().into_owned();
+        if event["Records"].is_array() {
+            if let Some(id) = event["Records"][0]["ses"]["mail"]["messageId"].as_str() {
+                let eml = std::fs::read_dir(dir.join("mime"))?
+                    .filter_map(|e| e.ok().map(|e| e.path()))
+                    .find(|p| {
+                        p.file_name()
+                            .is_some_and(|f| f.to_string_lossy().starts_with(&name[..3]))
+                    })
+                    .ok_or(format!("no raw mail for {name} in events/email/mime/"))?;
+                stack.put_inbound_mail(id, std::fs::read(eml)?).await?;
+            }
+            let answer = match lambda.invoke(SES_EMAIL_BINARY, &event).await {
+                Ok(answer) => answer.to_string(),
+                Err(e) => format!("invocation failed: {e}"),
+            };
+            println!("    {name:<32} → {answer}");
+        } else {
+            send_event(lambda, MAILGUN_BINARY, &path).await?;
+        }
+    }
     Ok(())
 }
 

@@ -16,8 +16,8 @@ use throughline_sms::signature::{Signed, compute};
 use crate::Result;
 use crate::lambda::HttpCall;
 use crate::stack::{
-    TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_META_APP_SECRET,
-    TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET,
+    TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_MAILGUN_SIGNING_KEY,
+    TEST_META_APP_SECRET, TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET,
 };
 
 /// A sample event ready to send now: web-chat deliveries re-signed for this moment (see the
@@ -28,7 +28,56 @@ pub fn fresh_event(path: &Path) -> Result<serde_json::Value> {
     if is_chat_widget_event(path, &event) {
         refresh_chat_widget_event(&mut event, &name, Utc::now())?;
     }
+    if is_mailgun_event(path, &event) && !name.contains("stale-timestamp") {
+        refresh_mailgun_event(&mut event, &name, Utc::now())?;
+    }
     Ok(event)
+}
+
+fn is_mailgun_event(path: &Path, event: &serde_json::Value) -> bool {
+    path.to_string_lossy().contains("email") && event["rawPath"].as_str() == Some("/mailgun")
+}
+
+/// Re-signs a Mailgun route delivery at `now` with a new token (Mailgun signs timestamp and
+/// token, not the body, and Throughline refuses stale timestamps and reused tokens). A
+/// `bad-signature` file keeps its wrong signature.
+fn refresh_mailgun_event(event: &mut serde_json::Value, name: &str, now: DateTime<Utc>) -> Result<()> {
+    let body = String::from_utf8(HttpCall::from_event(event)?.body)?;
+    let timestamp = now.timestamp().to_string();
+    let token = fresh_token(now);
+    let mut body = replace_form_field(&body, "timestamp", &timestamp)?;
+    body = replace_form_field(&body, "token", &token)?;
+    if !name.contains("bad-signature") {
+        let signature = throughline_email::mailgun::sign(TEST_MAILGUN_SIGNING_KEY, &timestamp, &token);
+        body = replace_form_field(&body, "signature", &signature)?;
+    }
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    Ok(())
+}
+
+/// 50 lower-case hex characters, different on every call.
+fn fresh_token(now: DateTime<Utc>) -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let seed = format!(
+        "{}:{}:{}",
+        now.timestamp_nanos_opt().unwrap_or_default(),
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    );
+    let mut token = throughline_edge::signature::sha256_hex(seed.as_bytes());
+    token.truncate(50);
+    token
+}
+
+/// Replaces the value of a `multipart/form-data` field.
+fn replace_form_field(body: &str, field: &str, value: &str) -> Result<String> {
+    let marker = format!("name=\"{field}\"");
+    let at = body.find(&marker).ok_or(format!("form field {field} not found"))?;
+    let start = at + body[at..].find("\r\n\r\n").ok_or("form field without a body")? + 4;
+    let end = start + body[start..].find("\r\n").ok_or("form field without an end")?;
+    Ok(format!("{}{value}{}", &body[..start], &body[end..]))
 }
 
 fn is_chat_widget_event(path: &Path, event: &serde_json::Value) -> bool {
@@ -115,6 +164,17 @@ pub fn sign_files(files: &[String]) -> Result<()> {
             continue;
         }
         let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        if file.contains("email") {
+            let name = path.file_name().unwrap_or_default().to_string_lossy();
+            if !is_mailgun_event(path, &event) || name.contains("stale-timestamp") {
+                println!("{file}: left as it is (SES events are not signed; a stale one stays stale)");
+                continue;
+            }
+            refresh_mailgun_event(&mut event, &name, Utc::now())?;
+            std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
+            println!("{file}: signed with a fresh timestamp and token");
+            continue;
+        }
         if file.contains("chat") {
             if !is_chat_widget_event(path, &event) {
                 println!("{file}: Telegram sends a fixed secret token, nothing to sign");

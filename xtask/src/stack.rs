@@ -16,6 +16,8 @@ pub const SMS_BINARY: &str = "throughline-sms";
 pub const X_BINARY: &str = "throughline-twitter";
 pub const CHAT_BINARY: &str = "throughline-chat";
 pub const FACEBOOK_BINARY: &str = "throughline-facebook";
+pub const SES_EMAIL_BINARY: &str = "throughline-email-ses";
+pub const MAILGUN_BINARY: &str = "throughline-email-mailgun";
 /// Every webhook function and the folder of its sample events.
 pub const WEBHOOKS: [(&str, &str); 4] = [
     (SMS_BINARY, "events/sms"),
@@ -47,6 +49,20 @@ pub const TEST_META_VERIFY_TOKEN: &str = "throughline-test-verify-token";
 /// The `META_SECRETS` document for the sample events.
 pub fn test_meta_secrets() -> String {
     serde_json::json!({ "app_secrets": [TEST_META_APP_SECRET], "verify_token": TEST_META_VERIFY_TOKEN }).to_string()
+}
+
+/// The Mailgun webhook signing key the sample events in `events/email/` are signed with (a test
+/// value).
+pub const TEST_MAILGUN_SIGNING_KEY: &str = "throughline-test-mailgun-key";
+
+/// An S3 client for the emulator: path-style addresses (no bucket subdomains on 127.0.0.1).
+pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
+    // Checksums only when an operation requires them: moto stores aws-chunked bodies verbatim.
+    let config = aws_sdk_s3::config::Builder::from(aws)
+        .force_path_style(true)
+        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
+        .build();
+    aws_sdk_s3::Client::from_conf(config)
 }
 
 /// The `CHAT_SECRETS` document for the sample events.
@@ -122,6 +138,27 @@ impl LocalStack {
             .expect("template wires the writer to a queue")
     }
 
+    pub fn mail_bucket(&self) -> &str {
+        self.resources
+            .buckets
+            .get("MailBucket")
+            .map(String::as_str)
+            .expect("template defines MailBucket")
+    }
+
+    /// Puts a raw mail where SES's S3 action would (`inbound/<SES message id>`).
+    pub async fn put_inbound_mail(&self, ses_message_id: &str, raw: Vec<u8>) -> Result<()> {
+        s3_client(&self.aws)
+            .put_object()
+            .bucket(self.mail_bucket())
+            .key(format!("inbound/{ses_message_id}"))
+            .body(raw.into())
+            .send()
+            .await
+            .map_err(|e| format!("PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(())
+    }
+
     pub fn store(&self) -> TimelineStore {
         TimelineStore::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table_name())
     }
@@ -176,6 +213,7 @@ impl LocalStack {
             ("XConsumerSecretParameterName", TEST_X_CONSUMER_SECRET.to_owned()),
             ("ChatSecretsParameterName", test_chat_secrets()),
             ("MetaSecretsParameterName", test_meta_secrets()),
+            ("MailgunSigningKeyParameterName", TEST_MAILGUN_SIGNING_KEY.to_owned()),
         ] {
             let name = self
                 .resources

@@ -39,6 +39,8 @@ pub struct LocalResources {
     pub queues: BTreeMap<String, LocalQueue>,
     /// Parameter name → default value.
     pub parameters: BTreeMap<String, String>,
+    /// Logical id → bucket name.
+    pub buckets: BTreeMap<String, String>,
 }
 
 #[derive(Debug, Clone)]
@@ -230,6 +232,18 @@ impl Template {
             local.tables.insert(logical_id.clone(), logical_id);
         }
 
+        // Buckets: the template lets CloudFormation name them; locally the logical id, lowered.
+        let s3 = crate::stack::s3_client(aws);
+        for (logical_id, _) in self.resources_of_type("AWS::S3::Bucket") {
+            let name = logical_id.to_ascii_lowercase();
+            s3.create_bucket()
+                .bucket(&name)
+                .send()
+                .await
+                .map_err(|e| format!("CreateBucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            local.buckets.insert(logical_id, name);
+        }
+
         // Dead-letter queues first: the queues that redrive to them need their ARNs.
         let sqs = aws_sdk_sqs::Client::new(aws);
         let mut queues = self.resources_of_type("AWS::SQS::Queue");
@@ -321,14 +335,15 @@ impl Template {
     }
 }
 
-/// The local value of a template expression: a scalar, `!Ref` (parameter, table name, queue
-/// URL) or `!GetAtt` (queue Arn/QueueUrl/QueueName).
+/// The local value of a template expression: a scalar, `!Ref` (parameter, table name, bucket
+/// name, queue URL) or `!GetAtt` (queue Arn/QueueUrl/QueueName).
 fn resolve(value: &Value, local: &LocalResources) -> Option<String> {
     if let Some(target) = tagged(value, "!Ref").and_then(Value::as_str) {
         return local
             .parameters
             .get(target)
             .or_else(|| local.tables.get(target))
+            .or_else(|| local.buckets.get(target))
             .or_else(|| local.queues.get(target).map(|q| &q.url))
             .cloned();
     }

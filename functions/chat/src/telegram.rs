@@ -233,6 +233,8 @@ fn attachments(message: &Message) -> Vec<Attachment> {
         content_type: file.mime_type.clone().or(default_type.map(str::to_owned)),
         size_bytes: file.file_size,
         file_name: file.file_name.clone(),
+        content_id: None,
+        inline: false,
     };
     let mut attachments = Vec::new();
     // Telegram sends each photo in several sizes, smallest first: keep the largest.

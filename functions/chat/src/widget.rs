@@ -394,6 +394,8 @@ fn normalize(
             content_type: attachment.content_type.clone(),
             size_bytes: attachment.size,
             file_name: attachment.name.clone(),
+            content_id: None,
+            inline: false,
         });
     }
 

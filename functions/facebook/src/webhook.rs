@@ -493,6 +493,8 @@ fn page_attachment(attachment: &PageAttachment) -> Option<Attachment> {
         content_type: content_type.map(str::to_owned),
         size_bytes: None,
         file_name: payload.title.clone(),
+        content_id: None,
+        inline: false,
     })
 }
 
@@ -615,6 +617,8 @@ fn whatsapp_message(
                 content_type: media.mime_type.clone(),
                 size_bytes: None,
                 file_name: media.filename.clone(),
+                content_id: None,
+                inline: false,
             });
             media.caption.clone()
         }

@@ -120,6 +120,8 @@ impl TwilioSmsWebhook {
                     content_type: self.get_non_empty(&format!("MediaContentType{i}")).map(str::to_owned),
                     size_bytes: None,
                     file_name: None,
+                    content_id: None,
+                    inline: false,
                 })
             })
             .collect()

@@ -331,6 +331,8 @@ fn direct_message(
             content_type: media.kind.as_deref().map(media_content_type).map(str::to_owned),
             size_bytes: None,
             file_name: media.id_str.clone(),
+            content_id: None,
+            inline: false,
         });
     }
     if let Some(reply) = data.and_then(|d| d.quick_reply_response.as_ref())

@@ -77,6 +77,11 @@ pub enum InteractionKind {
     Message,
     /// A public post addressed to or answering the company (a mention or reply on X).
     PublicPost,
+    /// Sent by a machine, not the customer: an auto-reply, a bounce, mailing-list mail. Kept on
+    /// the timeline, never part of the customer's conversation (`attributes.automated` says which).
+    Automated,
+    /// Failed the provider's spam or virus check: recorded, not shown as a customer message.
+    Quarantined,
 }
 
 /// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
@@ -157,6 +162,8 @@ pub enum AttachmentSource {
     /// A file the provider keeps and hands out by id through its API (Telegram `file_id`,
     /// WhatsApp media id): fetched with the business's credentials when someone opens it.
     ProviderFile { file_id: String },
+    /// A part of a raw email kept in S3: the object, and the part's index in its MIME tree.
+    MimePart { bucket: String, key: String, part: u32 },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -168,6 +175,12 @@ pub struct Attachment {
     pub size_bytes: Option<u64>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
+    /// The MIME `Content-ID`, by which an HTML body shows an inline image.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub content_id: Option<String>,
+    /// Shown in the body (an inline image) rather than attached.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub inline: bool,
 }
 
 /// What the provider says about the conversation this message belongs to.
@@ -311,6 +324,10 @@ pub struct Interaction {
     pub received_at: DateTime<Utc>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// The whole text when `text` holds only its new part (an email reply without the quoted
+    /// history and signature).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub full_text: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -363,6 +380,7 @@ impl Interaction {
             occurred_at: n.occurred_at,
             received_at: n.received_at,
             text: None,
+            full_text: None,
             subject: None,
             html: None,
             attachments: Vec::new(),
@@ -581,6 +599,8 @@ mod tests {
             content_type: Some("image/jpeg".into()),
             size_bytes: None,
             file_name: None,
+            content_id: None,
+            inline: false,
         });
         let back = Interaction::from_json(&i.to_json()).unwrap();
         assert_eq!(back, i);

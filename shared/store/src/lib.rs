@@ -118,6 +118,11 @@ mod keys {
     pub fn interaction(id: &InteractionId) -> (String, String) {
         (format!("INTERACTION#{id}"), "INTERACTION".into())
     }
+    /// `REPLAY#` items are the only ones a webhook function may touch (IAM `LeadingKeys`).
+    pub fn replay(namespace: &str, value: &str) -> (String, String) {
+        (format!("{REPLAY_PREFIX}{namespace}#{value}"), "REPLAY".into())
+    }
+    pub const REPLAY_PREFIX: &str = "REPLAY#";
 }
 
 fn s(value: impl Into<String>) -> AttributeValue {
@@ -538,6 +543,33 @@ impl TimelineStore {
                 .customer_for(handle, true)
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("handle {} vanished", handle.key()))),
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
+    /// Whether a one-time value (a webhook's replay token) was remembered before.
+    pub async fn was_seen(&self, namespace: &str, value: &str) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::replay(namespace, value);
+        Ok(self.get(pk, sk, true).await?.is_some())
+    }
+
+    /// Remembers a one-time value until `until` (the table's TTL then removes it). `false` when
+    /// it was remembered already.
+    pub async fn remember(&self, namespace: &str, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        let (pk, sk) = keys::replay(namespace, value);
+        let mut item = key_item(pk, sk);
+        item.insert("expires_at".into(), AttributeValue::N(until.timestamp().to_string()));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => Ok(true),
+            Err(e) if is_conditional_failure(&e) => Ok(false),
             Err(e) => Err(dynamo("PutItem")(e)),
         }
     }

@@ -1,0 +1,304 @@
+//! Email connector: mail received by Amazon SES (SNS action with the content, or S3 action then
+//! Lambda action) and by Mailgun routes (raw MIME mode), parsed into interactions and queued.
+//! `mail` is the one pure parser every source uses; `ses` and `mailgun` read their sources;
+//! this module is the shell (S3, the replay store, the queue).
+
+pub mod mail;
+pub mod mailgun;
+pub mod ses;
+
+#[cfg(test)]
+mod tests;
+
+use aws_sdk_s3::primitives::ByteStream;
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_http::{Body, Request, Response};
+use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, json_error, metrics};
+use throughline_model::{Interaction, QueueMessage};
+use throughline_queue::InteractionPublisher;
+use throughline_store::TimelineStore;
+
+use crate::mail::{Envelope, MailProblem, StoredMail};
+pub use crate::mailgun::MailgunConfig;
+
+pub const CONNECTOR: &str = "email";
+/// Default window for a Mailgun delivery's timestamp, either side of now.
+pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
+
+/// Where raw mail lives in S3.
+#[derive(Debug, Clone)]
+pub struct MailStorage {
+    pub s3: aws_sdk_s3::Client,
+    /// The project's bucket: raw mail with attachments from sources that do not keep it
+    /// (SES via SNS, Mailgun), so attachments can point into it.
+    pub bucket: String,
+    /// Where SES's S3 action writes (bucket and key prefix), for mail over 150 KB.
+    pub inbound_bucket: String,
+    pub inbound_prefix: String,
+}
+
+impl MailStorage {
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let bucket = config::required_env("MAIL_BUCKET")?;
+        Ok(Self {
+            s3: s3_client(aws),
+            inbound_bucket: config::optional_env("INBOUND_MAIL_BUCKET").unwrap_or_else(|| bucket.clone()),
+            inbound_prefix: config::optional_env("INBOUND_MAIL_PREFIX").unwrap_or_default(),
+            bucket,
+        })
+    }
+
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+        let object = self
+            .s3
+            .get_object()
+            .bucket(bucket)
+            .key(key)
+            .send()
+            .await
+            .map_err(|e| format!("S3 GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        let bytes = object
+            .body
+            .collect()
+            .await
+            .map_err(|e| format!("S3 GetObject body: {e}"))?;
+        Ok(bytes.into_bytes().to_vec())
+    }
+
+    /// Keeps a raw mail under a key derived from its content: a retry writes the same object.
+    async fn keep(&self, source: &str, raw: &[u8]) -> Result<StoredMail, String> {
+        let key = format!("raw/{source}/{}.eml", mail::sha256_hex(raw));
+        self.s3
+            .put_object()
+            .bucket(&self.bucket)
+            .key(&key)
+            .content_type("message/rfc822")
+            .body(ByteStream::from(raw.to_vec()))
+            .send()
+            .await
+            .map_err(|e| format!("S3 PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+        Ok(StoredMail {
+            bucket: self.bucket.clone(),
+            key,
+        })
+    }
+}
+
+/// S3 with path-style addresses when an endpoint is overridden (a local emulator).
+pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
+    let local =
+        config::optional_env("AWS_ENDPOINT_URL").is_some() || config::optional_env("AWS_ENDPOINT_URL_S3").is_some();
+    let mut s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(local);
+    if local {
+        // The emulator would store aws-chunked (checksummed) bodies verbatim.
+        s3 = s3.request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
+    }
+    let s3 = s3.build();
+    aws_sdk_s3::Client::from_conf(s3)
+}
+
+/// Normalizes one raw mail, keeping it in S3 first when it has attachments and is not stored.
+async fn interaction_for(
+    storage: &MailStorage,
+    source: &str,
+    raw: &[u8],
+    mut envelope: Envelope,
+) -> Result<Result<Interaction, MailProblem>, String> {
+    if envelope.stored.is_none() && mail::has_attachments(raw) {
+        envelope.stored = Some(storage.keep(source, raw).await?);
+    }
+    Ok(mail::normalize(raw, &envelope))
+}
+
+fn count_unusable(problem: &MailProblem) {
+    let reason = match problem {
+        MailProblem::Unparseable => "unparseable_mail",
+        MailProblem::NoSender => "no_sender",
+    };
+    tracing::warn!(connector = CONNECTOR, reason, "mail acknowledged and not recorded");
+    metrics::count(CONNECTOR, metrics::IGNORED_EVENTS, reason, 1);
+}
+
+/// The SES function: everything it needs, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct SesFunction {
+    pub storage: MailStorage,
+    pub publisher: InteractionPublisher,
+}
+
+impl SesFunction {
+    /// Reads `INTERACTIONS_QUEUE_URL`, `MAIL_BUCKET`, `INBOUND_MAIL_BUCKET`, `INBOUND_MAIL_PREFIX`.
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        Ok(Self {
+            storage: MailStorage::from_env(aws)?,
+            publisher: InteractionPublisher::new(
+                aws_sdk_sqs::Client::new(aws),
+                config::required_env("INTERACTIONS_QUEUE_URL")?,
+            ),
+        })
+    }
+}
+
+/// Handles an SNS (SES SNS action) or SES (Lambda action) event. An error fails the invocation,
+/// so Lambda retries it (and then sends it to the function's dead-letter queue).
+pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Result<serde_json::Value, String> {
+    let mails = ses::mails_in(&event).map_err(|e| e.to_string())?;
+    let now = Utc::now();
+    let mut interactions = Vec::new();
+    for mail in &mails {
+        let Some(envelope) = mail.envelope(now) else {
+            count_unusable(&MailProblem::NoSender);
+            continue;
+        };
+        let (raw, envelope) = match &mail.content {
+            Some(content) => (content.clone(), envelope),
+            None => {
+                let storage = &function.storage;
+                let key = format!("{}{}", storage.inbound_prefix, mail.message_id);
+                let raw = storage.get(&storage.inbound_bucket, &key).await?;
+                let stored = StoredMail {
+                    bucket: storage.inbound_bucket.clone(),
+                    key,
+                };
+                (
+                    raw,
+                    Envelope {
+                        stored: Some(stored),
+                        ..envelope
+                    },
+                )
+            }
+        };
+        match interaction_for(&function.storage, "ses", &raw, envelope).await? {
+            Ok(interaction) => interactions.push(interaction),
+            Err(problem) => count_unusable(&problem),
+        }
+    }
+    let messages: Vec<QueueMessage> = interactions.into_iter().map(QueueMessage::from).collect();
+    function.publisher.publish(&messages).await.map_err(|e| e.to_string())?;
+    tracing::info!(connector = CONNECTOR, count = messages.len(), "mail queued");
+    metrics::count(
+        CONNECTOR,
+        metrics::PUBLISHED_INTERACTIONS,
+        "queued",
+        messages.len() as u64,
+    );
+    Ok(serde_json::json!({ "queued": messages.len() }))
+}
+
+/// The Mailgun function.
+#[derive(Debug, Clone)]
+pub struct MailgunFunction {
+    pub mailgun: MailgunConfig,
+    pub storage: MailStorage,
+    pub store: TimelineStore,
+    pub publisher: InteractionPublisher,
+}
+
+impl MailgunFunction {
+    /// Reads `INTERACTIONS_QUEUE_URL`, `MAIL_BUCKET`, `TIMELINE_TABLE_NAME` (replay tokens),
+    /// `MAILGUN_SIGNING_KEY` (or `_PARAMETER`; several keys comma-separated while rotating) and
+    /// the optional `MAILGUN_TIMESTAMP_TOLERANCE_SECONDS` (default 300).
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let keys = config::load_secret(aws, "MAILGUN_SIGNING_KEY").await?;
+        let tolerance = match config::optional_env("MAILGUN_TIMESTAMP_TOLERANCE_SECONDS") {
+            None => DEFAULT_TOLERANCE_SECONDS,
+            Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0).ok_or_else(|| {
+                ConfigError::Invalid("MAILGUN_TIMESTAMP_TOLERANCE_SECONDS must be positive seconds".into())
+            })?,
+        };
+        Ok(Self {
+            mailgun: MailgunConfig {
+                signing_keys: keys
+                    .expose()
+                    .split(',')
+                    .map(str::trim)
+                    .filter(|k| !k.is_empty())
+                    .map(Secret::new)
+                    .collect(),
+                tolerance: TimeDelta::seconds(tolerance),
+            },
+            storage: MailStorage::from_env(aws)?,
+            store: TimelineStore::new(
+                aws_sdk_dynamodb::Client::new(aws),
+                config::required_env("TIMELINE_TABLE_NAME")?,
+            ),
+            publisher: InteractionPublisher::new(
+                aws_sdk_sqs::Client::new(aws),
+                config::required_env("INTERACTIONS_QUEUE_URL")?,
+            ),
+        })
+    }
+}
+
+const REPLAY_NAMESPACE: &str = "mailgun";
+
+/// The Mailgun route handler: verify, refuse replayed tokens, keep, normalize, queue, answer.
+/// The token is remembered only once the mail is queued, so that Mailgun's retry of a delivery
+/// that failed here is not refused as a replay.
+pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Response<Body> {
+    let request = WebhookRequest::from_lambda(req, None);
+    let now = Utc::now();
+    let delivery = match mailgun::accept(&request, &function.mailgun, now) {
+        Ok(delivery) => delivery,
+        Err(rejection) => return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await,
+    };
+    let unavailable = |what: &str, error: String| {
+        tracing::error!(connector = CONNECTOR, %error, "{what} unavailable; answering 503 so Mailgun retries");
+        json_error(
+            lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
+            "temporarily_unavailable",
+            "the mail could not be processed; retry later",
+        )
+    };
+    match function.store.was_seen(REPLAY_NAMESPACE, &delivery.token).await {
+        Ok(false) => {}
+        Ok(true) => {
+            let replay = Rejection::BadSignature {
+                status: lambda_http::http::StatusCode::UNAUTHORIZED,
+                reason: "token was used before",
+            };
+            return throughline_edge::respond(CONNECTOR, Err(replay), &function.publisher, ok).await;
+        }
+        Err(e) => return unavailable("replay store", e.to_string()),
+    }
+    let interaction = match interaction_for(
+        &function.storage,
+        "mailgun",
+        &delivery.raw_mime,
+        delivery.envelope.clone(),
+    )
+    .await
+    {
+        Ok(Ok(interaction)) => interaction,
+        Ok(Err(problem)) => {
+            let rejection = Rejection::malformed(format!("body-mime: {problem}"));
+            return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await;
+        }
+        Err(e) => return unavailable("S3", e),
+    };
+    let response = throughline_edge::respond(
+        CONNECTOR,
+        Ok(throughline_edge::Accepted::interactions(vec![interaction])),
+        &function.publisher,
+        ok,
+    )
+    .await;
+    if response.status().is_success() {
+        let until = replay_memory(now, &function.mailgun);
+        if let Err(e) = function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
+            // Queued already: a replay of this token would only be a harmless duplicate.
+            tracing::warn!(connector = CONNECTOR, error = %e, "could not remember the token");
+        }
+    }
+    response
+}
+
+fn ok() -> Response<Body> {
+    throughline_edge::empty_ok()
+}
+
+/// The time a Mailgun replay token must be remembered: past the window, a replay is stale anyway.
+pub fn replay_memory(now: DateTime<Utc>, config: &MailgunConfig) -> DateTime<Utc> {
+    now + config.tolerance * 2
+}

@@ -1,0 +1,171 @@
+//! Mailgun routes in raw MIME mode (the route's URL ends in `mime`, the mail arrives whole in
+//! `body-mime`) as pure functions: the form, the signature, the timestamp window. The check
+//! that a token was never used before needs the store: the shell does it. No network, no clock.
+
+use std::collections::HashMap;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use lambda_http::http::{Method, StatusCode};
+use mail_parser::{MessageParser, MimeHeaders};
+use throughline_edge::signature::{self, Algorithm, Encoding};
+use throughline_edge::{Rejection, Secret, WebhookRequest};
+use throughline_model::Provider;
+
+use crate::mail::{Envelope, Verdict, Verdicts, normalize_address};
+
+#[derive(Debug, Clone)]
+pub struct MailgunConfig {
+    /// The account's HTTP webhook signing key(s): more than one while rotating.
+    pub signing_keys: Vec<Secret>,
+    /// How far `timestamp` may be from now.
+    pub tolerance: TimeDelta,
+}
+
+/// A verified delivery: the raw mail and what is needed to finish it.
+#[derive(Debug, Clone)]
+pub struct MailgunDelivery {
+    pub token: String,
+    pub raw_mime: Vec<u8>,
+    pub envelope: Envelope,
+}
+
+/// hex HMAC-SHA256(signing key, timestamp + token): Mailgun's `signature`.
+pub fn sign(key: &str, timestamp: &str, token: &str) -> String {
+    let mac = signature::hmac(
+        Algorithm::HmacSha256,
+        key.as_bytes(),
+        &[timestamp.as_bytes(), token.as_bytes()],
+    );
+    signature::encode(Encoding::Hex, &mac)
+}
+
+fn unauthorized(reason: &'static str) -> Rejection {
+    Rejection::BadSignature {
+        status: StatusCode::UNAUTHORIZED,
+        reason,
+    }
+}
+
+/// The form's fields: `multipart/form-data` (what Mailgun posts) or url-encoded.
+fn form_fields(req: &WebhookRequest) -> Result<HashMap<String, Vec<u8>>, Rejection> {
+    match req.media_type().as_deref() {
+        Some("application/x-www-form-urlencoded") => Ok(form_urlencoded::parse(&req.body)
+            .map(|(k, v)| (k.into_owned(), v.into_owned().into_bytes()))
+            .collect()),
+        Some("multipart/form-data") => {
+            // multipart/form-data is MIME: let the MIME parser split it.
+            let content_type = req.header("content-type").unwrap_or_default();
+            let mut document = format!("Content-Type: {content_type}\r\n\r\n").into_bytes();
+            document.extend_from_slice(&req.body);
+            let parsed = MessageParser::default()
+                .parse(&document)
+                .ok_or_else(|| Rejection::malformed("body is not multipart/form-data"))?;
+            let mut fields = HashMap::new();
+            for part in &parsed.parts {
+                let Some(name) = part.content_disposition().and_then(|d| d.attribute("name")) else {
+                    continue;
+                };
+                // The raw bytes of the field, not a charset-decoded text: body-mime is a mail.
+                let raw = &parsed.raw_message[part.offset_body as usize..part.offset_end as usize];
+                let value = if name == "body-mime" {
+                    strip_part_end(raw)
+                } else {
+                    part.contents()
+                };
+                fields.insert(name.to_owned(), value.to_vec());
+            }
+            Ok(fields)
+        }
+        _ => Err(Rejection::UnsupportedMediaType {
+            expected: "multipart/form-data",
+        }),
+    }
+}
+
+/// Verifies a route's POST and returns the mail in it.
+pub fn accept(req: &WebhookRequest, config: &MailgunConfig, now: DateTime<Utc>) -> Result<MailgunDelivery, Rejection> {
+    if req.method != Method::POST {
+        return Err(Rejection::MethodNotAllowed { allowed: "POST" });
+    }
+    let fields = form_fields(req)?;
+    let text = |name: &str| {
+        fields
+            .get(name)
+            .map(|v| String::from_utf8_lossy(v).trim().to_owned())
+            .filter(|v| !v.is_empty())
+    };
+    let timestamp = text("timestamp").ok_or(unauthorized("field timestamp is missing"))?;
+    let token = text("token").ok_or(unauthorized("field token is missing"))?;
+    let provided = text("signature").ok_or(unauthorized("field signature is missing"))?;
+    let seconds: i64 = timestamp
+        .parse()
+        .map_err(|_| unauthorized("field timestamp must be unix seconds"))?;
+    if now.timestamp().abs_diff(seconds) > config.tolerance.num_seconds().unsigned_abs() {
+        return Err(unauthorized("timestamp is outside the allowed window"));
+    }
+    let signed = config.signing_keys.iter().any(|key| {
+        let mac = signature::hmac(
+            Algorithm::HmacSha256,
+            key.expose().as_bytes(),
+            &[timestamp.as_bytes(), token.as_bytes()],
+        );
+        signature::matches(Encoding::Hex, &provided, &mac)
+    });
+    if !signed {
+        return Err(unauthorized("signature does not match timestamp and token"));
+    }
+    let raw_mime = fields
+        .get("body-mime")
+        .filter(|b| !b.is_empty())
+        .cloned()
+        .ok_or_else(|| Rejection::malformed("field body-mime is missing: configure the route's URL to end in mime"))?;
+    let recipient = text("recipient").ok_or_else(|| Rejection::malformed("field recipient is missing"))?;
+    // With several recipients Mailgun posts once per route match; the first is this mailbox.
+    let mailbox = recipient
+        .split(',')
+        .next()
+        .and_then(normalize_address)
+        .ok_or_else(|| Rejection::malformed("field recipient is not an email address"))?;
+    Ok(MailgunDelivery {
+        envelope: Envelope {
+            provider: Provider::Mailgun,
+            mailbox,
+            delivery_id: token.clone(),
+            verdicts: header_verdicts(&raw_mime),
+            stored: None,
+            received_at: now,
+        },
+        token,
+        raw_mime,
+    })
+}
+
+/// A form part's body without the line break that belongs to the next boundary.
+fn strip_part_end(raw: &[u8]) -> &[u8] {
+    raw.strip_suffix(b"\r\n")
+        .or_else(|| raw.strip_suffix(b"\n"))
+        .unwrap_or(raw)
+}
+
+/// Mailgun's own checks, as it adds them to the mail (`X-Mailgun-Spf`,
+/// `X-Mailgun-Dkim-Check-Result`, `X-Mailgun-Sflag`).
+fn header_verdicts(raw: &[u8]) -> Verdicts {
+    let Some(message) = MessageParser::default().parse_headers(raw) else {
+        return Verdicts::default();
+    };
+    let header = |name: &'static str| message.header_raw(name).map(|v| v.trim().to_ascii_uppercase());
+    let verdict = |value: Option<String>| {
+        value.map(|v| match v.as_str() {
+            "PASS" => Verdict::Pass,
+            "FAIL" | "SOFTFAIL" => Verdict::Fail,
+            _ => Verdict::Gray,
+        })
+    };
+    Verdicts {
+        spf: verdict(header("x-mailgun-spf")),
+        dkim: verdict(header("x-mailgun-dkim-check-result")),
+        dmarc: None,
+        spam: header("x-mailgun-sflag").map(|v| if v == "YES" { Verdict::Fail } else { Verdict::Pass }),
+        virus: None,
+    }
+}

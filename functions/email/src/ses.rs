@@ -1,0 +1,151 @@
+//! Amazon SES receiving events as pure functions: the SNS action (the notification carries the
+//! raw mail) and the Lambda action that follows an S3 action (headers only; the raw mail is the
+//! S3 object named by `mail.messageId`). No network.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD as BASE64;
+use chrono::{DateTime, Utc};
+use serde::Deserialize;
+use serde_json::Value;
+use throughline_model::{EmailAddress, Provider};
+
+use crate::mail::{Envelope, Verdict, Verdicts, normalize_address};
+
+/// One mail SES received, as an event announced it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SesMail {
+    /// SES's id for the mail: also the S3 object key (after the action's prefix).
+    pub message_id: String,
+    pub recipients: Vec<EmailAddress>,
+    pub verdicts: Verdicts,
+    pub timestamp: Option<DateTime<Utc>>,
+    /// The raw mail when the notification carried it (SNS action).
+    pub content: Option<Vec<u8>>,
+}
+
+/// Why an event is not a SES receipt event this function understands.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum EventProblem {
+    #[error("event has no Records")]
+    NoRecords,
+    #[error("Records[{0}] is neither an SNS nor a SES record")]
+    UnknownRecord(usize),
+    #[error("Records[{index}]: {problem}")]
+    Malformed { index: usize, problem: String },
+}
+
+#[derive(Debug, Deserialize)]
+struct Notification {
+    #[serde(rename = "notificationType")]
+    notification_type: Option<String>,
+    mail: Mail,
+    receipt: Receipt,
+    content: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Mail {
+    #[serde(rename = "messageId")]
+    message_id: String,
+    timestamp: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct Receipt {
+    #[serde(default)]
+    recipients: Vec<String>,
+    spf_verdict: Option<Status>,
+    dkim_verdict: Option<Status>,
+    dmarc_verdict: Option<Status>,
+    spam_verdict: Option<Status>,
+    virus_verdict: Option<Status>,
+    action: Option<Action>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Status {
+    status: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+struct Action {
+    encoding: Option<String>,
+}
+
+/// The mails an SNS or SES event announces. Notifications of other types (SES's setup
+/// notification) yield nothing.
+pub fn mails_in(event: &Value) -> Result<Vec<SesMail>, EventProblem> {
+    let records = event["Records"].as_array().ok_or(EventProblem::NoRecords)?;
+    let mut mails = Vec::new();
+    for (index, record) in records.iter().enumerate() {
+        let malformed = |problem: String| EventProblem::Malformed { index, problem };
+        let notification: Notification = if let Some(message) = record["Sns"]["Message"].as_str() {
+            let value: Value =
+                serde_json::from_str(message).map_err(|e| malformed(format!("Sns.Message is not JSON: {e}")))?;
+            if value["notificationType"].as_str() != Some("Received") {
+                continue;
+            }
+            serde_json::from_value(value).map_err(|e| malformed(format!("Sns.Message: {e}")))?
+        } else if record["ses"].is_object() {
+            serde_json::from_value(record["ses"].clone()).map_err(|e| malformed(format!("ses: {e}")))?
+        } else {
+            return Err(EventProblem::UnknownRecord(index));
+        };
+        if notification
+            .notification_type
+            .as_deref()
+            .is_some_and(|t| t != "Received")
+        {
+            continue;
+        }
+        let content = match notification.content {
+            None => None,
+            Some(content) => {
+                let base64 = notification
+                    .receipt
+                    .action
+                    .as_ref()
+                    .and_then(|a| a.encoding.as_deref())
+                    .is_some_and(|e| e.eq_ignore_ascii_case("BASE64"));
+                Some(if base64 {
+                    BASE64
+                        .decode(content.trim())
+                        .map_err(|_| malformed("content is not base64".into()))?
+                } else {
+                    content.into_bytes()
+                })
+            }
+        };
+        let receipt = &notification.receipt;
+        let verdict = |s: &Option<Status>| s.as_ref().and_then(|s| s.status.as_deref()).and_then(Verdict::parse);
+        mails.push(SesMail {
+            message_id: notification.mail.message_id.clone(),
+            recipients: receipt.recipients.iter().filter_map(|r| normalize_address(r)).collect(),
+            verdicts: Verdicts {
+                spf: verdict(&receipt.spf_verdict),
+                dkim: verdict(&receipt.dkim_verdict),
+                dmarc: verdict(&receipt.dmarc_verdict),
+                spam: verdict(&receipt.spam_verdict),
+                virus: verdict(&receipt.virus_verdict),
+            },
+            timestamp: notification.mail.timestamp,
+            content,
+        });
+    }
+    Ok(mails)
+}
+
+impl SesMail {
+    /// The envelope for `normalize`; `None` when SES named no recipient it could parse.
+    pub fn envelope(&self, received_at: DateTime<Utc>) -> Option<Envelope> {
+        Some(Envelope {
+            provider: Provider::Ses,
+            mailbox: self.recipients.first()?.clone(),
+            delivery_id: self.message_id.clone(),
+            verdicts: self.verdicts,
+            stored: None,
+            received_at: self.timestamp.unwrap_or(received_at),
+        })
+    }
+}
