@@ -130,7 +130,52 @@ pub enum Handle {
     },
 }
 
+impl Platform {
+    fn parse(s: &str) -> Option<Self> {
+        [
+            Platform::Messenger,
+            Platform::Instagram,
+            Platform::X,
+            Platform::Telegram,
+            Platform::WebChat,
+        ]
+        .into_iter()
+        .find(|p| p.as_str() == s)
+    }
+}
+
 impl Handle {
+    /// The handle a key (`Handle::key`) names: how agents and the timeline API name an
+    /// identifier (`phone:+14155550100`, `email:ada@example.com`, `messenger:<page>:<psid>`,
+    /// `x::<user id>`). Every part is parsed as its type.
+    pub fn parse_key(key: &str) -> Result<Self, InvalidValue> {
+        let invalid = InvalidValue {
+            kind: "identifier",
+            rule: "must be phone:<E.164>, shortcode:<digits>, email:<address> or <platform>:<scope>:<id>",
+        };
+        let (kind, rest) = key.split_once(':').ok_or(invalid.clone())?;
+        Ok(match kind {
+            "phone" => Handle::Phone {
+                number: E164::parse(rest)?,
+            },
+            "shortcode" => Handle::ShortCode {
+                code: ShortCode::parse(rest)?,
+            },
+            "email" => Handle::Email {
+                address: EmailAddress::parse(rest)?,
+            },
+            platform => {
+                let platform = Platform::parse(platform).ok_or(invalid.clone())?;
+                let (scope, id) = rest.split_once(':').ok_or(invalid)?;
+                Handle::Platform {
+                    platform,
+                    scope: (!scope.is_empty()).then(|| PlatformUserId::parse(scope)).transpose()?,
+                    id: PlatformUserId::parse(id)?,
+                }
+            }
+        })
+    }
+
     /// A stable, unambiguous text key (`phone:+14155550100`), used in storage keys and ids.
     pub fn key(&self) -> String {
         match self {
@@ -230,6 +275,12 @@ pub struct Identity {
     pub source: EvidenceSource,
 }
 
+/// `prefix` followed by exactly 32 lowercase hex digits.
+fn is_prefixed_hex32(s: &str, prefix: &str) -> bool {
+    s.strip_prefix(prefix)
+        .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')))
+}
+
 /// Deterministic id of an interaction: the same provider message received at the same business
 /// endpoint always gets the same id, so webhook retries and queue redeliveries collapse.
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -259,9 +310,7 @@ impl InteractionId {
 impl TryFrom<String> for InteractionId {
     type Error = InvalidValue;
     fn try_from(s: String) -> Result<Self, InvalidValue> {
-        let ok = s
-            .strip_prefix(Self::PREFIX)
-            .is_some_and(|h| h.len() == 32 && h.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f')));
+        let ok = is_prefixed_hex32(&s, Self::PREFIX);
         if ok {
             Ok(Self(s))
         } else {
@@ -294,6 +343,65 @@ impl JsonSchema for InteractionId {
             "type": "string",
             "pattern": "^ix_[0-9a-f]{32}$",
             "description": "Derived from (provider, business endpoint, provider message id)"
+        })
+    }
+}
+
+/// A customer conversation: `cv_` and 32 hex digits, those of the interaction that opened it
+/// (or that an agent split it at), so assigning one twice gives the same id.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(try_from = "String", into = "String")]
+pub struct ConversationId(String);
+
+impl ConversationId {
+    const PREFIX: &'static str = "cv_";
+
+    /// The conversation that `opener` opens.
+    pub fn opened_by(opener: &InteractionId) -> Self {
+        Self(format!("{}{}", Self::PREFIX, &opener.as_str()[InteractionId::PREFIX.len()..]))
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl TryFrom<String> for ConversationId {
+    type Error = InvalidValue;
+    fn try_from(s: String) -> Result<Self, InvalidValue> {
+        let ok = is_prefixed_hex32(&s, Self::PREFIX);
+        if ok {
+            Ok(Self(s))
+        } else {
+            Err(InvalidValue {
+                kind: "conversation id",
+                rule: "must be 'cv_' and 32 lowercase hex digits",
+            })
+        }
+    }
+}
+
+impl From<ConversationId> for String {
+    fn from(v: ConversationId) -> String {
+        v.0
+    }
+}
+
+impl fmt::Display for ConversationId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl JsonSchema for ConversationId {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "ConversationId".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "type": "string",
+            "pattern": "^cv_[0-9a-f]{32}$",
+            "description": "Assigned by the timeline writer; named after the interaction that opened the conversation"
         })
     }
 }
@@ -348,6 +456,10 @@ pub struct Interaction {
     pub edited_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_text: Option<String>,
+    /// The customer conversation this interaction belongs to, across channels. Connectors leave
+    /// it empty; the timeline writer assigns it when it records the interaction.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub conversation_id: Option<ConversationId>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -389,6 +501,19 @@ impl Interaction {
             deleted_at: None,
             edited_at: None,
             original_text: None,
+            conversation_id: None,
+        }
+    }
+
+    /// How far the channel itself vouches for `customer`: carriers and platforms deliver the
+    /// number or id they saw, while an email's From is only a claim unless the receiving
+    /// service checked DKIM and DMARC (the email connector's `sender_verified`).
+    pub fn customer_evidence(&self) -> Evidence {
+        match self.channel {
+            Channel::Email if self.attributes.get("sender_verified").map(String::as_str) != Some("true") => {
+                Evidence::Claimed
+            }
+            _ => Evidence::Verified,
         }
     }
 
@@ -556,6 +681,55 @@ mod tests {
             occurred_at: t,
             received_at: t,
         })
+    }
+
+    #[test]
+    fn handle_keys_parse_back_to_their_handles() {
+        let handles = [
+            sample().customer,
+            Handle::ShortCode {
+                code: ShortCode::parse("12345").unwrap(),
+            },
+            Handle::Email {
+                address: EmailAddress::parse("ada@example.com").unwrap(),
+            },
+            Handle::Platform {
+                platform: Platform::Messenger,
+                scope: Some(PlatformUserId::parse("1234").unwrap()),
+                id: PlatformUserId::parse("psid:with:colons").unwrap(),
+            },
+            Handle::Platform {
+                platform: Platform::X,
+                scope: None,
+                id: PlatformUserId::parse("2244994945").unwrap(),
+            },
+        ];
+        for handle in handles {
+            assert_eq!(Handle::parse_key(&handle.key()).unwrap(), handle);
+        }
+        for bad in ["", "phone", "phone:555", "fax:+14155550100", "messenger:1234", "email:nobody"] {
+            assert!(Handle::parse_key(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn conversations_are_named_after_their_opener() {
+        let opener = sample().id;
+        let conversation = ConversationId::opened_by(&opener);
+        assert_eq!(&conversation.as_str()[3..], &opener.as_str()[3..]);
+        assert!(conversation.as_str().starts_with("cv_"));
+        assert!(ConversationId::try_from(conversation.to_string()).is_ok());
+        assert!(ConversationId::try_from(opener.to_string()).is_err());
+    }
+
+    #[test]
+    fn only_a_dkim_and_dmarc_checked_sender_is_verified_evidence() {
+        let mut mail = sample();
+        mail.channel = Channel::Email;
+        assert_eq!(mail.customer_evidence(), Evidence::Claimed);
+        mail.attributes.insert("sender_verified".into(), "true".into());
+        assert_eq!(mail.customer_evidence(), Evidence::Verified);
+        assert_eq!(sample().customer_evidence(), Evidence::Verified);
     }
 
     #[test]

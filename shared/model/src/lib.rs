@@ -6,7 +6,7 @@ mod interaction;
 mod values;
 
 pub use interaction::{
-    Attachment, AttachmentSource, Change, Channel, Direction, Evidence, EvidenceSource, Handle, Identity, Interaction,
+    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, Evidence, EvidenceSource, Handle, Identity, Interaction,
     InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform, Provider, QueueMessage,
     SCHEMA_VERSION, ThreadHints, WireError,
 };

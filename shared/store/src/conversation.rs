@@ -1,0 +1,261 @@
+//! Which conversation an interaction belongs to. Pure: the state lives on the customer's (group
+//! root's) profile and is read, advanced and written back with the interaction's marker in one
+//! transaction.
+//!
+//! The rule, in order:
+//! 1. Automated and quarantined mail (auto-replies, bounces, lists, spam) is never part of the
+//!    customer's conversation: it gets a conversation of its own and changes nothing.
+//! 2. An email in a thread already seen (the email connector's thread key: mailbox, customer,
+//!    root Message-ID) stays in that thread's conversation, however long ago it was.
+//! 3. Otherwise the open conversation (the most recently active) continues when the interaction
+//!    is within the inactivity window of it: no later than `window` after its last activity and
+//!    no earlier than `window` before its start (deliveries come out of order) — on any channel,
+//!    so SMS → email → chat is one conversation. Exception: a new email thread when the open
+//!    conversation already has a different email thread is a separate topic: a new conversation.
+//! 4. Otherwise a new conversation, named after this interaction.
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+use throughline_model::{Channel, ConversationId, Interaction, InteractionKind};
+
+/// The default inactivity window.
+pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
+
+/// Conversations remembered per customer for thread stickiness; older ones are forgotten.
+const REMEMBERED: usize = 50;
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationRecord {
+    pub id: ConversationId,
+    pub started_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    /// The email thread this conversation holds, if any.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub email_thread: Option<String>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ConversationState {
+    /// Recent conversations; the open one is the one with the latest activity.
+    #[serde(default)]
+    pub recent: Vec<ConversationRecord>,
+}
+
+impl ConversationState {
+    /// The open conversation: the most recently active one.
+    pub fn open(&self) -> Option<&ConversationRecord> {
+        self.recent.iter().max_by_key(|r| r.last_at)
+    }
+
+    /// Picks the interaction's conversation and advances the state.
+    pub fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
+        let at = interaction.occurred_at;
+        if matches!(
+            interaction.kind,
+            InteractionKind::Automated | InteractionKind::Quarantined
+        ) {
+            return ConversationId::opened_by(&interaction.id);
+        }
+        let thread = (interaction.channel == Channel::Email)
+            .then(|| interaction.thread.provider_thread_id.clone())
+            .flatten();
+        let by_thread = thread
+            .as_ref()
+            .and_then(|t| self.recent.iter().position(|r| r.email_thread.as_ref() == Some(t)));
+        let continued = by_thread.or_else(|| {
+            let open = self.open()?;
+            let within = at <= open.last_at + window && at >= open.started_at - window;
+            let other_topic = thread.is_some() && open.email_thread.is_some();
+            let open_id = open.id.clone();
+            (within && !other_topic).then(|| self.recent.iter().position(|r| r.id == open_id))?
+        });
+        let index = match continued {
+            Some(i) => i,
+            None => {
+                self.recent.push(ConversationRecord {
+                    id: ConversationId::opened_by(&interaction.id),
+                    started_at: at,
+                    last_at: at,
+                    email_thread: None,
+                });
+                self.recent.len() - 1
+            }
+        };
+        let record = &mut self.recent[index];
+        record.started_at = record.started_at.min(at);
+        record.last_at = record.last_at.max(at);
+        if record.email_thread.is_none() {
+            record.email_thread = thread;
+        }
+        let id = record.id.clone();
+        self.forget_oldest();
+        id
+    }
+
+    /// An agent split `conversation` at an interaction at `at`: what follows is `new`.
+    pub fn split(&mut self, conversation: &ConversationId, new: ConversationId, at: DateTime<Utc>) {
+        if let Some(record) = self.recent.iter_mut().find(|r| &r.id == conversation) {
+            let last_at = record.last_at;
+            record.last_at = record.started_at.max(at - TimeDelta::milliseconds(1));
+            self.recent.push(ConversationRecord {
+                id: new,
+                started_at: at,
+                last_at: last_at.max(at),
+                email_thread: None,
+            });
+            self.forget_oldest();
+        }
+    }
+
+    /// An agent joined `absorbed` into `kept`.
+    pub fn join(&mut self, kept: &ConversationId, absorbed: &ConversationId) {
+        let Some(gone) = self.recent.iter().position(|r| &r.id == absorbed) else {
+            return;
+        };
+        let gone = self.recent.remove(gone);
+        match self.recent.iter_mut().find(|r| &r.id == kept) {
+            Some(record) => {
+                record.started_at = record.started_at.min(gone.started_at);
+                record.last_at = record.last_at.max(gone.last_at);
+                record.email_thread = record.email_thread.take().or(gone.email_thread);
+            }
+            None => self.recent.push(ConversationRecord {
+                id: kept.clone(),
+                ..gone
+            }),
+        }
+    }
+
+    fn forget_oldest(&mut self) {
+        while self.recent.len() > REMEMBERED {
+            let oldest = (0..self.recent.len())
+                .min_by_key(|&i| self.recent[i].last_at)
+                .expect("not empty");
+            self.recent.remove(oldest);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+    use throughline_model::{
+        E164, EmailAddress, Handle, NewInteraction, Provider, ProviderMessageId, Direction,
+    };
+
+    use super::*;
+
+    fn at(hours: i64) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap() + TimeDelta::hours(hours)
+    }
+
+    fn message(channel: Channel, id: &str, occurred_at: DateTime<Utc>) -> Interaction {
+        let customer = match channel {
+            Channel::Email => Handle::Email {
+                address: EmailAddress::parse("ada@example.com").unwrap(),
+            },
+            _ => Handle::Phone {
+                number: E164::parse("+14155550100").unwrap(),
+            },
+        };
+        Interaction::new(NewInteraction {
+            channel,
+            provider: Provider::Twilio,
+            direction: Direction::Inbound,
+            business_endpoint: customer.clone(),
+            customer,
+            provider_message_id: ProviderMessageId::parse(id).unwrap(),
+            occurred_at,
+            received_at: occurred_at,
+        })
+    }
+
+    fn email(id: &str, thread: &str, occurred_at: DateTime<Utc>) -> Interaction {
+        let mut mail = message(Channel::Email, id, occurred_at);
+        mail.thread.provider_thread_id = Some(thread.into());
+        mail
+    }
+
+    #[test]
+    fn sms_then_email_then_chat_within_the_window_is_one_conversation() {
+        let mut state = ConversationState::default();
+        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        assert_eq!(state.assign(&email("m2", "t-a", at(20)), DEFAULT_WINDOW), first);
+        assert_eq!(state.assign(&message(Channel::Chat, "m3", at(43)), DEFAULT_WINDOW), first);
+        assert_eq!(state.recent.len(), 1);
+    }
+
+    #[test]
+    fn the_window_edge_is_inclusive_and_a_millisecond_more_opens_a_new_one() {
+        let mut state = ConversationState::default();
+        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        assert_eq!(state.assign(&message(Channel::Sms, "m2", at(24)), DEFAULT_WINDOW), first);
+        let later = at(48) + TimeDelta::milliseconds(1);
+        let next = state.assign(&message(Channel::Sms, "m3", later), DEFAULT_WINDOW);
+        assert_ne!(next, first);
+        assert_eq!(state.open().unwrap().id, next);
+    }
+
+    #[test]
+    fn a_late_delivery_of_an_old_message_joins_its_conversation_without_reopening_it() {
+        let mut state = ConversationState::default();
+        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let second = state.assign(&message(Channel::Sms, "m2", at(100)), DEFAULT_WINDOW);
+        // Delivered now, sent long before both: a conversation of its own, and the open one
+        // stays the latest.
+        let old = state.assign(&message(Channel::Sms, "m0", at(-200)), DEFAULT_WINDOW);
+        assert!(old != first && old != second);
+        assert_eq!(state.open().unwrap().id, second);
+        // Sent just before the open conversation started: it belongs there.
+        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW), second);
+    }
+
+    #[test]
+    fn a_second_email_thread_is_a_separate_topic_and_its_replies_stay_with_it() {
+        let mut state = ConversationState::default();
+        let order = state.assign(&email("m1", "t-order", at(0)), DEFAULT_WINDOW);
+        let invoice = state.assign(&email("m2", "t-invoice", at(1)), DEFAULT_WINDOW);
+        assert_ne!(order, invoice, "a new thread while another is open: its own topic");
+        // An SMS goes to the most recently active conversation.
+        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(2)), DEFAULT_WINDOW), invoice);
+        // A reply in the first thread, days later, is still that thread's conversation.
+        assert_eq!(state.assign(&email("m4", "t-order", at(200)), DEFAULT_WINDOW), order);
+        assert_eq!(state.open().unwrap().id, order);
+    }
+
+    #[test]
+    fn automated_mail_stands_alone_and_changes_nothing() {
+        let mut state = ConversationState::default();
+        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let before = state.clone();
+        let mut bounce = email("m2", "t-bounce", at(1));
+        bounce.kind = InteractionKind::Automated;
+        let own = state.assign(&bounce, DEFAULT_WINDOW);
+        assert_ne!(own, first);
+        assert_eq!(state, before);
+    }
+
+    #[test]
+    fn split_and_join_move_the_open_conversation() {
+        let mut state = ConversationState::default();
+        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        state.assign(&message(Channel::Sms, "m2", at(5)), DEFAULT_WINDOW);
+        let split = ConversationId::opened_by(&message(Channel::Sms, "m2", at(5)).id);
+        state.split(&first, split.clone(), at(5));
+        assert_eq!(state.open().unwrap().id, split);
+        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(6)), DEFAULT_WINDOW), split);
+        state.join(&first, &split);
+        assert_eq!(state.open().unwrap().id, first);
+        assert_eq!(state.recent.len(), 1);
+    }
+
+    #[test]
+    fn only_the_most_recent_conversations_are_remembered() {
+        let mut state = ConversationState::default();
+        for day in 0..(REMEMBERED as i64 + 5) {
+            state.assign(&message(Channel::Sms, &format!("m{day}"), at(day * 48)), DEFAULT_WINDOW);
+        }
+        assert_eq!(state.recent.len(), REMEMBERED);
+        assert_eq!(state.open().unwrap().last_at, at((REMEMBERED as i64 + 4) * 48));
+    }
+}
