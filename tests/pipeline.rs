@@ -204,7 +204,7 @@ async fn concurrent_first_messages_from_a_new_handle_make_one_customer() {
     });
     let mut customers = Vec::new();
     for write in writes.collect::<Vec<_>>() {
-        customers.push(write.await.unwrap().customer().clone());
+        customers.push(write.await.unwrap().customer().unwrap().clone());
     }
     customers.dedup();
     assert_eq!(customers.len(), 1, "all writers agree on one customer");

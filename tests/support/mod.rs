@@ -106,7 +106,14 @@ pub async fn timeline_of(
         .await
         .unwrap()
         .expect("customer exists");
-    store.timeline(&customer, 100, None).await.unwrap().entries
+    store
+        .timeline(&customer, 100, None, &Default::default())
+        .await
+        .unwrap()
+        .entries
+        .into_iter()
+        .map(|e| e.interaction)
+        .collect()
 }
 
 /// The chat function as `main` builds it, with the sample events' secrets.

@@ -209,8 +209,10 @@ pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
         let mut entries: Vec<Interaction> = Vec::new();
         let mut cursor = None;
         loop {
-            let page = store.timeline(&customer, 100, cursor.as_deref()).await?;
-            entries.extend(page.entries);
+            let page = store
+                .timeline(&customer, 100, cursor.as_deref(), &Default::default())
+                .await?;
+            entries.extend(page.entries.into_iter().map(|e| e.interaction));
             cursor = page.next_cursor;
             if cursor.is_none() {
                 break;

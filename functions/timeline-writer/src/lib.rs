@@ -40,8 +40,10 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), Stri
         QueueMessage::Interaction(interaction) => (
             &interaction.id,
             store.record(interaction).await.map(|recorded| match recorded {
-                Recorded::New { customer } => ("recorded", Some(customer)),
+                Recorded::New { customer, .. } => ("recorded", Some(customer)),
                 Recorded::Duplicate { customer } => ("duplicate", Some(customer)),
+                // Its customer was erased: dropping it is the point, not a failure.
+                Recorded::Erased => ("erased", None),
             }),
         ),
         QueueMessage::Update(update) => (
@@ -49,6 +51,7 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), Stri
             store.apply(update).await.map(|applied| match applied {
                 Applied::Updated { customer } => ("updated", Some(customer)),
                 Applied::Pending => ("update_pending", None),
+                Applied::Erased => ("erased", None),
             }),
         ),
     };

@@ -11,7 +11,15 @@ async fn main() -> Result<(), Error> {
     lambda_runtime::tracing::init_default_subscriber();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = std::env::var("TIMELINE_TABLE_NAME").map_err(|_| "configuration TIMELINE_TABLE_NAME is not set")?;
-    let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table);
+    let window = match std::env::var("CONVERSATION_WINDOW_MINUTES") {
+        Ok(minutes) => chrono::TimeDelta::minutes(
+            minutes
+                .parse()
+                .map_err(|_| "configuration CONVERSATION_WINDOW_MINUTES is not a number of minutes")?,
+        ),
+        Err(_) => throughline_store::DEFAULT_WINDOW,
+    };
+    let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_conversation_window(window);
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let store = &store;
         async move { Ok::<SqsBatchResponse, Error>(throughline_timeline_writer::handle(event.payload, store).await) }

@@ -15,7 +15,7 @@ use crate::values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMe
 pub const SCHEMA_VERSION: u32 = 1;
 
 /// The channel the customer used, as the agent sees it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Channel {
     Sms,
@@ -26,6 +26,37 @@ pub enum Channel {
     Instagram,
     X,
     Telegram,
+}
+
+impl Channel {
+    pub const ALL: [Channel; 8] = [
+        Channel::Sms,
+        Channel::Email,
+        Channel::Whatsapp,
+        Channel::Chat,
+        Channel::Messenger,
+        Channel::Instagram,
+        Channel::X,
+        Channel::Telegram,
+    ];
+
+    /// The wire name (`sms`, `whatsapp`, `x`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Channel::Sms => "sms",
+            Channel::Email => "email",
+            Channel::Whatsapp => "whatsapp",
+            Channel::Chat => "chat",
+            Channel::Messenger => "messenger",
+            Channel::Instagram => "instagram",
+            Channel::X => "x",
+            Channel::Telegram => "telegram",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|c| c.as_str() == s)
+    }
 }
 
 /// The company that delivered the webhook (one channel can come through several providers).

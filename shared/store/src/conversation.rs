@@ -126,6 +126,16 @@ impl ConversationState {
         }
     }
 
+    /// Takes in another group's conversations (a merge): their customer continues them here.
+    pub fn absorb(&mut self, other: &ConversationState) {
+        for record in &other.recent {
+            if !self.recent.iter().any(|r| r.id == record.id) {
+                self.recent.push(record.clone());
+            }
+        }
+        self.forget_oldest();
+    }
+
     fn forget_oldest(&mut self) {
         while self.recent.len() > REMEMBERED {
             let oldest = (0..self.recent.len())

@@ -1,0 +1,378 @@
+//! Which customer an interaction belongs to: the identity graph at ingestion time.
+//!
+//! - A handle item (`HANDLE#<key>`) says which customer owns an identifier, and with what
+//!   evidence. Only owned identifiers route interactions; each owned identifier also has an
+//!   `ID#<key>` item in its customer's partition (the profile lists them).
+//! - Verified evidence links: an unknown handle joins the customer that owns one of its verified
+//!   identifiers, provided that customer's own evidence for it is verified too.
+//! - Claims never link. A claimed identifier is listed on the claimant's profile (`ID#`, not
+//!   owned) and, when another customer owns it, becomes a link suggestion for an agent.
+
+use chrono::Utc;
+use sha2::{Digest, Sha256};
+use throughline_model::{Evidence, Handle, Identity, Interaction, InteractionId};
+
+use crate::groups::{LinkSuggestion, SuggestionStatus};
+use crate::items::{Expr, Item, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put};
+use crate::{CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure};
+
+/// An identifier as it arrives with an interaction.
+#[derive(Debug, Clone, Copy)]
+struct Identifier<'a> {
+    handle: &'a Handle,
+    evidence: Evidence,
+    /// Where the evidence comes from: the provider (`twilio`, `ses`…) for the interaction's own
+    /// handle, the evidence source (`company_identity_token`, `prechat_form`) for the others.
+    source: &'a str,
+}
+
+/// Who owns an identifier, and how well that customer's claim to it is backed.
+#[derive(Debug, Clone)]
+struct Owner {
+    customer: CustomerId,
+    evidence: Evidence,
+}
+
+fn evidence_name(evidence: Evidence) -> &'static str {
+    match evidence {
+        Evidence::Verified => "verified",
+        Evidence::Claimed => "claimed",
+    }
+}
+
+fn parse_evidence(item: &Item) -> Evidence {
+    match optional_string_attr(item, "evidence").as_deref() {
+        Some("claimed") => Evidence::Claimed,
+        // Handles written before evidence was recorded came from carriers and platforms.
+        _ => Evidence::Verified,
+    }
+}
+
+fn identity_source(identity: &Identity) -> &'static str {
+    match identity.source {
+        throughline_model::EvidenceSource::CompanyIdentityToken => "company_identity_token",
+        throughline_model::EvidenceSource::PrechatForm => "prechat_form",
+    }
+}
+
+/// `ID#` item: an identifier on a customer's profile.
+fn identifier_item(customer: &CustomerId, identifier: Identifier, owned: bool, now: &str) -> Item {
+    let mut item = key_item(keys::identifier(customer, &identifier.handle.key()));
+    item.insert("identifier".into(), s(identifier.handle.key()));
+    item.insert("evidence".into(), s(evidence_name(identifier.evidence)));
+    item.insert("source".into(), s(identifier.source));
+    item.insert("owned".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(owned));
+    item.insert("first_seen_at".into(), s(now));
+    item
+}
+
+fn handle_item(customer: &CustomerId, identifier: Identifier, now: &str) -> Item {
+    let mut item = key_item(keys::handle(identifier.handle));
+    item.insert("customer_id".into(), s(customer.as_str()));
+    item.insert("evidence".into(), s(evidence_name(identifier.evidence)));
+    item.insert("created_at".into(), s(now));
+    item
+}
+
+/// A suggestion's id: the same claimant, owner and identifier always give the same suggestion.
+fn suggestion_id(claimant: &CustomerId, owner: &CustomerId, identifier: &str) -> String {
+    let mut hasher = Sha256::new();
+    for part in [claimant.as_str(), owner.as_str(), identifier] {
+        hasher.update((part.len() as u64).to_be_bytes());
+        hasher.update(part.as_bytes());
+    }
+    let hex: String = hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+    format!("sg_{hex}")
+}
+
+impl TimelineStore {
+    /// The customer an interaction belongs to (the owner of its handle), creating or linking
+    /// as the evidence allows, and recording its claims.
+    pub(crate) async fn resolve_interaction_customer(&self, interaction: &Interaction) -> Result<CustomerId, StoreError> {
+        let primary = Identifier {
+            handle: &interaction.customer,
+            evidence: interaction.customer_evidence(),
+            source: interaction.provider.as_str(),
+        };
+        let mut verified: Vec<Identifier> = Vec::new();
+        for identity in &interaction.identities {
+            let duplicate = identity.handle == interaction.customer || verified.iter().any(|v| v.handle == &identity.handle);
+            if identity.evidence == Evidence::Verified && !duplicate {
+                verified.push(Identifier {
+                    handle: &identity.handle,
+                    evidence: Evidence::Verified,
+                    source: identity_source(identity),
+                });
+            }
+        }
+        let customer = self.resolve(primary, &verified, &interaction.id).await?;
+        for identity in interaction.identities.iter().filter(|i| i.evidence == Evidence::Claimed) {
+            let claim = Identifier {
+                handle: &identity.handle,
+                evidence: Evidence::Claimed,
+                source: identity_source(identity),
+            };
+            self.note_claim(&customer, claim, &interaction.id).await?;
+        }
+        Ok(customer)
+    }
+
+    /// The customer a handle belongs to, creating the customer on first sight (verified evidence).
+    pub async fn resolve_customer(&self, handle: &Handle) -> Result<CustomerId, StoreError> {
+        let primary = Identifier {
+            handle,
+            evidence: Evidence::Verified,
+            source: "api",
+        };
+        let placeholder = InteractionId::try_from(format!("ix_{}", "0".repeat(32))).expect("valid id");
+        self.resolve(primary, &[], &placeholder).await
+    }
+
+    /// Race-safe: every handle item is written only if absent, so two writers that see a new
+    /// handle at once cannot give it two customers; the loser re-reads and adopts the winner's.
+    async fn resolve(
+        &self,
+        primary: Identifier<'_>,
+        verified: &[Identifier<'_>],
+        interaction: &InteractionId,
+    ) -> Result<CustomerId, StoreError> {
+        let mut consistent = false;
+        for _ in 0..3 {
+            let own = self.owner(primary.handle, consistent).await?;
+            if let Some(own) = own.as_ref().filter(|_| verified.is_empty()) {
+                if own.evidence == Evidence::Claimed && primary.evidence == Evidence::Verified {
+                    self.upgrade_evidence(&own.customer, primary).await?;
+                }
+                return Ok(own.customer.clone());
+            }
+            // Verified identifiers: the first one a customer owns on verified evidence links;
+            // the others the interaction vouches for but someone else holds become suggestions.
+            let mut linked: Option<(CustomerId, Identifier)> = None;
+            let mut unknown: Vec<Identifier> = Vec::new();
+            let mut suggested: Vec<(CustomerId, Identifier)> = Vec::new();
+            for &identifier in verified {
+                match self.owner(identifier.handle, consistent).await? {
+                    Some(owner) if owner.evidence == Evidence::Verified && linked.is_none() => {
+                        linked = Some((owner.customer, identifier));
+                    }
+                    Some(owner) if linked.as_ref().map(|(c, _)| c) != Some(&owner.customer) => {
+                        suggested.push((owner.customer, identifier));
+                    }
+                    Some(_) => {}
+                    None => unknown.push(identifier),
+                }
+            }
+            let customer = match (own, linked) {
+                (Some(own), linked) => {
+                    if let Some((other, identifier)) = linked.filter(|(c, _)| c != &own.customer) {
+                        suggested.push((other, identifier));
+                    }
+                    own.customer
+                }
+                (None, Some((customer, _))) if primary.evidence == Evidence::Verified => {
+                    self.attach(primary, &customer).await?
+                }
+                (None, linked) => {
+                    suggested.extend(linked);
+                    match self.create_customer(primary, &unknown).await? {
+                        Some(customer) => {
+                            for (other, identifier) in suggested {
+                                self.suggest(&customer, &other, identifier, interaction).await?;
+                            }
+                            return Ok(customer);
+                        }
+                        None => {
+                            // Another writer created one of these handles first: read again.
+                            consistent = true;
+                            continue;
+                        }
+                    }
+                }
+            };
+            for identifier in unknown {
+                self.attach(identifier, &customer).await?;
+            }
+            for (other, identifier) in suggested {
+                self.suggest(&customer, &other, identifier, interaction).await?;
+            }
+            return Ok(customer);
+        }
+        Err(StoreError::Contention("customer resolution"))
+    }
+
+    /// Creates a customer owning `primary` and `more`, in one transaction; `None` when one of
+    /// the handles got a customer meanwhile.
+    async fn create_customer(
+        &self,
+        primary: Identifier<'_>,
+        more: &[Identifier<'_>],
+    ) -> Result<Option<CustomerId>, StoreError> {
+        let customer = CustomerId::generate();
+        let now = millis(Utc::now());
+        let mut profile = key_item(keys::profile(&customer));
+        profile.insert("customer_id".into(), s(customer.as_str()));
+        profile.insert("root".into(), s(customer.as_str()));
+        profile.insert("version".into(), crate::items::n(0));
+        profile.insert("created_at".into(), s(&now));
+        profile.insert("first_handle".into(), s(primary.handle.key()));
+
+        let absent = Some("attribute_not_exists(pk)");
+        let mut writes = vec![tx_put(&self.table, profile, absent, Expr::new())?];
+        for &identifier in std::iter::once(&primary).chain(more) {
+            writes.push(tx_put(&self.table, handle_item(&customer, identifier, &now), absent, Expr::new())?);
+            writes.push(tx_put(
+                &self.table,
+                identifier_item(&customer, identifier, true, &now),
+                None,
+                Expr::new(),
+            )?);
+        }
+        Ok(self.transact(writes).await?.then_some(customer))
+    }
+
+    /// Gives `identifier` to `customer` unless it has a customer already; returns the
+    /// identifier's customer either way.
+    async fn attach(&self, identifier: Identifier<'_>, customer: &CustomerId) -> Result<CustomerId, StoreError> {
+        let now = millis(Utc::now());
+        let writes = vec![
+            tx_put(
+                &self.table,
+                handle_item(customer, identifier, &now),
+                Some("attribute_not_exists(pk)"),
+                Expr::new(),
+            )?,
+            tx_put(&self.table, identifier_item(customer, identifier, true, &now), None, Expr::new())?,
+        ];
+        if self.transact(writes).await? {
+            return Ok(customer.clone());
+        }
+        self.owner(identifier.handle, true)
+            .await?
+            .map(|o| o.customer)
+            .ok_or_else(|| StoreError::Contention("attaching an identifier"))
+    }
+
+    /// The owner's evidence for an identifier was a claim (an unchecked email sender); this
+    /// interaction verifies it.
+    async fn upgrade_evidence(&self, customer: &CustomerId, identifier: Identifier<'_>) -> Result<(), StoreError> {
+        for key in [
+            keys::handle(identifier.handle),
+            keys::identifier(customer, &identifier.handle.key()),
+        ] {
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(key)))
+                .update_expression("SET evidence = :verified, #source = :source")
+                .condition_expression("attribute_exists(pk)")
+                .expression_attribute_names("#source", "source")
+                .expression_attribute_values(":verified", s("verified"))
+                .expression_attribute_values(":source", s(identifier.source))
+                .send()
+                .await
+                .map(drop)
+                .or_else(|e| if is_conditional_failure(&e) { Ok(()) } else { Err(e) })
+                .map_err(dynamo("UpdateItem"))?;
+        }
+        Ok(())
+    }
+
+    /// A claimed identifier: listed on the claimant's profile; a suggestion when another
+    /// customer owns it.
+    async fn note_claim(
+        &self,
+        claimant: &CustomerId,
+        claim: Identifier<'_>,
+        interaction: &InteractionId,
+    ) -> Result<(), StoreError> {
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(identifier_item(claimant, claim, false, &millis(Utc::now()))))
+            .condition_expression("attribute_not_exists(pk)")
+            .send()
+            .await;
+        match put {
+            Ok(_) => {}
+            Err(e) if is_conditional_failure(&e) => {}
+            Err(e) => return Err(dynamo("PutItem")(e)),
+        }
+        if let Some(owner) = self.owner(claim.handle, false).await? {
+            self.suggest(claimant, &owner.customer, claim, interaction).await?;
+        }
+        Ok(())
+    }
+
+    /// Records "`claimant` may be `owner`" in both customers' partitions, once, unless they are
+    /// one customer already.
+    async fn suggest(
+        &self,
+        claimant: &CustomerId,
+        owner: &CustomerId,
+        identifier: Identifier<'_>,
+        interaction: &InteractionId,
+    ) -> Result<(), StoreError> {
+        if claimant == owner || self.root_of(claimant).await? == self.root_of(owner).await? {
+            return Ok(());
+        }
+        let suggestion = LinkSuggestion {
+            suggestion_id: suggestion_id(claimant, owner, &identifier.handle.key()),
+            claimant: claimant.clone(),
+            owner: owner.clone(),
+            identifier: identifier.handle.key(),
+            evidence: evidence_name(identifier.evidence).to_owned(),
+            source: identifier.source.to_owned(),
+            interaction_id: interaction.to_string(),
+            status: SuggestionStatus::Open,
+            created_at: Utc::now(),
+            decided_at: None,
+            decided_by: None,
+            merge_id: None,
+        };
+        for customer in [claimant, owner] {
+            let mut item = key_item(keys::suggestion(customer, &suggestion.suggestion_id));
+            item.insert("suggestion".into(), to_json(&suggestion));
+            item.insert("status".into(), s("open"));
+            let put = self
+                .client
+                .put_item()
+                .table_name(&self.table)
+                .set_item(Some(item))
+                .condition_expression("attribute_not_exists(pk)")
+                .send()
+                .await;
+            match put {
+                Ok(_) => {}
+                Err(e) if is_conditional_failure(&e) => {}
+                Err(e) => return Err(dynamo("PutItem")(e)),
+            }
+        }
+        tracing::info!(suggestion_id = %suggestion.suggestion_id, %claimant, %owner, "link suggested");
+        Ok(())
+    }
+
+    async fn owner(&self, handle: &Handle, consistent: bool) -> Result<Option<Owner>, StoreError> {
+        match self.get(keys::handle(handle), consistent).await? {
+            Some(item) => Ok(Some(Owner {
+                customer: CustomerId::from_trusted(string_attr(&item, "customer_id")?),
+                evidence: parse_evidence(&item),
+            })),
+            None => Ok(None),
+        }
+    }
+
+    /// The customer that owns a handle (not its group's root), if any.
+    pub async fn customer_for(&self, handle: &Handle, consistent: bool) -> Result<Option<CustomerId>, StoreError> {
+        Ok(self.owner(handle, consistent).await?.map(|o| o.customer))
+    }
+
+    /// The root of a customer's group (itself when not merged).
+    pub(crate) async fn root_of(&self, customer: &CustomerId) -> Result<CustomerId, StoreError> {
+        Ok(self
+            .profile_item(customer, false)
+            .await?
+            .map(|p| p.root)
+            .unwrap_or_else(|| customer.clone()))
+    }
+}

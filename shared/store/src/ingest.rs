@@ -1,0 +1,393 @@
+//! Ingestion: an interaction recorded exactly once on its customer's timeline, in its
+//! conversation; updates (deletions, edits) applied to what was recorded.
+
+use chrono::{DateTime, Utc};
+use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
+
+use crate::items::{
+    Expr, Item, ProfileItem, count_attribute, key_item, keys, millis, optional_string_attr, s,
+    string_attr, time_attr, to_json, tx_check, tx_put, tx_update,
+};
+use crate::{ATTEMPTS, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one};
+
+/// What `record` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Recorded {
+    /// First time this interaction was seen: now on the customer's timeline.
+    New {
+        customer: CustomerId,
+        conversation: ConversationId,
+    },
+    /// Seen before (a retry or a redelivery): the timeline already has it.
+    Duplicate { customer: CustomerId },
+    /// Its customer was erased (a data-subject request): it stays erased.
+    Erased,
+}
+
+impl Recorded {
+    pub fn customer(&self) -> Option<&CustomerId> {
+        match self {
+            Recorded::New { customer, .. } | Recorded::Duplicate { customer } => Some(customer),
+            Recorded::Erased => None,
+        }
+    }
+}
+
+/// What `apply` did with an update.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Applied {
+    /// The interaction's timeline entry now carries the change.
+    Updated { customer: CustomerId },
+    /// Not recorded (yet): kept as a tombstone that the interaction gets if it ever arrives.
+    Pending,
+    /// The interaction's customer was erased: nothing to change.
+    Erased,
+}
+
+/// Changes that reached an interaction's marker before the interaction itself.
+#[derive(Debug, Default)]
+struct Pending {
+    deleted_at: Option<DateTime<Utc>>,
+    edit: Option<(DateTime<Utc>, Option<String>)>,
+}
+
+impl Pending {
+    fn from_marker(marker: &Item) -> Result<Self, StoreError> {
+        Ok(Self {
+            deleted_at: time_attr(marker, "deleted_at")?,
+            edit: time_attr(marker, "edited_at")?.map(|at| (at, optional_string_attr(marker, "edited_text"))),
+        })
+    }
+
+    fn applied_to(&self, interaction: &Interaction) -> Interaction {
+        let mut entry = interaction.clone();
+        if self.deleted_at.is_some() {
+            entry.deleted_at = self.deleted_at;
+        }
+        if let Some((at, text)) = &self.edit {
+            entry.apply_edit(text.clone(), *at);
+        }
+        entry
+    }
+}
+
+impl TimelineStore {
+    /// Records an interaction on its customer's timeline exactly once, whatever the number of
+    /// deliveries, in the conversation the rule picks (`conversation`). Safe to run
+    /// concurrently for the same interaction, the same customer or the same new identifier.
+    ///
+    /// 1. The interaction's marker decides first: erased → nothing; recorded → a duplicate
+    ///    (repairs a missing entry, never makes a second one).
+    /// 2. The customer: the owner of the interaction's handle (see `identity`), whose entries
+    ///    live in its own partition; its group's root holds the conversation state.
+    /// 3. One transaction: the marker (only if absent, or claiming a tombstone), the owner's
+    ///    channel count (only if its root is still the one read) and the root's conversation
+    ///    state (only if its version is still the one read). Cancelled → re-read and decide
+    ///    again: a duplicate, or start over against the changed profiles.
+    /// 4. The entry, at the position and conversation the marker holds.
+    pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
+        let marker_key = keys::interaction(&interaction.id);
+        let mut marker = self.get(marker_key.clone(), false).await?;
+        for attempt in 0..ATTEMPTS {
+            if let Some(existing) = &marker {
+                if existing.contains_key("erased_at") {
+                    return Ok(Recorded::Erased);
+                }
+                if existing.contains_key("timeline_sk") {
+                    return self.repair(interaction, existing).await;
+                }
+            }
+            let consistent = attempt > 0;
+            let owner = self.resolve_interaction_customer(interaction).await?;
+            let owner_profile = self.profile_item(&owner, consistent).await?;
+            let root_profile = match owner_profile {
+                Some(ref profile) if profile.erased_at.is_none() && profile.is_root() => profile.clone(),
+                Some(ref profile) if profile.erased_at.is_none() => match self.profile_item(&profile.root, consistent).await? {
+                    Some(root) => root,
+                    None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
+                },
+                // Erased or not visible yet: read everything again, consistently.
+                _ => {
+                    marker = self.get(marker_key.clone(), true).await?;
+                    continue;
+                }
+            };
+            let owner_profile = owner_profile.expect("matched above");
+            let mut state = root_profile.conversation.clone();
+            let conversation = state.assign(interaction, self.window);
+            let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
+
+            let mut writes = Vec::with_capacity(3);
+            let marker_fields = Expr::new()
+                .value(":c", s(owner.as_str()))
+                .value(":sk", s(&sk))
+                .value(":cv", s(conversation.as_str()));
+            writes.push(match &marker {
+                None => {
+                    let mut item = key_item(marker_key.clone());
+                    item.insert("customer_id".into(), s(owner.as_str()));
+                    item.insert("timeline_sk".into(), s(&sk));
+                    item.insert("conversation_id".into(), s(conversation.as_str()));
+                    tx_put(&self.table, item, Some("attribute_not_exists(pk)"), Expr::new())?
+                }
+                // Changed before it arrived: claim the tombstone for this position.
+                Some(_) => tx_update(
+                    &self.table,
+                    marker_key.clone(),
+                    "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
+                    Some("attribute_exists(pk) AND attribute_not_exists(timeline_sk) AND attribute_not_exists(erased_at)"),
+                    marker_fields,
+                )?,
+            });
+            let count = Expr::new()
+                .name("#count", &count_attribute(interaction.channel))
+                .value(":one", one());
+            if owner_profile.is_root() {
+                let (condition, expr) = root_profile.unchanged(
+                    count
+                        .name("#conversation", "conversation")
+                        .value(":state", to_json(&state)),
+                );
+                writes.push(tx_update(
+                    &self.table,
+                    keys::profile(&owner),
+                    "SET #conversation = :state ADD #count :one, #version :one",
+                    Some(&condition),
+                    expr,
+                )?);
+            } else {
+                writes.push(tx_update(
+                    &self.table,
+                    keys::profile(&owner),
+                    "ADD #count :one",
+                    Some("#root = :root AND attribute_not_exists(erased_at)"),
+                    count.name("#root", "root").value(":root", s(root_profile.customer.as_str())),
+                )?);
+                let (condition, expr) = root_profile.unchanged(
+                    Expr::new()
+                        .name("#conversation", "conversation")
+                        .value(":state", to_json(&state))
+                        .value(":one", one()),
+                );
+                writes.push(tx_update(
+                    &self.table,
+                    keys::profile(&root_profile.customer),
+                    "SET #conversation = :state ADD #version :one",
+                    Some(&condition),
+                    expr,
+                )?);
+            }
+            if self.transact(writes).await? {
+                let mut entry = match &marker {
+                    None => interaction.clone(),
+                    // Every change written before the claim is on the marker now; one written
+                    // after it sees `timeline_sk` and goes to the entry (failing, hence
+                    // retried, until the entry exists). Applying one twice is harmless.
+                    Some(_) => {
+                        let claimed = self.get(marker_key.clone(), true).await?.unwrap_or_default();
+                        Pending::from_marker(&claimed)?.applied_to(interaction)
+                    }
+                };
+                entry.conversation_id = Some(conversation.clone());
+                self.put_entry(&owner, &sk, &entry).await?;
+                return Ok(Recorded::New {
+                    customer: owner,
+                    conversation,
+                });
+            }
+            // Cancelled: a duplicate got there first, or a profile changed. Decide again.
+            crate::backoff(attempt + 1).await;
+            marker = self.get(marker_key.clone(), true).await?;
+        }
+        Err(StoreError::Contention("recording an interaction"))
+    }
+
+    /// A redelivery of a recorded interaction: make sure its entry exists where the first
+    /// delivery put it (that delivery may have stopped between its writes), without ever
+    /// overwriting it or bringing back an erased one.
+    async fn repair(&self, interaction: &Interaction, marker: &Item) -> Result<Recorded, StoreError> {
+        let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
+        let sk = string_attr(marker, "timeline_sk")?;
+        let entry_key = (keys::customer_pk(&customer), sk.clone());
+        if self.get(entry_key.clone(), false).await?.is_some() {
+            return Ok(Recorded::Duplicate { customer });
+        }
+        let mut entry = Pending::from_marker(marker)?.applied_to(interaction);
+        entry.conversation_id = optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
+        let mut item: Item =
+            serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        item.extend(key_item(entry_key));
+        let written = self
+            .transact(vec![
+                tx_check(
+                    &self.table,
+                    keys::interaction(&interaction.id),
+                    "attribute_not_exists(erased_at)",
+                    Expr::new(),
+                )?,
+                tx_put(&self.table, item, Some("attribute_not_exists(pk)"), Expr::new())?,
+            ])
+            .await?;
+        if !written
+            && self
+                .get(keys::interaction(&interaction.id), true)
+                .await?
+                .is_some_and(|m| m.contains_key("erased_at"))
+        {
+            return Ok(Recorded::Erased);
+        }
+        Ok(Recorded::Duplicate { customer })
+    }
+
+    /// Applies an update (a deletion or an edit) to an interaction's timeline entry. An update
+    /// for an interaction not recorded yet is kept on its marker, and its arrival honours it.
+    /// Idempotent; of two edits, the later (by provider time) wins whatever their order.
+    pub async fn apply(&self, update: &InteractionUpdate) -> Result<Applied, StoreError> {
+        let (pk, sk) = keys::interaction(&update.interaction_id);
+        let marker = self.get((pk.clone(), sk.clone()), true).await?;
+        if marker.as_ref().is_some_and(|m| m.contains_key("erased_at")) {
+            return Ok(Applied::Erased);
+        }
+        if let Some(marker) = marker.as_ref().filter(|m| m.contains_key("timeline_sk")) {
+            return self.change_entry(marker, update).await;
+        }
+        let pending = marker
+            .as_ref()
+            .map(Pending::from_marker)
+            .transpose()?
+            .unwrap_or_default();
+        let at = millis(update.at);
+        let request = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item((pk, sk))));
+        let written = match &update.change {
+            Change::Deleted => request
+                .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
+                .expression_attribute_values(":at", s(&at))
+                .send()
+                .await
+                .map(drop),
+            Change::Edited { .. } if pending.edit.as_ref().is_some_and(|(t, _)| *t > update.at) => Ok(()),
+            Change::Edited { text } => {
+                // Written only if no other edit landed since the read (else start over).
+                let request = match marker.as_ref().and_then(|m| m.get("edited_at")) {
+                    Some(previous) => request
+                        .condition_expression("edited_at = :previous")
+                        .expression_attribute_values(":previous", previous.clone()),
+                    None => request.condition_expression("attribute_not_exists(edited_at)"),
+                };
+                let request = match text {
+                    Some(text) => request
+                        .update_expression("SET edited_at = :at, edited_text = :text")
+                        .expression_attribute_values(":text", s(text)),
+                    None => request.update_expression("SET edited_at = :at REMOVE edited_text"),
+                };
+                match request.expression_attribute_values(":at", s(&at)).send().await {
+                    Ok(_) => Ok(()),
+                    // Another change landed on the marker meanwhile: start over from it.
+                    Err(e) if is_conditional_failure(&e) => return Box::pin(self.apply(update)).await,
+                    Err(e) => Err(e),
+                }
+            }
+        };
+        written.map_err(dynamo("UpdateItem"))?;
+        // Recorded between our read and write? Then its entry must get the change too.
+        let (pk, sk) = keys::interaction(&update.interaction_id);
+        match self.get((pk, sk), true).await?.filter(|m| m.contains_key("timeline_sk")) {
+            Some(marker) => self.change_entry(&marker, update).await,
+            None => Ok(Applied::Pending),
+        }
+    }
+
+    async fn change_entry(&self, marker: &Item, update: &InteractionUpdate) -> Result<Applied, StoreError> {
+        let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
+        let (entry_pk, entry_sk) = (keys::customer_pk(&customer), string_attr(marker, "timeline_sk")?);
+        // The marker exists but its entry not yet (a writer stopped between the two writes):
+        // fail, so the update is retried after the interaction's redelivery repairs it.
+        let not_written = || StoreError::Dynamo {
+            operation: "UpdateItem",
+            message: "timeline entry not written yet".into(),
+        };
+        let text = match &update.change {
+            Change::Deleted => {
+                let result = self
+                    .client
+                    .update_item()
+                    .table_name(&self.table)
+                    .set_key(Some(key_item((entry_pk, entry_sk))))
+                    .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
+                    .condition_expression("attribute_exists(pk)")
+                    .expression_attribute_values(":at", s(millis(update.at)))
+                    .send()
+                    .await;
+                return match result {
+                    Ok(_) => Ok(Applied::Updated { customer }),
+                    Err(e) if is_conditional_failure(&e) => Err(not_written()),
+                    Err(e) => Err(dynamo("UpdateItem")(e)),
+                };
+            }
+            Change::Edited { text } => text,
+        };
+        // An edit rewrites the entry's text: read it, change it, write it back only if no other
+        // edit got there first (then start over).
+        let item = self
+            .get((entry_pk.clone(), entry_sk.clone()), true)
+            .await?
+            .ok_or_else(not_written)?;
+        let mut entry: Interaction =
+            serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+        if entry.edited_at.is_some_and(|t| t > update.at) {
+            return Ok(Applied::Updated { customer });
+        }
+        entry.apply_edit(text.clone(), update.at);
+        let mut replacement: Item =
+            serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        replacement.extend(key_item((entry_pk, entry_sk)));
+        let put = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(replacement));
+        let put = match item.get("edited_at") {
+            Some(previous) => put
+                .condition_expression("edited_at = :previous")
+                .expression_attribute_values(":previous", previous.clone()),
+            None => put.condition_expression("attribute_exists(pk) AND attribute_not_exists(edited_at)"),
+        };
+        match put.send().await {
+            Ok(_) => Ok(Applied::Updated { customer }),
+            Err(e) if is_conditional_failure(&e) => Box::pin(self.change_entry(marker, update)).await,
+            Err(e) => Err(dynamo("PutItem")(e)),
+        }
+    }
+
+    async fn put_entry(
+        &self,
+        customer: &CustomerId,
+        sk: &str,
+        interaction: &Interaction,
+    ) -> Result<(), StoreError> {
+        let mut item: Item =
+            serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        item.insert("pk".into(), s(keys::customer_pk(customer)));
+        item.insert("sk".into(), s(sk));
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(dynamo("PutItem"))?;
+        Ok(())
+    }
+
+    /// The stored profile of one customer (not its group).
+    pub(crate) async fn profile_item(&self, customer: &CustomerId, consistent: bool) -> Result<Option<ProfileItem>, StoreError> {
+        self.get(keys::profile(customer), consistent)
+            .await?
+            .map(|item| ProfileItem::from_item(&item))
+            .transpose()
+    }
+}

@@ -1,0 +1,273 @@
+//! Keys, attribute access and write builders: the table's vocabulary, shared by every part of
+//! the store.
+
+use std::collections::{BTreeMap, BTreeSet, HashMap};
+
+use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
+use chrono::{DateTime, SecondsFormat, Utc};
+use throughline_model::{Channel, Handle, InteractionId};
+
+use crate::conversation::ConversationState;
+use crate::forest::{MergeId, Node};
+use crate::{CustomerId, StoreError};
+
+pub type Item = HashMap<String, AttributeValue>;
+
+pub mod keys {
+    use super::*;
+
+    pub fn handle(handle: &Handle) -> (String, String) {
+        handle_key(&handle.key())
+    }
+    pub fn handle_key(key: &str) -> (String, String) {
+        (format!("HANDLE#{key}"), "HANDLE".into())
+    }
+    pub fn customer_pk(customer: &CustomerId) -> String {
+        format!("{CUSTOMER_PREFIX}{customer}")
+    }
+    pub const CUSTOMER_PREFIX: &str = "CUSTOMER#";
+    pub const PROFILE: &str = "PROFILE";
+    pub fn profile(customer: &CustomerId) -> (String, String) {
+        (customer_pk(customer), PROFILE.into())
+    }
+    pub const TIMELINE_PREFIX: &str = "TL#";
+    /// Fixed-width UTC time so that string order is time order.
+    pub fn timeline_sk(occurred_at: DateTime<Utc>, id: &InteractionId) -> String {
+        format!("{TIMELINE_PREFIX}{}#{id}", millis(occurred_at))
+    }
+    pub const IDENTIFIER_PREFIX: &str = "ID#";
+    pub fn identifier(customer: &CustomerId, key: &str) -> (String, String) {
+        (customer_pk(customer), format!("{IDENTIFIER_PREFIX}{key}"))
+    }
+    pub const SUGGESTION_PREFIX: &str = "SUGGESTION#";
+    pub fn suggestion(customer: &CustomerId, id: &str) -> (String, String) {
+        (customer_pk(customer), format!("{SUGGESTION_PREFIX}{id}"))
+    }
+    pub fn interaction(id: &InteractionId) -> (String, String) {
+        (format!("INTERACTION#{id}"), "INTERACTION".into())
+    }
+    pub fn merge(id: &str) -> (String, String) {
+        (format!("MERGE#{id}"), "MERGE".into())
+    }
+    pub fn ledger_pk(customer: &CustomerId) -> String {
+        format!("LEDGER#{customer}")
+    }
+    /// `REPLAY#` items are the only ones a webhook function may touch (IAM `LeadingKeys`).
+    pub fn replay(namespace: &str, value: &str) -> (String, String) {
+        (format!("{REPLAY_PREFIX}{namespace}#{value}"), "REPLAY".into())
+    }
+    pub const REPLAY_PREFIX: &str = "REPLAY#";
+}
+
+pub fn s(value: impl Into<String>) -> AttributeValue {
+    AttributeValue::S(value.into())
+}
+
+pub fn n(value: u64) -> AttributeValue {
+    AttributeValue::N(value.to_string())
+}
+
+pub fn key_item((pk, sk): (String, String)) -> Item {
+    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+}
+
+/// Fixed-width UTC time (milliseconds), as stored everywhere.
+pub fn millis(at: DateTime<Utc>) -> String {
+    at.to_rfc3339_opts(SecondsFormat::Millis, true)
+}
+
+pub fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
+    match item.get(name) {
+        Some(AttributeValue::S(v)) => Some(v.clone()),
+        _ => None,
+    }
+}
+
+pub fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
+    optional_string_attr(item, name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
+}
+
+pub fn number_attr(item: &Item, name: &str) -> u64 {
+    match item.get(name) {
+        Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+pub fn time_attr(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+    optional_string_attr(item, name)
+        .map(|t| {
+            DateTime::parse_from_rfc3339(&t)
+                .map(|t| t.to_utc())
+                .map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a time")))
+        })
+        .transpose()
+}
+
+pub fn json_attr<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+    optional_string_attr(item, name)
+        .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}"))))
+        .transpose()
+}
+
+pub fn to_json(value: &impl serde::Serialize) -> AttributeValue {
+    s(serde_json::to_string(value).expect("store values always serialize"))
+}
+
+/// Names and values of one expression. Every attribute name goes through `#name` so that no
+/// reserved word ever breaks an expression.
+#[derive(Debug, Default, Clone)]
+pub struct Expr {
+    pub names: HashMap<String, String>,
+    pub values: HashMap<String, AttributeValue>,
+}
+
+impl Expr {
+    pub fn new() -> Self {
+        Self::default()
+    }
+    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+        self.names.insert(placeholder.into(), attribute.into());
+        self
+    }
+    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+        self.values.insert(placeholder.into(), value);
+        self
+    }
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+    fn values(&self) -> Option<HashMap<String, AttributeValue>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
+    result.map_err(|e| StoreError::Corrupt(format!("request: {e}")))
+}
+
+/// One item of a `TransactWriteItems`.
+pub fn tx_put(table: &str, item: Item, condition: Option<&str>, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+    let put = built(
+        Put::builder()
+            .table_name(table)
+            .set_item(Some(item))
+            .set_condition_expression(condition.map(Into::into))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().put(put).build())
+}
+
+pub fn tx_update(
+    table: &str,
+    key: (String, String),
+    update: &str,
+    condition: Option<&str>,
+    expr: Expr,
+) -> Result<TransactWriteItem, StoreError> {
+    let update = built(
+        Update::builder()
+            .table_name(table)
+            .set_key(Some(key_item(key)))
+            .update_expression(update)
+            .set_condition_expression(condition.map(Into::into))
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().update(update).build())
+}
+
+pub fn tx_check(table: &str, key: (String, String), condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+    let check = built(
+        ConditionCheck::builder()
+            .table_name(table)
+            .set_key(Some(key_item(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(expr.names())
+            .set_expression_attribute_values(expr.values())
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().condition_check(check).build())
+}
+
+
+/// A customer's profile item, as stored.
+#[derive(Debug, Clone)]
+pub struct ProfileItem {
+    pub customer: CustomerId,
+    pub created_at: Option<DateTime<Utc>>,
+    /// The root of the customer's merge group (itself when not merged).
+    pub root: CustomerId,
+    pub parent: Option<(CustomerId, MergeId)>,
+    /// On a root: every other member of its group.
+    pub members: BTreeSet<CustomerId>,
+    /// Raised by every change a condition must see (merges, conversation state).
+    pub version: u64,
+    pub erased_at: Option<DateTime<Utc>>,
+    /// Interactions recorded in this customer's partition, per channel.
+    pub counts: BTreeMap<Channel, u64>,
+    /// On a root: the group's conversations.
+    pub conversation: ConversationState,
+}
+
+pub fn count_attribute(channel: Channel) -> String {
+    format!("count_{}", channel.as_str())
+}
+
+impl ProfileItem {
+    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+        let customer = CustomerId::from_trusted(string_attr(item, "customer_id")?);
+        let root = optional_string_attr(item, "root")
+            .map(CustomerId::from_trusted)
+            .unwrap_or_else(|| customer.clone());
+        let parent = match (optional_string_attr(item, "parent"), optional_string_attr(item, "merge_id")) {
+            (Some(parent), Some(merge)) => Some((CustomerId::from_trusted(parent), merge)),
+            _ => None,
+        };
+        let members = match item.get("members") {
+            Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(CustomerId::from_trusted).collect(),
+            _ => BTreeSet::new(),
+        };
+        let counts = Channel::ALL
+            .into_iter()
+            .map(|c| (c, number_attr(item, &count_attribute(c))))
+            .filter(|(_, count)| *count > 0)
+            .collect();
+        Ok(Self {
+            created_at: time_attr(item, "created_at")?,
+            root,
+            parent,
+            members,
+            version: number_attr(item, "version"),
+            erased_at: time_attr(item, "erased_at")?,
+            counts,
+            conversation: json_attr(item, "conversation")?.unwrap_or_default(),
+            customer,
+        })
+    }
+
+    pub fn is_root(&self) -> bool {
+        self.root == self.customer
+    }
+
+    pub fn node(&self) -> Node {
+        Node {
+            parent: self.parent.clone(),
+            root: self.root.clone(),
+        }
+    }
+
+    /// The condition that this profile is still at the version read.
+    pub fn unchanged(&self, expr: Expr) -> (String, Expr) {
+        let expr = expr.name("#version", "version").value(":version", n(self.version));
+        let condition = if self.version == 0 {
+            "(attribute_not_exists(#version) OR #version = :version) AND attribute_not_exists(erased_at)"
+        } else {
+            "#version = :version AND attribute_not_exists(erased_at)"
+        };
+        (condition.to_owned(), expr)
+    }
+}

@@ -1,0 +1,421 @@
+//! A group's timeline, newest first: one Query per member partition per page, merged by sort
+//! key. The cursor is a position in the timeline (the sort key `TL#<time>#<interaction id>`,
+//! unique across partitions), not a partition's key: new interactions land in front of it and
+//! merges or unmerges change which partitions are read, never where the cursor points. Also:
+//! splitting and joining conversations.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use throughline_model::{Channel, ConversationId, Direction, Interaction, InteractionId};
+
+use crate::groups::{Group, LedgerAction, LedgerEntry};
+use crate::items::{Expr, Item, keys, millis, s, string_attr, to_json, tx_update};
+use crate::{ATTEMPTS, Actor, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, is_conditional_failure, one};
+
+/// One interaction on a group's timeline.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelineEntry {
+    /// The group member whose identifier it came in on (whose partition holds it).
+    pub customer_id: CustomerId,
+    #[serde(flatten)]
+    pub interaction: Interaction,
+}
+
+/// What a page is restricted to. Time bounds are inclusive.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct TimelineFilter {
+    pub channel: Option<Channel>,
+    pub direction: Option<Direction>,
+    pub conversation: Option<ConversationId>,
+    pub from: Option<DateTime<Utc>>,
+    pub to: Option<DateTime<Utc>>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct TimelinePage {
+    /// The group's root.
+    pub customer_id: CustomerId,
+    /// Newest first. With filters a page may hold fewer entries than asked (even none) while
+    /// `next_cursor` is set: keep following it.
+    pub entries: Vec<TimelineEntry>,
+    /// Pass back to get the next (older) page; absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+pub(crate) fn encode_cursor(sk: &str) -> String {
+    URL_SAFE_NO_PAD.encode(sk)
+}
+
+pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
+    let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
+    let sk = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
+    if sk.starts_with(keys::TIMELINE_PREFIX) && sk.len() > keys::TIMELINE_PREFIX.len() {
+        Ok(sk)
+    } else {
+        Err(StoreError::BadCursor)
+    }
+}
+
+/// What one member's Query returned: its matching entries (newest first) and, when it stopped
+/// before the end, the last sort key it evaluated.
+struct MemberPage {
+    entries: Vec<(String, TimelineEntry)>,
+    frontier: Option<String>,
+}
+
+/// Merges members' pages: every entry at or above the highest frontier is known for sure (each
+/// member evaluated everything above its own frontier); the page is the newest `limit` of
+/// those. The next cursor is the last entry taken, or the frontier when fewer were known.
+fn merge_pages(pages: Vec<MemberPage>, limit: usize) -> (Vec<TimelineEntry>, Option<String>) {
+    let frontier = pages.iter().filter_map(|p| p.frontier.clone()).max();
+    let mut known: Vec<(String, TimelineEntry)> = pages
+        .into_iter()
+        .flat_map(|p| p.entries)
+        .filter(|(sk, _)| frontier.as_ref().is_none_or(|f| sk >= f))
+        .collect();
+    known.sort_by(|a, b| b.0.cmp(&a.0));
+    if known.len() > limit {
+        known.truncate(limit);
+        let cursor = known.last().map(|(sk, _)| encode_cursor(sk));
+        return (known.into_iter().map(|(_, e)| e).collect(), cursor);
+    }
+    (
+        known.into_iter().map(|(_, e)| e).collect(),
+        frontier.map(|f| encode_cursor(&f)),
+    )
+}
+
+fn entry_from_item(customer: &CustomerId, item: Item) -> Result<(String, TimelineEntry), StoreError> {
+    let sk = string_attr(&item, "sk")?;
+    let interaction: Interaction =
+        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+    Ok((
+        sk,
+        TimelineEntry {
+            customer_id: customer.clone(),
+            interaction,
+        },
+    ))
+}
+
+impl TimelineStore {
+    /// One page of a customer's (group's) timeline, newest first: one Query per member.
+    pub async fn timeline(
+        &self,
+        customer: &CustomerId,
+        limit: usize,
+        cursor: Option<&str>,
+        filter: &TimelineFilter,
+    ) -> Result<TimelinePage, StoreError> {
+        let limit = limit.clamp(1, MAX_PAGE_SIZE);
+        let before = cursor.map(decode_cursor).transpose()?;
+        let group = self.load_group(customer, false).await?;
+        let pages = futures_util::future::try_join_all(
+            group
+                .ids()
+                .into_iter()
+                .map(|member| self.member_page(member, limit, before.clone(), filter)),
+        )
+        .await?;
+        let (entries, next_cursor) = merge_pages(pages, limit);
+        Ok(TimelinePage {
+            customer_id: group.root.customer,
+            entries,
+            next_cursor,
+        })
+    }
+
+    async fn member_page(
+        &self,
+        member: CustomerId,
+        limit: usize,
+        before: Option<String>,
+        filter: &TimelineFilter,
+    ) -> Result<MemberPage, StoreError> {
+        let low = match filter.from {
+            Some(from) => format!("{}{}", keys::TIMELINE_PREFIX, millis(from)),
+            None => keys::TIMELINE_PREFIX.to_owned(),
+        };
+        // `$` sorts right after `#`: the end of the `TL#` range.
+        let mut high = match filter.to {
+            Some(to) => format!("{}{}#~", keys::TIMELINE_PREFIX, millis(to)),
+            None => "TL$".to_owned(),
+        };
+        if let Some(before) = &before {
+            high = high.min(before.clone());
+        }
+        let mut conditions = Vec::new();
+        let mut expr = Expr::new()
+            .value(":pk", s(keys::customer_pk(&member)))
+            .value(":low", s(&low))
+            .value(":high", s(&high));
+        if let Some(channel) = filter.channel {
+            conditions.push("#channel = :channel");
+            expr = expr.name("#channel", "channel").value(":channel", s(channel.as_str()));
+        }
+        if let Some(direction) = filter.direction {
+            conditions.push("#direction = :direction");
+            let direction = match direction {
+                Direction::Inbound => "inbound",
+                Direction::Outbound => "outbound",
+            };
+            expr = expr.name("#direction", "direction").value(":direction", s(direction));
+        }
+        if let Some(conversation) = &filter.conversation {
+            conditions.push("#conversation = :conversation");
+            expr = expr
+                .name("#conversation", "conversation_id")
+                .value(":conversation", s(conversation.as_str()));
+        }
+        let mut entries = Vec::new();
+        if low > high {
+            return Ok(MemberPage { entries, frontier: None });
+        }
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk AND sk BETWEEN :low AND :high")
+            .set_filter_expression((!conditions.is_empty()).then(|| conditions.join(" AND ")))
+            .set_expression_attribute_names((!expr.names.is_empty()).then(|| expr.names.clone()))
+            .set_expression_attribute_values(Some(expr.values.clone()))
+            .scan_index_forward(false)
+            // One more: the entry at the cursor itself is read and dropped.
+            .limit(limit as i32 + 1)
+            .send()
+            .await
+            .map_err(dynamo("Query"))?;
+        for item in output.items.unwrap_or_default() {
+            let (sk, entry) = entry_from_item(&member, item)?;
+            if before.as_ref().is_none_or(|b| &sk < b) {
+                entries.push((sk, entry));
+            }
+        }
+        let frontier = output
+            .last_evaluated_key
+            .map(|key| string_attr(&key, "sk"))
+            .transpose()?;
+        Ok(MemberPage { entries, frontier })
+    }
+
+    /// When a customer's first and last interactions happened (two one-item Queries).
+    pub(crate) async fn first_and_last_seen(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<Option<(DateTime<Utc>, DateTime<Utc>)>, StoreError> {
+        let mut ends = Vec::with_capacity(2);
+        for forward in [true, false] {
+            let output = self
+                .client
+                .query()
+                .table_name(&self.table)
+                .key_condition_expression("pk = :pk AND begins_with(sk, :tl)")
+                .expression_attribute_values(":pk", s(keys::customer_pk(customer)))
+                .expression_attribute_values(":tl", s(keys::TIMELINE_PREFIX))
+                .projection_expression("occurred_at")
+                .scan_index_forward(forward)
+                .limit(1)
+                .send()
+                .await
+                .map_err(dynamo("Query"))?;
+            match output.items.unwrap_or_default().first() {
+                Some(item) => ends.push(
+                    crate::items::time_attr(item, "occurred_at")?
+                        .ok_or_else(|| StoreError::Corrupt("entry without occurred_at".into()))?,
+                ),
+                None => return Ok(None),
+            }
+        }
+        Ok(Some((ends[0], ends[1])))
+    }
+
+    /// Every entry of a group (all pages), newest first, optionally of one conversation.
+    pub(crate) async fn all_entries(
+        &self,
+        group: &Group,
+        conversation: Option<&ConversationId>,
+    ) -> Result<Vec<(String, TimelineEntry)>, StoreError> {
+        let mut all = Vec::new();
+        for member in group.ids() {
+            for item in self
+                .query_prefix(&keys::customer_pk(&member), keys::TIMELINE_PREFIX, true)
+                .await?
+            {
+                let (sk, entry) = entry_from_item(&member, item)?;
+                if conversation.is_none_or(|c| entry.interaction.conversation_id.as_ref() == Some(c)) {
+                    all.push((sk, entry));
+                }
+            }
+        }
+        all.sort_by(|a, b| b.0.cmp(&a.0));
+        Ok(all)
+    }
+
+    /// Splits a conversation at an interaction: it and everything after it in that
+    /// conversation become a new conversation (named after it). Returns the new id.
+    pub async fn split_conversation(
+        &self,
+        customer: &CustomerId,
+        conversation: &ConversationId,
+        at: &InteractionId,
+        actor: &Actor,
+    ) -> Result<(ConversationId, LedgerEntry), StoreError> {
+        let group = self.load_group(customer, true).await?;
+        let entries = self.all_entries(&group, Some(conversation)).await?;
+        let (split_sk, split_entry) = entries
+            .iter()
+            .find(|(_, e)| &e.interaction.id == at)
+            .ok_or_else(|| StoreError::NotFound(format!("interaction {at} in conversation {conversation}")))?;
+        let new = ConversationId::opened_by(at);
+        if &new == conversation || entries.iter().all(|(sk, _)| sk >= split_sk) {
+            return Err(StoreError::Conflict {
+                code: "nothing_to_split",
+                message: "the conversation starts at that interaction".into(),
+            });
+        }
+        let moving: Vec<&(String, TimelineEntry)> = entries.iter().filter(|(sk, _)| sk >= split_sk).collect();
+        for (sk, entry) in &moving {
+            self.relabel(&entry.customer_id, sk, conversation, &new).await?;
+        }
+        let split_at = split_entry.interaction.occurred_at;
+        self.change_conversations(&group.root.customer, |state| state.split(conversation, new.clone(), split_at))
+            .await?;
+        let mut entry = LedgerEntry::new(LedgerAction::ConversationSplit, actor);
+        entry.conversations = vec![conversation.to_string(), new.to_string()];
+        self.append_ledger(&entry, &group.root.customer).await?;
+        Ok((new, entry))
+    }
+
+    /// Joins conversations into the first one given.
+    pub async fn join_conversations(
+        &self,
+        customer: &CustomerId,
+        conversations: &[ConversationId],
+        actor: &Actor,
+    ) -> Result<LedgerEntry, StoreError> {
+        let (kept, absorbed) = conversations.split_first().ok_or_else(|| StoreError::Conflict {
+            code: "nothing_to_join",
+            message: "name at least two conversations".into(),
+        })?;
+        let group = self.load_group(customer, true).await?;
+        for other in absorbed.iter().filter(|c| *c != kept) {
+            let entries = self.all_entries(&group, Some(other)).await?;
+            if entries.is_empty() {
+                return Err(StoreError::NotFound(format!("conversation {other}")));
+            }
+            for (sk, entry) in &entries {
+                self.relabel(&entry.customer_id, sk, other, kept).await?;
+            }
+            self.change_conversations(&group.root.customer, |state| state.join(kept, other))
+                .await?;
+        }
+        let mut entry = LedgerEntry::new(LedgerAction::ConversationJoin, actor);
+        entry.conversations = conversations.iter().map(|c| c.to_string()).collect();
+        self.append_ledger(&entry, &group.root.customer).await?;
+        Ok(entry)
+    }
+
+    /// Moves one entry from conversation `from` to `to` (a no-op if it moved already).
+    async fn relabel(
+        &self,
+        customer: &CustomerId,
+        sk: &str,
+        from: &ConversationId,
+        to: &ConversationId,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(crate::items::key_item((keys::customer_pk(customer), sk.to_owned()))))
+            .update_expression("SET conversation_id = :to")
+            .condition_expression("conversation_id = :from")
+            .expression_attribute_values(":to", s(to.as_str()))
+            .expression_attribute_values(":from", s(from.as_str()))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(e) if is_conditional_failure(&e) => Ok(()),
+            Err(e) => Err(dynamo("UpdateItem")(e)),
+        }
+    }
+
+    /// Read-modify-write of a root's conversation state, only if unchanged since read.
+    async fn change_conversations(
+        &self,
+        root: &CustomerId,
+        change: impl Fn(&mut crate::ConversationState),
+    ) -> Result<(), StoreError> {
+        for attempt in 0..ATTEMPTS {
+            let profile = self
+                .profile_item(root, true)
+                .await?
+                .ok_or_else(|| StoreError::CustomerNotFound(root.to_string()))?;
+            let mut state = profile.conversation.clone();
+            change(&mut state);
+            let (condition, expr) = profile.unchanged(
+                Expr::new()
+                    .name("#conversation", "conversation")
+                    .value(":state", to_json(&state))
+                    .value(":one", one()),
+            );
+            let write = tx_update(
+                &self.table,
+                keys::profile(root),
+                "SET #conversation = :state ADD #version :one",
+                Some(&condition),
+                expr,
+            )?;
+            if self.transact(vec![write]).await? {
+                return Ok(());
+            }
+            crate::backoff(attempt + 1).await;
+        }
+        Err(StoreError::Contention("changing conversations"))
+    }
+
+    async fn append_ledger(&self, entry: &LedgerEntry, customer: &CustomerId) -> Result<(), StoreError> {
+        let writes = self.ledger_writes(entry, [customer])?;
+        if self.transact(writes).await? {
+            Ok(())
+        } else {
+            Err(StoreError::Contention("appending to the ledger"))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn timeline_sort_keys_order_by_time() {
+        let id = InteractionId::try_from(format!("ix_{}", "0".repeat(32))).unwrap();
+        let t1 = Utc.with_ymd_and_hms(2026, 1, 2, 3, 4, 5).unwrap();
+        let t2 = t1 + chrono::TimeDelta::milliseconds(500);
+        let t3 = Utc.with_ymd_and_hms(2026, 10, 2, 3, 4, 5).unwrap();
+        let (a, b, c) = (
+            keys::timeline_sk(t1, &id),
+            keys::timeline_sk(t2, &id),
+            keys::timeline_sk(t3, &id),
+        );
+        assert_eq!(a, format!("TL#2026-01-02T03:04:05.000Z#{id}"));
+        assert!(a < b && b < c);
+        assert!(c.as_str() < "TL$", "the end of the TL# range");
+    }
+
+    #[test]
+    fn cursors_round_trip_and_reject_garbage() {
+        let sk = "TL#2026-01-02T03:04:05.000Z#ix_0";
+        assert_eq!(decode_cursor(&encode_cursor(sk)).unwrap(), sk);
+        assert!(matches!(decode_cursor("!!"), Err(StoreError::BadCursor)));
+        assert!(matches!(decode_cursor(&encode_cursor("HANDLE#x")), Err(StoreError::BadCursor)));
+        assert!(matches!(decode_cursor(&encode_cursor("TL#")), Err(StoreError::BadCursor)));
+    }
+}
