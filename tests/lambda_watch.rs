@@ -108,10 +108,13 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
         .await
         .unwrap()
         .expect("customer recorded by the writer binary");
-    assert_eq!(store
+    assert_eq!(
+        store
             .timeline(&customer, 10, None, &Default::default())
             .await
             .unwrap()
             .entries
-            .len(), 2);
+            .len(),
+        2
+    );
 }

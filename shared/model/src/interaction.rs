@@ -389,7 +389,11 @@ impl ConversationId {
 
     /// The conversation that `opener` opens.
     pub fn opened_by(opener: &InteractionId) -> Self {
-        Self(format!("{}{}", Self::PREFIX, &opener.as_str()[InteractionId::PREFIX.len()..]))
+        Self(format!(
+            "{}{}",
+            Self::PREFIX,
+            &opener.as_str()[InteractionId::PREFIX.len()..]
+        ))
     }
 
     pub fn as_str(&self) -> &str {
@@ -738,7 +742,14 @@ mod tests {
         for handle in handles {
             assert_eq!(Handle::parse_key(&handle.key()).unwrap(), handle);
         }
-        for bad in ["", "phone", "phone:555", "fax:+14155550100", "messenger:1234", "email:nobody"] {
+        for bad in [
+            "",
+            "phone",
+            "phone:555",
+            "fax:+14155550100",
+            "messenger:1234",
+            "email:nobody",
+        ] {
             assert!(Handle::parse_key(bad).is_err(), "{bad}");
         }
     }

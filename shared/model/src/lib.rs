@@ -6,9 +6,9 @@ mod interaction;
 mod values;
 
 pub use interaction::{
-    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, Evidence, EvidenceSource, Handle, Identity, Interaction,
-    InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform, Provider, QueueMessage,
-    SCHEMA_VERSION, ThreadHints, WireError,
+    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, Evidence, EvidenceSource, Handle,
+    Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform, Provider,
+    QueueMessage, SCHEMA_VERSION, ThreadHints, WireError,
 };
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 

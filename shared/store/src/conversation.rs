@@ -149,9 +149,7 @@ impl ConversationState {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
-    use throughline_model::{
-        E164, EmailAddress, Handle, NewInteraction, Provider, ProviderMessageId, Direction,
-    };
+    use throughline_model::{Direction, E164, EmailAddress, Handle, NewInteraction, Provider, ProviderMessageId};
 
     use super::*;
 
@@ -191,7 +189,10 @@ mod tests {
         let mut state = ConversationState::default();
         let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
         assert_eq!(state.assign(&email("m2", "t-a", at(20)), DEFAULT_WINDOW), first);
-        assert_eq!(state.assign(&message(Channel::Chat, "m3", at(43)), DEFAULT_WINDOW), first);
+        assert_eq!(
+            state.assign(&message(Channel::Chat, "m3", at(43)), DEFAULT_WINDOW),
+            first
+        );
         assert_eq!(state.recent.len(), 1);
     }
 
@@ -199,7 +200,10 @@ mod tests {
     fn the_window_edge_is_inclusive_and_a_millisecond_more_opens_a_new_one() {
         let mut state = ConversationState::default();
         let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
-        assert_eq!(state.assign(&message(Channel::Sms, "m2", at(24)), DEFAULT_WINDOW), first);
+        assert_eq!(
+            state.assign(&message(Channel::Sms, "m2", at(24)), DEFAULT_WINDOW),
+            first
+        );
         let later = at(48) + TimeDelta::milliseconds(1);
         let next = state.assign(&message(Channel::Sms, "m3", later), DEFAULT_WINDOW);
         assert_ne!(next, first);
@@ -217,7 +221,10 @@ mod tests {
         assert!(old != first && old != second);
         assert_eq!(state.open().unwrap().id, second);
         // Sent just before the open conversation started: it belongs there.
-        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW), second);
+        assert_eq!(
+            state.assign(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW),
+            second
+        );
     }
 
     #[test]
@@ -227,7 +234,10 @@ mod tests {
         let invoice = state.assign(&email("m2", "t-invoice", at(1)), DEFAULT_WINDOW);
         assert_ne!(order, invoice, "a new thread while another is open: its own topic");
         // An SMS goes to the most recently active conversation.
-        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(2)), DEFAULT_WINDOW), invoice);
+        assert_eq!(
+            state.assign(&message(Channel::Sms, "m3", at(2)), DEFAULT_WINDOW),
+            invoice
+        );
         // A reply in the first thread, days later, is still that thread's conversation.
         assert_eq!(state.assign(&email("m4", "t-order", at(200)), DEFAULT_WINDOW), order);
         assert_eq!(state.open().unwrap().id, order);

@@ -184,7 +184,13 @@ mod tests {
     fn singletons(n: usize) -> Forest {
         let mut forest = Forest::default();
         for i in 0..n {
-            forest.insert(id(i), Node { parent: None, root: id(i) });
+            forest.insert(
+                id(i),
+                Node {
+                    parent: None,
+                    root: id(i),
+                },
+            );
         }
         forest
     }
@@ -198,7 +204,10 @@ mod tests {
         assert_eq!(forest.node(&id(0)).unwrap().root, id(2));
         assert_eq!(plan.members[&id(2)], BTreeSet::from([id(0), id(1)]));
         assert_eq!(plan.members[&id(1)], BTreeSet::new(), "1 is no longer a root");
-        assert_eq!(forest.merge(&id(0), &id(2), "mg_c".into()), Err(GraphError::AlreadyMerged));
+        assert_eq!(
+            forest.merge(&id(0), &id(2), "mg_c".into()),
+            Err(GraphError::AlreadyMerged)
+        );
 
         // Undo the first merge while the second stands: 0 leaves, 1 stays with 2.
         let plan = forest.unmerge("mg_a").unwrap();

@@ -12,8 +12,8 @@ use throughline_model::{Channel, Handle};
 use crate::conversation::{ConversationRecord, ConversationState};
 use crate::forest::{Forest, GraphError, Plan};
 use crate::items::{
-    Expr, Item, ProfileItem, json_attr, key_item, keys, millis, optional_string_attr, s, string_attr, to_json,
-    tx_put, tx_update,
+    Expr, Item, ProfileItem, json_attr, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
+    tx_update,
 };
 use crate::{ATTEMPTS, Actor, CustomerId, StoreError, TimelineStore, dynamo, one};
 
@@ -233,7 +233,12 @@ impl TimelineStore {
                     .send()
                     .await
                     .map_err(dynamo("BatchGetItem"))?;
-                for item in output.responses.unwrap_or_default().remove(&self.table).unwrap_or_default() {
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
                     profiles.push(ProfileItem::from_item(&item)?);
                 }
                 request = output
@@ -343,7 +348,13 @@ impl TimelineStore {
                 None => {
                     let mut owned = Vec::new();
                     for member in source.ids() {
-                        owned.extend(self.identifiers(&member).await?.into_iter().filter(|i| i.owned).map(|i| i.identifier));
+                        owned.extend(
+                            self.identifiers(&member)
+                                .await?
+                                .into_iter()
+                                .filter(|i| i.owned)
+                                .map(|i| i.identifier),
+                        );
                     }
                     owned
                 }
@@ -360,7 +371,12 @@ impl TimelineStore {
             record.insert("target".into(), s(target.root.customer.as_str()));
             record.insert("active".into(), AttributeValue::Bool(true));
             record.insert("merged_at".into(), s(millis(entry.at)));
-            writes.push(tx_put(&self.table, record, Some("attribute_not_exists(pk)"), Expr::new())?);
+            writes.push(tx_put(
+                &self.table,
+                record,
+                Some("attribute_not_exists(pk)"),
+                Expr::new(),
+            )?);
             writes.extend(self.ledger_writes(&entry, [&source.root.customer, &target.root.customer])?);
             if let Some(suggestion) = suggestion {
                 let mut decided = suggestion.clone();
@@ -482,7 +498,9 @@ impl TimelineStore {
             }
             if let Some((_, state)) = survivor_conversation.filter(|(c, _)| *c == customer) {
                 set.push("#conversation = :state");
-                expr = expr.name("#conversation", "conversation").value(":state", to_json(state));
+                expr = expr
+                    .name("#conversation", "conversation")
+                    .value(":state", to_json(state));
             }
             let mut update = format!("SET {}", set.join(", "));
             if !remove.is_empty() {
@@ -490,7 +508,13 @@ impl TimelineStore {
             }
             update.push_str(" ADD #version :one");
             let (condition, expr) = profile.unchanged(expr);
-            writes.push(tx_update(&self.table, keys::profile(customer), &update, Some(&condition), expr)?);
+            writes.push(tx_update(
+                &self.table,
+                keys::profile(customer),
+                &update,
+                Some(&condition),
+                expr,
+            )?);
         }
         Ok(writes)
     }
@@ -549,7 +573,7 @@ impl TimelineStore {
             }
         }
         let mut list: Vec<LinkSuggestion> = found.into_values().collect();
-        list.sort_by(|a, b| b.created_at.cmp(&a.created_at));
+        list.sort_by_key(|s| std::cmp::Reverse(s.created_at));
         Ok(list)
     }
 

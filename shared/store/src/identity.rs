@@ -14,7 +14,7 @@ use throughline_model::{Evidence, Handle, Identity, Interaction, InteractionId};
 
 use crate::groups::{LinkSuggestion, SuggestionStatus};
 use crate::items::{Expr, Item, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put};
-use crate::{CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure};
+use crate::{CustomerId, StoreError, TimelineStore, written};
 
 /// An identifier as it arrives with an interaction.
 #[derive(Debug, Clone, Copy)]
@@ -88,7 +88,10 @@ fn suggestion_id(claimant: &CustomerId, owner: &CustomerId, identifier: &str) ->
 impl TimelineStore {
     /// The customer an interaction belongs to (the owner of its handle), creating or linking
     /// as the evidence allows, and recording its claims.
-    pub(crate) async fn resolve_interaction_customer(&self, interaction: &Interaction) -> Result<CustomerId, StoreError> {
+    pub(crate) async fn resolve_interaction_customer(
+        &self,
+        interaction: &Interaction,
+    ) -> Result<CustomerId, StoreError> {
         let primary = Identifier {
             handle: &interaction.customer,
             evidence: interaction.customer_evidence(),
@@ -96,7 +99,8 @@ impl TimelineStore {
         };
         let mut verified: Vec<Identifier> = Vec::new();
         for identity in &interaction.identities {
-            let duplicate = identity.handle == interaction.customer || verified.iter().any(|v| v.handle == &identity.handle);
+            let duplicate =
+                identity.handle == interaction.customer || verified.iter().any(|v| v.handle == &identity.handle);
             if identity.evidence == Evidence::Verified && !duplicate {
                 verified.push(Identifier {
                     handle: &identity.handle,
@@ -106,7 +110,11 @@ impl TimelineStore {
             }
         }
         let customer = self.resolve(primary, &verified, &interaction.id).await?;
-        for identity in interaction.identities.iter().filter(|i| i.evidence == Evidence::Claimed) {
+        for identity in interaction
+            .identities
+            .iter()
+            .filter(|i| i.evidence == Evidence::Claimed)
+        {
             let claim = Identifier {
                 handle: &identity.handle,
                 evidence: Evidence::Claimed,
@@ -219,7 +227,12 @@ impl TimelineStore {
         let absent = Some("attribute_not_exists(pk)");
         let mut writes = vec![tx_put(&self.table, profile, absent, Expr::new())?];
         for &identifier in std::iter::once(&primary).chain(more) {
-            writes.push(tx_put(&self.table, handle_item(&customer, identifier, &now), absent, Expr::new())?);
+            writes.push(tx_put(
+                &self.table,
+                handle_item(&customer, identifier, &now),
+                absent,
+                Expr::new(),
+            )?);
             writes.push(tx_put(
                 &self.table,
                 identifier_item(&customer, identifier, true, &now),
@@ -241,7 +254,12 @@ impl TimelineStore {
                 Some("attribute_not_exists(pk)"),
                 Expr::new(),
             )?,
-            tx_put(&self.table, identifier_item(customer, identifier, true, &now), None, Expr::new())?,
+            tx_put(
+                &self.table,
+                identifier_item(customer, identifier, true, &now),
+                None,
+                Expr::new(),
+            )?,
         ];
         if self.transact(writes).await? {
             return Ok(customer.clone());
@@ -249,7 +267,7 @@ impl TimelineStore {
         self.owner(identifier.handle, true)
             .await?
             .map(|o| o.customer)
-            .ok_or_else(|| StoreError::Contention("attaching an identifier"))
+            .ok_or(StoreError::Contention("attaching an identifier"))
     }
 
     /// The owner's evidence for an identifier was a claim (an unchecked email sender); this
@@ -259,7 +277,8 @@ impl TimelineStore {
             keys::handle(identifier.handle),
             keys::identifier(customer, &identifier.handle.key()),
         ] {
-            self.client
+            let result = self
+                .client
                 .update_item()
                 .table_name(&self.table)
                 .set_key(Some(key_item(key)))
@@ -269,10 +288,8 @@ impl TimelineStore {
                 .expression_attribute_values(":verified", s("verified"))
                 .expression_attribute_values(":source", s(identifier.source))
                 .send()
-                .await
-                .map(drop)
-                .or_else(|e| if is_conditional_failure(&e) { Ok(()) } else { Err(e) })
-                .map_err(dynamo("UpdateItem"))?;
+                .await;
+            written("UpdateItem", result)?;
         }
         Ok(())
     }
@@ -293,11 +310,7 @@ impl TimelineStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match put {
-            Ok(_) => {}
-            Err(e) if is_conditional_failure(&e) => {}
-            Err(e) => return Err(dynamo("PutItem")(e)),
-        }
+        written("PutItem", put)?;
         if let Some(owner) = self.owner(claim.handle, false).await? {
             self.suggest(claimant, &owner.customer, claim, interaction).await?;
         }
@@ -342,11 +355,7 @@ impl TimelineStore {
                 .condition_expression("attribute_not_exists(pk)")
                 .send()
                 .await;
-            match put {
-                Ok(_) => {}
-                Err(e) if is_conditional_failure(&e) => {}
-                Err(e) => return Err(dynamo("PutItem")(e)),
-            }
+            written("PutItem", put)?;
         }
         tracing::info!(suggestion_id = %suggestion.suggestion_id, %claimant, %owner, "link suggested");
         Ok(())

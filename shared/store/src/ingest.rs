@@ -5,8 +5,8 @@ use chrono::{DateTime, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
 use crate::items::{
-    Expr, Item, ProfileItem, count_attribute, key_item, keys, millis, optional_string_attr, s,
-    string_attr, time_attr, to_json, tx_check, tx_put, tx_update,
+    Expr, Item, ProfileItem, count_attribute, key_item, keys, millis, optional_string_attr, s, string_attr, time_attr,
+    to_json, tx_check, tx_put, tx_update,
 };
 use crate::{ATTEMPTS, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one};
 
@@ -102,10 +102,12 @@ impl TimelineStore {
             let owner_profile = self.profile_item(&owner, consistent).await?;
             let root_profile = match owner_profile {
                 Some(ref profile) if profile.erased_at.is_none() && profile.is_root() => profile.clone(),
-                Some(ref profile) if profile.erased_at.is_none() => match self.profile_item(&profile.root, consistent).await? {
-                    Some(root) => root,
-                    None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
-                },
+                Some(ref profile) if profile.erased_at.is_none() => {
+                    match self.profile_item(&profile.root, consistent).await? {
+                        Some(root) => root,
+                        None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
+                    }
+                }
                 // Erased or not visible yet: read everything again, consistently.
                 _ => {
                     marker = self.get(marker_key.clone(), true).await?;
@@ -161,7 +163,9 @@ impl TimelineStore {
                     keys::profile(&owner),
                     "ADD #count :one",
                     Some("#root = :root AND attribute_not_exists(erased_at)"),
-                    count.name("#root", "root").value(":root", s(root_profile.customer.as_str())),
+                    count
+                        .name("#root", "root")
+                        .value(":root", s(root_profile.customer.as_str())),
                 )?);
                 let (condition, expr) = root_profile.unchanged(
                     Expr::new()
@@ -213,7 +217,8 @@ impl TimelineStore {
             return Ok(Recorded::Duplicate { customer });
         }
         let mut entry = Pending::from_marker(marker)?.applied_to(interaction);
-        entry.conversation_id = optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
+        entry.conversation_id =
+            optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
         let mut item: Item =
             serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
         item.extend(key_item(entry_key));
@@ -295,7 +300,11 @@ impl TimelineStore {
         written.map_err(dynamo("UpdateItem"))?;
         // Recorded between our read and write? Then its entry must get the change too.
         let (pk, sk) = keys::interaction(&update.interaction_id);
-        match self.get((pk, sk), true).await?.filter(|m| m.contains_key("timeline_sk")) {
+        match self
+            .get((pk, sk), true)
+            .await?
+            .filter(|m| m.contains_key("timeline_sk"))
+        {
             Some(marker) => self.change_entry(&marker, update).await,
             None => Ok(Applied::Pending),
         }
@@ -363,12 +372,7 @@ impl TimelineStore {
         }
     }
 
-    async fn put_entry(
-        &self,
-        customer: &CustomerId,
-        sk: &str,
-        interaction: &Interaction,
-    ) -> Result<(), StoreError> {
+    async fn put_entry(&self, customer: &CustomerId, sk: &str, interaction: &Interaction) -> Result<(), StoreError> {
         let mut item: Item =
             serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
         item.insert("pk".into(), s(keys::customer_pk(customer)));
@@ -384,7 +388,11 @@ impl TimelineStore {
     }
 
     /// The stored profile of one customer (not its group).
-    pub(crate) async fn profile_item(&self, customer: &CustomerId, consistent: bool) -> Result<Option<ProfileItem>, StoreError> {
+    pub(crate) async fn profile_item(
+        &self,
+        customer: &CustomerId,
+        consistent: bool,
+    ) -> Result<Option<ProfileItem>, StoreError> {
         self.get(keys::profile(customer), consistent)
             .await?
             .map(|item| ProfileItem::from_item(&item))

@@ -84,7 +84,8 @@ pub fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
 }
 
 pub fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
-    optional_string_attr(item, name).ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
+    optional_string_attr(item, name)
+        .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
 }
 
 pub fn number_attr(item: &Item, name: &str) -> u64 {
@@ -180,7 +181,12 @@ pub fn tx_update(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-pub fn tx_check(table: &str, key: (String, String), condition: &str, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+pub fn tx_check(
+    table: &str,
+    key: (String, String),
+    condition: &str,
+    expr: Expr,
+) -> Result<TransactWriteItem, StoreError> {
     let check = built(
         ConditionCheck::builder()
             .table_name(table)
@@ -192,7 +198,6 @@ pub fn tx_check(table: &str, key: (String, String), condition: &str, expr: Expr)
     )?;
     Ok(TransactWriteItem::builder().condition_check(check).build())
 }
-
 
 /// A customer's profile item, as stored.
 #[derive(Debug, Clone)]
@@ -223,7 +228,10 @@ impl ProfileItem {
         let root = optional_string_attr(item, "root")
             .map(CustomerId::from_trusted)
             .unwrap_or_else(|| customer.clone());
-        let parent = match (optional_string_attr(item, "parent"), optional_string_attr(item, "merge_id")) {
+        let parent = match (
+            optional_string_attr(item, "parent"),
+            optional_string_attr(item, "merge_id"),
+        ) {
             (Some(parent), Some(merge)) => Some((CustomerId::from_trusted(parent), merge)),
             _ => None,
         };

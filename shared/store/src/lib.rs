@@ -73,6 +73,20 @@ fn is_conditional_failure<E: ProvideErrorMetadata, R>(e: &SdkError<E, R>) -> boo
     e.as_service_error().and_then(|e| e.code()) == Some("ConditionalCheckFailedException")
 }
 
+/// A conditional write's outcome: `true` written, `false` its condition did not hold (the
+/// caller's "already done" or "someone else's"), any other failure an error.
+fn written<T, E, R>(operation: &'static str, result: Result<T, SdkError<E, R>>) -> Result<bool, StoreError>
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug + 'static,
+{
+    match result {
+        Ok(_) => Ok(true),
+        Err(e) if is_conditional_failure(&e) => Ok(false),
+        Err(e) => Err(dynamo(operation)(e)),
+    }
+}
+
 /// A customer: `cus_` and a ULID, so ids sort by creation time.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(try_from = "String", into = "String")]
@@ -183,11 +197,7 @@ impl TimelineStore {
             .condition_expression("attribute_not_exists(pk)")
             .send()
             .await;
-        match put {
-            Ok(_) => Ok(true),
-            Err(e) if is_conditional_failure(&e) => Ok(false),
-            Err(e) => Err(dynamo("PutItem")(e)),
-        }
+        written("PutItem", put)
     }
 
     async fn get(&self, key: (String, String), consistent: bool) -> Result<Option<Item>, StoreError> {

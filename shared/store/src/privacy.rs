@@ -17,7 +17,7 @@ use serde::{Deserialize, Serialize};
 use crate::conversation::ConversationRecord;
 use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion, sort_key};
 use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
-use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, is_conditional_failure};
+use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, written};
 
 /// Everything held on a customer, as one JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,8 +48,12 @@ impl TimelineStore {
     pub async fn export(&self, customer: &CustomerId) -> Result<Export, StoreError> {
         let profile = self.customer_profile(customer).await?;
         let group = self.load_group(customer, true).await?;
-        let mut interactions: Vec<TimelineEntry> =
-            self.all_entries(&group, None).await?.into_iter().map(|(_, e)| e).collect();
+        let mut interactions: Vec<TimelineEntry> = self
+            .all_entries(&group, None)
+            .await?
+            .into_iter()
+            .map(|(_, e)| e)
+            .collect();
         interactions.reverse();
         let ids = group.ids();
         Ok(Export {
@@ -91,7 +95,10 @@ impl TimelineStore {
                     self.mark_erased(&id, erased_at).await?;
                     interactions += 1;
                 } else if let Some(identifier) = sk.strip_prefix(keys::IDENTIFIER_PREFIX) {
-                    if matches!(item.get("owned"), Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))) {
+                    if matches!(
+                        item.get("owned"),
+                        Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+                    ) {
                         self.release_handle(identifier, member).await?;
                     }
                     identifiers += 1;
@@ -160,11 +167,7 @@ impl TimelineStore {
             .expression_attribute_values(":c", s(customer.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(dynamo("DeleteItem")(e)),
-        }
+        written("DeleteItem", result).map(drop)
     }
 
     /// Deletes items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed.
@@ -234,10 +237,6 @@ impl TimelineStore {
             .expression_attribute_values(":entry", to_json(entry))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(dynamo("UpdateItem")(e)),
-        }
+        written("UpdateItem", result).map(drop)
     }
 }

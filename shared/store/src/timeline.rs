@@ -12,7 +12,7 @@ use throughline_model::{Channel, ConversationId, Direction, Interaction, Interac
 
 use crate::groups::{Group, LedgerAction, LedgerEntry};
 use crate::items::{Expr, Item, keys, millis, s, string_attr, to_json, tx_update};
-use crate::{ATTEMPTS, Actor, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, is_conditional_failure, one};
+use crate::{ATTEMPTS, Actor, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, one, written};
 
 /// One interaction on a group's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -172,7 +172,10 @@ impl TimelineStore {
         }
         let mut entries = Vec::new();
         if low > high {
-            return Ok(MemberPage { entries, frontier: None });
+            return Ok(MemberPage {
+                entries,
+                frontier: None,
+            });
         }
         let output = self
             .client
@@ -281,8 +284,10 @@ impl TimelineStore {
             self.relabel(&entry.customer_id, sk, conversation, &new).await?;
         }
         let split_at = split_entry.interaction.occurred_at;
-        self.change_conversations(&group.root.customer, |state| state.split(conversation, new.clone(), split_at))
-            .await?;
+        self.change_conversations(&group.root.customer, |state| {
+            state.split(conversation, new.clone(), split_at)
+        })
+        .await?;
         let mut entry = LedgerEntry::new(LedgerAction::ConversationSplit, actor);
         entry.conversations = vec![conversation.to_string(), new.to_string()];
         self.append_ledger(&entry, &group.root.customer).await?;
@@ -330,18 +335,17 @@ impl TimelineStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(crate::items::key_item((keys::customer_pk(customer), sk.to_owned()))))
+            .set_key(Some(crate::items::key_item((
+                keys::customer_pk(customer),
+                sk.to_owned(),
+            ))))
             .update_expression("SET conversation_id = :to")
             .condition_expression("conversation_id = :from")
             .expression_attribute_values(":to", s(to.as_str()))
             .expression_attribute_values(":from", s(from.as_str()))
             .send()
             .await;
-        match result {
-            Ok(_) => Ok(()),
-            Err(e) if is_conditional_failure(&e) => Ok(()),
-            Err(e) => Err(dynamo("UpdateItem")(e)),
-        }
+        written("UpdateItem", result).map(drop)
     }
 
     /// Read-modify-write of a root's conversation state, only if unchanged since read.
@@ -415,7 +419,13 @@ mod tests {
         let sk = "TL#2026-01-02T03:04:05.000Z#ix_0";
         assert_eq!(decode_cursor(&encode_cursor(sk)).unwrap(), sk);
         assert!(matches!(decode_cursor("!!"), Err(StoreError::BadCursor)));
-        assert!(matches!(decode_cursor(&encode_cursor("HANDLE#x")), Err(StoreError::BadCursor)));
-        assert!(matches!(decode_cursor(&encode_cursor("TL#")), Err(StoreError::BadCursor)));
+        assert!(matches!(
+            decode_cursor(&encode_cursor("HANDLE#x")),
+            Err(StoreError::BadCursor)
+        ));
+        assert!(matches!(
+            decode_cursor(&encode_cursor("TL#")),
+            Err(StoreError::BadCursor)
+        ));
     }
 }

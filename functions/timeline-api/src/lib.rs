@@ -1,0 +1,558 @@
+//! The timeline API: what agents' desktops and back-office systems read and do. `route` (pure)
+//! turns a method and path into a `Route`; `handle` runs it against the `TimelineStore` and
+//! answers JSON; `error_response` is the one mapping from store errors to HTTP. The contract is
+//! `functions/timeline-api/openapi.yaml`; a test holds the two together.
+
+use lambda_http::http::{Method, StatusCode, header::CONTENT_TYPE};
+use lambda_http::{Body, Request, RequestExt, Response};
+use serde::Deserialize;
+use serde_json::{Value, json};
+use throughline_edge::json_error;
+use throughline_model::{Channel, ConversationId, Direction, Handle, InteractionId};
+use throughline_store::{Actor, CustomerId, MergeRequest, StoreError, TimelineFilter, TimelineStore};
+
+/// The default page size of a timeline.
+pub const DEFAULT_PAGE_SIZE: usize = 50;
+
+/// Everything the API needs: built by `main`, or by tests against the local stack.
+#[derive(Debug, Clone)]
+pub struct TimelineApi {
+    pub store: TimelineStore,
+}
+
+/// One operation of the API, with its path parameters parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    FindCustomer,
+    Profile(CustomerId),
+    Timeline(CustomerId),
+    Suggestions(CustomerId),
+    AcceptSuggestion(CustomerId, String),
+    RejectSuggestion(CustomerId, String),
+    Merge(CustomerId),
+    Unmerge(String),
+    Ledger(CustomerId),
+    SplitConversation(CustomerId, ConversationId),
+    JoinConversations(CustomerId),
+    Export(CustomerId),
+    Erase(CustomerId),
+}
+
+/// Every route as `(method, path template)`, the templates as the OpenAPI document writes them.
+pub const ROUTES: [(&str, &str); 13] = [
+    ("GET", "/customers"),
+    ("GET", "/customers/{customer_id}"),
+    ("DELETE", "/customers/{customer_id}"),
+    ("GET", "/customers/{customer_id}/timeline"),
+    ("GET", "/customers/{customer_id}/suggestions"),
+    ("POST", "/customers/{customer_id}/suggestions/{suggestion_id}/accept"),
+    ("POST", "/customers/{customer_id}/suggestions/{suggestion_id}/reject"),
+    ("POST", "/customers/{customer_id}/merge"),
+    ("POST", "/merges/{merge_id}/unmerge"),
+    ("GET", "/customers/{customer_id}/ledger"),
+    ("POST", "/customers/{customer_id}/conversations/{conversation_id}/split"),
+    ("POST", "/customers/{customer_id}/conversations/join"),
+    ("GET", "/customers/{customer_id}/export"),
+];
+
+/// Why a request cannot be served, before the store is asked anything.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ApiError {
+    NotFound,
+    MethodNotAllowed(&'static str),
+    BadRequest { code: &'static str, message: String },
+}
+
+impl ApiError {
+    fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        ApiError::BadRequest {
+            code,
+            message: message.into(),
+        }
+    }
+
+    fn into_response(self) -> Response<Body> {
+        match self {
+            ApiError::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
+            ApiError::MethodNotAllowed(allowed) => {
+                let mut response = json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    "method_not_allowed",
+                    &format!("method not allowed; use {allowed}"),
+                );
+                response
+                    .headers_mut()
+                    .insert("allow", allowed.parse().expect("static header value"));
+                response
+            }
+            ApiError::BadRequest { code, message } => json_error(StatusCode::BAD_REQUEST, code, &message),
+        }
+    }
+}
+
+fn customer(segment: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::parse(segment)
+        .ok_or_else(|| ApiError::bad("invalid_customer_id", "a customer id is 'cus_' and a lowercase ULID"))
+}
+
+/// The route of a method and path (a trailing slash is ignored).
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    let only = |allowed: &'static str, route: Route| {
+        if method.as_str() == allowed {
+            Ok(route)
+        } else {
+            Err(ApiError::MethodNotAllowed(allowed))
+        }
+    };
+    match segments.as_slice() {
+        ["customers"] => only("GET", Route::FindCustomer),
+        ["customers", id] => match *method {
+            Method::GET => Ok(Route::Profile(customer(id)?)),
+            Method::DELETE => Ok(Route::Erase(customer(id)?)),
+            _ => Err(ApiError::MethodNotAllowed("GET, DELETE")),
+        },
+        ["customers", id, "timeline"] => only("GET", Route::Timeline(customer(id)?)),
+        ["customers", id, "suggestions"] => only("GET", Route::Suggestions(customer(id)?)),
+        ["customers", id, "suggestions", suggestion, "accept"] => {
+            only("POST", Route::AcceptSuggestion(customer(id)?, (*suggestion).to_owned()))
+        }
+        ["customers", id, "suggestions", suggestion, "reject"] => {
+            only("POST", Route::RejectSuggestion(customer(id)?, (*suggestion).to_owned()))
+        }
+        ["customers", id, "merge"] => only("POST", Route::Merge(customer(id)?)),
+        ["merges", merge, "unmerge"] => only("POST", Route::Unmerge((*merge).to_owned())),
+        ["customers", id, "ledger"] => only("GET", Route::Ledger(customer(id)?)),
+        ["customers", id, "conversations", "join"] => only("POST", Route::JoinConversations(customer(id)?)),
+        ["customers", id, "conversations", conversation, "split"] => {
+            let conversation = ConversationId::try_from((*conversation).to_owned())
+                .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;
+            only("POST", Route::SplitConversation(customer(id)?, conversation))
+        }
+        ["customers", id, "export"] => only("GET", Route::Export(customer(id)?)),
+        _ => Err(ApiError::NotFound),
+    }
+}
+
+/// The query parameters, decoded.
+fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    query
+        .map(|q| {
+            q.split('&')
+                .filter(|p| !p.is_empty())
+                .map(|pair| {
+                    let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                    (decode(k), decode(v))
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Percent-decoding of a query component (`+` is a space).
+fn decode(text: &str) -> String {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        match bytes[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < bytes.len() && bytes[i + 1].is_ascii_hexdigit() && bytes[i + 2].is_ascii_hexdigit() => {
+                let hex = std::str::from_utf8(&bytes[i + 1..i + 3]).expect("hex digits are ASCII");
+                out.push(u8::from_str_radix(hex, 16).expect("two hex digits"));
+                i += 2;
+            }
+            b => out.push(b),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A timeline request's page size, cursor and filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineQuery {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub filter: TimelineFilter,
+}
+
+pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
+    let pairs = query_pairs(query);
+    let limit = match param(&pairs, "limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=throughline_store::MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_parameter",
+                    "limit must be a number from 1 to 100",
+                ));
+            }
+        },
+    };
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        param(&pairs, name)
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| ApiError::bad("invalid_parameter", format!("{name} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let filter = TimelineFilter {
+        channel: param(&pairs, "channel")
+            .map(|c| {
+                Channel::parse(c).ok_or_else(|| ApiError::bad("invalid_parameter", "channel is not a known channel"))
+            })
+            .transpose()?,
+        direction: param(&pairs, "direction")
+            .map(|d| match d {
+                "inbound" => Ok(Direction::Inbound),
+                "outbound" => Ok(Direction::Outbound),
+                _ => Err(ApiError::bad(
+                    "invalid_parameter",
+                    "direction must be inbound or outbound",
+                )),
+            })
+            .transpose()?,
+        conversation: param(&pairs, "conversation")
+            .map(|c| {
+                ConversationId::try_from(c.to_owned()).map_err(|e| ApiError::bad("invalid_parameter", e.to_string()))
+            })
+            .transpose()?,
+        from: time("from")?,
+        to: time("to")?,
+    };
+    Ok(TimelineQuery {
+        limit,
+        cursor: param(&pairs, "cursor").map(str::to_owned),
+        filter,
+    })
+}
+
+/// The one mapping from store errors to HTTP answers. Messages never carry personal data.
+pub fn error_response(error: &StoreError) -> Response<Body> {
+    let (status, code, message) = match error {
+        StoreError::BadCursor => (StatusCode::BAD_REQUEST, "bad_cursor", error.to_string()),
+        StoreError::CustomerNotFound(_) => (StatusCode::NOT_FOUND, "customer_not_found", "no such customer".into()),
+        StoreError::CustomerErased(_) => (
+            StatusCode::NOT_FOUND,
+            "customer_erased",
+            "the customer was erased".into(),
+        ),
+        StoreError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
+        StoreError::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
+        StoreError::Contention(_) | StoreError::Dynamo { .. } => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "store_unavailable",
+            "the store is busy or unavailable; retry later".into(),
+        ),
+        StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
+    };
+    if status.is_server_error() {
+        tracing::error!(%error, "request failed");
+    }
+    json_error(status, code, &message)
+}
+
+fn json_ok(value: &impl serde::Serialize) -> Response<Body> {
+    Response::builder()
+        .status(StatusCode::OK)
+        .header(CONTENT_TYPE, "application/json")
+        .body(Body::from(serde_json::to_string(value).expect("responses serialize")))
+        .expect("static response parts are valid")
+}
+
+/// Who is calling: the IAM principal API Gateway authenticated, or (local stack, tests) the
+/// function's own name for an unsigned call.
+pub fn caller(request: &Request) -> String {
+    use lambda_http::request::RequestContext;
+    match request.request_context_ref() {
+        Some(RequestContext::ApiGatewayV2(context)) => context
+            .authorizer
+            .as_ref()
+            .and_then(|a| a.iam.as_ref())
+            .and_then(|iam| iam.user_arn.clone())
+            .unwrap_or_else(|| "unauthenticated".into()),
+        _ => "unauthenticated".into(),
+    }
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReasonBody {
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MergeBody {
+    source_customer_id: CustomerId,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SplitBody {
+    at_interaction_id: InteractionId,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct JoinBody {
+    conversation_ids: Vec<ConversationId>,
+    #[serde(default)]
+    reason: Option<String>,
+}
+
+/// The request body as `T`; an empty body is `{}`.
+fn body<T: serde::de::DeserializeOwned>(request: &Request) -> Result<T, ApiError> {
+    let bytes = request.body().as_ref();
+    let bytes: &[u8] = if bytes.iter().all(u8::is_ascii_whitespace) {
+        b"{}"
+    } else {
+        bytes
+    };
+    serde_json::from_slice(bytes).map_err(|e| {
+        // serde's message names the field and the rule, never the value's content.
+        ApiError::bad(
+            "invalid_body",
+            format!(
+                "body is not valid: {}",
+                e.to_string().split(" at line").next().unwrap_or("")
+            ),
+        )
+    })
+}
+
+/// Serves one request.
+pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
+    let route = match route(request.method(), request.uri().path()) {
+        Ok(route) => route,
+        Err(error) => return error.into_response(),
+    };
+    let actor = |reason: Option<String>| Actor {
+        who: caller(&request),
+        reason,
+    };
+    let store = &api.store;
+    let result: Result<Result<Value, StoreError>, ApiError> = async {
+        Ok(match route {
+            Route::FindCustomer => {
+                let pairs = query_pairs(request.uri().query());
+                let key = param(&pairs, "identifier")
+                    .ok_or_else(|| ApiError::bad("invalid_parameter", "identifier is required"))?;
+                let handle = Handle::parse_key(key).map_err(|e| ApiError::bad("invalid_parameter", e.to_string()))?;
+                store.find_customer(&handle).await.map(to_value)
+            }
+            Route::Profile(id) => store.customer_profile(&id).await.map(to_value),
+            Route::Timeline(id) => {
+                let query = timeline_query(request.uri().query())?;
+                store
+                    .timeline(&id, query.limit, query.cursor.as_deref(), &query.filter)
+                    .await
+                    .map(to_value)
+            }
+            Route::Suggestions(id) => store.suggestions(&id).await.map(|s| json!({ "suggestions": s })),
+            Route::AcceptSuggestion(id, suggestion) => {
+                let ReasonBody { reason } = body(&request)?;
+                store
+                    .accept_suggestion(&id, &suggestion, &actor(reason))
+                    .await
+                    .map(to_value)
+            }
+            Route::RejectSuggestion(id, suggestion) => {
+                let ReasonBody { reason } = body(&request)?;
+                store
+                    .reject_suggestion(&id, &suggestion, &actor(reason))
+                    .await
+                    .map(to_value)
+            }
+            Route::Merge(target) => {
+                let MergeBody {
+                    source_customer_id,
+                    reason,
+                } = body(&request)?;
+                store
+                    .merge(&MergeRequest {
+                        source: source_customer_id,
+                        target,
+                        actor: actor(reason),
+                    })
+                    .await
+                    .map(to_value)
+            }
+            Route::Unmerge(merge) => {
+                let ReasonBody { reason } = body(&request)?;
+                store.unmerge(&merge, &actor(reason)).await.map(to_value)
+            }
+            Route::Ledger(id) => store.ledger(&id).await.map(|e| json!({ "entries": e })),
+            Route::SplitConversation(id, conversation) => {
+                let SplitBody {
+                    at_interaction_id,
+                    reason,
+                } = body(&request)?;
+                store
+                    .split_conversation(&id, &conversation, &at_interaction_id, &actor(reason))
+                    .await
+                    .map(|(new, entry)| json!({ "conversation_id": new, "ledger_entry": entry }))
+            }
+            Route::JoinConversations(id) => {
+                let JoinBody {
+                    conversation_ids,
+                    reason,
+                } = body(&request)?;
+                if conversation_ids.len() < 2 {
+                    return Err(ApiError::bad(
+                        "invalid_body",
+                        "conversation_ids needs at least two conversations",
+                    ));
+                }
+                store
+                    .join_conversations(&id, &conversation_ids, &actor(reason))
+                    .await
+                    .map(to_value)
+            }
+            Route::Export(id) => store.export(&id).await.map(to_value),
+            Route::Erase(id) => store.erase(&id, &actor(None)).await.map(to_value),
+        })
+    }
+    .await;
+    match result {
+        Ok(Ok(value)) => json_ok(&value),
+        Ok(Err(error)) => error_response(&error),
+        Err(error) => error.into_response(),
+    }
+}
+
+fn to_value(value: impl serde::Serialize) -> Value {
+    serde_json::to_value(value).expect("responses serialize")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const ADA: &str = "cus_01jb2k8z7m3q4r5s6t7v8w9x0y";
+
+    #[test]
+    fn routes_parse_their_parameters_and_refuse_the_rest() {
+        assert_eq!(route(&Method::GET, "/customers"), Ok(Route::FindCustomer));
+        let ada = CustomerId::parse(ADA).unwrap();
+        assert_eq!(
+            route(&Method::GET, &format!("/customers/{ADA}/")),
+            Ok(Route::Profile(ada.clone()))
+        );
+        assert_eq!(
+            route(&Method::DELETE, &format!("/customers/{ADA}")),
+            Ok(Route::Erase(ada.clone()))
+        );
+        assert_eq!(
+            route(&Method::POST, "/merges/mg_1/unmerge"),
+            Ok(Route::Unmerge("mg_1".into()))
+        );
+        assert_eq!(
+            route(&Method::POST, &format!("/customers/{ADA}/timeline")),
+            Err(ApiError::MethodNotAllowed("GET"))
+        );
+        assert_eq!(route(&Method::GET, "/nothing/here"), Err(ApiError::NotFound));
+        assert!(matches!(
+            route(&Method::GET, "/customers/ada"),
+            Err(ApiError::BadRequest {
+                code: "invalid_customer_id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("/customers/{ADA}/conversations/cv_x/split")),
+            Err(ApiError::BadRequest {
+                code: "invalid_conversation_id",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn every_listed_route_is_served() {
+        for (method, template) in ROUTES {
+            let path = template
+                .replace("{customer_id}", ADA)
+                .replace("{suggestion_id}", "sg_1")
+                .replace("{merge_id}", "mg_1")
+                .replace("{conversation_id}", &format!("cv_{}", "a".repeat(32)));
+            let method = Method::from_bytes(method.as_bytes()).unwrap();
+            assert!(route(&method, &path).is_ok(), "{method} {path}");
+        }
+    }
+
+    #[test]
+    fn timeline_queries_parse_filters_and_refuse_bad_values() {
+        let q = timeline_query(Some(
+            "limit=20&channel=whatsapp&direction=inbound&from=2026-11-24T00%3A00%3A00Z&cursor=abc",
+        ))
+        .unwrap();
+        assert_eq!(q.limit, 20);
+        assert_eq!(q.filter.channel, Some(Channel::Whatsapp));
+        assert_eq!(q.filter.direction, Some(Direction::Inbound));
+        assert_eq!(q.filter.from.unwrap().to_rfc3339(), "2026-11-24T00:00:00+00:00");
+        assert_eq!(q.cursor.as_deref(), Some("abc"));
+        assert_eq!(timeline_query(None).unwrap().limit, DEFAULT_PAGE_SIZE);
+        for bad in [
+            "limit=0",
+            "limit=101",
+            "limit=x",
+            "channel=fax",
+            "direction=up",
+            "from=yesterday",
+            "conversation=cv_1",
+        ] {
+            assert!(timeline_query(Some(bad)).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode("phone%3A%2B14155550100"), "phone:+14155550100");
+        assert_eq!(decode("a+b"), "a b");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz"), "%zz");
+    }
+
+    #[test]
+    fn store_errors_map_to_stable_codes() {
+        let status_and_code = |e: StoreError| {
+            let r = error_response(&e);
+            let v: Value = serde_json::from_slice(r.body().as_ref()).unwrap();
+            (r.status().as_u16(), v["error"]["code"].as_str().unwrap().to_owned())
+        };
+        assert_eq!(status_and_code(StoreError::BadCursor), (400, "bad_cursor".into()));
+        assert_eq!(
+            status_and_code(StoreError::CustomerNotFound("x".into())),
+            (404, "customer_not_found".into())
+        );
+        assert_eq!(
+            status_and_code(StoreError::CustomerErased("x".into())),
+            (404, "customer_erased".into())
+        );
+        assert_eq!(
+            status_and_code(StoreError::Conflict {
+                code: "already_merged",
+                message: "m".into()
+            }),
+            (409, "already_merged".into())
+        );
+        assert_eq!(
+            status_and_code(StoreError::Contention("x")),
+            (503, "store_unavailable".into())
+        );
+    }
+}

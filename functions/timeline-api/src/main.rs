@@ -1,0 +1,21 @@
+//! Lambda entry point: wire the DynamoDB client and table, then serve the timeline API.
+#![recursion_limit = "256"]
+
+use lambda_http::{Error, Request, service_fn};
+use throughline_store::TimelineStore;
+use throughline_timeline_api::TimelineApi;
+
+#[tokio::main]
+async fn main() -> Result<(), Error> {
+    throughline_edge::init_logging();
+    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
+    let table = throughline_edge::config::required_env("TIMELINE_TABLE_NAME")?;
+    let api = TimelineApi {
+        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+    };
+    lambda_http::run(service_fn(|request: Request| {
+        let api = &api;
+        async move { Ok::<_, Error>(throughline_timeline_api::handle(request, api).await) }
+    }))
+    .await
+}
