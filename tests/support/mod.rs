@@ -208,3 +208,105 @@ pub fn fresh_request(relative: &str) -> Request {
     let event = xtask::sign::fresh_event(&event_path(relative)).unwrap();
     lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
+
+pub mod openapi;
+
+/// The IAM principal the tests' API calls are signed as.
+pub const AGENT_ARN: &str = "arn:aws:iam::123456789012:user/agent-grace";
+
+/// The timeline API as `main` builds it, aimed at the stack's table.
+pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::TimelineApi {
+    throughline_timeline_api::TimelineApi { store: stack.store() }
+}
+
+/// An API Gateway HTTP API (payload 2.0) request, IAM-authorized as `AGENT_ARN`.
+pub fn api_request(method: &str, path_and_query: &str, body: Option<&serde_json::Value>) -> Request {
+    let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
+    let event = serde_json::json!({
+        "version": "2.0",
+        "routeKey": "ANY /{proxy+}",
+        "rawPath": path,
+        "rawQueryString": query,
+        "headers": { "content-type": "application/json", "host": "api.throughline.example" },
+        "requestContext": {
+            "accountId": "123456789012",
+            "apiId": "timelineapi",
+            "domainName": "api.throughline.example",
+            "http": { "method": method, "path": path, "protocol": "HTTP/1.1", "sourceIp": "192.0.2.1", "userAgent": "tests" },
+            "requestId": "test-request",
+            "routeKey": "ANY /{proxy+}",
+            "stage": "$default",
+            "time": "25/Nov/2026:10:00:00 +0000",
+            "timeEpoch": 1795600000000i64,
+            "authorizer": { "iam": {
+                "accessKey": "AKIAEXAMPLE", "accountId": "123456789012", "callerId": "AIDAEXAMPLE",
+                "principalOrgId": null, "userArn": AGENT_ARN, "userId": "AIDAEXAMPLE"
+            } }
+        },
+        "body": body.map(|b| b.to_string()),
+        "isBase64Encoded": false
+    });
+    lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event")
+}
+
+/// Calls the API in-process; the status and the JSON body. Every answer is checked against
+/// the OpenAPI document.
+pub async fn api(
+    api: &throughline_timeline_api::TimelineApi,
+    method: &str,
+    path_and_query: &str,
+    body: Option<serde_json::Value>,
+) -> (u16, serde_json::Value) {
+    let response = throughline_timeline_api::handle(api_request(method, path_and_query, body.as_ref()), api).await;
+    let status = response.status().as_u16();
+    let json: serde_json::Value = serde_json::from_slice(response.body().as_ref())
+        .unwrap_or_else(|e| panic!("{method} {path_and_query}: not JSON ({e}): {}", body_text(&response)));
+    openapi::Spec::load()
+        .check_response(method, path_and_query, status, &json)
+        .unwrap_or_else(|errors| {
+            panic!(
+                "{method} {path_and_query} → {status} does not match openapi.yaml:\n{}\n{json:#}",
+                errors.join("\n")
+            )
+        });
+    (status, json)
+}
+
+/// A normalized interaction as a connector would queue it.
+pub fn interaction(
+    channel: throughline_model::Channel,
+    customer: throughline_model::Handle,
+    message_id: &str,
+    occurred_at: chrono::DateTime<chrono::Utc>,
+) -> throughline_model::Interaction {
+    use throughline_model::{Channel, Provider};
+    let provider = match channel {
+        Channel::Sms => Provider::Twilio,
+        Channel::Email => Provider::Ses,
+        Channel::Whatsapp | Channel::Messenger | Channel::Instagram => Provider::Meta,
+        Channel::Chat => Provider::WebChat,
+        Channel::X => Provider::X,
+        Channel::Telegram => Provider::Telegram,
+    };
+    let mut interaction = throughline_model::Interaction::new(throughline_model::NewInteraction {
+        channel,
+        provider,
+        direction: throughline_model::Direction::Inbound,
+        customer,
+        business_endpoint: phone("+14155550199"),
+        provider_message_id: throughline_model::ProviderMessageId::parse(message_id).unwrap(),
+        occurred_at,
+        received_at: occurred_at,
+    });
+    interaction.text = Some(format!("message {message_id}"));
+    if channel == Channel::Email {
+        interaction.attributes.insert("sender_verified".into(), "true".into());
+    }
+    interaction
+}
+
+pub fn email(address: &str) -> throughline_model::Handle {
+    throughline_model::Handle::Email {
+        address: throughline_model::EmailAddress::parse(address).unwrap(),
+    }
+}

@@ -124,6 +124,9 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         ["merges", merge, "unmerge"] => only("POST", Route::Unmerge((*merge).to_owned())),
         ["customers", id, "ledger"] => only("GET", Route::Ledger(customer(id)?)),
         ["customers", id, "conversations", "join"] => only("POST", Route::JoinConversations(customer(id)?)),
+        ["customers", _, "conversations", _, "split"] if method != Method::POST => {
+            Err(ApiError::MethodNotAllowed("POST"))
+        }
         ["customers", id, "conversations", conversation, "split"] => {
             let conversation = ConversationId::try_from((*conversation).to_owned())
                 .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;

@@ -542,6 +542,11 @@ impl TimelineStore {
         self.ledger_of(&group.ids()).await
     }
 
+    /// One customer's own ledger, erased or not (an erased customer's ledger keeps its facts).
+    pub async fn ledger_entries_of(&self, customer: &CustomerId) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.ledger_of(std::slice::from_ref(customer)).await
+    }
+
     pub(crate) async fn ledger_of(&self, customers: &[CustomerId]) -> Result<Vec<LedgerEntry>, StoreError> {
         let mut entries: BTreeMap<String, LedgerEntry> = BTreeMap::new();
         for customer in customers {

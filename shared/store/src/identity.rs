@@ -4,7 +4,9 @@
 //!   evidence. Only owned identifiers route interactions; each owned identifier also has an
 //!   `ID#<key>` item in its customer's partition (the profile lists them).
 //! - Verified evidence links: an unknown handle joins the customer that owns one of its verified
-//!   identifiers, provided that customer's own evidence for it is verified too.
+//!   identifiers, provided that customer's own evidence for it is verified too; when the
+//!   verified identifiers belong to several customers (SMS Ada and email Ada, before her
+//!   logged-in chat vouched for both), those customers are merged, and the ledger says so.
 //! - Claims never link. A claimed identifier is listed on the claimant's profile (`ID#`, not
 //!   owned) and, when another customer owns it, becomes a link suggestion for an agent.
 
@@ -12,9 +14,12 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use throughline_model::{Evidence, Handle, Identity, Interaction, InteractionId};
 
-use crate::groups::{LinkSuggestion, SuggestionStatus};
+use crate::groups::{LinkSuggestion, MergeRequest, SuggestionStatus};
 use crate::items::{Expr, Item, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put};
-use crate::{CustomerId, StoreError, TimelineStore, written};
+use crate::{Actor, CustomerId, StoreError, TimelineStore, written};
+
+/// The ledger's actor for merges that verified evidence made during ingestion.
+pub const VERIFIED_EVIDENCE_ACTOR: &str = "throughline:verified-evidence";
 
 /// An identifier as it arrives with an interaction.
 #[derive(Debug, Clone, Copy)]
@@ -125,17 +130,6 @@ impl TimelineStore {
         Ok(customer)
     }
 
-    /// The customer a handle belongs to, creating the customer on first sight (verified evidence).
-    pub async fn resolve_customer(&self, handle: &Handle) -> Result<CustomerId, StoreError> {
-        let primary = Identifier {
-            handle,
-            evidence: Evidence::Verified,
-            source: "api",
-        };
-        let placeholder = InteractionId::try_from(format!("ix_{}", "0".repeat(32))).expect("valid id");
-        self.resolve(primary, &[], &placeholder).await
-    }
-
     /// Race-safe: every handle item is written only if absent, so two writers that see a new
     /// handle at once cannot give it two customers; the loser re-reads and adopts the winner's.
     async fn resolve(
@@ -153,35 +147,37 @@ impl TimelineStore {
                 }
                 return Ok(own.customer.clone());
             }
-            // Verified identifiers: the first one a customer owns on verified evidence links;
-            // the others the interaction vouches for but someone else holds become suggestions.
-            let mut linked: Option<(CustomerId, Identifier)> = None;
+            // Verified identifiers: customers that own one on verified evidence are this
+            // person (joined); one owned on a mere claim gets a suggestion; unknown ones are
+            // attached.
+            let mut vouched: Vec<(CustomerId, Identifier)> = Vec::new();
             let mut unknown: Vec<Identifier> = Vec::new();
             let mut suggested: Vec<(CustomerId, Identifier)> = Vec::new();
             for &identifier in verified {
                 match self.owner(identifier.handle, consistent).await? {
-                    Some(owner) if owner.evidence == Evidence::Verified && linked.is_none() => {
-                        linked = Some((owner.customer, identifier));
+                    Some(owner) if owner.evidence == Evidence::Verified => {
+                        if !vouched.iter().any(|(c, _)| c == &owner.customer) {
+                            vouched.push((owner.customer, identifier));
+                        }
                     }
-                    Some(owner) if linked.as_ref().map(|(c, _)| c) != Some(&owner.customer) => {
-                        suggested.push((owner.customer, identifier));
-                    }
-                    Some(_) => {}
+                    Some(owner) => suggested.push((owner.customer, identifier)),
                     None => unknown.push(identifier),
                 }
             }
-            let customer = match (own, linked) {
-                (Some(own), linked) => {
-                    if let Some((other, identifier)) = linked.filter(|(c, _)| c != &own.customer) {
-                        suggested.push((other, identifier));
+            let verified_here = primary.evidence == Evidence::Verified;
+            let customer = match own {
+                Some(own) => {
+                    if own.evidence == Evidence::Claimed || !verified_here {
+                        suggested.append(&mut vouched);
                     }
                     own.customer
                 }
-                (None, Some((customer, _))) if primary.evidence == Evidence::Verified => {
-                    self.attach(primary, &customer).await?
+                None if verified_here && !vouched.is_empty() => {
+                    let first = vouched[0].0.clone();
+                    self.attach(primary, &first).await?
                 }
-                (None, linked) => {
-                    suggested.extend(linked);
+                None => {
+                    suggested.append(&mut vouched);
                     match self.create_customer(primary, &unknown).await? {
                         Some(customer) => {
                             for (other, identifier) in suggested {
@@ -200,12 +196,50 @@ impl TimelineStore {
             for identifier in unknown {
                 self.attach(identifier, &customer).await?;
             }
+            for (other, identifier) in vouched.into_iter().filter(|(c, _)| c != &customer) {
+                self.join_on_evidence(&customer, &other, identifier, interaction)
+                    .await?;
+            }
             for (other, identifier) in suggested {
                 self.suggest(&customer, &other, identifier, interaction).await?;
             }
             return Ok(customer);
         }
         Err(StoreError::Contention("customer resolution"))
+    }
+
+    /// Two customers that hold identifiers this interaction verifies (a company-signed token
+    /// vouching for a phone and an email, each verified by its own channel) are one person:
+    /// merged, with the ledger naming the evidence. A merge too large for one transaction
+    /// becomes a suggestion instead.
+    async fn join_on_evidence(
+        &self,
+        customer: &CustomerId,
+        other: &CustomerId,
+        identifier: Identifier<'_>,
+        interaction: &InteractionId,
+    ) -> Result<(), StoreError> {
+        if self.root_of(customer).await? == self.root_of(other).await? {
+            return Ok(());
+        }
+        let request = MergeRequest {
+            source: other.clone(),
+            target: customer.clone(),
+            actor: Actor {
+                who: VERIFIED_EVIDENCE_ACTOR.into(),
+                reason: Some(format!(
+                    "interaction {interaction} verifies identifiers of both customers"
+                )),
+            },
+        };
+        match self.merge(&request).await {
+            Ok(_) => Ok(()),
+            Err(StoreError::Conflict {
+                code: "already_merged", ..
+            }) => Ok(()),
+            Err(StoreError::Conflict { .. }) => self.suggest(customer, other, identifier, interaction).await,
+            Err(e) => Err(e),
+        }
     }
 
     /// Creates a customer owning `primary` and `more`, in one transaction; `None` when one of

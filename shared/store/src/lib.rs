@@ -30,6 +30,7 @@ pub use forest::{Forest, GraphError, MergeId, Node};
 pub use groups::{
     CustomerProfile, IdentifierView, LedgerAction, LedgerEntry, LinkSuggestion, MergeRequest, SuggestionStatus,
 };
+pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
 pub use privacy::{Erasure, Export};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
