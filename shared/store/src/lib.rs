@@ -235,18 +235,22 @@ impl TimelineStore {
         }
     }
 
-    /// Every item of a partition whose sort key starts with `prefix`, in key order (all pages).
+    /// Every item of a partition whose sort key starts with `prefix` (all of them for ""), in
+    /// key order (all pages).
     async fn query_prefix(&self, pk: &str, prefix: &str, consistent: bool) -> Result<Vec<Item>, StoreError> {
         let mut items = Vec::new();
         let mut start = None;
         loop {
-            let output = self
-                .client
-                .query()
-                .table_name(&self.table)
-                .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+            let query = self.client.query().table_name(&self.table);
+            let query = if prefix.is_empty() {
+                query.key_condition_expression("pk = :pk")
+            } else {
+                query
+                    .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
+                    .expression_attribute_values(":prefix", s(prefix))
+            };
+            let output = query
                 .expression_attribute_values(":pk", s(pk))
-                .expression_attribute_values(":prefix", s(prefix))
                 .consistent_read(consistent)
                 .set_exclusive_start_key(start)
                 .send()
