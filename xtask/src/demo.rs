@@ -7,11 +7,12 @@ use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use throughline_model::{Handle, Interaction};
 use throughline_store::TimelineStore;
 
+use crate::agent::TimelineClient;
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
 use crate::stack::{
     CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SAMPLE_PUBLIC_URL, SES_EMAIL_BINARY, SMS_BINARY,
-    WEBHOOKS, WRITER_BINARY, X_BINARY,
+    TIMELINE_API_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY,
 };
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
@@ -55,6 +56,7 @@ pub async fn run(serve: bool) -> Result<()> {
     println!("    Meta webhook     {}", lambda.function_url(FACEBOOK_BINARY));
     println!("    Mailgun webhook  {}mailgun", lambda.function_url(MAILGUN_BINARY));
     println!("    SES function     {SES_EMAIL_BINARY} (Lambda Invoke API)");
+    println!("    timeline API     {}", lambda.function_url(TIMELINE_API_BINARY));
     println!("    function logs    {}", lambda.log().display());
 
     let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
@@ -78,13 +80,27 @@ pub async fn run(serve: bool) -> Result<()> {
     step("feeding the writer from the queue, as Lambda's SQS event source mapping does");
     drain(&stack, &mapping, &lambda).await?;
 
-    step("unified customer timelines (DynamoDB)");
-    print_timelines(&stack.store()).await?;
+    let api = TimelineClient::new(lambda.function_url(TIMELINE_API_BINARY));
+    one_customer_across_channels(&api).await?;
+
+    step("every other customer (DynamoDB, newest 12 interactions each)");
+    let ada = stack
+        .store()
+        .customer_for(&throughline_model::Handle::parse_key(ADA_PHONE)?, true)
+        .await?
+        .ok_or("Ada has no customer")?;
+    let ada = stack.store().resolve_root(&ada).await?;
+    print_timelines(&stack.store(), Some(&ada)).await?;
     let dlq = queue_depth(&stack.sqs(), &stack.dead_letter_queue().url).await?;
     println!("\n    messages in the dead-letter queue: {dlq}");
 
     if serve {
         step("serving until Ctrl-C");
+        std::fs::write(crate::agent::local_api_file(), lambda.function_url(TIMELINE_API_BINARY))?;
+        println!(
+            "    timeline API at {} — try: cargo xtask timeline {ADA_PHONE}",
+            lambda.function_url(TIMELINE_API_BINARY)
+        );
         println!("    POST Twilio webhooks to {}", lambda.function_url(SMS_BINARY));
         println!("    (Twilio signatures are checked for the URL {public_url}, with the test token; see README)");
         loop {
@@ -92,18 +108,77 @@ pub async fn run(serve: bool) -> Result<()> {
                 _ = tokio::signal::ctrl_c() => break,
                 polled = mapping.poll_once(1, |event| invoke_writer(&lambda, event)) => {
                     if polled?.received > 0 {
-                        print_timelines(&stack.store()).await?;
+                        print_timelines(&stack.store(), None).await?;
                     }
                 }
             }
         }
     }
     step("stopping the functions and the emulator");
+    let _ = std::fs::remove_file(crate::agent::local_api_file());
     Ok(())
 }
 
+/// The sample customer's phone number (SMS, WhatsApp, and the phone her chat token vouches for).
+const ADA_PHONE: &str = "phone:+14155550100";
+
+/// Ada's accounts with no verified evidence linking them to her: an agent confirmed them.
+const AGENT_CONFIRMED: [(&str, &str); 2] = [
+    ("Messenger", "messenger:1060000000000001:6010000000000042"),
+    ("X", "x::4410000000000000042"),
+];
+
+/// The story of the sample customer, told through the timeline API (the real binary under
+/// `cargo lambda watch`): verified evidence linked her SMS, WhatsApp, email and logged-in chat;
+/// an agent merges her Messenger and X accounts; her one timeline, conversation by
+/// conversation; the pre-chat claim of her address stays a suggestion.
+async fn one_customer_across_channels(api: &TimelineClient) -> Result<()> {
+    step("one customer across channels: Ada, through the timeline API");
+    let ada = api.find(ADA_PHONE).await?;
+    let ada_id = ada["customer_id"].as_str().ok_or("no customer id")?.to_owned();
+    println!(
+        "    verified evidence linked her SMS, WhatsApp, email and logged-in chat: customer {ada_id}, {} identifiers",
+        ada["identifiers"].as_array().map_or(0, Vec::len)
+    );
+    for (channel, identifier) in AGENT_CONFIRMED {
+        let other = api.find(identifier).await?;
+        let other_id = other["customer_id"].as_str().ok_or("no customer id")?;
+        let entry = api
+            .merge(
+                &ada_id,
+                other_id,
+                &format!("agent confirmed on a call that this {channel} account is Ada's"),
+            )
+            .await?;
+        println!(
+            "    agent merged her {channel} customer {other_id}: ledger {} (merge {})",
+            entry["entry_id"].as_str().unwrap_or_default(),
+            entry["merge_id"].as_str().unwrap_or_default()
+        );
+    }
+    // Her X and Messenger messages were about the same order as her email, WhatsApp and chat
+    // ones, but arrived as another customer's: the agent joins those conversations too.
+    let timeline = api.timeline(&ada_id).await?;
+    let conversation_of = |channel: &str| {
+        timeline
+            .iter()
+            .find(|e| e["channel"] == channel)
+            .and_then(|e| e["conversation_id"].as_str())
+            .map(str::to_owned)
+    };
+    let conversations: Vec<String> = ["chat", "x", "messenger"]
+        .into_iter()
+        .filter_map(conversation_of)
+        .collect();
+    if conversations.len() == 3 {
+        api.join(&ada_id, &conversations, "same topic: order 1042").await?;
+        println!("    agent joined her X and Messenger conversations into the one about order 1042");
+    }
+    api.print_customer(ADA_PHONE).await
+}
+
 /// Every function the demo runs.
-const FUNCTION_BINARIES: [&str; 7] = [
+const FUNCTION_BINARIES: [&str; 8] = [
     SMS_BINARY,
     X_BINARY,
     CHAT_BINARY,
@@ -111,6 +186,7 @@ const FUNCTION_BINARIES: [&str; 7] = [
     SES_EMAIL_BINARY,
     MAILGUN_BINARY,
     WRITER_BINARY,
+    TIMELINE_API_BINARY,
 ];
 
 /// The sample mail: SES events through the Invoke API (as SES and SNS invoke the function),
@@ -203,9 +279,12 @@ async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &Lambda
 /// Most entries printed per customer (the newest); older ones are counted.
 const PRINTED_PER_CUSTOMER: usize = 12;
 
-/// Prints every customer's timeline, oldest first, one line per interaction.
-pub async fn print_timelines(store: &TimelineStore) -> Result<()> {
+/// Prints every customer's timeline (but `except`), oldest first, one line per interaction.
+pub async fn print_timelines(store: &TimelineStore, except: Option<&throughline_store::CustomerId>) -> Result<()> {
     for customer in store.all_customers().await? {
+        if Some(&customer) == except {
+            continue;
+        }
         let mut entries: Vec<Interaction> = Vec::new();
         let mut cursor = None;
         loop {

@@ -2,6 +2,7 @@
 //! the moto emulator with `infra/template.yaml`'s resources, the functions under
 //! `cargo lambda watch`, and a poller that plays Lambda's SQS event source mapping.
 
+pub mod agent;
 pub mod coldstart;
 pub mod demo;
 pub mod emulator;

@@ -13,6 +13,11 @@ cargo xtask <command>
   demo --serve    the same, then keep serving the webhook until Ctrl-C
   test            set up .venv if needed, then: cargo fmt --check, clippy -D warnings,
                   cfn-lint infra/template.yaml, cargo test --workspace (unit + emulator-backed e2e)
+  timeline IDENTIFIER [--api URL]
+                  print a customer found by any identifier (phone:+14155550100, email:ada@example.com,
+                  messenger:<page>:<psid>, x::<user id>…) through the timeline API of a running
+                  `cargo xtask demo --serve` (or the API at URL): identifiers with their evidence,
+                  the timeline conversation by conversation, open link suggestions
   setup           only set up .venv
   schema          regenerate the committed JSON Schemas (queue message, chat webhook) from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
@@ -29,6 +34,7 @@ async fn main() {
         Some("demo") => xtask::demo::run(args.iter().any(|a| a == "--serve")).await,
         Some("test") => test(),
         Some("setup") => Venv::ensure().map(|_| ()),
+        Some("timeline") => xtask::agent::run(&args[1..]).await,
         Some("schema") => schema(),
         Some("sign") => xtask::sign::sign_files(&args[1..]),
         Some("coldstart") => {

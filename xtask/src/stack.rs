@@ -18,6 +18,7 @@ pub const CHAT_BINARY: &str = "throughline-chat";
 pub const FACEBOOK_BINARY: &str = "throughline-facebook";
 pub const SES_EMAIL_BINARY: &str = "throughline-email-ses";
 pub const MAILGUN_BINARY: &str = "throughline-email-mailgun";
+pub const TIMELINE_API_BINARY: &str = "throughline-timeline-api";
 /// Every webhook function and the folder of its sample events.
 pub const WEBHOOKS: [(&str, &str); 4] = [
     (SMS_BINARY, "events/sms"),

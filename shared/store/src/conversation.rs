@@ -7,11 +7,13 @@
 //!    customer's conversation: it gets a conversation of its own and changes nothing.
 //! 2. An email in a thread already seen (the email connector's thread key: mailbox, customer,
 //!    root Message-ID) stays in that thread's conversation, however long ago it was.
-//! 3. Otherwise the open conversation (the most recently active) continues when the interaction
-//!    is within the inactivity window of it: no later than `window` after its last activity and
-//!    no earlier than `window` before its start (deliveries come out of order) — on any channel,
-//!    so SMS → email → chat is one conversation. Exception: a new email thread when the open
-//!    conversation already has a different email thread is a separate topic: a new conversation.
+//! 3. Otherwise a conversation continues when the interaction is within the inactivity window of
+//!    it: no later than `window` after its last activity and no earlier than `window` before its
+//!    start — on any channel, so SMS → email → chat is one conversation. The open conversation
+//!    (the most recently active) is preferred; an earlier one is found too, because deliveries
+//!    come out of order (a message sent yesterday but delivered after today's joins yesterday's
+//!    conversation). Exception: a new email thread never joins a conversation that already has
+//!    a different email thread: it is a separate topic, a new conversation.
 //! 4. Otherwise a new conversation, named after this interaction.
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -63,11 +65,19 @@ impl ConversationState {
             .as_ref()
             .and_then(|t| self.recent.iter().position(|r| r.email_thread.as_ref() == Some(t)));
         let continued = by_thread.or_else(|| {
-            let open = self.open()?;
-            let within = at <= open.last_at + window && at >= open.started_at - window;
-            let other_topic = thread.is_some() && open.email_thread.is_some();
-            let open_id = open.id.clone();
-            (within && !other_topic).then(|| self.recent.iter().position(|r| r.id == open_id))?
+            // Conversations whose activity, widened by the window on both sides, covers this
+            // time; a new email thread does not join one that has another thread.
+            let fits = |r: &ConversationRecord| {
+                at <= r.last_at + window
+                    && at >= r.started_at - window
+                    && !(thread.is_some() && r.email_thread.is_some())
+            };
+            let open = self.open().map(|o| o.id.clone());
+            let candidates = || self.recent.iter().enumerate().filter(|(_, r)| fits(r));
+            candidates()
+                .find(|(_, r)| Some(&r.id) == open.as_ref())
+                .or_else(|| candidates().max_by_key(|(_, r)| r.last_at))
+                .map(|(i, _)| i)
         });
         let index = match continued {
             Some(i) => i,
@@ -225,6 +235,20 @@ mod tests {
             state.assign(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW),
             second
         );
+    }
+
+    #[test]
+    fn out_of_order_deliveries_rejoin_their_own_conversation_not_only_the_open_one() {
+        let mut state = ConversationState::default();
+        let today = state.assign(&message(Channel::Sms, "m9", at(100)), DEFAULT_WINDOW);
+        // Yesterday's messages delivered after today's: one conversation of their own, together.
+        let yesterday = state.assign(&message(Channel::Whatsapp, "m1", at(50)), DEFAULT_WINDOW);
+        assert_ne!(yesterday, today);
+        for (i, hour) in [51, 52, 53].into_iter().enumerate() {
+            let late = message(Channel::Whatsapp, &format!("m{}", i + 2), at(hour));
+            assert_eq!(state.assign(&late, DEFAULT_WINDOW), yesterday);
+        }
+        assert_eq!(state.open().unwrap().id, today);
     }
 
     #[test]

@@ -1,0 +1,233 @@
+//! What an agent's desktop does with the timeline API: find a customer by an identifier, merge,
+//! read the timeline conversation by conversation, see link suggestions. Used by `cargo xtask
+//! demo` (the API binary under `cargo lambda watch`) and `cargo xtask timeline`.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use serde_json::{Value, json};
+
+use crate::{Result, workspace_root};
+
+/// Where `demo --serve` leaves the local API's address for `cargo xtask timeline`.
+pub fn local_api_file() -> PathBuf {
+    workspace_root().join("target/throughline-local-api")
+}
+
+pub struct TimelineClient {
+    base: String,
+    http: reqwest::Client,
+}
+
+/// `phone:+14155550100` → `phone%3A%2B14155550100`.
+fn encode(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => (b as char).to_string(),
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+impl TimelineClient {
+    /// `base`: the API's root URL (the local Function URL of the API binary).
+    pub fn new(base: impl Into<String>) -> Self {
+        Self {
+            base: base.into().trim_end_matches('/').to_owned(),
+            http: reqwest::Client::new(),
+        }
+    }
+
+    async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
+        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status();
+        let value: Value = response.json().await?;
+        if !status.is_success() {
+            return Err(format!(
+                "{method} {path} → {status}: {}",
+                value["error"]["message"].as_str().unwrap_or_default()
+            )
+            .into());
+        }
+        Ok(value)
+    }
+
+    pub async fn find(&self, identifier: &str) -> Result<Value> {
+        self.call(
+            reqwest::Method::GET,
+            &format!("/customers?identifier={}", encode(identifier)),
+            None,
+        )
+        .await
+    }
+
+    pub async fn merge(&self, target: &str, source: &str, reason: &str) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/customers/{target}/merge"),
+            Some(json!({ "source_customer_id": source, "reason": reason })),
+        )
+        .await
+    }
+
+    /// Joins conversations into the first one.
+    pub async fn join(&self, customer: &str, conversations: &[String], reason: &str) -> Result<Value> {
+        self.call(
+            reqwest::Method::POST,
+            &format!("/customers/{customer}/conversations/join"),
+            Some(json!({ "conversation_ids": conversations, "reason": reason })),
+        )
+        .await
+    }
+
+    pub async fn suggestions(&self, customer: &str) -> Result<Vec<Value>> {
+        let list = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/customers/{customer}/suggestions"),
+                None,
+            )
+            .await?;
+        Ok(list["suggestions"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// The whole timeline, newest first, page by page.
+    pub async fn timeline(&self, customer: &str) -> Result<Vec<Value>> {
+        let mut entries = Vec::new();
+        let mut cursor = String::new();
+        loop {
+            let page = self
+                .call(
+                    reqwest::Method::GET,
+                    &format!("/customers/{customer}/timeline?limit=100{cursor}"),
+                    None,
+                )
+                .await?;
+            entries.extend(page["entries"].as_array().cloned().unwrap_or_default());
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = format!("&cursor={next}"),
+                None => return Ok(entries),
+            }
+        }
+    }
+
+    /// Prints a customer found by `identifier`: identifiers with their evidence, the timeline
+    /// conversation by conversation (oldest first), and open link suggestions.
+    pub async fn print_customer(&self, identifier: &str) -> Result<()> {
+        let profile = self.find(identifier).await?;
+        let id = profile["customer_id"].as_str().unwrap_or_default();
+        let members = profile["members"].as_array().map_or(0, Vec::len);
+        println!(
+            "\n    customer {id}{}  —  {} interactions, first seen {}, last seen {}",
+            if members > 0 {
+                format!(" (merged from {} customers)", members + 1)
+            } else {
+                String::new()
+            },
+            profile["interaction_count"],
+            profile["first_seen_at"].as_str().unwrap_or("-"),
+            profile["last_seen_at"].as_str().unwrap_or("-"),
+        );
+        println!("      identifiers:");
+        for identifier in profile["identifiers"].as_array().into_iter().flatten() {
+            println!(
+                "        {:<48} {:<8} {}{}",
+                identifier["identifier"].as_str().unwrap_or_default(),
+                identifier["evidence"].as_str().unwrap_or_default(),
+                identifier["source"].as_str().unwrap_or_default(),
+                if identifier["owned"] == json!(false) {
+                    "  (claim, routes nothing)"
+                } else {
+                    ""
+                }
+            );
+        }
+        let mut entries = self.timeline(id).await?;
+        entries.reverse();
+        // Conversations in order of their first interaction.
+        let mut conversations: Vec<(String, Vec<&Value>)> = Vec::new();
+        let mut index: BTreeMap<String, usize> = BTreeMap::new();
+        for entry in &entries {
+            let conversation = entry["conversation_id"].as_str().unwrap_or("-").to_owned();
+            let i = *index.entry(conversation.clone()).or_insert_with(|| {
+                conversations.push((conversation, Vec::new()));
+                conversations.len() - 1
+            });
+            conversations[i].1.push(entry);
+        }
+        for (conversation, entries) in &conversations {
+            let mut channels: Vec<&str> = entries.iter().filter_map(|e| e["channel"].as_str()).collect();
+            channels.dedup();
+            println!("      conversation {conversation}  ({})", channels.join(" → "));
+            for entry in entries {
+                let text = entry["text"].as_str().unwrap_or("");
+                let text: String = text
+                    .split_whitespace()
+                    .collect::<Vec<_>>()
+                    .join(" ")
+                    .chars()
+                    .take(70)
+                    .collect();
+                let mark = match (
+                    entry["deleted_at"].is_string(),
+                    entry["edited_at"].is_string(),
+                    entry["kind"].as_str(),
+                ) {
+                    (true, _, _) => "  (deleted by the customer)",
+                    (_, true, _) => "  (edited by the customer)",
+                    (_, _, Some("automated")) => "  (automated)",
+                    _ => "",
+                };
+                println!(
+                    "        {}  {:<9} {:<8} {text}{mark}",
+                    entry["occurred_at"].as_str().unwrap_or_default(),
+                    entry["channel"].as_str().unwrap_or_default(),
+                    entry["direction"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        for suggestion in self.suggestions(id).await? {
+            if suggestion["status"] == "open" {
+                println!(
+                    "      suggestion {}: customer {} claims {} ({}), not merged — an agent may accept or reject it",
+                    suggestion["suggestion_id"].as_str().unwrap_or_default(),
+                    suggestion["claimant"].as_str().unwrap_or_default(),
+                    suggestion["identifier"].as_str().unwrap_or_default(),
+                    suggestion["source"].as_str().unwrap_or_default(),
+                );
+            }
+        }
+        Ok(())
+    }
+}
+
+/// `cargo xtask timeline <identifier> [--api URL]`.
+pub async fn run(args: &[String]) -> Result<()> {
+    let identifier = args
+        .iter()
+        .find(|a| !a.starts_with("--"))
+        .ok_or("usage: cargo xtask timeline <identifier, e.g. phone:+14155550100> [--api URL]")?;
+    let base = match args.iter().position(|a| a == "--api").and_then(|i| args.get(i + 1)) {
+        Some(url) => url.clone(),
+        None => std::fs::read_to_string(local_api_file())
+            .map(|s| s.trim().to_owned())
+            .map_err(
+                |_| "no local stack is serving: run `cargo xtask demo --serve` in another terminal, or pass --api URL",
+            )?,
+    };
+    TimelineClient::new(base).print_customer(identifier).await
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn identifiers_are_query_encoded() {
+        assert_eq!(super::encode("phone:+14155550100"), "phone%3A%2B14155550100");
+        assert_eq!(super::encode("email:ada@example.com"), "email%3Aada%40example.com");
+    }
+}
