@@ -5,7 +5,7 @@
 
 use std::process::Command;
 
-use throughline_e2e::stack::{CHAT_BINARY, SAMPLE_PUBLIC_URL, SMS_BINARY, WRITER_BINARY};
+use throughline_e2e::stack::{CHAT_BINARY, SAMPLE_PUBLIC_URL, SMS_BINARY, TIMELINE_API_BINARY, WRITER_BINARY};
 use throughline_e2e::*;
 use xtask::lambda::{HttpCall, LambdaEmulator};
 use xtask::venv::Venv;
@@ -15,7 +15,9 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
     let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
     let stack = start_stack().await;
     stack.put_sample_secrets().await.unwrap();
-    let mut env = stack.functions_env(&[SMS_BINARY, CHAT_BINARY, WRITER_BINARY]).unwrap();
+    let mut env = stack
+        .functions_env(&[SMS_BINARY, CHAT_BINARY, WRITER_BINARY, TIMELINE_API_BINARY])
+        .unwrap();
     assert!(
         env.iter().any(|(k, _)| k == "TWILIO_AUTH_TOKEN_PARAMETER"),
         "the template passes a parameter name"
@@ -117,4 +119,37 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
             .len(),
         2
     );
+
+    // The timeline API binary over its Function URL: the customer by identifier, checked
+    // against the OpenAPI document, and a bad cursor refused with its code.
+    let get = |path: &str, query: &str| HttpCall {
+        method: "GET".into(),
+        path: path.into(),
+        query: query.into(),
+        headers: vec![],
+        body: vec![],
+    };
+    let (status, content_type, body) = lambda
+        .call_url(
+            TIMELINE_API_BINARY,
+            &get("customers", "identifier=phone%3A%2B14155550100"),
+        )
+        .await
+        .unwrap();
+    assert_eq!((status, content_type.as_str()), (200, "application/json"), "{body}");
+    let profile: serde_json::Value = serde_json::from_str(&body).unwrap();
+    openapi::Spec::load()
+        .check_response("GET", "/customers", status, &profile)
+        .unwrap_or_else(|e| panic!("{e:?}"));
+    assert_eq!(profile["customer_id"], customer.to_string());
+    assert_eq!(profile["counts"]["whatsapp"], 1);
+    let (status, _, body) = lambda
+        .call_url(
+            TIMELINE_API_BINARY,
+            &get(&format!("customers/{customer}/timeline"), "cursor=%21%21"),
+        )
+        .await
+        .unwrap();
+    assert_eq!(status, 400, "{body}");
+    assert!(body.contains("bad_cursor"), "{body}");
 }
