@@ -577,7 +577,7 @@ async fn conversations_span_channels_and_agents_split_and_join_them() {
     let store = stack.store();
     let timeline_api = timeline_api(&stack);
     let ada = phone("+14155550122");
-    let token_chat = verified_chat("user-77", "wm-77", at(60), &[ada.clone()]);
+    let token_chat = verified_chat("user-77", "wm-77", at(60), std::slice::from_ref(&ada));
     let items = [
         interaction(Channel::Sms, ada.clone(), "SMv1", at(0)),
         interaction(Channel::Whatsapp, ada.clone(), "wamid.v2", at(30)),

@@ -123,15 +123,15 @@ impl Spec {
                 return;
             }
         }
-        if let Some(options) = schema.get("enum").and_then(Value::as_array) {
-            if !options.contains(value) {
-                errors.push(format!("{at}: {value} is not one of {options:?}"));
-            }
+        if let Some(options) = schema.get("enum").and_then(Value::as_array)
+            && !options.contains(value)
+        {
+            errors.push(format!("{at}: {value} is not one of {options:?}"));
         }
-        if let Some(constant) = schema.get("const") {
-            if constant != value {
-                errors.push(format!("{at}: expected {constant}"));
-            }
+        if let Some(constant) = schema.get("const")
+            && constant != value
+        {
+            errors.push(format!("{at}: expected {constant}"));
         }
         if let Value::Object(object) = value {
             let properties = schema.get("properties").and_then(Value::as_object);

@@ -4,6 +4,7 @@
 
 pub mod agent;
 pub mod coldstart;
+pub mod costs;
 pub mod demo;
 pub mod emulator;
 pub mod lambda;

@@ -18,6 +18,8 @@ cargo xtask <command>
                   messenger:<page>:<psid>, x::<user id>…) through the timeline API of a running
                   `cargo xtask demo --serve` (or the API at URL): identifiers with their evidence,
                   the timeline conversation by conversation, open link suggestions
+  costs           DynamoDB requests and capacity units per ingested interaction (new, known, merged
+                  customer, duplicate) and per timeline page, measured against the emulator
   setup           only set up .venv
   schema          regenerate the committed JSON Schemas (queue message, chat webhook) from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
@@ -35,6 +37,7 @@ async fn main() {
         Some("test") => test(),
         Some("setup") => Venv::ensure().map(|_| ()),
         Some("timeline") => xtask::agent::run(&args[1..]).await,
+        Some("costs") => xtask::costs::run().await,
         Some("schema") => schema(),
         Some("sign") => xtask::sign::sign_files(&args[1..]),
         Some("coldstart") => {

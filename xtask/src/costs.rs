@@ -1,0 +1,396 @@
+//! `cargo xtask costs`: DynamoDB requests and capacity units per ingested interaction and per
+//! timeline page, measured on the real store code against the emulator.
+//!
+//! An SDK interceptor records every request the store sends (operation, the keys it touches,
+//! consistent or not, transactional or not, the bytes a read returned). Capacity units are then
+//! computed with DynamoDB's on-demand rules from the sizes of the items involved (read back
+//! after the scenario): a read is 4 KB per unit, half for an eventually consistent read; a
+//! write is 1 KB per unit; a transactional read or write costs twice. A write is charged for
+//! the item's size after it (DynamoDB charges the larger of before and after, which for these
+//! growing items is after).
+
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex};
+
+use aws_sdk_dynamodb::config::interceptors::{
+    AfterDeserializationInterceptorContextRef, BeforeSerializationInterceptorContextRef,
+};
+use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
+use aws_sdk_dynamodb::operation::{
+    batch_get_item::BatchGetItemInput, batch_get_item::BatchGetItemOutput, get_item::GetItemInput,
+    put_item::PutItemInput, query::QueryInput, query::QueryOutput, transact_write_items::TransactWriteItemsInput,
+    update_item::UpdateItemInput,
+};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{TimeDelta, TimeZone, Utc};
+use throughline_model::{
+    Channel, Direction, E164, Evidence, EvidenceSource, Handle, Identity, Interaction, NewInteraction, Platform,
+    PlatformUserId, Provider, ProviderMessageId,
+};
+use throughline_store::{Actor, MergeRequest, TimelineFilter, TimelineStore};
+
+use crate::Result;
+use crate::stack::LocalStack;
+use crate::venv::Venv;
+
+type Key = (String, String);
+type Item = HashMap<String, AttributeValue>;
+
+#[derive(Debug, Clone)]
+struct Call {
+    operation: &'static str,
+    /// Items written or read by key.
+    keys: Vec<Key>,
+    /// Put items are sized from the request itself.
+    put_items: Vec<Item>,
+    consistent: bool,
+    transactional: bool,
+    /// Bytes returned by a Query or BatchGetItem (once its answer arrived).
+    returned_bytes: Option<usize>,
+}
+
+#[derive(Debug, Default, Clone)]
+struct Recorder {
+    calls: Arc<Mutex<Vec<Call>>>,
+}
+
+fn key_of(item: &Item) -> Option<Key> {
+    match (item.get("pk"), item.get("sk")) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Some((pk.clone(), sk.clone())),
+        _ => None,
+    }
+}
+
+/// DynamoDB's item size: attribute names plus values (numbers approximated by their digits).
+fn value_size(value: &AttributeValue) -> usize {
+    match value {
+        AttributeValue::S(s) => s.len(),
+        AttributeValue::N(n) => n.len().div_ceil(2) + 1,
+        AttributeValue::Bool(_) | AttributeValue::Null(_) => 1,
+        AttributeValue::Ss(items) => items.iter().map(String::len).sum(),
+        AttributeValue::M(map) => 3 + map.iter().map(|(k, v)| k.len() + value_size(v) + 1).sum::<usize>(),
+        AttributeValue::L(list) => 3 + list.iter().map(|v| value_size(v) + 1).sum::<usize>(),
+        _ => 0,
+    }
+}
+
+fn item_size(item: &Item) -> usize {
+    item.iter().map(|(k, v)| k.len() + value_size(v)).sum()
+}
+
+impl Intercept for Recorder {
+    fn name(&self) -> &'static str {
+        "throughline-costs"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &BeforeSerializationInterceptorContextRef<'_>,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let input = context.input();
+        let mut call = Call {
+            operation: "other",
+            keys: Vec::new(),
+            put_items: Vec::new(),
+            consistent: false,
+            transactional: false,
+            returned_bytes: None,
+        };
+        if let Some(get) = input.downcast_ref::<GetItemInput>() {
+            call.operation = "GetItem";
+            call.keys.extend(get.key.as_ref().and_then(key_of));
+            call.consistent = get.consistent_read == Some(true);
+        } else if let Some(put) = input.downcast_ref::<PutItemInput>() {
+            call.operation = "PutItem";
+            call.put_items.extend(put.item.clone());
+        } else if let Some(update) = input.downcast_ref::<UpdateItemInput>() {
+            call.operation = "UpdateItem";
+            call.keys.extend(update.key.as_ref().and_then(key_of));
+        } else if let Some(query) = input.downcast_ref::<QueryInput>() {
+            call.operation = "Query";
+            call.consistent = query.consistent_read == Some(true);
+        } else if let Some(batch) = input.downcast_ref::<BatchGetItemInput>() {
+            call.operation = "BatchGetItem";
+            call.consistent = batch
+                .request_items
+                .as_ref()
+                .is_some_and(|r| r.values().any(|k| k.consistent_read == Some(true)));
+        } else if let Some(transaction) = input.downcast_ref::<TransactWriteItemsInput>() {
+            call.operation = "TransactWriteItems";
+            call.transactional = true;
+            for item in transaction.transact_items.iter().flatten() {
+                if let Some(put) = &item.put {
+                    call.put_items.push(put.item.clone());
+                } else if let Some(update) = &item.update {
+                    call.keys.extend(key_of(&update.key));
+                } else if let Some(check) = &item.condition_check {
+                    call.keys.extend(key_of(&check.key));
+                }
+            }
+        }
+        self.calls.lock().expect("not poisoned").push(call);
+        Ok(())
+    }
+
+    fn read_after_deserialization(
+        &self,
+        context: &AfterDeserializationInterceptorContextRef<'_>,
+        _runtime_components: &RuntimeComponents,
+        _cfg: &mut ConfigBag,
+    ) -> std::result::Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        let Ok(output) = context.output_or_error() else {
+            return Ok(());
+        };
+        let (operation, returned) = if let Some(query) = output.downcast_ref::<QueryOutput>() {
+            ("Query", query.items.iter().flatten().map(item_size).sum())
+        } else if let Some(batch) = output.downcast_ref::<BatchGetItemOutput>() {
+            (
+                "BatchGetItem",
+                batch
+                    .responses
+                    .iter()
+                    .flat_map(|r| r.values())
+                    .flatten()
+                    .map(item_size)
+                    .sum(),
+            )
+        } else {
+            return Ok(());
+        };
+        // Concurrent requests (a group's member Queries) answer in any order: each answer goes
+        // to one unanswered call of its operation, so the sum over the scenario is exact.
+        let mut calls = self.calls.lock().expect("not poisoned");
+        if let Some(call) = calls
+            .iter_mut()
+            .find(|c| c.operation == operation && c.returned_bytes.is_none())
+        {
+            call.returned_bytes = Some(returned);
+        }
+        Ok(())
+    }
+}
+
+/// Requests and capacity units of one scenario.
+#[derive(Debug, Default)]
+struct Tally {
+    requests: BTreeMap<&'static str, usize>,
+    rcu: f64,
+    wcu: f64,
+}
+
+fn units(bytes: usize, per_unit: usize) -> f64 {
+    bytes.div_ceil(per_unit).max(1) as f64
+}
+
+impl Tally {
+    async fn of(calls: Vec<Call>, reader: &aws_sdk_dynamodb::Client, table: &str) -> Result<Self> {
+        let mut sizes: HashMap<Key, usize> = HashMap::new();
+        let mut tally = Tally::default();
+        for call in calls {
+            *tally.requests.entry(call.operation).or_default() += 1;
+            let mut key_sizes = Vec::new();
+            for key in &call.keys {
+                if !sizes.contains_key(key) {
+                    let item = reader
+                        .get_item()
+                        .table_name(table)
+                        .key("pk", AttributeValue::S(key.0.clone()))
+                        .key("sk", AttributeValue::S(key.1.clone()))
+                        .consistent_read(true)
+                        .send()
+                        .await?
+                        .item;
+                    sizes.insert(key.clone(), item.as_ref().map_or(0, item_size));
+                }
+                key_sizes.push(sizes[key]);
+            }
+            let factor = if call.transactional { 2.0 } else { 1.0 };
+            let read_factor = if call.consistent { 1.0 } else { 0.5 };
+            match call.operation {
+                "GetItem" => tally.rcu += key_sizes.iter().map(|s| units(*s, 4096)).sum::<f64>() * read_factor,
+                "Query" | "BatchGetItem" => tally.rcu += units(call.returned_bytes.unwrap_or(0), 4096) * read_factor,
+                _ => {
+                    let written = call
+                        .put_items
+                        .iter()
+                        .map(item_size)
+                        .chain(key_sizes)
+                        .map(|s| units(s, 1024))
+                        .sum::<f64>();
+                    tally.wcu += written * factor;
+                }
+            }
+        }
+        Ok(tally)
+    }
+
+    fn row(&self, scenario: &str) -> String {
+        let requests: Vec<String> = self.requests.iter().map(|(op, n)| format!("{n} {op}")).collect();
+        format!(
+            "| {scenario} | {} | {} | {:.1} | {:.0} |",
+            self.requests.values().sum::<usize>(),
+            requests.join(", "),
+            self.rcu,
+            self.wcu
+        )
+    }
+}
+
+fn phone(n: &str) -> Handle {
+    Handle::Phone {
+        number: E164::parse(n).expect("valid"),
+    }
+}
+
+fn sms(from: &str, id: &str, minutes: i64) -> Interaction {
+    let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap() + TimeDelta::minutes(minutes);
+    let mut interaction = Interaction::new(NewInteraction {
+        channel: Channel::Sms,
+        provider: Provider::Twilio,
+        direction: Direction::Inbound,
+        customer: phone(from),
+        business_endpoint: phone("+14155550199"),
+        provider_message_id: ProviderMessageId::parse(id).expect("valid"),
+        occurred_at: at,
+        received_at: at,
+    });
+    interaction.text = Some("Hi, my order #1042 hasn't arrived yet. Can you check?".into());
+    interaction
+}
+
+pub async fn run() -> Result<()> {
+    let venv = Venv::ensure()?;
+    let stack = LocalStack::start(&venv).await?;
+    let recorder = Recorder::default();
+    let config = aws_sdk_dynamodb::config::Builder::from(&stack.aws)
+        .interceptor(recorder.clone())
+        .build();
+    let measured = TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name());
+    let reader = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let table = stack.table_name().to_owned();
+    let mut rows = Vec::new();
+
+    macro_rules! scenario {
+        ($name:expr, $body:expr) => {{
+            recorder.calls.lock().expect("not poisoned").clear();
+            let value = $body;
+            let calls = std::mem::take(&mut *recorder.calls.lock().expect("not poisoned"));
+            rows.push(Tally::of(calls, &reader, &table).await?.row($name));
+            value
+        }};
+    }
+
+    let ada = scenario!(
+        "new customer (first SMS from a number)",
+        measured.record(&sms("+14155550100", "SM1", 0)).await?
+    );
+    let ada = ada.customer().cloned().ok_or("recorded")?;
+    scenario!(
+        "known customer (second SMS)",
+        measured.record(&sms("+14155550100", "SM2", 1)).await?
+    );
+    scenario!(
+        "redelivery of that SMS (duplicate)",
+        measured.record(&sms("+14155550100", "SM2", 1)).await?
+    );
+    let mut chat = sms("+14155550100", "wm-1", 2);
+    chat.channel = Channel::Chat;
+    chat.provider = Provider::WebChat;
+    chat.customer = Handle::Platform {
+        platform: Platform::WebChat,
+        scope: Some(PlatformUserId::parse("acme-web").expect("valid")),
+        id: PlatformUserId::parse("user-1042").expect("valid"),
+    };
+    chat.id =
+        throughline_model::InteractionId::derive(chat.provider, &chat.business_endpoint, &chat.provider_message_id);
+    chat.identities = vec![Identity {
+        handle: phone("+14155550100"),
+        evidence: Evidence::Verified,
+        source: EvidenceSource::CompanyIdentityToken,
+    }];
+    scenario!(
+        "new chat user joining a known customer on a verified token",
+        measured.record(&chat).await?
+    );
+
+    // Two more customers merged into Ada: then a message from a merged member.
+    let grace = measured
+        .record(&sms("+14155550111", "SM3", 3))
+        .await?
+        .customer()
+        .cloned()
+        .ok_or("recorded")?;
+    let third = measured
+        .record(&sms("+14155550122", "SM4", 4))
+        .await?
+        .customer()
+        .cloned()
+        .ok_or("recorded")?;
+    let agent = Actor {
+        who: "costs".into(),
+        reason: None,
+    };
+    for source in [&grace, &third] {
+        scenario!(
+            "merge (a single customer into a group)",
+            measured
+                .merge(&MergeRequest {
+                    source: source.clone(),
+                    target: ada.clone(),
+                    actor: agent.clone(),
+                })
+                .await?
+        );
+    }
+    scenario!(
+        "merged customer (SMS from a group member)",
+        measured.record(&sms("+14155550111", "SM5", 5)).await?
+    );
+    for n in 0..120 {
+        let from = ["+14155550100", "+14155550111", "+14155550122"][n % 3];
+        measured.record(&sms(from, &format!("SMp{n}"), 10 + n as i64)).await?;
+    }
+    let single = measured
+        .record(&sms("+14155550133", "SM6", 6))
+        .await?
+        .customer()
+        .cloned()
+        .ok_or("recorded")?;
+    for n in 0..120 {
+        measured
+            .record(&sms("+14155550133", &format!("SMq{n}"), 10 + n as i64))
+            .await?;
+    }
+    let all = TimelineFilter::default();
+    scenario!(
+        "timeline page of 50, one customer",
+        measured.timeline(&single, 50, None, &all).await?
+    );
+    scenario!(
+        "timeline page of 50, group of 3 customers",
+        measured.timeline(&ada, 50, None, &all).await?
+    );
+    scenario!(
+        "profile by identifier (group of 3)",
+        measured.find_customer(&phone("+14155550111")).await?
+    );
+
+    println!("\nDynamoDB per operation (moto; capacity from item sizes, on-demand rules):\n");
+    println!("| scenario | requests | by operation | RCU | WCU |");
+    println!("| --- | --- | --- | --- | --- |");
+    for row in rows {
+        println!("{row}");
+    }
+    let profile = reader
+        .get_item()
+        .table_name(&table)
+        .key("pk", AttributeValue::S(format!("CUSTOMER#{ada}")))
+        .key("sk", AttributeValue::S("PROFILE".into()))
+        .send()
+        .await?
+        .item
+        .map_or(0, |i| item_size(&i));
+    println!("\nsize of the group root's profile item after these: {profile} bytes");
+    Ok(())
+}
