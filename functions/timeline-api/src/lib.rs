@@ -523,6 +523,28 @@ mod tests {
     }
 
     #[test]
+    fn the_sample_events_route_and_name_their_iam_caller() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/timeline-api");
+        let mut seen = 0;
+        for entry in std::fs::read_dir(dir).unwrap() {
+            let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+            let request = lambda_http::request::from_str(&text).unwrap();
+            assert!(route(request.method(), request.uri().path()).is_ok(), "{}", request.uri());
+            assert_eq!(
+                caller(&request),
+                "arn:aws:sts::123456789012:assumed-role/ThroughlineAgents/grace"
+            );
+            seen += 1;
+        }
+        assert_eq!(seen, 4);
+        let unsigned = lambda_http::http::Request::builder()
+            .uri("https://x/customers")
+            .body(Body::Empty)
+            .unwrap();
+        assert_eq!(caller(&unsigned), "unauthenticated");
+    }
+
+    #[test]
     fn percent_decoding() {
         assert_eq!(decode("phone%3A%2B14155550100"), "phone:+14155550100");
         assert_eq!(decode("a+b"), "a b");
