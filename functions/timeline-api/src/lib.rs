@@ -529,7 +529,11 @@ mod tests {
         for entry in std::fs::read_dir(dir).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
             let request = lambda_http::request::from_str(&text).unwrap();
-            assert!(route(request.method(), request.uri().path()).is_ok(), "{}", request.uri());
+            assert!(
+                route(request.method(), request.uri().path()).is_ok(),
+                "{}",
+                request.uri()
+            );
             assert_eq!(
                 caller(&request),
                 "arn:aws:sts::123456789012:assumed-role/ThroughlineAgents/grace"
