@@ -416,6 +416,28 @@ async fn merge_then_unmerge_restores_both_timelines_exactly_and_chains_resolve_t
     .await;
     assert_eq!(own_timeline(&store, &b).await, before_b);
     assert_eq!(own_timeline(&store, &c).await, before_c);
+    // While merged, b's group continued a's conversations; unmerged, it gave them back: b's next
+    // message continues b's own conversation, not a's (more recent) one.
+    let later = record(
+        &store,
+        &interaction(
+            Channel::Messenger,
+            platform_user(Platform::Messenger, Some("1234"), "psid-b"),
+            "mid.b2",
+            at(110),
+        ),
+    )
+    .await;
+    assert_eq!(later, b);
+    let b_now = own_timeline(&store, &b).await;
+    assert_eq!(
+        b_now[0].interaction.conversation_id,
+        before_b[0].interaction.conversation_id
+    );
+    assert_ne!(
+        b_now[0].interaction.conversation_id,
+        before_a[0].interaction.conversation_id
+    );
 
     // The ledger keeps every step: two merges, two unmerges, with who and why.
     let (_, ledger) = api(&timeline_api, "GET", &format!("/customers/{b}/ledger"), None).await;
@@ -799,8 +821,26 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     // An edit arriving late for an erased message changes nothing either.
     let edit = throughline_model::InteractionUpdate::edited(chat.id.clone(), Some("new".into()), at(9));
     assert_eq!(store.apply(&edit).await.unwrap(), throughline_store::Applied::Erased);
-    let (status, _) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
-    assert_eq!(status, StatusCode::NOT_FOUND.as_u16());
+    // A message sent before the erasure but still in flight (never recorded) is dropped too;
+    // one sent after it is a new contact: a new customer, with nothing of the old one.
+    let in_flight = interaction(Channel::Sms, phone("+14155550133"), "SMe9", at(6));
+    assert_eq!(store.record(&in_flight).await.unwrap(), Recorded::Erased);
+    let fresh = interaction(
+        Channel::Sms,
+        phone("+14155550133"),
+        "SMe10",
+        Utc::now() + TimeDelta::seconds(1),
+    );
+    let newcomer = record(&store, &fresh).await;
+    assert_ne!(newcomer, customer);
+    assert_eq!(own_timeline(&store, &newcomer).await.len(), 1);
+    // Erasing again finishes an interrupted erasure; here there is nothing left.
+    let (status, again) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
+    assert_eq!(status, StatusCode::OK.as_u16(), "{again}");
+    assert_eq!(
+        (again["interactions"].as_u64(), again["identifiers"].as_u64()),
+        (Some(0), Some(0))
+    );
 }
 
 #[test]

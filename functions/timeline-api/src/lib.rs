@@ -90,6 +90,22 @@ impl ApiError {
     }
 }
 
+/// `prefix` and then only lowercase letters and digits, as the store makes merge (`mg_` + ULID)
+/// and suggestion (`sg_` + hex) ids.
+fn store_id(segment: &str, prefix: &str, length: usize, code: &'static str) -> Result<String, ApiError> {
+    let ok = segment
+        .strip_prefix(prefix)
+        .is_some_and(|rest| rest.len() == length && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
+    if ok {
+        Ok(segment.to_owned())
+    } else {
+        Err(ApiError::bad(
+            code,
+            format!("not a valid id: expected '{prefix}' and {length} characters"),
+        ))
+    }
+}
+
 fn customer(segment: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(segment)
         .ok_or_else(|| ApiError::bad("invalid_customer_id", "a customer id is 'cus_' and a lowercase ULID"))
@@ -114,14 +130,20 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
         },
         ["customers", id, "timeline"] => only("GET", Route::Timeline(customer(id)?)),
         ["customers", id, "suggestions"] => only("GET", Route::Suggestions(customer(id)?)),
-        ["customers", id, "suggestions", suggestion, "accept"] => {
-            only("POST", Route::AcceptSuggestion(customer(id)?, (*suggestion).to_owned()))
+        ["customers", _, "suggestions", _, "accept" | "reject"] if method != Method::POST => {
+            Err(ApiError::MethodNotAllowed("POST"))
         }
-        ["customers", id, "suggestions", suggestion, "reject"] => {
-            only("POST", Route::RejectSuggestion(customer(id)?, (*suggestion).to_owned()))
-        }
+        ["customers", id, "suggestions", suggestion, "accept"] => Ok(Route::AcceptSuggestion(
+            customer(id)?,
+            store_id(suggestion, "sg_", 32, "invalid_suggestion_id")?,
+        )),
+        ["customers", id, "suggestions", suggestion, "reject"] => Ok(Route::RejectSuggestion(
+            customer(id)?,
+            store_id(suggestion, "sg_", 32, "invalid_suggestion_id")?,
+        )),
         ["customers", id, "merge"] => only("POST", Route::Merge(customer(id)?)),
-        ["merges", merge, "unmerge"] => only("POST", Route::Unmerge((*merge).to_owned())),
+        ["merges", _, "unmerge"] if method != Method::POST => Err(ApiError::MethodNotAllowed("POST")),
+        ["merges", merge, "unmerge"] => Ok(Route::Unmerge(store_id(merge, "mg_", 26, "invalid_merge_id")?)),
         ["customers", id, "ledger"] => only("GET", Route::Ledger(customer(id)?)),
         ["customers", id, "conversations", "join"] => only("POST", Route::JoinConversations(customer(id)?)),
         ["customers", _, "conversations", _, "split"] if method != Method::POST => {
@@ -258,6 +280,7 @@ pub fn error_response(error: &StoreError) -> Response<Body> {
         StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
     };
     if status.is_server_error() {
+        // The error's Display never carries stored values.
         tracing::error!(%error, "request failed");
     }
     json_error(status, code, &message)
@@ -459,10 +482,25 @@ mod tests {
             route(&Method::DELETE, &format!("/customers/{ADA}")),
             Ok(Route::Erase(ada.clone()))
         );
+        let merge = format!("mg_{}", "0".repeat(26));
         assert_eq!(
-            route(&Method::POST, "/merges/mg_1/unmerge"),
-            Ok(Route::Unmerge("mg_1".into()))
+            route(&Method::POST, &format!("/merges/{merge}/unmerge")),
+            Ok(Route::Unmerge(merge))
         );
+        assert!(matches!(
+            route(&Method::POST, "/merges/mg_1/unmerge"),
+            Err(ApiError::BadRequest {
+                code: "invalid_merge_id",
+                ..
+            })
+        ));
+        assert!(matches!(
+            route(&Method::POST, &format!("/customers/{ADA}/suggestions/sg_x/accept")),
+            Err(ApiError::BadRequest {
+                code: "invalid_suggestion_id",
+                ..
+            })
+        ));
         assert_eq!(
             route(&Method::POST, &format!("/customers/{ADA}/timeline")),
             Err(ApiError::MethodNotAllowed("GET"))
@@ -489,8 +527,8 @@ mod tests {
         for (method, template) in ROUTES {
             let path = template
                 .replace("{customer_id}", ADA)
-                .replace("{suggestion_id}", "sg_1")
-                .replace("{merge_id}", "mg_1")
+                .replace("{suggestion_id}", &format!("sg_{}", "a".repeat(32)))
+                .replace("{merge_id}", &format!("mg_{}", "0".repeat(26)))
                 .replace("{conversation_id}", &format!("cv_{}", "a".repeat(32)));
             let method = Method::from_bytes(method.as_bytes()).unwrap();
             assert!(route(&method, &path).is_ok(), "{method} {path}");

@@ -209,6 +209,9 @@ impl TimelineStore {
                 .await?
                 .ok_or_else(|| StoreError::Corrupt(format!("root of {customer} has no profile")))?
         };
+        if root.erased_at.is_some() {
+            return Err(StoreError::CustomerErased(customer.to_string()));
+        }
         let members = self.profiles(&root.members, consistent).await?;
         Ok(Group { root, members })
     }
@@ -365,12 +368,25 @@ impl TimelineStore {
             let mut conversation = target.root.conversation.clone();
             conversation.absorb(&source.root.conversation);
             let profiles: Vec<&ProfileItem> = source.profiles().chain(target.profiles()).collect();
-            let mut writes = self.plan_writes(&plan, &profiles, Some((&target.root.customer, &conversation)))?;
+            let survivor = BTreeMap::from([(target.root.customer.clone(), conversation)]);
+            let mut writes = self.plan_writes(&plan, &profiles, &survivor)?;
             let mut record = key_item(keys::merge(&merge_id));
             record.insert("source".into(), s(source.root.customer.as_str()));
             record.insert("target".into(), s(target.root.customer.as_str()));
             record.insert("active".into(), AttributeValue::Bool(true));
             record.insert("merged_at".into(), s(millis(entry.at)));
+            // The absorbed group's conversations, which the survivor continues while merged and
+            // gives back on unmerge.
+            let absorbed: Vec<String> = source
+                .root
+                .conversation
+                .recent
+                .iter()
+                .map(|r| r.id.to_string())
+                .collect();
+            if !absorbed.is_empty() {
+                record.insert("source_conversations".into(), AttributeValue::Ss(absorbed));
+            }
             writes.push(tx_put(
                 &self.table,
                 record,
@@ -398,6 +414,10 @@ impl TimelineStore {
             if self.transact(writes).await? {
                 tracing::info!(%merge_id, source = %request.source, target = %request.target, "customers merged");
                 return Ok(entry);
+            }
+            if let Some(suggestion) = suggestion {
+                self.open_suggestion(&suggestion.owner, &suggestion.suggestion_id)
+                    .await?;
             }
             crate::backoff(attempt + 1).await;
         }
@@ -428,7 +448,23 @@ impl TimelineStore {
             entry.source = Some(source.clone());
             entry.target = Some(target.clone());
             let profiles: Vec<&ProfileItem> = group.profiles().collect();
-            let mut writes = self.plan_writes(&plan, &profiles, None)?;
+            // The group keeps its conversations but those the merged customer brought.
+            let given_back: Vec<String> = match record.get("source_conversations") {
+                Some(AttributeValue::Ss(ids)) => ids.clone(),
+                _ => Vec::new(),
+            };
+            // Every profile that stays in the group and holds them (the root, and members that
+            // were roots while merged and would revive their state on a later unmerge).
+            let mut states = BTreeMap::new();
+            for profile in group.profiles() {
+                let leaving = forest.node(&profile.customer).is_some_and(|n| n.root == source);
+                let mut remaining = profile.conversation.clone();
+                remaining.recent.retain(|r| !given_back.contains(&r.id.to_string()));
+                if !leaving && remaining != profile.conversation {
+                    states.insert(profile.customer.clone(), remaining);
+                }
+            }
+            let mut writes = self.plan_writes(&plan, &profiles, &states)?;
             writes.push(tx_update(
                 &self.table,
                 keys::merge(merge_id),
@@ -455,13 +491,14 @@ impl TimelineStore {
         &self,
         plan: &Plan,
         profiles: &[&ProfileItem],
-        survivor_conversation: Option<(&CustomerId, &ConversationState)>,
+        conversations: &BTreeMap<CustomerId, ConversationState>,
     ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
         let touched: BTreeSet<&CustomerId> = plan
             .changes
             .iter()
             .map(|c| &c.customer)
             .chain(plan.members.keys())
+            .chain(conversations.keys())
             .collect();
         let mut writes = Vec::new();
         for customer in touched {
@@ -496,7 +533,7 @@ impl TimelineStore {
                 }
                 None => {}
             }
-            if let Some((_, state)) = survivor_conversation.filter(|(c, _)| *c == customer) {
+            if let Some(state) = conversations.get(customer) {
                 set.push("#conversation = :state");
                 expr = expr
                     .name("#conversation", "conversation")
@@ -634,13 +671,11 @@ impl TimelineStore {
         let mut writes = self.suggestion_writes(&suggestion)?;
         writes.extend(self.ledger_writes(&entry, [&suggestion.claimant, &suggestion.owner])?);
         if self.transact(writes).await? {
-            Ok(entry)
-        } else {
-            Err(StoreError::Conflict {
-                code: "suggestion_decided",
-                message: format!("suggestion {suggestion_id} was decided meanwhile"),
-            })
+            return Ok(entry);
         }
+        // Decided meanwhile (409), or a concurrent transaction (retry later).
+        self.open_suggestion(customer, suggestion_id).await?;
+        Err(StoreError::Contention("rejecting a suggestion"))
     }
 
     /// Both copies of a suggestion, decided, only if still open.

@@ -92,11 +92,12 @@ fn suggestion_id(claimant: &CustomerId, owner: &CustomerId, identifier: &str) ->
 
 impl TimelineStore {
     /// The customer an interaction belongs to (the owner of its handle), creating or linking
-    /// as the evidence allows, and recording its claims.
+    /// as the evidence allows, and recording its claims. `None`: its handle belongs to a
+    /// customer erased after this interaction was received (a delivery still in flight).
     pub(crate) async fn resolve_interaction_customer(
         &self,
         interaction: &Interaction,
-    ) -> Result<CustomerId, StoreError> {
+    ) -> Result<Option<CustomerId>, StoreError> {
         let primary = Identifier {
             handle: &interaction.customer,
             evidence: interaction.customer_evidence(),
@@ -114,7 +115,9 @@ impl TimelineStore {
                 });
             }
         }
-        let customer = self.resolve(primary, &verified, &interaction.id).await?;
+        let Some(customer) = self.resolve(primary, &verified, interaction).await? else {
+            return Ok(None);
+        };
         for identity in interaction
             .identities
             .iter()
@@ -127,7 +130,7 @@ impl TimelineStore {
             };
             self.note_claim(&customer, claim, &interaction.id).await?;
         }
-        Ok(customer)
+        Ok(Some(customer))
     }
 
     /// Race-safe: every handle item is written only if absent, so two writers that see a new
@@ -136,16 +139,23 @@ impl TimelineStore {
         &self,
         primary: Identifier<'_>,
         verified: &[Identifier<'_>],
-        interaction: &InteractionId,
-    ) -> Result<CustomerId, StoreError> {
+        received: &Interaction,
+    ) -> Result<Option<CustomerId>, StoreError> {
+        let interaction = &received.id;
         let mut consistent = false;
         for _ in 0..3 {
             let own = self.owner(primary.handle, consistent).await?;
+            if own.is_none()
+                && let Some(erased_at) = self.suppressed_since(primary.handle).await?
+                && received.occurred_at.min(received.received_at) <= erased_at
+            {
+                return Ok(None);
+            }
             if let Some(own) = own.as_ref().filter(|_| verified.is_empty()) {
                 if own.evidence == Evidence::Claimed && primary.evidence == Evidence::Verified {
                     self.upgrade_evidence(&own.customer, primary).await?;
                 }
-                return Ok(own.customer.clone());
+                return Ok(Some(own.customer.clone()));
             }
             // Verified identifiers: customers that own one on verified evidence are this
             // person (joined); one owned on a mere claim gets a suggestion; unknown ones are
@@ -183,7 +193,7 @@ impl TimelineStore {
                             for (other, identifier) in suggested {
                                 self.suggest(&customer, &other, identifier, interaction).await?;
                             }
-                            return Ok(customer);
+                            return Ok(Some(customer));
                         }
                         None => {
                             // Another writer created one of these handles first: read again.
@@ -203,7 +213,7 @@ impl TimelineStore {
             for (other, identifier) in suggested {
                 self.suggest(&customer, &other, identifier, interaction).await?;
             }
-            return Ok(customer);
+            return Ok(Some(customer));
         }
         Err(StoreError::Contention("customer resolution"))
     }

@@ -71,6 +71,15 @@ impl Pending {
     }
 }
 
+/// A timeline entry's item: the interaction at its position in its customer's partition.
+fn entry_item(customer: &CustomerId, sk: &str, interaction: &Interaction) -> Result<Item, StoreError> {
+    let mut item: Item =
+        serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+    item.insert("pk".into(), s(keys::customer_pk(customer)));
+    item.insert("sk".into(), s(sk));
+    Ok(item)
+}
+
 impl TimelineStore {
     /// Records an interaction on its customer's timeline exactly once, whatever the number of
     /// deliveries, in the conversation the rule picks (`conversation`). Safe to run
@@ -98,7 +107,9 @@ impl TimelineStore {
                 }
             }
             let consistent = attempt > 0;
-            let owner = self.resolve_interaction_customer(interaction).await?;
+            let Some(owner) = self.resolve_interaction_customer(interaction).await? else {
+                return Ok(Recorded::Erased);
+            };
             let owner_profile = self.profile_item(&owner, consistent).await?;
             let root_profile = match owner_profile {
                 Some(ref profile) if profile.erased_at.is_none() && profile.is_root() => profile.clone(),
@@ -108,8 +119,16 @@ impl TimelineStore {
                         None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
                     }
                 }
-                // Erased or not visible yet: read everything again, consistently.
-                _ => {
+                // The handle still routes to an erased customer (an identifier attached while the
+                // erasure ran): release it, so the next round gives it a customer of its own.
+                Some(ref profile) => {
+                    debug_assert!(profile.erased_at.is_some());
+                    self.release_handle(&interaction.customer.key(), &owner).await?;
+                    marker = self.get(marker_key.clone(), true).await?;
+                    continue;
+                }
+                // Not visible yet: read everything again, consistently.
+                None => {
                     marker = self.get(marker_key.clone(), true).await?;
                     continue;
                 }
@@ -119,28 +138,67 @@ impl TimelineStore {
             let conversation = state.assign(interaction, self.window);
             let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
 
-            let mut writes = Vec::with_capacity(3);
-            let marker_fields = Expr::new()
-                .value(":c", s(owner.as_str()))
-                .value(":sk", s(&sk))
-                .value(":cv", s(conversation.as_str()));
-            writes.push(match &marker {
+            let mut writes = Vec::with_capacity(4);
+            let mut entry = match &marker {
                 None => {
                     let mut item = key_item(marker_key.clone());
                     item.insert("customer_id".into(), s(owner.as_str()));
                     item.insert("timeline_sk".into(), s(&sk));
                     item.insert("conversation_id".into(), s(conversation.as_str()));
-                    tx_put(&self.table, item, Some("attribute_not_exists(pk)"), Expr::new())?
+                    writes.push(tx_put(
+                        &self.table,
+                        item,
+                        Some("attribute_not_exists(pk)"),
+                        Expr::new(),
+                    )?);
+                    interaction.clone()
                 }
-                // Changed before it arrived: claim the tombstone for this position.
-                Some(_) => tx_update(
-                    &self.table,
-                    marker_key.clone(),
-                    "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
-                    Some("attribute_exists(pk) AND attribute_not_exists(timeline_sk) AND attribute_not_exists(erased_at)"),
-                    marker_fields,
-                )?,
-            });
+                // Changed before it arrived: claim the tombstone for this position, with the
+                // changes it holds, only if no other change landed since it was read.
+                Some(tombstone) => {
+                    let mut condition = vec![
+                        "attribute_exists(pk)",
+                        "attribute_not_exists(timeline_sk)",
+                        "attribute_not_exists(erased_at)",
+                    ];
+                    let mut expr = Expr::new()
+                        .value(":c", s(owner.as_str()))
+                        .value(":sk", s(&sk))
+                        .value(":cv", s(conversation.as_str()));
+                    for (attribute, placeholder, equal, absent) in [
+                        (
+                            "deleted_at",
+                            ":d",
+                            "deleted_at = :d",
+                            "attribute_not_exists(deleted_at)",
+                        ),
+                        ("edited_at", ":e", "edited_at = :e", "attribute_not_exists(edited_at)"),
+                    ] {
+                        match tombstone.get(attribute) {
+                            Some(value) => {
+                                condition.push(equal);
+                                expr = expr.value(placeholder, value.clone());
+                            }
+                            None => condition.push(absent),
+                        }
+                    }
+                    writes.push(tx_update(
+                        &self.table,
+                        marker_key.clone(),
+                        "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
+                        Some(&condition.join(" AND ")),
+                        expr,
+                    )?);
+                    Pending::from_marker(tombstone)?.applied_to(interaction)
+                }
+            };
+            entry.conversation_id = Some(conversation.clone());
+            writes.push(tx_put(
+                &self.table,
+                entry_item(&owner, &sk, &entry)?,
+                Some("attribute_not_exists(pk)"),
+                Expr::new(),
+            )?);
             let count = Expr::new()
                 .name("#count", &count_attribute(interaction.channel))
                 .value(":one", one());
@@ -182,18 +240,6 @@ impl TimelineStore {
                 )?);
             }
             if self.transact(writes).await? {
-                let mut entry = match &marker {
-                    None => interaction.clone(),
-                    // Every change written before the claim is on the marker now; one written
-                    // after it sees `timeline_sk` and goes to the entry (failing, hence
-                    // retried, until the entry exists). Applying one twice is harmless.
-                    Some(_) => {
-                        let claimed = self.get(marker_key.clone(), true).await?.unwrap_or_default();
-                        Pending::from_marker(&claimed)?.applied_to(interaction)
-                    }
-                };
-                entry.conversation_id = Some(conversation.clone());
-                self.put_entry(&owner, &sk, &entry).await?;
                 return Ok(Recorded::New {
                     customer: owner,
                     conversation,
@@ -206,9 +252,10 @@ impl TimelineStore {
         Err(StoreError::Contention("recording an interaction"))
     }
 
-    /// A redelivery of a recorded interaction: make sure its entry exists where the first
-    /// delivery put it (that delivery may have stopped between its writes), without ever
-    /// overwriting it or bringing back an erased one.
+    /// A redelivery of a recorded interaction. The entry is written with its marker, so it
+    /// exists; an entry missing under a marker (written by a version of the writer that wrote
+    /// them apart and stopped between) is put back where the first delivery chose, only if
+    /// neither the interaction nor its customer was erased.
     async fn repair(&self, interaction: &Interaction, marker: &Item) -> Result<Recorded, StoreError> {
         let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
         let sk = string_attr(marker, "timeline_sk")?;
@@ -219,9 +266,6 @@ impl TimelineStore {
         let mut entry = Pending::from_marker(marker)?.applied_to(interaction);
         entry.conversation_id =
             optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
-        let mut item: Item =
-            serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
-        item.extend(key_item(entry_key));
         let written = self
             .transact(vec![
                 tx_check(
@@ -230,18 +274,36 @@ impl TimelineStore {
                     "attribute_not_exists(erased_at)",
                     Expr::new(),
                 )?,
-                tx_put(&self.table, item, Some("attribute_not_exists(pk)"), Expr::new())?,
+                tx_check(
+                    &self.table,
+                    keys::profile(&customer),
+                    "attribute_not_exists(erased_at)",
+                    Expr::new(),
+                )?,
+                tx_put(
+                    &self.table,
+                    entry_item(&customer, &sk, &entry)?,
+                    Some("attribute_not_exists(pk)"),
+                    Expr::new(),
+                )?,
             ])
             .await?;
-        if !written
-            && self
-                .get(keys::interaction(&interaction.id), true)
+        if written || self.get(entry_key, true).await?.is_some() {
+            return Ok(Recorded::Duplicate { customer });
+        }
+        let erased = self
+            .get(keys::interaction(&interaction.id), true)
+            .await?
+            .is_some_and(|m| m.contains_key("erased_at"))
+            || self
+                .profile_item(&customer, true)
                 .await?
-                .is_some_and(|m| m.contains_key("erased_at"))
-        {
+                .is_some_and(|p| p.erased_at.is_some());
+        if erased {
             return Ok(Recorded::Erased);
         }
-        Ok(Recorded::Duplicate { customer })
+        // Cancelled for another reason (a concurrent transaction): SQS delivers it again.
+        Err(StoreError::Contention("repairing a timeline entry"))
     }
 
     /// Applies an update (a deletion or an edit) to an interaction's timeline entry. An update
@@ -351,40 +413,41 @@ impl TimelineStore {
             return Ok(Applied::Updated { customer });
         }
         entry.apply_edit(text.clone(), update.at);
-        let mut replacement: Item =
-            serde_dynamo::to_item(&entry).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
-        replacement.extend(key_item((entry_pk, entry_sk)));
-        let put = self
+        // Only the edit's attributes change: a deletion or a conversation relabel landing
+        // meanwhile is kept.
+        let edited_at: aws_sdk_dynamodb::types::AttributeValue = serde_dynamo::to_attribute_value(entry.edited_at)
+            .map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
+        let mut set = vec!["edited_at = :at"];
+        let mut request = self
             .client
-            .put_item()
+            .update_item()
             .table_name(&self.table)
-            .set_item(Some(replacement));
-        let put = match item.get("edited_at") {
-            Some(previous) => put
+            .set_key(Some(key_item((entry_pk, entry_sk))))
+            .expression_attribute_names("#text", "text")
+            .expression_attribute_values(":at", edited_at);
+        if let Some(original) = &entry.original_text {
+            set.push("original_text = :original");
+            request = request.expression_attribute_values(":original", s(original));
+        }
+        let expression = match &entry.text {
+            Some(text) => {
+                set.push("#text = :text");
+                request = request.expression_attribute_values(":text", s(text));
+                format!("SET {}", set.join(", "))
+            }
+            None => format!("SET {} REMOVE #text", set.join(", ")),
+        };
+        request = match item.get("edited_at") {
+            Some(previous) => request
                 .condition_expression("edited_at = :previous")
                 .expression_attribute_values(":previous", previous.clone()),
-            None => put.condition_expression("attribute_exists(pk) AND attribute_not_exists(edited_at)"),
+            None => request.condition_expression("attribute_exists(pk) AND attribute_not_exists(edited_at)"),
         };
-        match put.send().await {
+        match request.update_expression(expression).send().await {
             Ok(_) => Ok(Applied::Updated { customer }),
             Err(e) if is_conditional_failure(&e) => Box::pin(self.change_entry(marker, update)).await,
-            Err(e) => Err(dynamo("PutItem")(e)),
+            Err(e) => Err(dynamo("UpdateItem")(e)),
         }
-    }
-
-    async fn put_entry(&self, customer: &CustomerId, sk: &str, interaction: &Interaction) -> Result<(), StoreError> {
-        let mut item: Item =
-            serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
-        item.insert("pk".into(), s(keys::customer_pk(customer)));
-        item.insert("sk".into(), s(sk));
-        self.client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(item))
-            .send()
-            .await
-            .map_err(dynamo("PutItem"))?;
-        Ok(())
     }
 
     /// The stored profile of one customer (not its group).

@@ -49,6 +49,13 @@ pub mod keys {
     pub fn merge(id: &str) -> (String, String) {
         (format!("MERGE#{id}"), "MERGE".into())
     }
+    /// An erased identifier, by a hash of its key (so the item does not hold it).
+    pub fn suppressed(identifier_key: &str) -> (String, String) {
+        use sha2::Digest as _;
+        let digest = sha2::Sha256::digest(identifier_key.as_bytes());
+        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+        (format!("SUPPRESSED#{hex}"), "SUPPRESSED".into())
+    }
     pub fn ledger_pk(customer: &CustomerId) -> String {
         format!("LEDGER#{customer}")
     }
@@ -212,6 +219,10 @@ pub struct ProfileItem {
     /// Raised by every change a condition must see (merges, conversation state).
     pub version: u64,
     pub erased_at: Option<DateTime<Utc>>,
+    /// On an erased customer's tombstone: the root of the group erased with it, and (on the
+    /// root) every member, so that an interrupted erasure can be finished.
+    pub erased_root: Option<CustomerId>,
+    pub erased_members: Vec<CustomerId>,
     /// Interactions recorded in this customer's partition, per channel.
     pub counts: BTreeMap<Channel, u64>,
     /// On a root: the group's conversations.
@@ -251,6 +262,11 @@ impl ProfileItem {
             members,
             version: number_attr(item, "version"),
             erased_at: time_attr(item, "erased_at")?,
+            erased_root: optional_string_attr(item, "erased_root").map(CustomerId::from_trusted),
+            erased_members: match item.get("erased_members") {
+                Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(CustomerId::from_trusted).collect(),
+                _ => Vec::new(),
+            },
             counts,
             conversation: json_attr(item, "conversation")?.unwrap_or_default(),
             customer,

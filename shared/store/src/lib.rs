@@ -44,7 +44,8 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {message}")]
     Dynamo { operation: &'static str, message: String },
-    #[error("stored item is not valid: {0}")]
+    /// The detail (kept for `Debug`) may quote stored values: never shown or logged.
+    #[error("a stored item or a request could not be read or built")]
     Corrupt(String),
     #[error("cursor is not valid")]
     BadCursor,

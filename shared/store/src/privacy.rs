@@ -6,7 +6,9 @@
 //! erased, so a provider retry or SQS redelivery of it is dropped (`Recorded::Erased`) instead
 //! of recorded again; (3) entries, identifiers (with the handle items that routed them) and
 //! suggestions are deleted; (4) ledger entries naming the customer keep who/when/what and lose
-//! identifiers and reasons.
+//! identifiers and reasons. Each erased identifier is remembered for `SUPPRESSION_DAYS` by a hash
+//! (`SUPPRESSED#`), so a delivery sent before the erasure that is still in flight is dropped
+//! instead of making a new customer of the person.
 
 use std::collections::BTreeSet;
 
@@ -18,6 +20,10 @@ use crate::conversation::ConversationRecord;
 use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion, sort_key};
 use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
 use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, written};
+
+/// How long an erased identifier's in-flight deliveries are dropped: longer than SQS keeps a
+/// message (14 days) and than providers retry.
+pub const SUPPRESSION_DAYS: i64 = 30;
 
 /// Everything held on a customer, as one JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -67,23 +73,10 @@ impl TimelineStore {
     }
 
     /// Erases a customer's group. See the module documentation for the order and why.
+    /// Erasing an erased customer runs the clean-up again (an erasure interrupted half-way is
+    /// finished by asking again) and reports what it removed this time.
     pub async fn erase(&self, customer: &CustomerId, actor: &Actor) -> Result<Erasure, StoreError> {
-        let group = self.load_group(customer, true).await?;
-        let ids = group.ids();
-        let erased_at = Utc::now();
-        for member in &ids {
-            let mut tombstone = key_item(keys::profile(member));
-            tombstone.insert("customer_id".into(), s(member.as_str()));
-            tombstone.insert("root".into(), s(member.as_str()));
-            tombstone.insert("erased_at".into(), s(millis(erased_at)));
-            self.client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(tombstone))
-                .send()
-                .await
-                .map_err(dynamo("PutItem"))?;
-        }
+        let (root, ids, erased_at) = self.tombstone_group(customer).await?;
         let (mut interactions, mut identifiers, mut suggestions) = (0, 0, 0);
         let mut deletions: Vec<(String, String)> = Vec::new();
         for member in &ids {
@@ -99,6 +92,7 @@ impl TimelineStore {
                         item.get("owned"),
                         Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
                     ) {
+                        self.suppress(identifier, erased_at).await?;
                         self.release_handle(identifier, member).await?;
                     }
                     identifiers += 1;
@@ -125,12 +119,17 @@ impl TimelineStore {
                 reason: None,
             },
         );
-        entry.source = Some(group.root.customer.clone());
-        let writes = self.ledger_writes(&entry, ids.iter())?;
-        self.transact(writes).await?;
-        tracing::info!(customer = %group.root.customer, interactions, identifiers, "customer erased");
+        entry.source = Some(root.clone());
+        // One conditional put per ledger (a group may have more members than a transaction
+        // takes items).
+        for member in &ids {
+            for write in self.ledger_writes(&entry, [member])? {
+                self.transact(vec![write]).await?;
+            }
+        }
+        tracing::info!(customer = %root, interactions, identifiers, "customer erased");
         Ok(Erasure {
-            customer_id: group.root.customer.clone(),
+            customer_id: root,
             customers: ids,
             interactions,
             identifiers,
@@ -138,6 +137,114 @@ impl TimelineStore {
             ledger_entries_redacted,
             erased_at,
         })
+    }
+
+    /// Turns the group's profiles into tombstones, the root first and only if no merge or
+    /// unmerge changed it since it was read (those condition on its version, so they are
+    /// ordered against the erasure); the root's tombstone keeps the member list so that the
+    /// erasure can be resumed. Returns the root, every member, and the erasure's time.
+    async fn tombstone_group(
+        &self,
+        customer: &CustomerId,
+    ) -> Result<(CustomerId, Vec<CustomerId>, DateTime<Utc>), StoreError> {
+        for attempt in 0..crate::ATTEMPTS {
+            if let Some(profile) = self.profile_item(customer, true).await?
+                && let Some(erased_at) = profile.erased_at
+            {
+                // Erased before (or half-way): the same group again.
+                let root = profile.erased_root.clone().unwrap_or_else(|| customer.clone());
+                let members = match self.profile_item(&root, true).await? {
+                    Some(root_profile) => root_profile.erased_members.clone(),
+                    None => Vec::new(),
+                };
+                let mut ids = vec![root.clone()];
+                ids.extend(members.into_iter().filter(|m| m != &root));
+                if !ids.contains(customer) {
+                    ids.push(customer.clone());
+                }
+                return Ok((root, ids, erased_at));
+            }
+            let group = self.load_group(customer, true).await?;
+            let ids = group.ids();
+            let erased_at = Utc::now();
+            let tombstone = |member: &CustomerId| {
+                let mut item = key_item(keys::profile(member));
+                item.insert("customer_id".into(), s(member.as_str()));
+                item.insert("root".into(), s(member.as_str()));
+                item.insert("erased_root".into(), s(group.root.customer.as_str()));
+                item.insert("erased_at".into(), s(millis(erased_at)));
+                item
+            };
+            let mut root_item = tombstone(&group.root.customer);
+            root_item.insert(
+                "erased_members".into(),
+                aws_sdk_dynamodb::types::AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect()),
+            );
+            let (condition, expr) = group.root.unchanged(crate::items::Expr::new());
+            let root_written = crate::written(
+                "PutItem",
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(root_item))
+                    .condition_expression(condition)
+                    .set_expression_attribute_names(Some(expr.names))
+                    .set_expression_attribute_values(Some(expr.values))
+                    .send()
+                    .await,
+            )?;
+            if !root_written {
+                crate::backoff(attempt + 1).await;
+                continue;
+            }
+            for member in &group.members {
+                self.client
+                    .put_item()
+                    .table_name(&self.table)
+                    .set_item(Some(tombstone(&member.customer)))
+                    .send()
+                    .await
+                    .map_err(dynamo("PutItem"))?;
+            }
+            return Ok((group.root.customer.clone(), ids, erased_at));
+        }
+        Err(StoreError::Contention("erasing a customer"))
+    }
+
+    /// Remembers, for a while, that an identifier's customer was erased, so that deliveries
+    /// sent before the erasure but still on their way (in the queue, in a provider's retries)
+    /// do not make a new customer of them. Keyed by a hash of the identifier; expires after
+    /// `SUPPRESSION_DAYS` (the table's TTL).
+    async fn suppress(&self, identifier: &str, erased_at: DateTime<Utc>) -> Result<(), StoreError> {
+        let mut item = key_item(keys::suppressed(identifier));
+        item.insert("erased_at".into(), s(millis(erased_at)));
+        item.insert(
+            "expires_at".into(),
+            aws_sdk_dynamodb::types::AttributeValue::N(
+                (erased_at + chrono::TimeDelta::days(SUPPRESSION_DAYS))
+                    .timestamp()
+                    .to_string(),
+            ),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(dynamo("PutItem"))?;
+        Ok(())
+    }
+
+    /// When the customer of an identifier was erased, if within the suppression period.
+    pub(crate) async fn suppressed_since(
+        &self,
+        handle: &throughline_model::Handle,
+    ) -> Result<Option<DateTime<Utc>>, StoreError> {
+        match self.get(keys::suppressed(&handle.key()), false).await? {
+            Some(item) => crate::items::time_attr(&item, "erased_at"),
+            None => Ok(None),
+        }
     }
 
     /// The interaction's marker remembers that it was erased (and forgets any pending text).
@@ -157,7 +264,7 @@ impl TimelineStore {
     }
 
     /// Deletes the handle item that routed an identifier to `customer` (if it still does).
-    async fn release_handle(&self, identifier: &str, customer: &CustomerId) -> Result<(), StoreError> {
+    pub(crate) async fn release_handle(&self, identifier: &str, customer: &CustomerId) -> Result<(), StoreError> {
         let result = self
             .client
             .delete_item()
@@ -211,6 +318,8 @@ impl TimelineStore {
                 };
                 entry.identifiers.clear();
                 entry.reason = None;
+                // Derived from an identifier: a dictionary could reverse it.
+                entry.suggestion_id = None;
                 entry.redacted = true;
                 let holders: BTreeSet<&CustomerId> = [Some(member), entry.source.as_ref(), entry.target.as_ref()]
                     .into_iter()

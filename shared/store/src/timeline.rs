@@ -52,7 +52,14 @@ pub(crate) fn encode_cursor(sk: &str) -> String {
 pub(crate) fn decode_cursor(cursor: &str) -> Result<String, StoreError> {
     let bytes = URL_SAFE_NO_PAD.decode(cursor).map_err(|_| StoreError::BadCursor)?;
     let sk = String::from_utf8(bytes).map_err(|_| StoreError::BadCursor)?;
-    if sk.starts_with(keys::TIMELINE_PREFIX) && sk.len() > keys::TIMELINE_PREFIX.len() {
+    // Exactly a timeline sort key: `TL#<RFC 3339 millis>#<interaction id>`.
+    let (time, id) = sk
+        .strip_prefix(keys::TIMELINE_PREFIX)
+        .and_then(|rest| rest.split_once('#'))
+        .ok_or(StoreError::BadCursor)?;
+    let time = DateTime::parse_from_rfc3339(time).map_err(|_| StoreError::BadCursor)?;
+    let id = InteractionId::try_from(id.to_owned()).map_err(|_| StoreError::BadCursor)?;
+    if keys::timeline_sk(time.to_utc(), &id) == sk {
         Ok(sk)
     } else {
         Err(StoreError::BadCursor)
@@ -416,8 +423,19 @@ mod tests {
 
     #[test]
     fn cursors_round_trip_and_reject_garbage() {
-        let sk = "TL#2026-01-02T03:04:05.000Z#ix_0";
-        assert_eq!(decode_cursor(&encode_cursor(sk)).unwrap(), sk);
+        let sk = format!("TL#2026-01-02T03:04:05.000Z#ix_{}", "0".repeat(32));
+        assert_eq!(decode_cursor(&encode_cursor(&sk)).unwrap(), sk);
+        for bad in [
+            "TL#2026-01-02T03:04:05.000Z#ix_0",
+            "TL#yesterday#ix_",
+            &format!("{sk}x"),
+            &"TL#".repeat(400),
+        ] {
+            assert!(
+                matches!(decode_cursor(&encode_cursor(bad)), Err(StoreError::BadCursor)),
+                "{bad}"
+            );
+        }
         assert!(matches!(decode_cursor("!!"), Err(StoreError::BadCursor)));
         assert!(matches!(
             decode_cursor(&encode_cursor("HANDLE#x")),
