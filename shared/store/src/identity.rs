@@ -346,15 +346,8 @@ impl TimelineStore {
         claim: Identifier<'_>,
         interaction: &InteractionId,
     ) -> Result<(), StoreError> {
-        let put = self
-            .client
-            .put_item()
-            .table_name(&self.table)
-            .set_item(Some(identifier_item(claimant, claim, false, &millis(Utc::now()))))
-            .condition_expression("attribute_not_exists(pk)")
-            .send()
-            .await;
-        written("PutItem", put)?;
+        self.put_new(identifier_item(claimant, claim, false, &millis(Utc::now())))
+            .await?;
         if let Some(owner) = self.owner(claim.handle, false).await? {
             self.suggest(claimant, &owner.customer, claim, interaction).await?;
         }
@@ -391,15 +384,7 @@ impl TimelineStore {
             let mut item = key_item(keys::suggestion(customer, &suggestion.suggestion_id));
             item.insert("suggestion".into(), to_json(&suggestion));
             item.insert("status".into(), s("open"));
-            let put = self
-                .client
-                .put_item()
-                .table_name(&self.table)
-                .set_item(Some(item))
-                .condition_expression("attribute_not_exists(pk)")
-                .send()
-                .await;
-            written("PutItem", put)?;
+            self.put_new(item).await?;
         }
         tracing::info!(suggestion_id = %suggestion.suggestion_id, %claimant, %owner, "link suggested");
         Ok(())

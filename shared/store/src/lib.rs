@@ -191,6 +191,11 @@ impl TimelineStore {
     pub async fn remember(&self, namespace: &str, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
         let mut item = key_item(keys::replay(namespace, value));
         item.insert("expires_at".into(), AttributeValue::N(until.timestamp().to_string()));
+        self.put_new(item).await
+    }
+
+    /// Puts an item unless one with its key exists; `false` when it did.
+    async fn put_new(&self, item: Item) -> Result<bool, StoreError> {
         let put = self
             .client
             .put_item()
