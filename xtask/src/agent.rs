@@ -166,13 +166,18 @@ impl TimelineClient {
             println!("      conversation {conversation}  ({})", channels.join(" → "));
             for entry in entries {
                 let text = entry["text"].as_str().unwrap_or("");
-                let text: String = text
+                let mut text: String = text
                     .split_whitespace()
                     .collect::<Vec<_>>()
                     .join(" ")
                     .chars()
                     .take(70)
                     .collect();
+                match entry["attachments"].as_array().map_or(0, Vec::len) {
+                    0 => {}
+                    1 => text.push_str("  [1 attachment]"),
+                    n => text.push_str(&format!("  [{n} attachments]")),
+                }
                 let mark = match (
                     entry["deleted_at"].is_string(),
                     entry["edited_at"].is_string(),
