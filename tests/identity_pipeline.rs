@@ -853,3 +853,43 @@ fn the_openapi_document_describes_exactly_the_served_routes() {
     served.sort();
     assert_eq!(documented, served);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_edit_changes_only_the_text_and_keeps_a_deletion_and_a_relabel() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let timeline_api = timeline_api(&stack);
+    let handle = platform_user(Platform::Telegram, None, "777");
+    let first = interaction(Channel::Telegram, handle.clone(), "777:1", at(0));
+    let second = interaction(Channel::Telegram, handle.clone(), "777:2", at(1));
+    let customer = record(&store, &first).await;
+    record(&store, &second).await;
+    let conversation = own_timeline(&store, &customer).await[0]
+        .interaction
+        .conversation_id
+        .clone()
+        .unwrap();
+    // An agent splits at the second message; the customer deletes it, then edits it.
+    let (status, split) = api(
+        &timeline_api,
+        "POST",
+        &format!("/customers/{customer}/conversations/{conversation}/split"),
+        Some(json!({"at_interaction_id": second.id})),
+    )
+    .await;
+    assert_eq!(status, 200, "{split}");
+    let deleted = throughline_model::InteractionUpdate::deleted(second.id.clone(), at(2));
+    store.apply(&deleted).await.unwrap();
+    let edited = throughline_model::InteractionUpdate::edited(second.id.clone(), Some("edited text".into()), at(3));
+    store.apply(&edited).await.unwrap();
+    let entry = own_timeline(&store, &customer).await.remove(0).interaction;
+    assert_eq!(entry.id, second.id);
+    assert_eq!(entry.text.as_deref(), Some("edited text"));
+    assert_eq!(entry.original_text.as_deref(), Some("message 777:2"));
+    assert_eq!(entry.deleted_at, Some(at(2)), "the deletion stays");
+    assert_eq!(
+        entry.conversation_id.map(|c| c.to_string()).as_deref(),
+        split["conversation_id"].as_str(),
+        "the relabel stays"
+    );
+}

@@ -402,8 +402,101 @@ impl TimelineStore {
 #[cfg(test)]
 mod tests {
     use chrono::TimeZone;
+    use proptest::prelude::*;
+    use throughline_model::{E164, Handle, NewInteraction, Provider, ProviderMessageId};
 
     use super::*;
+
+    fn entry(member: usize, n: usize, minute: i64, channel: Channel) -> (String, TimelineEntry) {
+        let phone = Handle::Phone {
+            number: E164::parse("+14155550100").unwrap(),
+        };
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap() + chrono::TimeDelta::minutes(minute);
+        let interaction = Interaction::new(NewInteraction {
+            channel,
+            provider: Provider::Twilio,
+            direction: Direction::Inbound,
+            customer: phone.clone(),
+            business_endpoint: phone,
+            provider_message_id: ProviderMessageId::parse(&format!("m{member}-{n}")).unwrap(),
+            occurred_at: at,
+            received_at: at,
+        });
+        let customer = CustomerId::from_trusted(format!("cus_{member:026}"));
+        (
+            keys::timeline_sk(at, &interaction.id),
+            TimelineEntry {
+                customer_id: customer,
+                interaction,
+            },
+        )
+    }
+
+    /// What DynamoDB answers `member_page`'s Query: `Limit` counts items read before the
+    /// filter, the item at the cursor is read (BETWEEN is inclusive) and dropped, and a read
+    /// that stops at the limit returns the last key it read.
+    fn query(partition: &[(String, TimelineEntry)], before: Option<&str>, limit: usize, only_sms: bool) -> MemberPage {
+        let mut newest_first: Vec<&(String, TimelineEntry)> = partition
+            .iter()
+            .filter(|(sk, _)| before.is_none_or(|b| sk.as_str() <= b))
+            .collect();
+        newest_first.sort_by(|a, b| b.0.cmp(&a.0));
+        let read: Vec<&(String, TimelineEntry)> = newest_first.into_iter().take(limit + 1).collect();
+        let frontier = (read.len() == limit + 1).then(|| read[limit].0.clone());
+        let entries = read
+            .into_iter()
+            .filter(|(sk, e)| {
+                before.is_none_or(|b| sk.as_str() < b) && (!only_sms || e.interaction.channel == Channel::Sms)
+            })
+            .cloned()
+            .collect();
+        MemberPage { entries, frontier }
+    }
+
+    proptest! {
+        /// Following cursors over any group (1 to 4 members, any sizes, with or without a
+        /// filter) yields every matching entry exactly once, newest first, in pages of at most
+        /// `limit`.
+        #[test]
+        fn pages_of_a_group_cover_its_timeline_exactly_once(
+            members in prop::collection::vec(prop::collection::vec((0i64..500, any::<bool>()), 0..25), 1..5),
+            limit in 1usize..8,
+            only_sms in any::<bool>(),
+        ) {
+            let partitions: Vec<Vec<(String, TimelineEntry)>> = members
+                .iter()
+                .enumerate()
+                .map(|(m, entries)| {
+                    entries
+                        .iter()
+                        .enumerate()
+                        .map(|(n, (minute, sms))| entry(m, n, *minute, if *sms { Channel::Sms } else { Channel::Email }))
+                        .collect()
+                })
+                .collect();
+            let mut expected: Vec<String> = partitions
+                .iter()
+                .flatten()
+                .filter(|(_, e)| !only_sms || e.interaction.channel == Channel::Sms)
+                .map(|(sk, _)| sk.clone())
+                .collect();
+            expected.sort_by(|a, b| b.cmp(a));
+            let mut seen = Vec::new();
+            let mut cursor: Option<String> = None;
+            for _ in 0..1000 {
+                let before = cursor.as_deref().map(|c| decode_cursor(c).unwrap());
+                let pages = partitions.iter().map(|p| query(p, before.as_deref(), limit, only_sms)).collect();
+                let (entries, next) = merge_pages(pages, limit);
+                prop_assert!(entries.len() <= limit);
+                seen.extend(entries.iter().map(|e| keys::timeline_sk(e.interaction.occurred_at, &e.interaction.id)));
+                match next {
+                    Some(next) => cursor = Some(next),
+                    None => break,
+                }
+            }
+            prop_assert_eq!(seen, expected);
+        }
+    }
 
     #[test]
     fn timeline_sort_keys_order_by_time() {
