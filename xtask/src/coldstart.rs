@@ -111,7 +111,12 @@ fn peak_rss_kib(pid: u32) -> u64 {
 /// Builds the release binaries for this machine (unless `bin_dir` names a folder of already
 /// built ones) and prints the medians of `runs` cold starts.
 pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()> {
-    let bins = ["throughline-echo", "throughline-sms", "throughline-timeline-writer"];
+    let bins = [
+        "throughline-echo",
+        "throughline-sms",
+        "throughline-timeline-writer",
+        "throughline-timeline-api",
+    ];
     let bin_dir = match bin_dir {
         Some(dir) => dir,
         None => {
@@ -126,7 +131,8 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
     };
 
     // No network is touched: dummy credentials and region, an unreachable endpoint, and events
-    // that are answered without AWS calls (a status callback; a poison SQS message).
+    // that are answered without AWS calls (a status callback; a poison SQS message; a timeline
+    // request with a bad cursor).
     let common = vec![
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
@@ -157,6 +163,11 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         ("throughline-echo", serde_json::json!({ "hello": "world" })),
         ("throughline-sms", read("events/sms/05-status-callback.json")?),
         ("throughline-timeline-writer", poison),
+        // Refused before any store call: a cursor that is not one.
+        (
+            "throughline-timeline-api",
+            read("events/timeline-api/03-bad-cursor.json")?,
+        ),
     ];
     println!(
         "{:<30} {:>22} {:>16} {:>14}",
