@@ -170,10 +170,15 @@ async fn one_customer_across_channels(api: &TimelineClient) -> Result<()> {
         .into_iter()
         .filter_map(conversation_of)
         .collect();
-    if conversations.len() == 3 {
-        api.join(&ada_id, &conversations, "same topic: order 1042").await?;
-        println!("    agent joined her X and Messenger conversations into the one about order 1042");
+    if conversations.len() != 3 {
+        return Err(format!(
+            "Ada's timeline should hold her chat, X and Messenger messages; found conversations for {} of them",
+            conversations.len()
+        )
+        .into());
     }
+    api.join(&ada_id, &conversations, "same topic: order 1042").await?;
+    println!("    agent joined her X and Messenger conversations into the one about order 1042");
     api.print_customer(ADA_PHONE).await
 }
 
