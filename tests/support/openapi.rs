@@ -11,7 +11,13 @@ pub struct Spec {
 }
 
 impl Spec {
-    pub fn load() -> Self {
+    /// The document, read and parsed once per test binary.
+    pub fn load() -> &'static Self {
+        static SPEC: std::sync::OnceLock<Spec> = std::sync::OnceLock::new();
+        SPEC.get_or_init(Self::read)
+    }
+
+    fn read() -> Self {
         let path = xtask::workspace_root().join("functions/timeline-api/openapi.yaml");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let document: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("openapi.yaml: {e}"));

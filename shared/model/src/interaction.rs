@@ -99,6 +99,16 @@ pub enum Direction {
     Outbound,
 }
 
+impl Direction {
+    /// The wire name (`inbound`, `outbound`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Direction::Inbound => "inbound",
+            Direction::Outbound => "outbound",
+        }
+    }
+}
+
 /// What sort of interaction this is, for the agent.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -288,6 +298,16 @@ pub enum Evidence {
     Claimed,
 }
 
+impl Evidence {
+    /// The wire name (`verified`, `claimed`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Evidence::Verified => "verified",
+            Evidence::Claimed => "claimed",
+        }
+    }
+}
+
 /// Where an identifier's evidence comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
@@ -296,6 +316,16 @@ pub enum EvidenceSource {
     CompanyIdentityToken,
     /// Typed by the visitor into a pre-chat form: a claim.
     PrechatForm,
+}
+
+impl EvidenceSource {
+    /// The wire name (`company_identity_token`, `prechat_form`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            EvidenceSource::CompanyIdentityToken => "company_identity_token",
+            EvidenceSource::PrechatForm => "prechat_form",
+        }
+    }
 }
 
 /// An identifier of the customer beyond `Interaction::customer`, with its evidence.

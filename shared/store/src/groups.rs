@@ -12,7 +12,7 @@ use throughline_model::{Channel, Handle};
 use crate::conversation::{ConversationRecord, ConversationState};
 use crate::forest::{Forest, GraphError, Plan};
 use crate::items::{
-    Expr, Item, ProfileItem, json_attr, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
+    Expr, ProfileItem, json_attr, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
     tx_update,
 };
 use crate::{ATTEMPTS, Actor, CustomerId, StoreError, TimelineStore, dynamo, one};
@@ -26,6 +26,17 @@ pub enum SuggestionStatus {
     Open,
     Accepted,
     Rejected,
+}
+
+impl SuggestionStatus {
+    /// The wire name, also the `status` attribute conditions read.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            SuggestionStatus::Open => "open",
+            SuggestionStatus::Accepted => "accepted",
+            SuggestionStatus::Rejected => "rejected",
+        }
+    }
 }
 
 /// "The claimant may be the owner": a claimed identifier that another customer owns.
@@ -683,11 +694,7 @@ impl TimelineStore {
         &self,
         suggestion: &LinkSuggestion,
     ) -> Result<Vec<aws_sdk_dynamodb::types::TransactWriteItem>, StoreError> {
-        let status = match suggestion.status {
-            SuggestionStatus::Open => "open",
-            SuggestionStatus::Accepted => "accepted",
-            SuggestionStatus::Rejected => "rejected",
-        };
+        let status = suggestion.status.as_str();
         [&suggestion.claimant, &suggestion.owner]
             .into_iter()
             .map(|customer| {
@@ -699,15 +706,10 @@ impl TimelineStore {
                     Expr::new()
                         .name("#status", "status")
                         .value(":status", s(status))
-                        .value(":open", s("open"))
+                        .value(":open", s(SuggestionStatus::Open.as_str()))
                         .value(":suggestion", to_json(suggestion)),
                 )
             })
             .collect()
     }
-}
-
-/// An item's `sk` (every item has one).
-pub(crate) fn sort_key(item: &Item) -> Result<String, StoreError> {
-    string_attr(item, "sk")
 }

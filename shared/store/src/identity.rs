@@ -12,7 +12,7 @@
 
 use chrono::Utc;
 use sha2::{Digest, Sha256};
-use throughline_model::{Evidence, Handle, Identity, Interaction, InteractionId};
+use throughline_model::{Evidence, Handle, Interaction, InteractionId};
 
 use crate::groups::{LinkSuggestion, MergeRequest, SuggestionStatus};
 use crate::items::{Expr, Item, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put};
@@ -38,13 +38,6 @@ struct Owner {
     evidence: Evidence,
 }
 
-fn evidence_name(evidence: Evidence) -> &'static str {
-    match evidence {
-        Evidence::Verified => "verified",
-        Evidence::Claimed => "claimed",
-    }
-}
-
 fn parse_evidence(item: &Item) -> Evidence {
     match optional_string_attr(item, "evidence").as_deref() {
         Some("claimed") => Evidence::Claimed,
@@ -53,18 +46,11 @@ fn parse_evidence(item: &Item) -> Evidence {
     }
 }
 
-fn identity_source(identity: &Identity) -> &'static str {
-    match identity.source {
-        throughline_model::EvidenceSource::CompanyIdentityToken => "company_identity_token",
-        throughline_model::EvidenceSource::PrechatForm => "prechat_form",
-    }
-}
-
 /// `ID#` item: an identifier on a customer's profile.
 fn identifier_item(customer: &CustomerId, identifier: Identifier, owned: bool, now: &str) -> Item {
     let mut item = key_item(keys::identifier(customer, &identifier.handle.key()));
     item.insert("identifier".into(), s(identifier.handle.key()));
-    item.insert("evidence".into(), s(evidence_name(identifier.evidence)));
+    item.insert("evidence".into(), s(identifier.evidence.as_str()));
     item.insert("source".into(), s(identifier.source));
     item.insert("owned".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(owned));
     item.insert("first_seen_at".into(), s(now));
@@ -74,7 +60,7 @@ fn identifier_item(customer: &CustomerId, identifier: Identifier, owned: bool, n
 fn handle_item(customer: &CustomerId, identifier: Identifier, now: &str) -> Item {
     let mut item = key_item(keys::handle(identifier.handle));
     item.insert("customer_id".into(), s(customer.as_str()));
-    item.insert("evidence".into(), s(evidence_name(identifier.evidence)));
+    item.insert("evidence".into(), s(identifier.evidence.as_str()));
     item.insert("created_at".into(), s(now));
     item
 }
@@ -111,7 +97,7 @@ impl TimelineStore {
                 verified.push(Identifier {
                     handle: &identity.handle,
                     evidence: Evidence::Verified,
-                    source: identity_source(identity),
+                    source: identity.source.as_str(),
                 });
             }
         }
@@ -126,7 +112,7 @@ impl TimelineStore {
             let claim = Identifier {
                 handle: &identity.handle,
                 evidence: Evidence::Claimed,
-                source: identity_source(identity),
+                source: identity.source.as_str(),
             };
             self.note_claim(&customer, claim, &interaction.id).await?;
         }
@@ -371,7 +357,7 @@ impl TimelineStore {
             claimant: claimant.clone(),
             owner: owner.clone(),
             identifier: identifier.handle.key(),
-            evidence: evidence_name(identifier.evidence).to_owned(),
+            evidence: identifier.evidence.as_str().to_owned(),
             source: identifier.source.to_owned(),
             interaction_id: interaction.to_string(),
             status: SuggestionStatus::Open,
@@ -383,7 +369,7 @@ impl TimelineStore {
         for customer in [claimant, owner] {
             let mut item = key_item(keys::suggestion(customer, &suggestion.suggestion_id));
             item.insert("suggestion".into(), to_json(&suggestion));
-            item.insert("status".into(), s("open"));
+            item.insert("status".into(), s(SuggestionStatus::Open.as_str()));
             self.put_new(item).await?;
         }
         tracing::info!(suggestion_id = %suggestion.suggestion_id, %claimant, %owner, "link suggested");

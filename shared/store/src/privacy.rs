@@ -17,7 +17,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::ConversationRecord;
-use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion, sort_key};
+use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion};
 use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
 use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, written};
 
@@ -82,7 +82,7 @@ impl TimelineStore {
         for member in &ids {
             let pk = keys::customer_pk(member);
             for item in self.query_prefix(&pk, "", true).await? {
-                let sk = sort_key(&item)?;
+                let sk = string_attr(&item, "sk")?;
                 if sk.starts_with(keys::TIMELINE_PREFIX) {
                     let id = string_attr(&item, "id")?;
                     self.mark_erased(&id, erased_at).await?;

@@ -165,11 +165,9 @@ impl TimelineStore {
         }
         if let Some(direction) = filter.direction {
             conditions.push("#direction = :direction");
-            let direction = match direction {
-                Direction::Inbound => "inbound",
-                Direction::Outbound => "outbound",
-            };
-            expr = expr.name("#direction", "direction").value(":direction", s(direction));
+            expr = expr
+                .name("#direction", "direction")
+                .value(":direction", s(direction.as_str()));
         }
         if let Some(conversation) = &filter.conversation {
             conditions.push("#conversation = :conversation");
