@@ -25,8 +25,10 @@ impl Moto {
     pub async fn start(venv: &Venv) -> Result<Self> {
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("throughline-moto-{port}.log"));
+        // moto as installed, with DynamoDB's transaction isolation restored (see the script).
         let child = Command::new(venv.bin("python"))
-            .args(["-m", "moto.server", "-H", "127.0.0.1", "-p", &port.to_string()])
+            .arg(crate::workspace_root().join("tools/moto_server.py"))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
             .stdin(Stdio::null())
             .stdout(Stdio::from(std::fs::File::create(&log)?))
             .stderr(Stdio::from(std::fs::File::create(&log)?))

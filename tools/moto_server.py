@@ -1,0 +1,255 @@
+"""The moto server, with DynamoDB's isolation guarantees restored.
+
+`cargo xtask` starts moto through this file instead of `python -m moto.server`. Two properties of
+moto 5's DynamoDB differ from DynamoDB's, and Throughline's store relies on both:
+
+1. Requests are served by concurrent threads with no isolation, and `TransactWriteItems` applies
+   its operations one by one. DynamoDB's transactions are serializable with every other write.
+2. To undo a cancelled transaction, moto deep-copies every table it touches before it starts and
+   puts that copy back when a condition fails. Any write that another thread committed in
+   between is silently lost (an acknowledged interaction vanished this way, one run in five of
+   `concurrent_first_messages_from_a_new_handle_make_one_customer`), and each transaction costs
+   a copy of the whole table: with a thousand customers in it the emulator ran at 100 % CPU and
+   grew past 10 GB.
+
+So every DynamoDB request is served under one lock (requests to other services stay
+concurrent), and a transaction checks all of its conditions first, then applies its operations,
+undoing only the items it changed if applying one fails. Everything else is moto as installed.
+
+It also keeps a log of the IAM actions each caller's requests need (the caller is the access key
+id of the request's SigV4 credential; tests give each function its own), served as JSON at
+`GET /_throughline/actions`: the permissions test compares it with each function's policy in
+infra/template.yaml, which moto, unlike AWS, does not enforce.
+"""
+
+import copy
+import io
+import json
+import re
+import sys
+import threading
+from urllib.parse import parse_qs
+
+from moto.dynamodb.comparisons import get_filter_expression
+from moto.dynamodb.exceptions import (
+    ConditionalCheckFailed,
+    MockValidationException,
+    MultipleTransactionsException,
+    TooManyTransactionsException,
+    TransactionCanceledException,
+    TransactWriteSingleOpException,
+)
+from moto.dynamodb.models import DynamoDBBackend
+from moto.dynamodb.models.dynamo_type import DynamoType
+from moto.dynamodb.responses import DynamoHandler
+import moto.server
+from moto.server import main
+
+_DYNAMODB = threading.RLock()
+_call_action = DynamoHandler.call_action
+
+
+def _serialized_call_action(self):
+    with _DYNAMODB:
+        return _call_action(self)
+
+
+def _key_of(table, op_type, op):
+    if op_type != "Put":
+        return op["Key"]
+    attrs = op["Item"]
+    key = {table.hash_key_attr: attrs[table.hash_key_attr]}
+    if table.range_key_attr is not None:
+        key[table.range_key_attr] = attrs[table.range_key_attr]
+    return key
+
+
+def _stored(table, key):
+    hash_value = DynamoType(key[table.hash_key_attr])
+    range_value = DynamoType(key[table.range_key_attr]) if table.range_key_attr else None
+    return hash_value, range_value
+
+
+def _restore(table, key, before):
+    hash_value, range_value = _stored(table, key)
+    if before is None:
+        table.delete_item(hash_value, range_value)
+    elif range_value is not None:
+        table.items[hash_value][range_value] = before
+    else:
+        table.items[hash_value] = before
+
+
+def _transact_write_items(self, transact_items):
+    if len(transact_items) > 100:
+        raise TooManyTransactionsException()
+    operations = []
+    targets = set()
+    for item in transact_items:
+        if len(item) > 1:
+            raise TransactWriteSingleOpException
+        op_type, op = next(iter(item.items()))
+        table = self.get_table(op["TableName"])
+        key = _key_of(table, op_type, op)
+        target = (op["TableName"], str(dict(sorted(key.items()))))
+        if target in targets:
+            raise MultipleTransactionsException()
+        targets.add(target)
+        operations.append((op_type, op, table, key))
+
+    # Every condition against the state before the transaction; nothing written yet.
+    errors = []
+    for op_type, op, table, key in operations:
+        try:
+            if op_type not in {"ConditionCheck", "Put", "Delete", "Update"}:
+                raise ValueError("Unsupported transaction operation")
+            current = self.get_item(op["TableName"], key)
+            condition = op.get("ConditionExpression")
+            if condition is not None:
+                check = get_filter_expression(
+                    condition,
+                    op.get("ExpressionAttributeNames"),
+                    op.get("ExpressionAttributeValues"),
+                )
+                if not check.expr(current):
+                    old = None
+                    if op.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" and current:
+                        old = current.to_json()["Attributes"]
+                    errors.append(("ConditionalCheckFailed", "The conditional request failed", old))
+                    continue
+            errors.append((None, None, None))
+        except MockValidationException:
+            raise
+        except Exception as e:  # noqa: BLE001 - reported per operation, as moto does
+            errors.append((type(e).__name__, str(e), None))
+    if any(code is not None for code, _, _ in errors):
+        raise TransactionCanceledException(errors)
+
+    # Apply, keeping a copy of each item before it changes, to undo this transaction alone.
+    undo = []
+    index = 0
+    try:
+        for index, (op_type, op, table, key) in enumerate(operations):
+            name = op["TableName"]
+            if op_type == "ConditionCheck":
+                continue
+            before = self.get_item(name, key)
+            undo.append((table, key, copy.deepcopy(before) if before is not None else None))
+            names = op.get("ExpressionAttributeNames")
+            values = op.get("ExpressionAttributeValues")
+            if op_type == "Put":
+                self.put_item(name, op["Item"], expression_attribute_names=names, expression_attribute_values=values)
+            elif op_type == "Delete":
+                self.delete_item(name, key, expression_attribute_names=names, expression_attribute_values=values)
+            else:
+                self.update_item(
+                    name,
+                    key,
+                    update_expression=op["UpdateExpression"],
+                    expression_attribute_names=names,
+                    expression_attribute_values=values,
+                )
+    except Exception as e:
+        for table, key, before in reversed(undo):
+            _restore(table, key, before)
+        if isinstance(e, (MockValidationException, MultipleTransactionsException)):
+            raise
+        reasons = [(None, None, None)] * len(operations)
+        reasons[index] = (type(e).__name__, str(e), None)
+        raise TransactionCanceledException(reasons)
+
+
+_CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
+_ACTIONS_LOCK = threading.Lock()
+_ACTIONS: dict = {}
+# An API operation authorized by another IAM action.
+_DYNAMODB_TRANSACTION_ITEMS = {
+    "Put": "PutItem",
+    "Update": "UpdateItem",
+    "Delete": "DeleteItem",
+    "ConditionCheck": "ConditionCheckItem",
+}
+_SQS_ACTIONS = {
+    "SendMessageBatch": "SendMessage",
+    "DeleteMessageBatch": "DeleteMessage",
+    "ChangeMessageVisibilityBatch": "ChangeMessageVisibility",
+}
+
+
+def _s3_action(method, path, query, headers):
+    parts = path.lstrip("/").split("/", 1)
+    on_object = len(parts) == 2 and parts[1] != ""
+    if not on_object:
+        if method == "GET":
+            return "s3:ListBucketVersions" if "versions" in query else "s3:ListBucket"
+        if method == "POST" and "delete" in query:
+            return "s3:DeleteObject"
+        return {"PUT": "s3:CreateBucket", "HEAD": "s3:ListBucket", "DELETE": "s3:DeleteBucket"}.get(method, "s3:" + method)
+    versioned = "versionId" in query
+    if method in ("GET", "HEAD"):
+        return "s3:GetObjectVersion" if versioned else "s3:GetObject"
+    if method == "PUT":
+        return "s3:PutObject"
+    if method == "DELETE":
+        return "s3:DeleteObjectVersion" if versioned else "s3:DeleteObject"
+    return "s3:" + method
+
+
+def _actions_of(environ, body):
+    """The IAM actions a request needs, as (caller, [action, ...]), or None if unsigned."""
+    authorization = environ.get("HTTP_AUTHORIZATION", "")
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    match = _CREDENTIAL.search(authorization) or _CREDENTIAL.search(
+        "Credential=" + query.get("X-Amz-Credential", [""])[0] + "/"
+    )
+    if not match:
+        return None
+    caller, service = match.group(1), match.group(2)
+    target = environ.get("HTTP_X_AMZ_TARGET", "")
+    operation = target.rsplit(".", 1)[-1] if target else None
+    if operation is None and service != "s3":
+        form = parse_qs(body.decode("utf-8", "replace"))
+        operation = (form.get("Action") or query.get("Action") or ["unknown"])[0]
+    if service == "s3":
+        actions = [_s3_action(environ["REQUEST_METHOD"], environ.get("PATH_INFO", "/"), query, environ)]
+    elif service == "dynamodb" and operation == "TransactWriteItems":
+        items = json.loads(body or b"{}").get("TransactItems", [])
+        actions = ["dynamodb:TransactWriteItems"] + [
+            "dynamodb:" + _DYNAMODB_TRANSACTION_ITEMS[kind] for item in items for kind in item
+        ]
+    elif service == "sqs":
+        actions = ["sqs:" + _SQS_ACTIONS.get(operation, operation)]
+    else:
+        actions = [service + ":" + operation]
+    return caller, actions
+
+
+class _RecordingApplication(moto.server.DomainDispatcherApplication):
+    def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/_throughline/actions":
+            with _ACTIONS_LOCK:
+                payload = json.dumps({caller: sorted(actions) for caller, actions in _ACTIONS.items()}).encode()
+            start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+            return [payload]
+        length = int(environ.get("CONTENT_LENGTH") or 0)
+        body = b""
+        if length:
+            body = environ["wsgi.input"].read(length)
+            environ["wsgi.input"] = io.BytesIO(body)
+        try:
+            recorded = _actions_of(environ, body)
+        except Exception:  # noqa: BLE001 - the log must never break a request
+            recorded = None
+        if recorded:
+            caller, actions = recorded
+            with _ACTIONS_LOCK:
+                _ACTIONS.setdefault(caller, set()).update(actions)
+        return super().__call__(environ, start_response)
+
+
+moto.server.DomainDispatcherApplication = _RecordingApplication
+DynamoHandler.call_action = _serialized_call_action
+DynamoDBBackend.transact_write_items = _transact_write_items
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
