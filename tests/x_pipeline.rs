@@ -111,3 +111,42 @@ async fn a_delete_that_arrives_before_its_tweet_is_not_lost() {
     assert_eq!(ada.len(), 1);
     assert!(ada[0].deleted_at.is_some());
 }
+
+/// The CRC signing-oracle attack through the handler: a forged DM document sent as `crc_token`
+/// is refused, so no signature for it exists, and the forged POST never reaches a timeline.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_dm_forged_through_the_crc_answer_never_reaches_a_timeline() {
+    let stack = start_stack().await;
+    let function = x_function(&stack);
+    let queue = stack.interactions_queue().url.clone();
+    let forged = sample_json("twitter/02-dm-inbound.json")["body"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    let mut crc = sample_json("twitter/01-crc.json");
+    crc["rawQueryString"] = form_urlencoded::Serializer::new(String::new())
+        .append_pair("crc_token", &forged)
+        .finish()
+        .into();
+    let answer =
+        throughline_twitter::handle(lambda_http::request::from_str(&crc.to_string()).unwrap(), &function).await;
+    assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{}", body_text(&answer));
+    let answer: serde_json::Value = serde_json::from_str(&body_text(&answer)).unwrap();
+    assert_eq!(answer["error"]["code"], "malformed_request");
+
+    // Whatever the attacker signs with, the POST of the document is refused.
+    let mut post = sample_json("twitter/02-dm-inbound.json");
+    post["headers"]["x-twitter-webhooks-signature"] = answer["response_token"].as_str().unwrap_or("sha256=").into();
+    let response =
+        throughline_twitter::handle(lambda_http::request::from_str(&post.to_string()).unwrap(), &function).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    assert_eq!(depth(&stack, &queue).await, 0);
+
+    let store = stack.store();
+    drain(&stack.writer_mapping(Some(1)), &store).await;
+    assert!(
+        store.all_customers().await.unwrap().is_empty(),
+        "no timeline holds the forged DM"
+    );
+}

@@ -63,6 +63,72 @@ fn crc_vector_and_sample() {
     );
 }
 
+/// A GET whose `crc_token` is `token`.
+fn crc_request(token: &str) -> WebhookRequest {
+    let mut req = sample("01-crc.json");
+    req.url = format!(
+        "https://x.throughline.example/?{}",
+        form_urlencoded::Serializer::new(String::new())
+            .append_pair("crc_token", token)
+            .finish()
+    );
+    req
+}
+
+#[test]
+fn the_crc_answer_signs_only_tokens_x_can_send() {
+    for token in [
+        "a",
+        "9b4507b3-9040-4669-9ca3-6b94edb50553",
+        "AZaz09_=+/-",
+        &"x".repeat(255),
+    ] {
+        assert!(crc_response(&crc_request(token), &config()).is_ok(), "{token}");
+    }
+    for token in [&"x".repeat(256), "a b", "a.b", "{}", "ünï", "a\nb"] {
+        let err = crc_response(&crc_request(token), &config()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST, "{token}");
+    }
+}
+
+/// The signing-oracle attack: a whole Account Activity document sent as `crc_token`, its answer
+/// used as the signature of a POST of that document. The CRC must refuse to sign it, and no
+/// other token's answer verifies the document.
+#[test]
+fn a_document_sent_as_crc_token_is_never_signed() {
+    let forged = String::from_utf8(sample("02-dm-inbound.json").body).unwrap();
+    let answer = crc_response(&crc_request(&forged), &config());
+    assert_eq!(answer.unwrap_err().status(), StatusCode::BAD_REQUEST);
+
+    let answered: serde_json::Value =
+        serde_json::from_str(&crc_response(&crc_request("abc"), &config()).unwrap()).unwrap();
+    let mut post = sample("02-dm-inbound.json");
+    post.headers.insert(
+        SIGNATURE_HEADER,
+        answered["response_token"].as_str().unwrap().parse().unwrap(),
+    );
+    assert_eq!(
+        accept(&post, &config(), now()).unwrap_err().status(),
+        StatusCode::FORBIDDEN
+    );
+}
+
+#[test]
+fn an_empty_url_entity_leaves_the_text_alone() {
+    let body = serde_json::json!({
+        "for_user_id": ACCOUNT,
+        "direct_message_events": [{"type": "message_create", "id": "77", "created_timestamp": "1795518060000",
+            "message_create": {"sender_id": ADA, "target": {"recipient_id": ACCOUNT},
+                "message_data": {"text": "hello", "entities": {"urls": [
+                    {"url": "", "expanded_url": "https://evil.example/"}]}}}}]
+    });
+    let dm = accept(&signed(&body.to_string()), &config(), now())
+        .unwrap()
+        .interactions
+        .remove(0);
+    assert_eq!(dm.text.as_deref(), Some("hello"));
+}
+
 #[test]
 fn inbound_dm_expands_links_and_names_the_customer() {
     let a = accepted("02-dm-inbound.json");
@@ -195,17 +261,17 @@ fn signed(body: &str) -> WebhookRequest {
 }
 
 #[test]
-fn malformed_bodies_are_400_naming_the_problem() {
+fn only_a_body_that_is_not_a_delivery_is_400() {
     let cases = [
-        ("not json", "body is not an Account Activity event"),
+        ("<html>", "body is not an Account Activity event: expected value"),
         (r#"{"direct_message_events":[]}"#, "for_user_id is missing"),
         (
-            r#"{"for_user_id":"1","direct_message_events":[{"type":"message_create","id":"9"}]}"#,
-            "direct_message_events[0].message_create is missing",
+            r#"{"for_user_id":7}"#,
+            "body is not an Account Activity event: invalid type or value",
         ),
         (
-            r#"{"for_user_id":"1","tweet_create_events":[{"id_str":"5"}]}"#,
-            "tweet_create_events[0].user.id_str is missing",
+            r#"{"for_user_id":"1","direct_message_events":{}}"#,
+            "body is not an Account Activity event: invalid type or value",
         ),
     ];
     for (body, expected) in cases {
@@ -215,6 +281,48 @@ fn malformed_bodies_are_400_naming_the_problem() {
             "{body}: {err:?}"
         );
     }
+}
+
+#[test]
+fn a_malformed_event_is_ignored_and_the_rest_of_the_delivery_accepted() {
+    let dm = |id: &str| {
+        serde_json::json!({"type": "message_create", "id": id, "created_timestamp": "1795518060000",
+        "message_create": {"sender_id": ADA, "target": {"recipient_id": ACCOUNT}, "message_data": {"text": "hi"}}})
+    };
+    let tweet = |id: &str| serde_json::json!({"id_str": id, "text": "@acme hi", "user": {"id_str": ADA}});
+    let body = serde_json::json!({
+        "for_user_id": ACCOUNT,
+        "users": {ADA: {"name": "Ada", "screen_name": "ada"}, ACCOUNT: "not a user"},
+        "direct_message_events": [
+            dm("1"),
+            {"type": "message_create", "id": "9"},
+            {"type": "message_create", "id": 9, "message_create": {}},
+            "not an event",
+            dm("2"),
+        ],
+        "tweet_create_events": [tweet("10"), {"id_str": "5"}, {"id_str": "6", "user": {"id_str": ["x"]}}, tweet("11")],
+        "tweet_delete_events": [{"status": {"id": "10"}}, {"status": {}}, {"status": {"id": 10}}],
+    });
+    let accepted = accept(&signed(&body.to_string()), &config(), now()).unwrap();
+    let ids: Vec<&str> = accepted
+        .interactions
+        .iter()
+        .map(|i| i.provider_message_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["1", "2", "10", "11"]);
+    assert_eq!(accepted.interactions[0].customer_display_name.as_deref(), Some("Ada"));
+    assert_eq!(accepted.updates.len(), 1);
+    assert_eq!(accepted.ignored, vec!["malformed_event"; 3 + 2 + 2]);
+}
+
+#[test]
+fn a_lone_surrogate_escape_costs_only_the_character() {
+    let body = format!(
+        r#"{{"for_user_id":"{ACCOUNT}","direct_message_events":[{{"type":"message_create","id":"3","message_create":{{"sender_id":"{ADA}","target":{{"recipient_id":"{ACCOUNT}"}},"message_data":{{"text":"cut \ud83d"}}}}}}]}}"#
+    );
+    assert!(serde_json::from_str::<serde_json::Value>(&body).is_err());
+    let dm = accept(&signed(&body), &config(), now()).unwrap().interactions.remove(0);
+    assert_eq!(dm.text.as_deref(), Some("cut \u{FFFD}"));
 }
 
 #[test]

@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use throughline_edge::signature::{self, Algorithm, Encoding};
-use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
+use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest, json};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, Direction, Handle, Interaction, InteractionId, InteractionKind,
     InteractionUpdate, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
@@ -28,14 +28,33 @@ pub fn sign(secret: &str, message: &[u8]) -> String {
 }
 
 /// The answer to X's challenge-response check (`GET ?crc_token=...`): the JSON body.
+///
+/// The answer is the HMAC of the token under the same key and encoding as a POST's signature,
+/// so signing an arbitrary token would be a signing oracle: whoever sends a whole Account
+/// Activity document as `crc_token` gets the signature that makes X's webhook accept it. X's
+/// tokens are short base64-like strings, so only those are answered: no JSON document (which
+/// needs `{`, `"` and `:`) can ever be signed.
 pub fn crc_response(req: &WebhookRequest, config: &XConfig) -> Result<String, Rejection> {
     let token = form_urlencoded::parse(req.query().unwrap_or_default().as_bytes())
         .find(|(k, _)| k == "crc_token")
         .map(|(_, v)| v.into_owned())
         .filter(|t| !t.is_empty())
         .ok_or_else(|| Rejection::malformed("query parameter crc_token is missing"))?;
+    if !is_crc_token(&token) {
+        return Err(Rejection::malformed(
+            "query parameter crc_token must be 1-255 characters of A-Z a-z 0-9 _ = + / -",
+        ));
+    }
     let response_token = sign(config.consumer_secret.expose(), token.as_bytes());
     Ok(serde_json::json!({ "response_token": response_token }).to_string())
+}
+
+/// A token X can send: 1–255 characters of `[A-Za-z0-9_=+/-]`.
+fn is_crc_token(token: &str) -> bool {
+    (1..=255).contains(&token.len())
+        && token
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'=' | b'+' | b'/' | b'-'))
 }
 
 fn verify(req: &WebhookRequest, config: &XConfig) -> Result<(), Rejection> {
@@ -63,17 +82,20 @@ fn verify(req: &WebhookRequest, config: &XConfig) -> Result<(), Rejection> {
 }
 
 /// One Account Activity delivery. Only what Throughline uses is typed; the rest is ignored.
+/// The events are kept as JSON values and typed one by one, so that a malformed one is that
+/// event's problem and not the whole delivery's.
 #[derive(Debug, Deserialize)]
 struct ActivityPayload {
     for_user_id: Option<String>,
     #[serde(default)]
-    direct_message_events: Vec<DirectMessageEvent>,
+    direct_message_events: Vec<Value>,
     #[serde(default)]
     tweet_create_events: Vec<Value>,
     #[serde(default)]
-    tweet_delete_events: Vec<TweetDeleteEvent>,
+    tweet_delete_events: Vec<Value>,
+    /// Only a source of display names: read leniently (`display_user`).
     #[serde(default)]
-    users: HashMap<String, XUser>,
+    users: Value,
     #[serde(flatten)]
     other: HashMap<String, Value>,
 }
@@ -87,7 +109,7 @@ struct DirectMessageEvent {
     message_create: Option<MessageCreate>,
     /// Some published examples nest the users map inside the event: read it there too.
     #[serde(default)]
-    users: HashMap<String, XUser>,
+    users: Value,
 }
 
 #[derive(Debug, Deserialize)]
@@ -189,11 +211,18 @@ struct Mention {
     id_str: Option<String>,
 }
 
-fn user_id(value: Option<&str>, field: &str) -> Result<PlatformUserId, Rejection> {
+/// Problems name the field (relative to its event) and the rule broken, never the value.
+fn user_id(value: Option<&str>, field: &str) -> Result<PlatformUserId, String> {
     let value = value
         .filter(|v| !v.is_empty())
-        .ok_or_else(|| Rejection::malformed(format!("{field} is missing")))?;
-    PlatformUserId::parse(value).map_err(|e| Rejection::malformed(format!("{field}: {e}")))
+        .ok_or_else(|| format!("{field} is missing"))?;
+    PlatformUserId::parse(value).map_err(|e| format!("{field}: {e}"))
+}
+
+/// The display name and screen name of `id` in a `users` map, if it has a usable entry: a
+/// missing or odd one only costs the name.
+fn display_user(users: &Value, id: &str) -> Option<XUser> {
+    json::parse_event(users.get(id)?).ok()
 }
 
 fn x_handle(id: PlatformUserId) -> Handle {
@@ -208,51 +237,52 @@ fn millis(value: Option<&str>) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(value?.trim().parse().ok()?).single()
 }
 
-/// Verifies and normalizes one POST.
+/// Verifies and normalizes one POST. Only a body that is not an Account Activity delivery
+/// (not JSON, no `for_user_id`) is refused; an event that does not parse is acknowledged with
+/// the rest and counted (`Accepted::malformed_event`).
 pub fn accept(req: &WebhookRequest, config: &XConfig, received_at: DateTime<Utc>) -> Result<Accepted, Rejection> {
     if req.method != Method::POST {
         return Err(Rejection::MethodNotAllowed { allowed: "POST, GET" });
     }
     verify(req, config)?;
-    let payload: ActivityPayload = serde_json::from_slice(&req.body)
-        .map_err(|e| Rejection::malformed(format!("body is not an Account Activity event: {e}")))?;
-    let account = user_id(payload.for_user_id.as_deref(), "for_user_id")?;
+    // Only now: the signature is over the bytes as X sent them.
+    let body = json::replace_lone_surrogates(&req.body);
+    let payload: ActivityPayload = serde_json::from_slice(&body)
+        .map_err(|e| Rejection::malformed(format!("body is not an Account Activity event: {}", json::problem(&e))))?;
+    let account = user_id(payload.for_user_id.as_deref(), "for_user_id").map_err(Rejection::malformed)?;
     let mut accepted = Accepted::default();
 
     for (index, event) in payload.direct_message_events.iter().enumerate() {
-        if event.kind.as_deref() != Some("message_create") {
-            accepted.ignored.push("dm_event_type");
-            continue;
+        match direct_message(event, &account, &payload.users, received_at) {
+            Ok(Some(interaction)) => accepted.interactions.push(interaction),
+            Ok(None) => accepted.ignored.push("dm_event_type"),
+            Err(problem) => {
+                accepted.malformed_event(crate::CONNECTOR, &format!("direct_message_events[{index}]"), &problem)
+            }
         }
-        let users = if payload.users.is_empty() {
-            &event.users
-        } else {
-            &payload.users
-        };
-        accepted
-            .interactions
-            .push(direct_message(event, index, &account, users, received_at)?);
     }
     for (index, raw) in payload.tweet_create_events.iter().enumerate() {
-        let tweet: Tweet = serde_json::from_value(raw.clone())
-            .map_err(|e| Rejection::malformed(format!("tweet_create_events[{index}]: {e}")))?;
-        match tweet_interaction(&tweet, index, &account, received_at)? {
-            Some(interaction) => accepted.interactions.push(interaction),
-            None => accepted.ignored.push(if tweet.retweeted_status.is_some() {
+        let outcome = json::parse_event::<Tweet>(raw)
+            .and_then(|tweet| Ok((tweet_interaction(&tweet, &account, received_at)?, tweet)));
+        match outcome {
+            Ok((Some(interaction), _)) => accepted.interactions.push(interaction),
+            Ok((None, tweet)) => accepted.ignored.push(if tweet.retweeted_status.is_some() {
                 "retweet"
             } else {
                 "own_tweet"
             }),
+            Err(problem) => {
+                accepted.malformed_event(crate::CONNECTOR, &format!("tweet_create_events[{index}]"), &problem)
+            }
         }
     }
-    for (index, delete) in payload.tweet_delete_events.iter().enumerate() {
-        let id = delete.status.as_ref().and_then(|s| s.id.as_deref());
-        let tweet_id = ProviderMessageId::parse(id.unwrap_or_default())
-            .map_err(|_| Rejection::malformed(format!("tweet_delete_events[{index}].status.id is missing")))?;
-        accepted.updates.push(InteractionUpdate::deleted(
-            InteractionId::derive(Provider::X, &x_handle(account.clone()), &tweet_id),
-            millis(delete.timestamp_ms.as_deref()).unwrap_or(received_at),
-        ));
+    for (index, raw) in payload.tweet_delete_events.iter().enumerate() {
+        match tweet_deletion(raw, &account, received_at) {
+            Ok(update) => accepted.updates.push(update),
+            Err(problem) => {
+                accepted.malformed_event(crate::CONNECTOR, &format!("tweet_delete_events[{index}]"), &problem)
+            }
+        }
     }
     // Favorites, follows, blocks, mutes, typing and read indicators, ...: acknowledged, counted.
     for (key, value) in &payload.other {
@@ -261,6 +291,20 @@ pub fn accept(req: &WebhookRequest, config: &XConfig, received_at: DateTime<Utc>
         }
     }
     Ok(accepted)
+}
+
+fn tweet_deletion(
+    raw: &Value,
+    account: &PlatformUserId,
+    received_at: DateTime<Utc>,
+) -> Result<InteractionUpdate, String> {
+    let delete: TweetDeleteEvent = json::parse_event(raw)?;
+    let id = delete.status.as_ref().and_then(|s| s.id.as_deref());
+    let tweet_id = ProviderMessageId::parse(id.unwrap_or_default()).map_err(|_| "status.id is missing".to_owned())?;
+    Ok(InteractionUpdate::deleted(
+        InteractionId::derive(Provider::X, &x_handle(account.clone()), &tweet_id),
+        millis(delete.timestamp_ms.as_deref()).unwrap_or(received_at),
+    ))
 }
 
 fn ignored_reason(key: &str) -> &'static str {
@@ -276,24 +320,33 @@ fn ignored_reason(key: &str) -> &'static str {
     }
 }
 
+/// A `message_create` event as an interaction; `None` for other DM event types. `users` is the
+/// delivery's users map; the event's own is read when that one is empty.
 fn direct_message(
-    event: &DirectMessageEvent,
-    index: usize,
+    event: &Value,
     account: &PlatformUserId,
-    users: &HashMap<String, XUser>,
+    users: &Value,
     received_at: DateTime<Utc>,
-) -> Result<Interaction, Rejection> {
-    let field = |name: &str| format!("direct_message_events[{index}].{name}");
-    let message_id = ProviderMessageId::parse(event.id.as_deref().unwrap_or_default())
-        .map_err(|_| Rejection::malformed(format!("{} is missing", field("id"))))?;
+) -> Result<Option<Interaction>, String> {
+    let event: DirectMessageEvent = json::parse_event(event)?;
+    if event.kind.as_deref() != Some("message_create") {
+        return Ok(None);
+    }
+    let users = if users.as_object().is_some_and(|u| !u.is_empty()) {
+        users
+    } else {
+        &event.users
+    };
+    let message_id =
+        ProviderMessageId::parse(event.id.as_deref().unwrap_or_default()).map_err(|_| "id is missing".to_owned())?;
     let create = event
         .message_create
         .as_ref()
-        .ok_or_else(|| Rejection::malformed(format!("{} is missing", field("message_create"))))?;
-    let sender = user_id(create.sender_id.as_deref(), &field("message_create.sender_id"))?;
+        .ok_or_else(|| "message_create is missing".to_owned())?;
+    let sender = user_id(create.sender_id.as_deref(), "message_create.sender_id")?;
     let recipient = user_id(
         create.target.as_ref().and_then(|t| t.recipient_id.as_deref()),
-        &field("message_create.target.recipient_id"),
+        "message_create.target.recipient_id",
     )?;
     // The subscribed account's own DMs come back too: they are the company's answers.
     let (direction, customer) = if &sender == account {
@@ -342,20 +395,23 @@ fn direct_message(
             .attributes
             .insert("quick_reply_metadata".into(), metadata.to_owned());
     }
-    if let Some(user) = users.get(customer.as_str()) {
-        interaction.customer_display_name = user.name.clone();
-        if let Some(screen_name) = &user.screen_name {
-            interaction.attributes.insert("screen_name".into(), screen_name.clone());
+    if let Some(user) = display_user(users, customer.as_str()) {
+        interaction.customer_display_name = user.name;
+        if let Some(screen_name) = user.screen_name {
+            interaction.attributes.insert("screen_name".into(), screen_name);
         }
     }
-    Ok(interaction)
+    Ok(Some(interaction))
 }
 
 /// `t.co` links replaced by what they point to, so the agent sees the real URL.
 fn expand_urls(text: &str, entities: Option<&Entities>) -> String {
     let mut text = text.to_owned();
     for entity in entities.map(|e| e.urls.as_slice()).unwrap_or_default() {
-        if let (Some(short), Some(expanded)) = (&entity.url, &entity.expanded_url) {
+        // An empty `url` would match between every character and multiply the text.
+        if let (Some(short), Some(expanded)) = (&entity.url, &entity.expanded_url)
+            && !short.is_empty()
+        {
             text = text.replace(short.as_str(), expanded);
         }
     }
@@ -375,35 +431,27 @@ fn media_content_type(kind: &str) -> &'static str {
 /// company's own replies are outbound; plain retweets and unrelated own tweets are ignored.
 fn tweet_interaction(
     tweet: &Tweet,
-    index: usize,
     account: &PlatformUserId,
     received_at: DateTime<Utc>,
-) -> Result<Option<Interaction>, Rejection> {
+) -> Result<Option<Interaction>, String> {
     if tweet.retweeted_status.is_some() {
         return Ok(None);
     }
-    let field = |name: &str| format!("tweet_create_events[{index}].{name}");
-    let author = user_id(
-        tweet.user.as_ref().and_then(|u| u.id_str.as_deref()),
-        &field("user.id_str"),
-    )?;
+    let author = user_id(tweet.user.as_ref().and_then(|u| u.id_str.as_deref()), "user.id_str")?;
     let (direction, customer) = if &author == account {
         match tweet
             .in_reply_to_user_id_str
             .as_deref()
             .filter(|id| *id != account.as_str())
         {
-            Some(customer) => (
-                Direction::Outbound,
-                user_id(Some(customer), &field("in_reply_to_user_id_str"))?,
-            ),
+            Some(customer) => (Direction::Outbound, user_id(Some(customer), "in_reply_to_user_id_str")?),
             None => return Ok(None),
         }
     } else {
         (Direction::Inbound, author.clone())
     };
     let tweet_id = ProviderMessageId::parse(tweet.id_str.as_deref().unwrap_or_default())
-        .map_err(|_| Rejection::malformed(format!("{} is missing", field("id_str"))))?;
+        .map_err(|_| "id_str is missing".to_owned())?;
     let occurred_at = millis(tweet.timestamp_ms.as_deref())
         .or_else(|| {
             tweet
