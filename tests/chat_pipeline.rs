@@ -9,8 +9,12 @@ use throughline_model::{
 };
 use throughline_store::Applied;
 
-fn web_chat(id: &str) -> Handle {
-    platform_user(Platform::WebChat, Some(stack::TEST_CHAT_SITE), id)
+fn chat_user(id: &str) -> Handle {
+    platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), id)
+}
+
+fn chat_visitor(id: &str) -> Handle {
+    platform_user(Platform::WebChatVisitor, Some(stack::TEST_CHAT_SITE), id)
 }
 
 fn telegram_user(id: &str) -> Handle {
@@ -73,7 +77,7 @@ async fn chat_and_telegram_samples_become_timelines_and_a_verified_visitor_joins
 
     // The logged-in visitor's token vouched for Ada's phone: one customer, one timeline.
     let ada = store.customer_for(&phone("+14155550100"), true).await.unwrap().unwrap();
-    let ada_user = store.customer_for(&web_chat("user-1042"), true).await.unwrap();
+    let ada_user = store.customer_for(&chat_user("user-1042"), true).await.unwrap();
     assert_eq!(ada_user.as_ref(), Some(&ada));
     let ada_email = Handle::Email {
         address: EmailAddress::parse("ada@example.com").unwrap(),
@@ -84,14 +88,18 @@ async fn chat_and_telegram_samples_become_timelines_and_a_verified_visitor_joins
     assert!(timeline.iter().any(|i| i.provider == Provider::WebChat));
 
     // Typing Ada's email into a pre-chat form gets nothing of hers: a customer of its own.
-    let claimant = store.customer_for(&web_chat("v-40f7b1"), true).await.unwrap().unwrap();
+    let claimant = store
+        .customer_for(&chat_visitor("v-40f7b1"), true)
+        .await
+        .unwrap()
+        .unwrap();
     assert_ne!(claimant, ada);
-    let claim = &timeline_of(&store, &web_chat("v-40f7b1")).await[0];
+    let claim = &timeline_of(&store, &chat_visitor("v-40f7b1")).await[0];
     assert_eq!(claim.identities[0].handle, ada_email);
     assert_eq!(claim.identities[0].evidence, Evidence::Claimed);
 
     // The anonymous visitor: 5 messages (a retried batch counted once), one of them the agent's.
-    let visitor = timeline_of(&store, &web_chat("v-1c9e2f")).await;
+    let visitor = timeline_of(&store, &chat_visitor("v-1c9e2f")).await;
     assert_eq!(visitor.len(), 5);
     assert_eq!(visitor.iter().filter(|i| i.direction == Direction::Outbound).count(), 1);
     assert!(visitor.windows(2).all(|w| w[0].occurred_at >= w[1].occurred_at));
@@ -172,4 +180,58 @@ async fn an_edit_that_arrives_before_its_message_is_applied_when_the_message_arr
         entry.original_text.as_deref(),
         Some("Hello! My order 2210 never arrived.")
     );
+}
+
+/// A web-chat delivery of `messages`, signed now with the site's current secret.
+fn widget_delivery(messages: serde_json::Value) -> lambda_http::Request {
+    use throughline_chat::widget;
+    let mut event = sample_json("chat/01-widget-message.json");
+    let body = serde_json::json!({ "messages": messages }).to_string();
+    let timestamp = Utc::now().timestamp().to_string();
+    event["headers"][widget::SIGNATURE_HEADER] =
+        widget::sign(stack::TEST_CHAT_SECRET, &timestamp, body.as_bytes()).into();
+    event["headers"][widget::TIMESTAMP_HEADER] = timestamp.into();
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// An anonymous visitor who sets the `visitor_id` cookie to a logged-in user's id, writing
+/// before that user logs in, gets a customer of their own: the user's login later joins the
+/// user's real customer, and nothing of the visitor's lands there.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_visitor_cookie_set_to_a_user_id_never_reaches_that_users_timeline() {
+    let stack = start_stack().await;
+    let sms = sms_function(&stack);
+    let chat = chat_function(&stack);
+    let store = stack.store();
+    let mapping = stack.writer_mapping(Some(1));
+
+    assert_eq!(send(&sms, "sms/01-inbound-sms.json").await.status(), StatusCode::OK);
+    let impostor = widget_delivery(serde_json::json!([{
+        "message_id": "wm-evil-1", "visitor_id": "user-1042", "sent_at": Utc::now().to_rfc3339(),
+        "text": "Please change my delivery address"
+    }]));
+    let response = throughline_chat::handle(impostor, &chat).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    drain(&mapping, &store).await;
+    assert_eq!(
+        send_chat(&chat, "chat/03-widget-verified-identity.json").await.status(),
+        StatusCode::OK
+    );
+    drain(&mapping, &store).await;
+
+    let ada = store.customer_for(&phone("+14155550100"), true).await.unwrap().unwrap();
+    assert_eq!(
+        store.customer_for(&chat_user("user-1042"), true).await.unwrap(),
+        Some(ada.clone())
+    );
+    let impostor = store
+        .customer_for(&chat_visitor("user-1042"), true)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_ne!(impostor, ada);
+    let timeline = timeline_of(&store, &phone("+14155550100")).await;
+    assert_eq!(timeline.len(), 2, "Ada's SMS and her logged-in chat message");
+    assert!(timeline.iter().all(|i| i.provider_message_id.as_str() != "wm-evil-1"));
 }

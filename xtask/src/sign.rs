@@ -96,6 +96,31 @@ fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: Dat
     }
     let body = HttpCall::from_event(event)?.body;
     let mut delivery: serde_json::Value = serde_json::from_slice(&body)?;
+    // The messages move to now, the newest at now and the others as far before it as they
+    // were (the webhook clamps a `sent_at` outside its window); a stale delivery stays as it is.
+    let sent_at = |message: &serde_json::Value| {
+        message["sent_at"]
+            .as_str()
+            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
+            .map(|t| t.to_utc())
+    };
+    let newest = delivery["messages"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(sent_at)
+        .max();
+    let shift = match newest {
+        Some(newest) if !name.contains("stale-timestamp") => now - newest,
+        _ => chrono::TimeDelta::zero(),
+    };
+    for message in delivery["messages"].as_array_mut().into_iter().flatten() {
+        if let Some(sent_at) = sent_at(message) {
+            message["sent_at"] = (sent_at + shift)
+                .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
+                .into();
+        }
+    }
     for message in delivery["messages"].as_array_mut().into_iter().flatten() {
         let Some(token) = message["identity_token"].as_str() else {
             continue;

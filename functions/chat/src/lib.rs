@@ -3,6 +3,7 @@
 //! `telegram` are the pure cores; `handle` routes, publishes and answers.
 
 pub mod telegram;
+pub mod text;
 pub mod widget;
 
 #[cfg(test)]
@@ -23,6 +24,8 @@ pub use widget::{SiteSecrets, WidgetConfig};
 pub const CONNECTOR: &str = "chat";
 /// Default window for a delivery's timestamp, either side of now.
 pub const DEFAULT_TOLERANCE_SECONDS: i64 = 300;
+/// Default for how long an identity token may still be valid when it arrives: a day.
+pub const DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS: i64 = 24 * 60 * 60;
 
 /// Everything the connector verifies with: the sites' secrets and the Telegram bots.
 #[derive(Debug, Clone)]
@@ -50,7 +53,8 @@ struct SiteSecretsDocument {
 }
 
 impl ChatConfig {
-    /// Parses the `CHAT_SECRETS` document. Errors name the problem, never a value.
+    /// Parses the `CHAT_SECRETS` document. Errors name the problem, never a secret. Identity
+    /// tokens get the default maximum lifetime (`DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS`).
     pub fn from_secrets(document: &Secret, tolerance: TimeDelta) -> Result<Self, String> {
         let document: SecretsDocument = serde_json::from_str(document.expose())
             .map_err(|e| format!("CHAT_SECRETS is not a valid secrets document (line {})", e.line()))?;
@@ -75,14 +79,15 @@ impl ChatConfig {
         }
         let mut telegram_bots = BTreeMap::new();
         for (username, token) in document.telegram_bots {
-            let bot = TelegramBot {
-                username: PlatformUserId::parse(&username).map_err(|e| format!("CHAT_SECRETS bot username: {e}"))?,
-                secret_token: Secret::new(token),
-            };
+            let bot = TelegramBot::new(&username, Secret::new(token)).map_err(|e| format!("CHAT_SECRETS {e}"))?;
             telegram_bots.insert(username, bot);
         }
         Ok(Self {
-            widget: WidgetConfig { sites, tolerance },
+            widget: WidgetConfig {
+                sites,
+                tolerance,
+                identity_token_max_lifetime: TimeDelta::seconds(DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS),
+            },
             telegram_bots,
         })
     }
@@ -96,22 +101,36 @@ pub struct ChatFunction {
 
 impl ChatFunction {
     /// Reads `INTERACTIONS_QUEUE_URL`, `CHAT_SECRETS` (or `CHAT_SECRETS_PARAMETER`) and the
-    /// optional `CHAT_TIMESTAMP_TOLERANCE_SECONDS` (default 300).
+    /// optional `CHAT_TIMESTAMP_TOLERANCE_SECONDS` (default 300) and
+    /// `CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS` (default 86400).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
         let secrets = config::load_secret(aws, "CHAT_SECRETS").await?;
-        let tolerance = match config::optional_env("CHAT_TIMESTAMP_TOLERANCE_SECONDS") {
-            None => DEFAULT_TOLERANCE_SECONDS,
-            Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0).ok_or_else(|| {
-                ConfigError::Invalid("CHAT_TIMESTAMP_TOLERANCE_SECONDS must be positive seconds".into())
-            })?,
-        };
-        let chat = ChatConfig::from_secrets(&secrets, TimeDelta::seconds(tolerance)).map_err(ConfigError::Invalid)?;
+        let seconds = |var: &str, default: i64| positive_seconds(var, config::optional_env(var), default);
+        let tolerance = seconds("CHAT_TIMESTAMP_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS)?;
+        let max_lifetime = seconds(
+            "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS",
+            DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS,
+        )?;
+        let mut chat = ChatConfig::from_secrets(&secrets, tolerance).map_err(ConfigError::Invalid)?;
+        chat.widget.identity_token_max_lifetime = max_lifetime;
         Ok(Self {
             chat,
             publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
         })
     }
+}
+
+/// An optional duration setting: `value` (the variable's, if set) as positive whole seconds, or
+/// `default` when unset.
+pub fn positive_seconds(var: &str, value: Option<String>, default: i64) -> Result<TimeDelta, ConfigError> {
+    let seconds = match value {
+        None => Some(default),
+        Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0),
+    };
+    seconds
+        .and_then(TimeDelta::try_seconds)
+        .ok_or_else(|| ConfigError::Invalid(format!("{var} must be positive seconds")))
 }
 
 /// Routes a request to the web-chat or the Telegram core.

@@ -1,5 +1,7 @@
 //! Telegram Bot API webhook updates as pure functions: the secret-token check and the
-//! normalization of `message` / `edited_message`. No network, no clock.
+//! normalization of `message` / `edited_message`. No network, no clock. An update that is not
+//! JSON or has no `update_id` is refused; a verified update whose message cannot be read is
+//! acknowledged as `malformed_event` (Telegram would only retry the same bytes).
 
 use std::collections::BTreeMap;
 
@@ -14,13 +16,35 @@ use throughline_model::{
     NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
 };
 
+use crate::text;
+
 pub const SECRET_HEADER: &str = "x-telegram-bot-api-secret-token";
+/// Longest `secret_token` `setWebhook` takes.
+const SECRET_TOKEN_MAX_CHARS: usize = 256;
 
 /// One bot: its username (the business endpoint) and the `secret_token` given to `setWebhook`.
 #[derive(Debug, Clone)]
 pub struct TelegramBot {
     pub username: PlatformUserId,
     pub secret_token: Secret,
+}
+
+impl TelegramBot {
+    /// A bot from its configuration. The token must be one `setWebhook` accepts (1 to 256 of
+    /// `A-Z a-z 0-9 _ -`): Telegram would refuse any other, so the webhook would never be called
+    /// with it, and an empty one would match a request sending an empty header. Errors name the
+    /// bot, never the token.
+    pub fn new(username: &str, secret_token: Secret) -> Result<Self, String> {
+        let username = PlatformUserId::parse(username).map_err(|e| format!("bot username: {e}"))?;
+        let token = secret_token.expose();
+        let allowed = |b: u8| b.is_ascii_alphanumeric() || b == b'_' || b == b'-';
+        if token.is_empty() || token.len() > SECRET_TOKEN_MAX_CHARS || !token.bytes().all(allowed) {
+            return Err(format!(
+                "telegram bot {username}: the secret token must be 1 to {SECRET_TOKEN_MAX_CHARS} characters of A-Z, a-z, 0-9, _ and -"
+            ));
+        }
+        Ok(Self { username, secret_token })
+    }
 }
 
 #[derive(Debug, Deserialize)]
@@ -122,35 +146,29 @@ pub fn accept(req: &WebhookRequest, bot: &TelegramBot, received_at: DateTime<Utc
     if !update.get("update_id").is_some_and(Value::is_i64) {
         return Err(Rejection::malformed("update_id is missing or not an integer"));
     }
-    let parse = |field: &'static str, value: Value| {
-        serde_json::from_value::<Message>(value).map_err(|e| Rejection::malformed(format!("{field}: {e}")))
+    let parse = |value: Value| throughline_edge::json::parse_event::<Message>(&value);
+    let skipped = |at: &str, problem: String| {
+        let mut accepted = Accepted::default();
+        accepted.malformed_event(crate::CONNECTOR, at, &problem);
+        accepted
     };
     if let Some(value) = update.remove("message") {
-        let message = parse("message", value)?;
-        return Ok(match new_message(&message, bot, received_at)? {
-            Ok(interaction) => Accepted::interactions(vec![interaction]),
-            Err(reason) => Accepted::ignored(reason),
-        });
+        return Ok(
+            match parse(value).and_then(|message| new_message(&message, bot, received_at)) {
+                Ok(Ok(interaction)) => Accepted::interactions(vec![interaction]),
+                Ok(Err(reason)) => Accepted::ignored(reason),
+                Err(problem) => skipped("message", problem),
+            },
+        );
     }
     if let Some(value) = update.remove("edited_message") {
-        let message = parse("edited_message", value)?;
-        if message.from.as_ref().is_none_or(|u| u.is_bot) {
-            return Ok(Accepted::ignored("bot_message"));
-        }
-        let id = InteractionId::derive(
-            Provider::Telegram,
-            &bot_handle(bot),
-            &message_key(message.chat.id, message.message_id),
-        );
-        let at = message
-            .edit_date
-            .and_then(unix)
-            .or_else(|| unix(message.date))
-            .unwrap_or(received_at);
-        let text = message.text.or(message.caption);
-        return Ok(Accepted {
-            updates: vec![InteractionUpdate::edited(id, text, at)],
-            ..Accepted::default()
+        return Ok(match parse(value).and_then(|message| edit(message, bot, received_at)) {
+            Ok(Ok(update)) => Accepted {
+                updates: vec![update],
+                ..Accepted::default()
+            },
+            Ok(Err(reason)) => Accepted::ignored(reason),
+            Err(problem) => skipped("edited_message", problem),
         });
     }
     // Callback queries, channel posts, membership changes, reactions, ...: acknowledged, counted.
@@ -165,23 +183,54 @@ pub fn accept(req: &WebhookRequest, bot: &TelegramBot, received_at: DateTime<Utc
     }))
 }
 
-/// The interaction for a new message, or the reason it is not one.
+/// The text of a message (or its caption), capped and cleaned; the problem names the field.
+fn message_text(message: &Message) -> Result<Option<String>, String> {
+    match (&message.text, &message.caption) {
+        (Some(text), _) => text::message_text(text).map_err(|problem| format!("text {problem}")),
+        (None, Some(caption)) => text::message_text(caption).map_err(|problem| format!("caption {problem}")),
+        (None, None) => Ok(None),
+    }
+}
+
+/// The update an edit is, or the reason it is not recorded; `Err` is what makes it malformed.
+fn edit(
+    message: Message,
+    bot: &TelegramBot,
+    received_at: DateTime<Utc>,
+) -> Result<Result<InteractionUpdate, &'static str>, String> {
+    if message.from.as_ref().is_none_or(|u| u.is_bot) {
+        return Ok(Err("bot_message"));
+    }
+    let id = InteractionId::derive(
+        Provider::Telegram,
+        &bot_handle(bot),
+        &message_key(message.chat.id, message.message_id),
+    );
+    let at = message
+        .edit_date
+        .and_then(unix)
+        .or_else(|| unix(message.date))
+        .unwrap_or(received_at);
+    Ok(Ok(InteractionUpdate::edited(id, message_text(&message)?, at)))
+}
+
+/// The interaction for a new message, or the reason it is not one; `Err` is what makes it
+/// malformed.
 fn new_message(
     message: &Message,
     bot: &TelegramBot,
     received_at: DateTime<Utc>,
-) -> Result<Result<Interaction, &'static str>, Rejection> {
+) -> Result<Result<Interaction, &'static str>, String> {
     let Some(from) = message.from.as_ref().filter(|u| !u.is_bot) else {
         return Ok(Err("bot_message"));
     };
     let attachments = attachments(message);
-    let text = message.text.clone().or_else(|| message.caption.clone());
+    let text = message_text(message)?;
     if text.is_none() && attachments.is_empty() {
         // Locations, contacts, polls, service messages (members joined, pinned, ...).
         return Ok(Err("unsupported_message"));
     }
-    let customer = PlatformUserId::parse(&from.id.to_string())
-        .map_err(|e| Rejection::malformed(format!("message.from.id: {e}")))?;
+    let customer = PlatformUserId::parse(&from.id.to_string()).map_err(|e| format!("from.id: {e}"))?;
     let mut interaction = Interaction::new(NewInteraction {
         channel: Channel::Telegram,
         provider: Provider::Telegram,

@@ -79,8 +79,14 @@ fn claims(exp: i64) -> IdentityClaims {
         phone: Some("+14155550100".into()),
         name: Some("Ada Lovelace".into()),
         exp,
+        nbf: None,
         iat: None,
     }
+}
+
+/// The lifetime limit the test sites have (the default).
+fn max_lifetime() -> TimeDelta {
+    TimeDelta::seconds(crate::DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS)
 }
 
 /// The one interaction a validly signed delivery of `message` becomes.
@@ -109,7 +115,7 @@ fn a_signed_widget_message_becomes_an_anonymous_visitors_interaction() {
     assert_eq!(interaction.channel, Channel::Chat);
     assert_eq!(interaction.provider, Provider::WebChat);
     assert_eq!(interaction.direction, Direction::Inbound);
-    assert_eq!(interaction.customer.key(), "web_chat:acme-web:v-7f3a");
+    assert_eq!(interaction.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
     assert_eq!(interaction.business_endpoint.key(), "web_chat::acme-web");
     assert_eq!(interaction.text.as_deref(), Some("Is the blue one back in stock?"));
     assert_eq!(interaction.occurred_at.to_rfc3339(), "2026-11-24T11:59:30+00:00");
@@ -196,7 +202,7 @@ fn a_verified_identity_token_makes_the_user_id_the_handle_and_its_identifiers_ve
     m["identity_token"] = token.into();
     m["prechat"] = json!({ "email": "someone.else@example.com", "name": "Typed Name" });
     let interaction = &accept_one(m);
-    assert_eq!(interaction.customer.key(), "web_chat:acme-web:user-42");
+    assert_eq!(interaction.customer.key(), "web_chat_user:acme-web:user-42");
     assert_eq!(interaction.attributes["identity"], "verified");
     assert_eq!(interaction.attributes["visitor_id"], "v-7f3a");
     assert_eq!(interaction.customer_display_name.as_deref(), Some("Ada Lovelace"));
@@ -232,7 +238,7 @@ fn a_prechat_email_without_a_token_is_only_a_claim() {
     let mut m = message("m-3");
     m["prechat"] = json!({ "email": "ada@example.com", "phone": "not a number", "name": "Ada" });
     let interaction = &accept_one(m);
-    assert_eq!(interaction.customer.key(), "web_chat:acme-web:v-7f3a");
+    assert_eq!(interaction.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
     assert_eq!(interaction.identities.len(), 1, "the invalid phone is dropped");
     assert_eq!(interaction.identities[0].evidence, Evidence::Claimed);
     assert_eq!(
@@ -248,7 +254,7 @@ fn a_prechat_email_without_a_token_is_only_a_claim() {
 fn identity_tokens_that_do_not_verify_leave_an_anonymous_visitor() {
     let secrets = [Secret::new(IDENTITY_SECRET)];
     let valid = mint_identity_token(IDENTITY_SECRET, &claims(now().timestamp() + 600));
-    let visitor = verify_identity_token(&valid, &secrets, now()).unwrap();
+    let visitor = verify_identity_token(&valid, &secrets, max_lifetime(), now()).unwrap();
     assert_eq!(visitor.phone, Some(E164::parse("+14155550100").unwrap()));
 
     let expired = mint_identity_token(IDENTITY_SECRET, &claims(now().timestamp() - 61));
@@ -268,13 +274,17 @@ fn identity_tokens_that_do_not_verify_leave_an_anonymous_visitor() {
         ("a.b", TokenProblem::Malformed),
         ("!!.??.**", TokenProblem::Malformed),
     ] {
-        assert_eq!(verify_identity_token(token, &secrets, now()), Err(problem), "{token}");
+        assert_eq!(
+            verify_identity_token(token, &secrets, max_lifetime(), now()),
+            Err(problem),
+            "{token}"
+        );
     }
 
     let mut m = message("m-4");
     m["identity_token"] = expired.into();
     let interaction = &accept_one(m);
-    assert_eq!(interaction.customer.key(), "web_chat:acme-web:v-7f3a");
+    assert_eq!(interaction.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
     assert_eq!(interaction.attributes["identity"], "identity_token_expired");
     assert!(interaction.identities.is_empty());
 }
@@ -297,29 +307,165 @@ fn a_batch_is_one_interaction_per_message_and_agents_are_outbound() {
 }
 
 #[test]
-fn malformed_deliveries_name_the_problem() {
+fn a_body_that_is_not_a_delivery_is_400() {
     let config = config();
-    let mut no_visitor = message("m-7");
-    no_visitor.as_object_mut().unwrap().remove("visitor_id");
-    let mut bad_time = message("m-8");
-    bad_time["sent_at"] = "yesterday".into();
     let too_many: Vec<_> = (0..101).map(|i| message(&format!("m-{i}"))).collect();
     for (body, expected) in [
-        (
-            json!({ "messages": [message("ok"), no_visitor] }),
-            "messages[1]: missing field `visitor_id`",
-        ),
-        (json!({ "messages": [bad_time] }), "messages[0]: "),
         (json!({ "messages": [] }), "messages must hold 1 to 100 messages"),
         (json!({ "messages": too_many }), "messages must hold 1 to 100 messages"),
         (
             json!({ "message": {} }),
             "body is not a chat delivery: missing field `messages`",
         ),
+        (json!({ "messages": "hi" }), "body is not a chat delivery: "),
+        (json!(["not", "an", "object"]), "body is not a chat delivery: "),
     ] {
         let rejection = accept(&widget_request(&body, OLD_SECRET, now()), &config, now()).unwrap_err();
         assert_eq!(rejection.status(), StatusCode::BAD_REQUEST);
         assert!(rejection.message().starts_with(expected), "{}", rejection.message());
+    }
+    let mut not_json = widget_request(&json!({}), OLD_SECRET, now());
+    not_json.body = b"messages=1".to_vec();
+    let timestamp = now().timestamp().to_string();
+    not_json.headers.insert(
+        widget::SIGNATURE_HEADER,
+        widget::sign(OLD_SECRET, &timestamp, &not_json.body).parse().unwrap(),
+    );
+    assert_eq!(status(accept(&not_json, &config, now())), StatusCode::BAD_REQUEST);
+}
+
+/// The delivery's verdict: the ids of the messages accepted, and the reasons of those skipped.
+fn verdict(messages: Vec<serde_json::Value>) -> (Vec<String>, Vec<&'static str>) {
+    let body = json!({ "messages": messages });
+    let accepted = accept(&widget_request(&body, OLD_SECRET, now()), &config(), now()).unwrap();
+    let ids = accepted
+        .interactions
+        .iter()
+        .map(|i| i.provider_message_id.to_string())
+        .collect();
+    (ids, accepted.ignored)
+}
+
+/// Regression: one bad message made the whole delivery a 400, losing the good ones with it.
+#[test]
+fn one_malformed_message_is_skipped_and_the_others_accepted() {
+    let mut no_visitor = message("m-7");
+    no_visitor.as_object_mut().unwrap().remove("visitor_id");
+    let mut bad_time = message("m-8");
+    bad_time["sent_at"] = "yesterday".into();
+    let mut bad_id = message("");
+    bad_id["message_id"] = "".into();
+    let mut empty_url = message("m-9");
+    empty_url["attachments"] = json!([{ "url": " " }]);
+    let mut bad_author = message("m-10");
+    bad_author["author"] = "robot".into();
+    let (ids, ignored) = verdict(vec![
+        message("ok-1"),
+        no_visitor,
+        bad_time,
+        json!("not a message"),
+        bad_id,
+        empty_url,
+        bad_author,
+        message("ok-2"),
+    ]);
+    assert_eq!(ids, vec!["ok-1", "ok-2"]);
+    assert_eq!(ignored, vec!["malformed_event"; 6]);
+
+    // Every message malformed: still acknowledged, nothing to queue.
+    let (ids, ignored) = verdict(vec![json!(42)]);
+    assert!(ids.is_empty());
+    assert_eq!(ignored, vec!["malformed_event"]);
+}
+
+/// Regression: nothing bounded a message's text, attributes or attachments.
+#[test]
+fn a_message_over_a_cap_is_malformed() {
+    use widget::{MAX_ATTACHMENTS, MAX_CUSTOM_ATTRIBUTES, MAX_CUSTOM_ATTRIBUTES_BYTES};
+    let with = |id: &str, field: &str, value: serde_json::Value| {
+        let mut m = message(id);
+        m[field] = value;
+        m
+    };
+    let attachments = |n: usize| {
+        json!(
+            (0..n)
+                .map(|i| json!({ "url": format!("https://cdn.example.com/{i}") }))
+                .collect::<Vec<_>>()
+        )
+    };
+    let attributes = |n: usize, size: usize| {
+        json!(
+            (0..n)
+                .map(|i| (format!("a{i:02}"), json!("x".repeat(size))))
+                .collect::<serde_json::Map<_, _>>()
+        )
+    };
+    let max_text = "é".repeat(crate::text::MAX_TEXT_BYTES / 2);
+    // Each pair: at the cap (accepted), then one past it (skipped).
+    let (ids, ignored) = verdict(vec![
+        with("text-ok", "text", max_text.clone().into()),
+        with("text-long", "text", format!("{max_text}!").into()),
+        with("att-ok", "attachments", attachments(MAX_ATTACHMENTS)),
+        with("att-many", "attachments", attachments(MAX_ATTACHMENTS + 1)),
+        with("attr-ok", "custom_attributes", attributes(MAX_CUSTOM_ATTRIBUTES, 1)),
+        with(
+            "attr-many",
+            "custom_attributes",
+            attributes(MAX_CUSTOM_ATTRIBUTES + 1, 1),
+        ),
+        // 3-byte names: exactly the byte cap, then one byte over it.
+        with(
+            "attr-size-ok",
+            "custom_attributes",
+            attributes(2, MAX_CUSTOM_ATTRIBUTES_BYTES / 2 - 3),
+        ),
+        with(
+            "attr-big",
+            "custom_attributes",
+            attributes(2, MAX_CUSTOM_ATTRIBUTES_BYTES / 2 - 2),
+        ),
+        with(
+            "huge-url",
+            "attachments",
+            json!([{ "url": format!("https://cdn.example.com/{}", "x".repeat(widget::MAX_INTERACTION_BYTES)) }]),
+        ),
+    ]);
+    assert_eq!(ids, vec!["text-ok", "att-ok", "attr-ok", "attr-size-ok"]);
+    assert_eq!(ignored, vec!["malformed_event"; 5]);
+}
+
+/// Regression: Unicode noncharacters went into the timeline as they came.
+#[test]
+fn noncharacters_are_stripped_from_text() {
+    let mut m = message("m-11");
+    m["text"] = "Where\u{FDD0} is my\u{FFFE} order?\u{10FFFF}".into();
+    assert_eq!(accept_one(m).text.as_deref(), Some("Where is my order?"));
+    let mut only = message("m-12");
+    only["text"] = "\u{FFFF}".into();
+    assert_eq!(accept_one(only).text, None);
+}
+
+/// Regression: a sender's clock (or bug) placed messages anywhere in time.
+#[test]
+fn a_sent_at_outside_the_timestamp_window_is_clamped_and_the_claim_kept() {
+    for (sent_at, occurred_at) in [
+        ("2020-01-01T00:00:00Z", now() - TimeDelta::seconds(300)),
+        ("2099-12-31T23:59:59.250Z", now() + TimeDelta::seconds(300)),
+    ] {
+        let mut m = message("m-13");
+        m["sent_at"] = sent_at.into();
+        let interaction = accept_one(m);
+        assert_eq!(interaction.occurred_at, occurred_at, "{sent_at}");
+        assert_eq!(interaction.attributes["claimed_sent_at"], sent_at);
+    }
+    // Within the window: as sent, with no claim recorded.
+    for at in [now() - TimeDelta::seconds(300), now() + TimeDelta::seconds(300)] {
+        let mut m = message("m-14");
+        m["sent_at"] = at.to_rfc3339().into();
+        let interaction = accept_one(m);
+        assert_eq!(interaction.occurred_at, at);
+        assert!(!interaction.attributes.contains_key("claimed_sent_at"));
     }
 }
 
@@ -461,17 +607,178 @@ fn telegram_secret_and_shape_are_checked() {
     unknown_bot.url = "https://chat.throughline.example/telegram/other_bot".into();
     assert_eq!(status(accept(&unknown_bot, &config, now())), StatusCode::UNAUTHORIZED);
 
+    let rejection = accept(&telegram_request(&json!({ "message": {} }), BOT_TOKEN), &config, now()).unwrap_err();
+    assert_eq!(rejection.message(), "update_id is missing or not an integer");
+}
+
+/// Regression: a verified update whose message could not be read was a 400, which Telegram
+/// retries with the same bytes.
+#[test]
+fn a_telegram_message_that_cannot_be_read_is_a_malformed_event() {
+    let config = config();
     let mut no_chat = telegram_message(10);
     no_chat.as_object_mut().unwrap().remove("chat");
-    let rejection = accept(
-        &telegram_request(&json!({ "update_id": 1, "message": no_chat }), BOT_TOKEN),
+    let mut long_text = telegram_message(11);
+    long_text["text"] = "x".repeat(crate::text::MAX_TEXT_BYTES + 1).into();
+    let mut long_edit = telegram_message(12);
+    long_edit["caption"] = "x".repeat(crate::text::MAX_TEXT_BYTES + 1).into();
+    long_edit.as_object_mut().unwrap().remove("text");
+    for update in [
+        json!({ "update_id": 1, "message": no_chat }),
+        json!({ "update_id": 2, "message": "hi" }),
+        json!({ "update_id": 3, "message": long_text }),
+        json!({ "update_id": 4, "edited_message": { "message_id": "x" } }),
+        json!({ "update_id": 5, "edited_message": long_edit }),
+    ] {
+        let accepted = accept(&telegram_request(&update, BOT_TOKEN), &config, now()).unwrap();
+        assert_eq!(accepted.ignored, vec!["malformed_event"], "{}", update["update_id"]);
+        assert!(accepted.interactions.is_empty() && accepted.updates.is_empty());
+    }
+    let mut noncharacters = telegram_message(13);
+    noncharacters["text"] = "Hi\u{FDD0}!".into();
+    let accepted = accept(
+        &telegram_request(&json!({ "update_id": 6, "message": noncharacters }), BOT_TOKEN),
         &config,
         now(),
     )
-    .unwrap_err();
-    assert_eq!(rejection.message(), "message: missing field `chat`");
-    let rejection = accept(&telegram_request(&json!({ "message": {} }), BOT_TOKEN), &config, now()).unwrap_err();
-    assert_eq!(rejection.message(), "update_id is missing or not an integer");
+    .unwrap();
+    assert_eq!(accepted.interactions[0].text.as_deref(), Some("Hi!"));
+}
+
+/// Regression: an empty token was accepted, and matched a request with an empty header.
+#[test]
+fn a_telegram_secret_token_telegram_would_refuse_is_a_configuration_error() {
+    for token in ["", "has space", "ünïcode", "semi;colon", &"x".repeat(257)] {
+        let document = json!({ "telegram_bots": { BOT: token } });
+        let err = ChatConfig::from_secrets(&Secret::new(document.to_string()), TimeDelta::seconds(300)).unwrap_err();
+        assert_eq!(
+            err,
+            "CHAT_SECRETS telegram bot acme_support_bot: the secret token must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"
+        );
+    }
+    for token in ["a", "A-z_09", &"x".repeat(256)] {
+        let document = json!({ "telegram_bots": { BOT: token } });
+        assert!(ChatConfig::from_secrets(&Secret::new(document.to_string()), TimeDelta::seconds(300)).is_ok());
+    }
+}
+
+/// An HS256 token with any header, signed with the identity secret.
+fn token_with_header(header: &serde_json::Value, claims: &IdentityClaims) -> String {
+    use base64::Engine as _;
+    use throughline_edge::signature::{self, Algorithm, Encoding};
+    let b64 = |bytes: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes);
+    let input = format!(
+        "{}.{}",
+        b64(header.to_string().as_bytes()),
+        b64(&serde_json::to_vec(claims).unwrap())
+    );
+    let mac = signature::hmac(Algorithm::HmacSha256, IDENTITY_SECRET.as_bytes(), &[input.as_bytes()]);
+    format!("{input}.{}", signature::encode(Encoding::Base64Url, &mac))
+}
+
+/// Regression: tokens not yet valid, issued in the future, valid for years, or demanding
+/// extensions (`crit`) we do not implement all vouched.
+#[test]
+fn identity_tokens_ahead_of_time_too_long_lived_or_with_crit_are_refused() {
+    let secrets = [Secret::new(IDENTITY_SECRET)];
+    let t = now().timestamp();
+    let with = |edit: &dyn Fn(&mut IdentityClaims)| {
+        let mut c = claims(t + 600);
+        edit(&mut c);
+        mint_identity_token(IDENTITY_SECRET, &c)
+    };
+    let verify = |token: &str| verify_identity_token(token, &secrets, max_lifetime(), now()).map(|_| ());
+    let day = 24 * 60 * 60;
+    for (token, expected) in [
+        (with(&|c| c.nbf = Some(t + 61)), Err(TokenProblem::NotYetValid)),
+        (with(&|c| c.nbf = Some(t + 60)), Ok(())),
+        (with(&|c| c.iat = Some(t + 61)), Err(TokenProblem::IssuedInTheFuture)),
+        (with(&|c| c.iat = Some(t + 60)), Ok(())),
+        (with(&|c| c.exp = t + day + 61), Err(TokenProblem::LifetimeTooLong)),
+        (with(&|c| c.exp = t + day + 60), Ok(())),
+        (with(&|c| c.exp = i64::MAX), Err(TokenProblem::LifetimeTooLong)),
+        (with(&|c| c.exp = i64::MIN), Err(TokenProblem::Expired)),
+        (with(&|c| c.iat = Some(i64::MAX)), Err(TokenProblem::IssuedInTheFuture)),
+        (
+            token_with_header(
+                &json!({ "alg": "HS256", "crit": ["b64"], "b64": false }),
+                &claims(t + 600),
+            ),
+            Err(TokenProblem::UnsupportedCriticalHeader),
+        ),
+        (
+            token_with_header(&json!({ "alg": "HS256", "crit": [] }), &claims(t + 600)),
+            Err(TokenProblem::UnsupportedCriticalHeader),
+        ),
+        (
+            token_with_header(&json!({ "alg": "HS256", "typ": "JWT", "kid": "k1" }), &claims(t + 600)),
+            Ok(()),
+        ),
+    ] {
+        assert_eq!(verify(&token), expected, "{token}");
+    }
+
+    // Each problem has its own code, and it is what the interaction records.
+    let codes: std::collections::BTreeSet<&str> = [
+        TokenProblem::Malformed,
+        TokenProblem::UnsupportedAlgorithm,
+        TokenProblem::UnsupportedCriticalHeader,
+        TokenProblem::BadSignature,
+        TokenProblem::Expired,
+        TokenProblem::NotYetValid,
+        TokenProblem::IssuedInTheFuture,
+        TokenProblem::LifetimeTooLong,
+        TokenProblem::InvalidClaims,
+    ]
+    .into_iter()
+    .map(TokenProblem::code)
+    .collect();
+    assert_eq!(codes.len(), 9);
+    let mut m = message("m-15");
+    m["identity_token"] = with(&|c| c.nbf = Some(t + 3600)).into();
+    let interaction = accept_one(m);
+    assert_eq!(interaction.attributes["identity"], "identity_token_not_yet_valid");
+    assert_eq!(interaction.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
+    assert!(interaction.identities.is_empty());
+}
+
+#[test]
+fn the_identity_token_lifetime_limit_is_the_sites_setting() {
+    let mut config = config();
+    config.widget.identity_token_max_lifetime = TimeDelta::seconds(600);
+    let deliver = |exp: i64, config: &ChatConfig| {
+        let mut m = message("m-16");
+        m["identity_token"] = mint_identity_token(IDENTITY_SECRET, &claims(exp)).into();
+        let body = json!({ "messages": [m] });
+        let accepted = accept(&widget_request(&body, OLD_SECRET, now()), config, now()).unwrap();
+        accepted.interactions[0].attributes["identity"].clone()
+    };
+    let t = now().timestamp();
+    assert_eq!(deliver(t + 660, &config), "verified");
+    assert_eq!(deliver(t + 661, &config), "identity_token_lifetime_too_long");
+    assert_eq!(
+        deliver(t + 2 * 24 * 3600, &crate::tests::config()),
+        "identity_token_lifetime_too_long",
+        "a day by default"
+    );
+}
+
+#[test]
+fn duration_settings_are_positive_seconds_with_a_default() {
+    use crate::positive_seconds;
+    const VAR: &str = "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS";
+    assert_eq!(positive_seconds(VAR, None, 86400).unwrap(), TimeDelta::days(1));
+    assert_eq!(
+        positive_seconds(VAR, Some(" 3600 ".into()), 86400).unwrap(),
+        TimeDelta::hours(1)
+    );
+    for bad in ["0", "-5", "1h", "", "9223372036854775807"] {
+        let err = positive_seconds(VAR, Some(bad.into()), 86400).unwrap_err();
+        assert!(
+            matches!(&err, throughline_edge::ConfigError::Invalid(m) if *m == format!("{VAR} must be positive seconds")),
+            "{bad}: {err}"
+        );
+    }
 }
 
 #[test]
@@ -504,11 +811,27 @@ fn committed_delivery_schema_matches_the_code() {
 #[test]
 fn platform_handles_scope_visitors_by_site() {
     let handle = Handle::Platform {
-        platform: Platform::WebChat,
+        platform: Platform::WebChatVisitor,
         scope: Some(PlatformUserId::parse(SITE).unwrap()),
         id: PlatformUserId::parse("v-7f3a").unwrap(),
     };
-    assert_eq!(handle.key(), "web_chat:acme-web:v-7f3a");
+    assert_eq!(handle.key(), "web_chat_visitor:acme-web:v-7f3a");
+}
+
+/// A visitor cookie set to a logged-in user's id names a visitor, never that user.
+#[test]
+fn a_visitor_id_equal_to_a_user_id_is_still_a_visitor() {
+    let token = mint_identity_token(IDENTITY_SECRET, &claims(now().timestamp() + 600));
+    let mut logged_in = message("m-5");
+    logged_in["identity_token"] = token.into();
+    let user = accept_one(logged_in).customer;
+
+    let mut impostor = message("m-6");
+    impostor["visitor_id"] = "user-42".into();
+    let visitor = accept_one(impostor);
+    assert_ne!(visitor.customer, user, "the cookie cannot name the user's handle");
+    assert_eq!(visitor.customer.key(), "web_chat_visitor:acme-web:user-42");
+    assert!(visitor.identities.is_empty(), "a visitor vouches for nothing");
 }
 
 proptest! {
@@ -528,6 +851,6 @@ proptest! {
 
     #[test]
     fn any_identity_token_text_is_handled(token in "\\PC{0,200}") {
-        let _ = verify_identity_token(&token, &[Secret::new(IDENTITY_SECRET)], now());
+        let _ = verify_identity_token(&token, &[Secret::new(IDENTITY_SECRET)], max_lifetime(), now());
     }
 }

@@ -9,7 +9,7 @@ use std::collections::BTreeMap;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, SecondsFormat, TimeDelta, Utc};
 use lambda_http::http::{Method, StatusCode};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -21,13 +21,25 @@ use throughline_model::{
     Interaction, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
 };
 
+use crate::text;
+
 pub const SITE_HEADER: &str = "x-throughline-site";
 pub const TIMESTAMP_HEADER: &str = "x-throughline-timestamp";
 pub const SIGNATURE_HEADER: &str = "x-throughline-signature";
 /// Most messages one delivery may carry.
 pub const MAX_MESSAGES: usize = 100;
-/// Clock skew allowed on an identity token's `exp`.
-const TOKEN_LEEWAY_SECONDS: i64 = 60;
+/// Most attachments one message may carry.
+pub const MAX_ATTACHMENTS: usize = 20;
+/// Most `custom_attributes` one message may carry.
+pub const MAX_CUSTOM_ATTRIBUTES: usize = 50;
+/// Largest `custom_attributes` of one message: names plus values as recorded, in bytes.
+pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 8 * 1024;
+/// Largest interaction (its queued JSON) one message may become: the queue takes at most 256 KiB
+/// per message, so a bigger one could never be queued; it is skipped here, where it can be named.
+pub const MAX_INTERACTION_BYTES: usize = 192 * 1024;
+/// Clock skew allowed on an identity token's times (`exp`, `nbf`, `iat`, its lifetime): the
+/// company's login backend and this function do not share a clock.
+const TOKEN_CLOCK_SKEW_SECONDS: i64 = 60;
 
 /// One site's secrets. Each list may hold several so that a secret can rotate: add the new one,
 /// switch the sender, remove the old one.
@@ -42,8 +54,12 @@ pub struct SiteSecrets {
 #[derive(Debug, Clone)]
 pub struct WidgetConfig {
     pub sites: BTreeMap<String, SiteSecrets>,
-    /// How far a delivery's timestamp may be from now, either way.
+    /// How far a delivery's timestamp may be from now, either way; also how far a message's
+    /// `sent_at` may be from the time it arrived before it is clamped.
     pub tolerance: TimeDelta,
+    /// Longest an identity token may still be valid for when it arrives (`exp` - now): a token is
+    /// a bearer credential the browser holds, so a long-lived one vouches long after a logout.
+    pub identity_token_max_lifetime: TimeDelta,
 }
 
 /// `base64(HMAC-SHA256(secret, timestamp + "." + body))`: what a sender puts in
@@ -121,13 +137,17 @@ pub struct ChatMessage {
     pub message_id: String,
     /// The widget's id for the visitor's browser (a cookie), anonymous.
     pub visitor_id: String,
-    /// When the message was sent (RFC 3339).
+    /// When the message was sent (RFC 3339). A time further from the delivery's arrival than the
+    /// timestamp tolerance (5 minutes by default) is recorded at the window's edge, the claim kept
+    /// as the `claimed_sent_at` attribute.
     pub sent_at: DateTime<Utc>,
     /// `visitor` (default) or `agent` (the company's answer, recorded as outbound).
     #[serde(default)]
     pub author: Author,
+    /// At most 16 KiB of UTF-8; Unicode noncharacters are removed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
+    /// At most 20.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<ChatAttachment>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -136,7 +156,8 @@ pub struct ChatMessage {
     pub referrer: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub locale: Option<String>,
-    /// The company's own facts about the visitor or session (plan, cart value, ...).
+    /// The company's own facts about the visitor or session (plan, cart value, ...): at most 50,
+    /// 8 KiB in all (names and values).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub custom_attributes: BTreeMap<String, Value>,
     /// The widget's conversation id, if it has one.
@@ -193,6 +214,10 @@ pub struct IdentityClaims {
     pub name: Option<String>,
     /// Expiry, unix seconds. Required: a token without one would vouch forever.
     pub exp: i64,
+    /// Not before, unix seconds.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub nbf: Option<i64>,
+    /// Issued at, unix seconds.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iat: Option<i64>,
 }
@@ -213,8 +238,17 @@ pub struct VerifiedVisitor {
 pub enum TokenProblem {
     Malformed,
     UnsupportedAlgorithm,
+    /// The header lists `crit` extensions, which must be understood to accept the token; this
+    /// verifier understands none (RFC 7515 §4.1.11).
+    UnsupportedCriticalHeader,
     BadSignature,
     Expired,
+    /// `nbf` is still ahead.
+    NotYetValid,
+    /// `iat` is ahead: the issuer's clock is wrong, or the token was minted to be used later.
+    IssuedInTheFuture,
+    /// `exp` is further ahead than the site allows (`identity_token_max_lifetime`).
+    LifetimeTooLong,
     InvalidClaims,
 }
 
@@ -223,8 +257,12 @@ impl TokenProblem {
         match self {
             TokenProblem::Malformed => "identity_token_malformed",
             TokenProblem::UnsupportedAlgorithm => "identity_token_unsupported_algorithm",
+            TokenProblem::UnsupportedCriticalHeader => "identity_token_unsupported_critical_header",
             TokenProblem::BadSignature => "identity_token_bad_signature",
             TokenProblem::Expired => "identity_token_expired",
+            TokenProblem::NotYetValid => "identity_token_not_yet_valid",
+            TokenProblem::IssuedInTheFuture => "identity_token_issued_in_the_future",
+            TokenProblem::LifetimeTooLong => "identity_token_lifetime_too_long",
             TokenProblem::InvalidClaims => "identity_token_invalid_claims",
         }
     }
@@ -241,9 +279,12 @@ pub fn mint_identity_token(secret: &str, claims: &IdentityClaims) -> String {
 
 /// Verifies an HS256 JWT against any of the site's identity secrets. Only HS256 is accepted:
 /// the algorithm is fixed by us, never chosen by the token (no `none`, no key confusion).
+/// `exp` is required; `nbf` and `iat`, when present, must not be ahead of `now`; and `exp` must
+/// be at most `max_lifetime` ahead (each within `TOKEN_CLOCK_SKEW_SECONDS`).
 pub fn verify_identity_token(
     token: &str,
     secrets: &[Secret],
+    max_lifetime: TimeDelta,
     now: DateTime<Utc>,
 ) -> Result<VerifiedVisitor, TokenProblem> {
     let mut parts = token.trim().split('.');
@@ -251,14 +292,19 @@ pub fn verify_identity_token(
     else {
         return Err(TokenProblem::Malformed);
     };
-    #[derive(Deserialize)]
-    struct Header {
-        alg: String,
-    }
     let decode = |part: &str| URL_SAFE_NO_PAD.decode(part).map_err(|_| TokenProblem::Malformed);
-    let header: Header = serde_json::from_slice(&decode(header)?).map_err(|_| TokenProblem::Malformed)?;
-    if header.alg != "HS256" {
+    let header: serde_json::Map<String, Value> =
+        serde_json::from_slice(&decode(header)?).map_err(|_| TokenProblem::Malformed)?;
+    let alg = header
+        .get("alg")
+        .and_then(Value::as_str)
+        .ok_or(TokenProblem::Malformed)?;
+    if alg != "HS256" {
         return Err(TokenProblem::UnsupportedAlgorithm);
+    }
+    // Any `crit`, even an empty or null one: a sender that sets it expects a check we do not make.
+    if header.contains_key("crit") {
+        return Err(TokenProblem::UnsupportedCriticalHeader);
     }
     let signing_input = &token.trim()[..header_len(token.trim())];
     let signed = secrets.iter().any(|secret| {
@@ -273,8 +319,21 @@ pub fn verify_identity_token(
         return Err(TokenProblem::BadSignature);
     }
     let claims: IdentityClaims = serde_json::from_slice(&decode(payload)?).map_err(|_| TokenProblem::InvalidClaims)?;
-    if claims.exp + TOKEN_LEEWAY_SECONDS < now.timestamp() {
+    let now = now.timestamp();
+    // Saturating: the times are the token's, and no value of theirs may overflow (panic) here.
+    let latest_start = now.saturating_add(TOKEN_CLOCK_SKEW_SECONDS);
+    if claims.exp.saturating_add(TOKEN_CLOCK_SKEW_SECONDS) < now {
         return Err(TokenProblem::Expired);
+    }
+    if claims.nbf.is_some_and(|nbf| nbf > latest_start) {
+        return Err(TokenProblem::NotYetValid);
+    }
+    if claims.iat.is_some_and(|iat| iat > latest_start) {
+        return Err(TokenProblem::IssuedInTheFuture);
+    }
+    let max_lifetime = max_lifetime.num_seconds().saturating_add(TOKEN_CLOCK_SKEW_SECONDS);
+    if claims.exp.saturating_sub(now) > max_lifetime {
+        return Err(TokenProblem::LifetimeTooLong);
     }
     Ok(VerifiedVisitor {
         user_id: PlatformUserId::parse(&claims.sub).map_err(|_| TokenProblem::InvalidClaims)?,
@@ -299,7 +358,9 @@ fn header_len(token: &str) -> usize {
     token.rfind('.').unwrap_or(token.len())
 }
 
-/// Verifies and normalizes one delivery.
+/// Verifies and normalizes one delivery. A body that is not a delivery (not JSON, no `messages`
+/// array, too few or too many) is refused; within it, each message that cannot become an
+/// interaction is skipped as `malformed_event` and the others are accepted.
 pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime<Utc>) -> Result<Accepted, Rejection> {
     if req.method != Method::POST {
         return Err(Rejection::MethodNotAllowed { allowed: "POST" });
@@ -324,43 +385,94 @@ pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime
     let site_id = PlatformUserId::parse(site).map_err(|e| Rejection::malformed(format!("site: {e}")))?;
     let mut accepted = Accepted::default();
     for (index, raw) in envelope.messages.into_iter().enumerate() {
-        let message: ChatMessage =
-            serde_json::from_value(raw).map_err(|e| Rejection::malformed(format!("messages[{index}]: {e}")))?;
-        accepted
-            .interactions
-            .push(normalize(&message, index, &site_id, secrets, received_at)?);
+        let interaction = throughline_edge::json::parse_event::<ChatMessage>(&raw)
+            .and_then(|message| normalize(&message, &site_id, secrets, config, received_at));
+        match interaction {
+            Ok(interaction) => accepted.interactions.push(interaction),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("messages[{index}]"), &problem),
+        }
     }
     Ok(accepted)
 }
 
+/// When the message happened, for the timeline: `sent_at` is the sender's word, and a wrong
+/// clock (or a bug) must not file a message years away, where it would sit above everything
+/// newer forever or outside every conversation. So it is kept within the timestamp window around
+/// the arrival; `Some(sent_at)` when it had to be moved.
+fn occurred_at(
+    sent_at: DateTime<Utc>,
+    received_at: DateTime<Utc>,
+    tolerance: TimeDelta,
+) -> (DateTime<Utc>, Option<DateTime<Utc>>) {
+    let earliest = received_at
+        .checked_sub_signed(tolerance)
+        .unwrap_or(DateTime::<Utc>::MIN_UTC);
+    let latest = received_at
+        .checked_add_signed(tolerance)
+        .unwrap_or(DateTime::<Utc>::MAX_UTC);
+    let clamped = sent_at.clamp(earliest, latest);
+    (clamped, (clamped != sent_at).then_some(sent_at))
+}
+
+/// One message's interaction, or what is wrong with it (naming fields, never quoting them).
 fn normalize(
     message: &ChatMessage,
-    index: usize,
     site: &PlatformUserId,
     secrets: &SiteSecrets,
+    config: &WidgetConfig,
     received_at: DateTime<Utc>,
-) -> Result<Interaction, Rejection> {
-    let field = |name: &str| format!("messages[{index}].{name}");
-    let invalid =
-        |name: &str, e: throughline_model::InvalidValue| Rejection::malformed(format!("{}: {e}", field(name)));
-    let message_id = ProviderMessageId::parse(&message.message_id).map_err(|e| invalid("message_id", e))?;
-    let visitor_id = PlatformUserId::parse(&message.visitor_id).map_err(|e| invalid("visitor_id", e))?;
-    let on_site = |id: PlatformUserId| Handle::Platform {
-        platform: Platform::WebChat,
+) -> Result<Interaction, String> {
+    let message_id = ProviderMessageId::parse(&message.message_id).map_err(|e| format!("message_id: {e}"))?;
+    let visitor_id = PlatformUserId::parse(&message.visitor_id).map_err(|e| format!("visitor_id: {e}"))?;
+    let text = match &message.text {
+        Some(text) => text::message_text(text).map_err(|problem| format!("text {problem}"))?,
+        None => None,
+    };
+    if message.attachments.len() > MAX_ATTACHMENTS {
+        return Err(format!("attachments: more than {MAX_ATTACHMENTS}"));
+    }
+    if message.custom_attributes.len() > MAX_CUSTOM_ATTRIBUTES {
+        return Err(format!("custom_attributes: more than {MAX_CUSTOM_ATTRIBUTES}"));
+    }
+    let mut custom_attributes = Vec::with_capacity(message.custom_attributes.len());
+    let mut custom_bytes = 0;
+    for (name, value) in &message.custom_attributes {
+        let text = match value {
+            Value::String(s) => s.clone(),
+            other => other.to_string(),
+        };
+        custom_bytes += name.len() + text.len();
+        if custom_bytes > MAX_CUSTOM_ATTRIBUTES_BYTES {
+            return Err(format!(
+                "custom_attributes: larger than {MAX_CUSTOM_ATTRIBUTES_BYTES} bytes"
+            ));
+        }
+        custom_attributes.push((format!("custom.{name}"), text));
+    }
+    // Users and visitors live in separate namespaces: a visitor id is a cookie anyone can set,
+    // so it must never be able to name a logged-in user's handle.
+    let on_site = |platform, id: PlatformUserId| Handle::Platform {
+        platform,
         scope: Some(site.clone()),
         id,
     };
+    let visitor = || on_site(Platform::WebChatVisitor, visitor_id.clone());
 
-    let identity = message
-        .identity_token
-        .as_deref()
-        .map(|token| verify_identity_token(token, &secrets.identity_secrets, received_at));
+    let identity = message.identity_token.as_deref().map(|token| {
+        verify_identity_token(
+            token,
+            &secrets.identity_secrets,
+            config.identity_token_max_lifetime,
+            received_at,
+        )
+    });
     let (customer, verified, token_problem) = match identity {
-        Some(Ok(visitor)) => (on_site(visitor.user_id.clone()), Some(visitor), None),
-        Some(Err(problem)) => (on_site(visitor_id.clone()), None, Some(problem)),
-        None => (on_site(visitor_id.clone()), None, None),
+        Some(Ok(user)) => (on_site(Platform::WebChatUser, user.user_id.clone()), Some(user), None),
+        Some(Err(problem)) => (visitor(), None, Some(problem)),
+        None => (visitor(), None, None),
     };
 
+    let (occurred_at, claimed_sent_at) = occurred_at(message.sent_at, received_at, config.tolerance);
     let mut interaction = Interaction::new(NewInteraction {
         channel: Channel::Chat,
         provider: Provider::WebChat,
@@ -375,17 +487,14 @@ fn normalize(
             id: site.clone(),
         },
         provider_message_id: message_id,
-        occurred_at: message.sent_at,
+        occurred_at,
         received_at,
     });
-    interaction.text = message.text.clone().filter(|t| !t.is_empty());
+    interaction.text = text;
     interaction.thread.provider_thread_id = message.conversation_id.clone().filter(|c| !c.is_empty());
     for (i, attachment) in message.attachments.iter().enumerate() {
         if attachment.url.trim().is_empty() {
-            return Err(Rejection::malformed(format!(
-                "{} is empty",
-                field(&format!("attachments[{i}].url"))
-            )));
+            return Err(format!("attachments[{i}].url is empty"));
         }
         interaction.attachments.push(Attachment {
             source: AttachmentSource::Url {
@@ -407,6 +516,12 @@ fn normalize(
         (None, None) => "anonymous",
     };
     attributes.insert("identity".into(), identity_state.into());
+    if let Some(claimed) = claimed_sent_at {
+        attributes.insert(
+            "claimed_sent_at".into(),
+            claimed.to_rfc3339_opts(SecondsFormat::AutoSi, true),
+        );
+    }
     for (name, value) in [
         ("page_url", &message.page_url),
         ("referrer", &message.referrer),
@@ -416,13 +531,7 @@ fn normalize(
             attributes.insert(name.into(), value.clone());
         }
     }
-    for (name, value) in &message.custom_attributes {
-        let text = match value {
-            Value::String(s) => s.clone(),
-            other => other.to_string(),
-        };
-        attributes.insert(format!("custom.{name}"), text);
-    }
+    attributes.extend(custom_attributes);
 
     let mut identities = Vec::new();
     if let Some(visitor) = &verified {
@@ -458,5 +567,8 @@ fn normalize(
         }
     }
     interaction.identities = identities;
+    if interaction.to_json().len() > MAX_INTERACTION_BYTES {
+        return Err(format!("larger than {MAX_INTERACTION_BYTES} bytes as an interaction"));
+    }
     Ok(interaction)
 }

@@ -14,6 +14,10 @@ use crate::signature::{self, SIGNATURE_HEADER, Signed};
 
 /// Twilio sends at most ten media items per message.
 const MAX_MEDIA: usize = 10;
+/// Largest body parsed. A messaging webhook is a few KiB (a body of at most 1600 characters,
+/// ten media URLs, a few dozen short parameters); anything bigger is refused before any parsing,
+/// so an oversized request costs neither the parse nor the signature's sort.
+pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const FORM: &str = "application/x-www-form-urlencoded";
 
 #[derive(Debug, Clone)]
@@ -149,6 +153,9 @@ fn parse_address(param: &str, value: &str) -> Result<(bool, Handle), Rejection> 
 pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime<Utc>) -> Result<Accepted, Rejection> {
     if req.method != Method::POST && req.method != Method::GET {
         return Err(Rejection::MethodNotAllowed { allowed: "POST, GET" });
+    }
+    if req.body.len() > MAX_BODY_BYTES {
+        return Err(Rejection::malformed("body is larger than 64 KiB"));
     }
     let provided = req.header(SIGNATURE_HEADER).ok_or(Rejection::BadSignature {
         status: StatusCode::FORBIDDEN,
@@ -429,6 +436,27 @@ mod tests {
             accept(&req, &config(), now()).unwrap_err().status(),
             StatusCode::METHOD_NOT_ALLOWED
         );
+    }
+
+    #[test]
+    fn a_body_over_64_kib_is_400_before_it_is_parsed() {
+        let mut p = base();
+        let filler = "x".repeat(MAX_BODY_BYTES);
+        p.push(("Padding", &filler));
+        // Validly signed, so only its size can refuse it.
+        let req = signed_post(&p);
+        assert!(req.body.len() > MAX_BODY_BYTES);
+        let err = accept(&req, &config(), now()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(err.message(), "body is larger than 64 KiB");
+
+        let mut just_fits = base();
+        let margin = signed_post(&base()).body.len() + "&Padding=".len();
+        let filler = "x".repeat(MAX_BODY_BYTES - margin);
+        just_fits.push(("Padding", &filler));
+        let req = signed_post(&just_fits);
+        assert_eq!(req.body.len(), MAX_BODY_BYTES);
+        assert!(accept(&req, &config(), now()).is_ok());
     }
 
     #[test]
