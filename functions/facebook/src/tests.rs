@@ -219,24 +219,21 @@ fn a_batch_of_50_across_three_entries_is_50_distinct_interactions() {
 }
 
 #[test]
-fn malformed_notifications_name_the_problem() {
+fn only_a_body_that_is_not_a_notification_is_refused() {
     for (body, expected) in [
-        ("[]", "body is not a Meta webhook notification"),
+        ("<html>", "body is not a Meta webhook notification: expected value"),
+        ("[]", "body is not a Meta webhook notification: invalid type or value"),
         (
-            r#"{"object":"page","entry":[{"id":"1","messaging":[{"recipient":{"id":"1"},"timestamp":1,"message":{"mid":"m","text":"x"}}]}]}"#,
-            "entry[0].messaging[0].sender.id: ",
+            r#"{"object":"page"}"#,
+            "body is not a Meta webhook notification: missing field `entry`",
         ),
         (
-            r#"{"object":"page","entry":[{"id":"1","messaging":[{"sender":{"id":"2"},"recipient":{"id":"1"},"message":{"text":"x"}}]}]}"#,
-            "entry[0].messaging[0].message.mid is missing",
+            r#"{"entry":[]}"#,
+            "body is not a Meta webhook notification: missing field `object`",
         ),
         (
-            r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"1555"},"messages":[{"from":"x","id":"w","type":"text"}]}}]}]}"#,
-            "entry[0].changes[0].value.metadata.display_phone_number: ",
-        ),
-        (
-            r#"{"object":"whatsapp_business_account","entry":[{"changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},"messages":[{"from":"14155550100","id":"w","type":"image"}]}}]}]}"#,
-            "entry[0].changes[0].value.messages[0].image is missing",
+            r#"{"object":"page","entry":{}}"#,
+            "body is not a Meta webhook notification: invalid type or value",
         ),
     ] {
         let rejection = accept(&with_body(body), &config(), now()).unwrap_err();
@@ -245,6 +242,98 @@ fn malformed_notifications_name_the_problem() {
     }
     let unknown = accept(&with_body(r#"{"object":"user","entry":[]}"#), &config(), now()).unwrap();
     assert_eq!(unknown.ignored, vec!["unknown_object"]);
+}
+
+/// A Messenger event of customer 6010000000000042 to page 1060000000000001.
+fn messenger_event(mid: &str, text: &str) -> serde_json::Value {
+    serde_json::json!({"sender": {"id": "6010000000000042"}, "recipient": {"id": "1060000000000001"},
+        "timestamp": 1795520001000_i64, "message": {"mid": mid, "text": text}})
+}
+
+#[test]
+fn a_malformed_messenger_event_is_ignored_and_the_rest_of_the_delivery_accepted() {
+    let mut events: Vec<serde_json::Value> = (0..1000).map(|i| messenger_event(&format!("m_{i}"), "hi")).collect();
+    events[1] = serde_json::json!({"recipient": {"id": "1"}, "timestamp": 1, "message": {"mid": "m", "text": "x"}});
+    events[2] = serde_json::json!({"sender": {"id": "2"}, "recipient": {"id": "1"}, "message": {"text": "no mid"}});
+    events[3] =
+        serde_json::json!({"sender": {"id": 2}, "recipient": {"id": "1"}, "message": {"mid": "m", "text": "x"}});
+    events[4] = serde_json::json!("not an event");
+    let body = serde_json::json!({"object": "page", "entry": [
+        {"id": "1060000000000001", "messaging": events},
+        {"id": 5, "messaging": [messenger_event("m_lost", "x")]},
+        {"messaging": [messenger_event("m_lost_too", "x")]},
+        {"id": "1060000000000001", "messaging": {"not": "a list"}},
+        {"id": "1060000000000001", "standby": [messenger_event("m_standby", "x"), {"sender": {"id": ""}, "message": {"mid": "m"}}]},
+    ]});
+    let accepted = accept(&with_body(&body.to_string()), &config(), now()).unwrap();
+    assert_eq!(accepted.interactions.len(), 996 + 1);
+    assert_eq!(accepted.ignored, vec!["malformed_event"; 4 + 3 + 1]);
+    assert!(
+        accepted
+            .interactions
+            .iter()
+            .all(|i| i.provider_message_id.as_str() != "m_lost")
+    );
+}
+
+#[test]
+fn a_malformed_whatsapp_change_or_message_is_ignored_and_the_rest_accepted() {
+    let message = |id: &str, kind: &str| {
+        serde_json::json!({"from": "14155550100", "id": id, "type": kind,
+        "text": {"body": "hello"}})
+    };
+    let value = |number: Option<&str>, messages: Vec<serde_json::Value>| {
+        let metadata = match number {
+            Some(n) => serde_json::json!({"display_phone_number": n, "phone_number_id": "1065"}),
+            None => serde_json::json!({"phone_number_id": "1065"}),
+        };
+        serde_json::json!({"field": "messages", "value": {"metadata": metadata,
+            "contacts": [{"wa_id": 14155550100_i64}, {"wa_id": "14155550100", "profile": {"name": "Ada"}}],
+            "messages": messages}})
+    };
+    let body = serde_json::json!({"object": "whatsapp_business_account", "entry": [
+        {"changes": [
+            value(None, vec![message("wamid.lost", "text")]),
+            value(Some("1555"), vec![message("wamid.lost2", "text")]),
+            value(Some("15550783881"), vec![
+                message("wamid.1", "text"),
+                message("wamid.image", "image"),
+                serde_json::json!({"from": "14155550100", "id": "wamid.noid", "type": "image", "image": {"mime_type": "image/jpeg"}}),
+                serde_json::json!({"id": "wamid.nofrom", "type": "text"}),
+                message("wamid.2", "text"),
+            ]),
+            "not a change",
+        ]},
+        {"changes": "not a list"},
+    ]});
+    let accepted = accept(&with_body(&body.to_string()), &config(), now()).unwrap();
+    let ids: Vec<&str> = accepted
+        .interactions
+        .iter()
+        .map(|i| i.provider_message_id.as_str())
+        .collect();
+    assert_eq!(ids, vec!["wamid.1", "wamid.2"]);
+    assert_eq!(accepted.interactions[0].customer_display_name.as_deref(), Some("Ada"));
+    assert_eq!(accepted.ignored, vec!["malformed_event"; 2 + 3 + 1 + 1]);
+}
+
+#[test]
+fn a_lone_surrogate_escape_costs_only_the_character() {
+    // A UTF-16 surrogate without its other half: serde_json refuses such a document as a whole.
+    let body = r#"{"object":"page","entry":[{"id":"1060000000000001","messaging":[{"sender":{"id":"6010000000000042"},"recipient":{"id":"1060000000000001"},"timestamp":1795520001000,"message":{"mid":"m_cut","text":"cut \ud83d here \udce6"}}]}]}"#;
+    assert!(serde_json::from_str::<serde_json::Value>(body).is_err());
+    let accepted = accept(&with_body(body), &config(), now()).unwrap();
+    assert_eq!(
+        accepted.interactions[0].text.as_deref(),
+        Some("cut \u{FFFD} here \u{FFFD}")
+    );
+    // The signature is still checked over the bytes as sent.
+    let mut tampered = with_body(body);
+    tampered.body = body.replace(r"\ud83d", r"\uFFFD").into_bytes();
+    assert_eq!(
+        accept(&tampered, &config(), now()).unwrap_err().status(),
+        StatusCode::FORBIDDEN
+    );
 }
 
 proptest! {

@@ -8,7 +8,7 @@ use lambda_http::http::{Method, StatusCode};
 use serde::Deserialize;
 use serde_json::Value;
 use throughline_edge::signature::{self, Algorithm, Encoding};
-use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
+use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest, json};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, Direction, E164, Handle, Interaction, InteractionId, InteractionUpdate,
     NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
@@ -83,10 +83,11 @@ fn verify(req: &WebhookRequest, config: &MetaConfig) -> Result<(), Rejection> {
     }
 }
 
+/// The envelope. Entries, and the events in them, are kept as JSON values and typed one by one,
+/// so that a malformed one is that event's problem and not the whole delivery's.
 #[derive(Debug, Deserialize)]
 struct Notification {
     object: String,
-    #[serde(default)]
     entry: Vec<Value>,
 }
 
@@ -94,9 +95,9 @@ struct Notification {
 struct PageEntry {
     id: String,
     #[serde(default)]
-    messaging: Vec<MessagingEvent>,
+    messaging: Vec<Value>,
     #[serde(default)]
-    standby: Vec<MessagingEvent>,
+    standby: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -168,7 +169,7 @@ struct Postback {
 #[derive(Debug, Deserialize)]
 struct WhatsAppEntry {
     #[serde(default)]
-    changes: Vec<WhatsAppChange>,
+    changes: Vec<Value>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -180,8 +181,9 @@ struct WhatsAppChange {
 #[derive(Debug, Deserialize)]
 struct WhatsAppValue {
     metadata: WhatsAppMetadata,
+    /// Typed one by one too: a contact that does not parse only costs its display name.
     #[serde(default)]
-    contacts: Vec<WhatsAppContact>,
+    contacts: Vec<Value>,
     #[serde(default)]
     messages: Vec<Value>,
     #[serde(default)]
@@ -283,72 +285,81 @@ fn millis(ms: Option<i64>) -> Option<DateTime<Utc>> {
     Utc.timestamp_millis_opt(ms?).single()
 }
 
-fn platform_id(value: &str, field: &dyn Fn() -> String) -> Result<PlatformUserId, Rejection> {
-    PlatformUserId::parse(value).map_err(|e| Rejection::malformed(format!("{}: {e}", field())))
+/// Problems below are relative to the event they are found in (`sender.id: ...`) and, like
+/// `InvalidValue`'s, name the rule broken, never the value.
+fn platform_id(value: &str, field: &str) -> Result<PlatformUserId, String> {
+    PlatformUserId::parse(value).map_err(|e| format!("{field}: {e}"))
 }
 
-fn message_id(value: Option<&str>, field: &dyn Fn() -> String) -> Result<ProviderMessageId, Rejection> {
-    ProviderMessageId::parse(value.unwrap_or_default())
-        .map_err(|_| Rejection::malformed(format!("{} is missing", field())))
+fn message_id(value: Option<&str>, field: &str) -> Result<ProviderMessageId, String> {
+    ProviderMessageId::parse(value.unwrap_or_default()).map_err(|_| format!("{field} is missing"))
 }
 
-/// Verifies and normalizes one POST: every message of every entry.
+/// Verifies and normalizes one POST: every message of every entry. Only a body that is not a
+/// notification at all is refused; an entry or event that does not parse is acknowledged with
+/// the rest and counted (`Accepted::malformed_event`).
 pub fn accept(req: &WebhookRequest, config: &MetaConfig, received_at: DateTime<Utc>) -> Result<Accepted, Rejection> {
     if req.method != Method::POST {
         return Err(Rejection::MethodNotAllowed { allowed: "POST, GET" });
     }
     verify(req, config)?;
-    let notification: Notification = serde_json::from_slice(&req.body)
-        .map_err(|e| Rejection::malformed(format!("body is not a Meta webhook notification: {e}")))?;
+    // Only now: the signature is over the bytes as Meta sent them.
+    let body = json::replace_lone_surrogates(&req.body);
+    let notification: Notification = serde_json::from_slice(&body).map_err(|e| {
+        Rejection::malformed(format!(
+            "body is not a Meta webhook notification: {}",
+            json::problem(&e)
+        ))
+    })?;
     let mut accepted = Accepted::default();
     let channel = match notification.object.as_str() {
         "page" => Channel::Messenger,
         "instagram" => Channel::Instagram,
         "whatsapp_business_account" => {
-            for (index, entry) in notification.entry.into_iter().enumerate() {
-                let entry: WhatsAppEntry =
-                    serde_json::from_value(entry).map_err(|e| Rejection::malformed(format!("entry[{index}]: {e}")))?;
-                whatsapp_entry(&entry, index, received_at, &mut accepted)?;
+            for (index, entry) in notification.entry.iter().enumerate() {
+                whatsapp_entry(entry, index, received_at, &mut accepted);
             }
             return Ok(accepted);
         }
         _ => return Ok(Accepted::ignored("unknown_object")),
     };
-    for (index, entry) in notification.entry.into_iter().enumerate() {
-        let entry: PageEntry =
-            serde_json::from_value(entry).map_err(|e| Rejection::malformed(format!("entry[{index}]: {e}")))?;
-        let page = platform_id(&entry.id, &|| format!("entry[{index}].id"))?;
-        for (list, events) in [("messaging", &entry.messaging), ("standby", &entry.standby)] {
-            for (i, event) in events.iter().enumerate() {
-                let field = format!("entry[{index}].{list}[{i}]");
-                page_event(
-                    event,
-                    &field,
-                    channel,
-                    &page,
-                    list == "standby",
-                    received_at,
-                    &mut accepted,
-                )?;
-            }
-        }
+    for (index, entry) in notification.entry.iter().enumerate() {
+        page_entry(entry, index, channel, received_at, &mut accepted);
     }
     Ok(accepted)
 }
 
+/// One Messenger or Instagram entry: a page and its events. Without a valid page id none of its
+/// events can be attributed, so the entry is one malformed event.
+fn page_entry(entry: &Value, index: usize, channel: Channel, received_at: DateTime<Utc>, accepted: &mut Accepted) {
+    let path = format!("entry[{index}]");
+    let parsed = json::parse_event::<PageEntry>(entry).and_then(|e| Ok((platform_id(&e.id, "id")?, e)));
+    let (page, entry) = match parsed {
+        Ok(parsed) => parsed,
+        Err(problem) => return accepted.malformed_event(crate::CONNECTOR, &path, &problem),
+    };
+    for (list, events) in [("messaging", &entry.messaging), ("standby", &entry.standby)] {
+        for (i, event) in events.iter().enumerate() {
+            if let Err(problem) = page_event(event, channel, &page, list == "standby", received_at, accepted) {
+                accepted.malformed_event(crate::CONNECTOR, &format!("{path}.{list}[{i}]"), &problem);
+            }
+        }
+    }
+}
+
 /// One Messenger or Instagram event: a message (the customer's, or an echo of the page's own),
 /// a postback, a deletion; delivery and read watermarks, reactions and bare referrals are
-/// acknowledged and counted.
+/// acknowledged and counted. It adds to `accepted` only once the event is known to be good, so
+/// that an `Err` (the event is malformed) leaves nothing of it behind.
 fn page_event(
-    event: &MessagingEvent,
-    field: &str,
+    event: &Value,
     channel: Channel,
     page: &PlatformUserId,
     standby: bool,
     received_at: DateTime<Utc>,
     accepted: &mut Accepted,
-) -> Result<(), Rejection> {
-    let name = |rest: &str| format!("{field}.{rest}");
+) -> Result<(), String> {
+    let event: MessagingEvent = json::parse_event(event)?;
     let ignored = if event.delivery.is_some() {
         Some("delivery")
     } else if event.read.is_some() {
@@ -370,11 +381,11 @@ fn page_event(
     }
     let sender = platform_id(
         event.sender.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
-        &|| name("sender.id"),
+        "sender.id",
     )?;
     let recipient = platform_id(
         event.recipient.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
-        &|| name("recipient.id"),
+        "recipient.id",
     )?;
     let platform = if channel == Channel::Instagram {
         Platform::Instagram
@@ -397,7 +408,7 @@ fn page_event(
 
     let (mid, text) = match (&event.message, &event.postback) {
         (Some(message), _) => {
-            let mid = message_id(message.mid.as_deref(), &|| name("message.mid"))?;
+            let mid = message_id(message.mid.as_deref(), "message.mid")?;
             if message.is_deleted {
                 accepted.updates.push(InteractionUpdate::deleted(
                     InteractionId::derive(Provider::Meta, &endpoint, &mid),
@@ -414,14 +425,14 @@ fn page_event(
         (None, Some(postback)) => {
             // Older postbacks have no mid: the sender and the time identify the tap.
             let mid = match postback.mid.as_deref() {
-                Some(mid) => message_id(Some(mid), &|| name("postback.mid"))?,
+                Some(mid) => message_id(Some(mid), "postback.mid")?,
                 None => message_id(
                     Some(&format!(
                         "postback:{}:{}",
                         customer.key(),
                         event.timestamp.unwrap_or_default()
                     )),
-                    &|| name("postback"),
+                    "postback",
                 )?,
             };
             (mid, postback.title.clone())
@@ -513,64 +524,87 @@ fn referral_attributes(referral: Option<&Value>, interaction: &mut Interaction) 
 }
 
 /// `+` and the digits of a WhatsApp number (`wa_id`, `from`, `display_phone_number`).
-fn whatsapp_number(value: &str, field: &dyn Fn() -> String) -> Result<E164, Rejection> {
+fn whatsapp_number(value: &str, field: &str) -> Result<E164, String> {
     let digits: String = value.chars().filter(char::is_ascii_digit).collect();
-    E164::parse(&format!("+{digits}")).map_err(|e| Rejection::malformed(format!("{}: {e}", field())))
+    E164::parse(&format!("+{digits}")).map_err(|e| format!("{field}: {e}"))
 }
 
-fn whatsapp_entry(
-    entry: &WhatsAppEntry,
-    index: usize,
+/// One WhatsApp entry: each change, and each message in a change, on its own.
+fn whatsapp_entry(entry: &Value, index: usize, received_at: DateTime<Utc>, accepted: &mut Accepted) {
+    let path = format!("entry[{index}]");
+    let entry: WhatsAppEntry = match json::parse_event(entry) {
+        Ok(entry) => entry,
+        Err(problem) => return accepted.malformed_event(crate::CONNECTOR, &path, &problem),
+    };
+    for (c, change) in entry.changes.iter().enumerate() {
+        let path = format!("{path}.changes[{c}]");
+        if let Err(problem) = whatsapp_change(change, &path, received_at, accepted) {
+            accepted.malformed_event(crate::CONNECTOR, &path, &problem);
+        }
+    }
+}
+
+/// A change's `value` without a valid business number (`metadata`) is one malformed event: none
+/// of its messages can be attributed. A message that does not parse is its own.
+fn whatsapp_change(
+    change: &Value,
+    path: &str,
     received_at: DateTime<Utc>,
     accepted: &mut Accepted,
-) -> Result<(), Rejection> {
-    for (c, change) in entry.changes.iter().enumerate() {
-        let field = format!("entry[{index}].changes[{c}].value");
-        let (Some("messages"), Some(value)) = (change.field.as_deref(), &change.value) else {
-            accepted.ignored.push("other_change");
-            continue;
-        };
-        let value: WhatsAppValue =
-            serde_json::from_value(value.clone()).map_err(|e| Rejection::malformed(format!("{field}: {e}")))?;
-        let number = whatsapp_number(&value.metadata.display_phone_number, &|| {
-            format!("{field}.metadata.display_phone_number")
-        })?;
-        let endpoint = Handle::Phone { number };
-        let names: HashMap<&str, &str> = value
-            .contacts
-            .iter()
-            .filter_map(|c| Some((c.wa_id.as_deref()?, c.profile.as_ref()?.name.as_deref()?)))
-            .collect();
-        for (m, raw) in value.messages.iter().enumerate() {
-            let field = format!("{field}.messages[{m}]");
-            let message: WhatsAppMessage =
-                serde_json::from_value(raw.clone()).map_err(|e| Rejection::malformed(format!("{field}: {e}")))?;
-            match whatsapp_message(&message, &field, &endpoint, received_at)? {
-                Some(mut interaction) => {
-                    interaction.customer_display_name = names.get(message.from.as_str()).map(|n| n.to_string());
-                    if let Some(id) = &value.metadata.phone_number_id {
-                        interaction.attributes.insert("phone_number_id".into(), id.clone());
-                    }
-                    accepted.interactions.push(interaction);
-                }
-                None => accepted.ignored.push("unsupported_message"),
+) -> Result<(), String> {
+    let change: WhatsAppChange = json::parse_event(change)?;
+    let (Some("messages"), Some(value)) = (change.field.as_deref(), &change.value) else {
+        accepted.ignored.push("other_change");
+        return Ok(());
+    };
+    let value: WhatsAppValue = json::parse_event(value).map_err(|problem| format!("value: {problem}"))?;
+    let number = whatsapp_number(
+        &value.metadata.display_phone_number,
+        "value.metadata.display_phone_number",
+    )?;
+    let endpoint = Handle::Phone { number };
+    let contacts: Vec<WhatsAppContact> = value
+        .contacts
+        .iter()
+        .filter_map(|c| json::parse_event(c).ok())
+        .collect();
+    let names: HashMap<&str, &str> = contacts
+        .iter()
+        .filter_map(|c| Some((c.wa_id.as_deref()?, c.profile.as_ref()?.name.as_deref()?)))
+        .collect();
+    for (m, raw) in value.messages.iter().enumerate() {
+        let path = format!("{path}.value.messages[{m}]");
+        let message: WhatsAppMessage = match json::parse_event(raw) {
+            Ok(message) => message,
+            Err(problem) => {
+                accepted.malformed_event(crate::CONNECTOR, &path, &problem);
+                continue;
             }
+        };
+        match whatsapp_message(&message, &endpoint, received_at) {
+            Ok(Some(mut interaction)) => {
+                interaction.customer_display_name = names.get(message.from.as_str()).map(|n| n.to_string());
+                if let Some(id) = &value.metadata.phone_number_id {
+                    interaction.attributes.insert("phone_number_id".into(), id.clone());
+                }
+                accepted.interactions.push(interaction);
+            }
+            Ok(None) => accepted.ignored.push("unsupported_message"),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &path, &problem),
         }
-        // Delivery statuses of the business's own sends: Throughline does not send yet.
-        accepted.ignored.extend(value.statuses.iter().map(|_| "status"));
     }
+    // Delivery statuses of the business's own sends: Throughline does not send yet.
+    accepted.ignored.extend(value.statuses.iter().map(|_| "status"));
     Ok(())
 }
 
 fn whatsapp_message(
     message: &WhatsAppMessage,
-    field: &str,
     endpoint: &Handle,
     received_at: DateTime<Utc>,
-) -> Result<Option<Interaction>, Rejection> {
-    let name = |rest: &str| format!("{field}.{rest}");
-    let customer = whatsapp_number(&message.from, &|| name("from"))?;
-    let id = message_id(Some(&message.id), &|| name("id"))?;
+) -> Result<Option<Interaction>, String> {
+    let customer = whatsapp_number(&message.from, "from")?;
+    let id = message_id(Some(&message.id), "id")?;
     let occurred_at = message
         .timestamp
         .as_deref()
@@ -601,11 +635,11 @@ fn whatsapp_message(
     let text = match message.kind.as_str() {
         "text" => message.text.as_ref().and_then(|t| t.body.clone()),
         "image" | "video" | "audio" | "document" | "sticker" => {
-            let media = media.ok_or_else(|| Rejection::malformed(format!("{} is missing", name(&message.kind))))?;
+            let media = media.ok_or_else(|| format!("{} is missing", message.kind))?;
             let file_id = media
                 .id
                 .clone()
-                .ok_or_else(|| Rejection::malformed(format!("{} is missing", name(&format!("{}.id", message.kind)))))?;
+                .ok_or_else(|| format!("{}.id is missing", message.kind))?;
             if let Some(sha256) = &media.sha256 {
                 attributes.insert("media_sha256".into(), sha256.clone());
             }

@@ -1,9 +1,11 @@
 //! The HTTP edge shared by every webhook function. A connector is a pure function
 //! `(WebhookRequest, config) -> Result<Accepted, Rejection>`; this crate provides the request
-//! view, the signature helper, configuration and secrets, metrics, and `respond`, which
-//! publishes and answers.
+//! view, the signature helper, JSON event parsing, configuration and secrets, logging, metrics,
+//! and `respond`, which publishes and answers.
 
 pub mod config;
+pub mod json;
+pub mod logging;
 pub mod metrics;
 pub mod request;
 pub mod response;
@@ -11,10 +13,13 @@ pub mod signature;
 
 pub use config::{ConfigError, Secret};
 pub use request::WebhookRequest;
-pub use response::{Accepted, Rejection, empty_ok, handshake_response, json_error, respond};
+pub use response::{
+    Accepted, MALFORMED_EVENT, Rejection, empty_ok, handshake_response, json_error, report_ignored, respond,
+};
 
-/// Logging for a Lambda function: `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level and
-/// `AWS_LAMBDA_LOG_FORMAT=JSON` (set by the template) switches to JSON lines.
+/// Logging for a Lambda function: `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level,
+/// `AWS_LAMBDA_LOG_FORMAT=JSON` (set by the template) switches to JSON lines, and at `debug` or
+/// `trace` the runtime, SDK and HTTP crates stay at `info` (see `logging::QUIET_TARGETS`).
 pub fn init_logging() {
-    lambda_http::tracing::init_default_subscriber();
+    logging::init();
 }

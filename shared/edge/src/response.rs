@@ -1,11 +1,14 @@
 //! The one mapping from a connector's verdict to an HTTP answer, and the publish-then-acknowledge
-//! step: a provider gets its 2xx only after every interaction of its request is queued.
+//! step: a provider gets its 2xx only after every interaction of its request is queued (or known
+//! never to fit on the queue, which a retry would not change).
+
+use std::collections::BTreeMap;
 
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde_json::json;
 use throughline_model::{Interaction, InteractionUpdate, QueueMessage};
-use throughline_queue::InteractionPublisher;
+use throughline_queue::{Dropped, InteractionPublisher};
 
 use crate::metrics;
 
@@ -110,6 +113,9 @@ pub fn empty_ok() -> Response<Body> {
         .expect("static response parts are valid")
 }
 
+/// The reason code of an event that could not be parsed (see `Accepted::malformed_event`).
+pub const MALFORMED_EVENT: &str = "malformed_event";
+
 /// What a connector made of a verified request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accepted {
@@ -135,11 +141,40 @@ impl Accepted {
             ..Self::default()
         }
     }
+
+    /// One event of the delivery cannot be parsed: it is acknowledged with the rest and counted
+    /// as `malformed_event`, because refusing the delivery would make the provider resend the
+    /// same bytes until it gives up on every event in them. `at` locates it in the delivery
+    /// (`entry[0].messaging[3]`); `problem` says what is wrong and must not quote its content.
+    pub fn malformed_event(&mut self, connector: &str, at: &str, problem: &str) {
+        tracing::warn!(connector, at, problem, "malformed event acknowledged and ignored");
+        self.ignored.push(MALFORMED_EVENT);
+    }
 }
 
-/// Publishes what was accepted and answers: the connector's acknowledgement only once every
-/// interaction is queued, 503 when the queue fails (the provider retries), the rejection's
-/// answer otherwise. Logs carry codes and counts only.
+/// Each reason once, with how many times it occurs, in reason order.
+fn tally<'a>(reasons: impl IntoIterator<Item = &'a str>) -> BTreeMap<&'a str, u64> {
+    let mut counts = BTreeMap::new();
+    for reason in reasons {
+        *counts.entry(reason).or_insert(0) += 1;
+    }
+    counts
+}
+
+/// Logs and counts events acknowledged but not recorded: one line and one metric per reason,
+/// however many events a delivery holds (a Meta POST may carry 1000 read receipts).
+pub fn report_ignored<'a>(connector: &str, reasons: impl IntoIterator<Item = &'a str>) {
+    for (reason, count) in tally(reasons) {
+        tracing::info!(connector, reason, count, "events acknowledged and ignored");
+        metrics::count(connector, metrics::IGNORED_EVENTS, reason, count);
+    }
+}
+
+/// Publishes what was accepted and answers: the connector's acknowledgement once every
+/// interaction is queued or can never be (too large, refused by SQS as the sender's fault:
+/// acknowledged and counted as ignored, since a retry would be refused the same way), 503 when
+/// the queue fails otherwise (the provider retries), the rejection's answer otherwise. Logs
+/// carry codes, counts and interaction ids only.
 pub async fn respond(
     connector: &str,
     verdict: Result<Accepted, Rejection>,
@@ -159,10 +194,7 @@ pub async fn respond(
             return rejection.into_response();
         }
     };
-    for reason in &accepted.ignored {
-        tracing::info!(connector, reason, "event acknowledged and ignored");
-        metrics::count(connector, metrics::IGNORED_EVENTS, reason, 1);
-    }
+    let mut ignored = accepted.ignored;
     let ids: Vec<String> = accepted
         .interactions
         .iter()
@@ -176,23 +208,105 @@ pub async fn respond(
         .chain(accepted.updates.into_iter().map(QueueMessage::from))
         .collect();
     if !messages.is_empty() {
-        if let Err(error) = publisher.publish(&messages).await {
-            tracing::error!(connector, %error, "could not queue interactions; answering 503 so the provider retries");
-            return json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "queue_unavailable",
-                "the interactions could not be queued; retry later",
-            );
+        let published = match publisher.publish(&messages).await {
+            Ok(published) => published,
+            Err(error) => {
+                tracing::error!(connector, %error, "could not queue interactions; answering 503 so the provider retries");
+                return json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "queue_unavailable",
+                    "the interactions could not be queued; retry later",
+                );
+            }
+        };
+        for (reason, dropped) in by_reason(&published.dropped, &ids) {
+            tracing::warn!(connector, reason, count = dropped.len(), ids = ?dropped, "interactions SQS can never take were dropped");
         }
-        tracing::info!(connector, count = ids.len(), ?ids, "interactions queued");
-        metrics::count(connector, metrics::PUBLISHED_INTERACTIONS, "queued", ids.len() as u64);
+        ignored.extend(published.dropped.iter().map(|d| d.reason.code()));
+        // `dropped` is in message order, so a binary search finds a message's entry.
+        let queued: Vec<&str> = ids
+            .iter()
+            .enumerate()
+            .filter(|(index, _)| published.dropped.binary_search_by_key(index, |d| d.index).is_err())
+            .map(|(_, id)| id.as_str())
+            .collect();
+        tracing::info!(connector, count = queued.len(), ids = ?queued, "interactions queued");
+        metrics::count(
+            connector,
+            metrics::PUBLISHED_INTERACTIONS,
+            "queued",
+            queued.len() as u64,
+        );
     }
+    report_ignored(connector, ignored);
     acknowledgement()
+}
+
+/// The ids of the dropped messages, grouped by reason code.
+fn by_reason<'a>(dropped: &[Dropped], ids: &'a [String]) -> BTreeMap<&'static str, Vec<&'a str>> {
+    let mut groups: BTreeMap<&'static str, Vec<&'a str>> = BTreeMap::new();
+    for d in dropped {
+        groups
+            .entry(d.reason.code())
+            .or_default()
+            .extend(ids.get(d.index).map(String::as_str));
+    }
+    groups
 }
 
 #[cfg(test)]
 mod tests {
+    //! Pure tests only. `respond`'s publishing is exercised against the moto server through the
+    //! real SDK in the end-to-end tests: `tests/facebook_pipeline.rs`
+    //! `an_interaction_too_large_for_sqs_is_dropped_and_the_rest_queued_and_acknowledged` covers
+    //! the drop path (200, the rest queued and recorded; the drop is counted as ignored under
+    //! `DropReason::code`, which is tested purely in `throughline_queue`), and every
+    //! `tests/*_pipeline.rs` the queued path. moto refuses an entry as the sender's fault only for
+    //! an invalid `DelaySeconds`, which `InteractionPublisher` never sends, so `rejected_by_queue`
+    //! is covered by `throughline_queue`'s pure `refusals` test; in `respond` it takes the same
+    //! `dropped` path as `too_large`.
     use super::*;
+
+    #[test]
+    fn ignored_events_are_reported_once_per_reason_with_their_count() {
+        let counts = tally(["read", "delivery", "read", MALFORMED_EVENT, "read"]);
+        assert_eq!(
+            counts.into_iter().collect::<Vec<_>>(),
+            vec![("delivery", 1), (MALFORMED_EVENT, 1), ("read", 3)]
+        );
+        assert!(tally([]).is_empty());
+
+        let mut accepted = Accepted::ignored("status");
+        accepted.malformed_event("facebook", "entry[0].messaging[1]", "missing field `id`");
+        assert_eq!(accepted.ignored, vec!["status", "malformed_event"]);
+    }
+
+    #[test]
+    fn dropped_messages_are_grouped_by_reason_with_their_ids() {
+        use throughline_queue::DropReason;
+        let ids: Vec<String> = ["ix_a", "ix_b", "ix_c"].map(String::from).to_vec();
+        let dropped = [
+            Dropped {
+                index: 0,
+                reason: DropReason::TooLarge { bytes: 300_000 },
+            },
+            Dropped {
+                index: 1,
+                reason: DropReason::RejectedByQueue {
+                    code: "InvalidMessageContents".into(),
+                },
+            },
+            Dropped {
+                index: 2,
+                reason: DropReason::TooLarge { bytes: 300_000 },
+            },
+        ];
+        assert_eq!(
+            by_reason(&dropped, &ids).into_iter().collect::<Vec<_>>(),
+            vec![("rejected_by_queue", vec!["ix_b"]), ("too_large", vec!["ix_a", "ix_c"])]
+        );
+        assert!(by_reason(&[], &ids).is_empty());
+    }
 
     fn body_json(r: Response<Body>) -> serde_json::Value {
         serde_json::from_slice(r.body().as_ref()).unwrap()

@@ -133,7 +133,13 @@ pub enum Platform {
     Instagram,
     X,
     Telegram,
+    /// The company's web-chat site itself (a business endpoint, scope-less).
     WebChat,
+    /// A logged-in web-chat user: the `sub` of a token the company's backend signed.
+    WebChatUser,
+    /// An anonymous web-chat visitor: the widget's browser cookie, which anyone can set. A
+    /// namespace of its own, so no visitor id can ever name a logged-in user.
+    WebChatVisitor,
 }
 
 impl Platform {
@@ -144,6 +150,8 @@ impl Platform {
             Platform::X => "x",
             Platform::Telegram => "telegram",
             Platform::WebChat => "web_chat",
+            Platform::WebChatUser => "web_chat_user",
+            Platform::WebChatVisitor => "web_chat_visitor",
         }
     }
 }
@@ -179,6 +187,8 @@ impl Platform {
             Platform::X,
             Platform::Telegram,
             Platform::WebChat,
+            Platform::WebChatUser,
+            Platform::WebChatVisitor,
         ]
         .into_iter()
         .find(|p| p.as_str() == s)

@@ -12,6 +12,15 @@ pub use interaction::{
 };
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 
+/// U+FDD0..U+FDEF and the last two code points of every plane (U+xFFFE, U+xFFFF) are reserved
+/// for a program's internal use and never meant for interchange: some consumers downstream
+/// (search indexes, renderers, XML exports) refuse or mangle text that holds them. The queue
+/// publisher removes them from every message; connectors that cap or judge text use this too.
+pub fn is_noncharacter(c: char) -> bool {
+    let c = u32::from(c);
+    (0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE
+}
+
 /// The JSON Schema of the wire format (an interaction, or an update to one), generated from
 /// these types. The committed copy (`shared/model/interaction.schema.json`) is checked
 /// against it by a test.
