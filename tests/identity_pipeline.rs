@@ -17,7 +17,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
 }
 
 fn chat_user(id: &str) -> throughline_model::Handle {
-    platform_user(Platform::WebChat, Some(stack::TEST_CHAT_SITE), id)
+    platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), id)
 }
 
 /// A logged-in chat message whose company-signed identity token vouches for `verified`.
@@ -43,6 +43,7 @@ async fn record(store: &TimelineStore, interaction: &Interaction) -> CustomerId 
     match store.record(interaction).await.unwrap() {
         Recorded::New { customer, .. } | Recorded::Duplicate { customer } => customer,
         Recorded::Erased => panic!("unexpectedly erased"),
+        Recorded::Collision { .. } => panic!("unexpectedly a dedupe collision"),
     }
 }
 
@@ -140,7 +141,7 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
             ("phone:+14155550100".into(), "verified".into(), true),
             ("email:ada@example.com".into(), "verified".into(), true),
             (
-                format!("web_chat:{}:user-1042", stack::TEST_CHAT_SITE),
+                format!("web_chat_user:{}:user-1042", stack::TEST_CHAT_SITE),
                 "verified".into(),
                 true
             ),
@@ -753,7 +754,13 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     assert_eq!(export["interactions"][1]["text"], "message wm-e2");
 
     // Erase: everything of the group goes; the claimant keeps only their own message.
-    let (status, erasure) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
+    let (status, erasure) = api(
+        &timeline_api,
+        "DELETE",
+        &format!("/customers/{customer}"),
+        Some(json!({"reason": "request DSR-1"})),
+    )
+    .await;
     assert_eq!(status, 200, "{erasure}");
     assert_eq!(
         (erasure["interactions"].as_u64(), erasure["identifiers"].as_u64()),
@@ -835,7 +842,13 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     assert_ne!(newcomer, customer);
     assert_eq!(own_timeline(&store, &newcomer).await.len(), 1);
     // Erasing again finishes an interrupted erasure; here there is nothing left.
-    let (status, again) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
+    let (status, again) = api(
+        &timeline_api,
+        "DELETE",
+        &format!("/customers/{customer}"),
+        Some(json!({"reason": "request DSR-1"})),
+    )
+    .await;
     assert_eq!(status, StatusCode::OK.as_u16(), "{again}");
     assert_eq!(
         (again["interactions"].as_u64(), again["identifiers"].as_u64()),
@@ -892,4 +905,59 @@ async fn an_edit_changes_only_the_text_and_keeps_a_deletion_and_a_relabel() {
         split["conversation_id"].as_str(),
         "the relabel stays"
     );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_api_refuses_unsigned_calls_overlong_reasons_and_erasure_without_a_reason() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let timeline_api = timeline_api(&stack);
+    let customer = record(&store, &interaction(Channel::Sms, phone("+14155550177"), "SMr1", at(0))).await;
+    let other = record(&store, &interaction(Channel::Sms, phone("+14155550178"), "SMr2", at(1))).await;
+
+    // Without an IAM caller in the context: 401, nothing served.
+    let mut event = api_event("GET", &format!("/customers/{customer}"), None);
+    event["requestContext"].as_object_mut().unwrap().remove("authorizer");
+    let response = throughline_timeline_api::handle(
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+        &timeline_api,
+    )
+    .await;
+    assert_eq!(response.status(), 401);
+    let error: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+    assert_eq!(error["error"]["code"], "unauthenticated");
+
+    // A reason over 1 KiB is the caller's mistake (400), not the store's (503); nothing merged.
+    let (status, error) = api(
+        &timeline_api,
+        "POST",
+        &format!("/customers/{customer}/merge"),
+        Some(json!({"source_customer_id": other, "reason": "x".repeat(1025)})),
+    )
+    .await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{error}"
+    );
+    let (_, profile) = api(&timeline_api, "GET", &format!("/customers/{other}"), None).await;
+    assert_eq!(profile["customer_id"], other.to_string());
+
+    // Erasure needs a reason, and the ledger names the caller's principal id.
+    let (status, error) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
+    assert_eq!(
+        (status, error["error"]["code"].as_str()),
+        (400, Some("invalid_body")),
+        "{error}"
+    );
+    let (status, merge) = api(
+        &timeline_api,
+        "POST",
+        &format!("/customers/{customer}/merge"),
+        Some(json!({"source_customer_id": other, "reason": "x".repeat(1024)})),
+    )
+    .await;
+    assert_eq!(status, 200, "{merge}");
+    assert_eq!(merge["actor"], AGENT_ARN);
+    assert_eq!(merge["actor_principal_id"], "AIDAEXAMPLE");
 }

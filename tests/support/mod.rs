@@ -216,13 +216,22 @@ pub const AGENT_ARN: &str = "arn:aws:iam::123456789012:user/agent-grace";
 
 /// The timeline API as `main` builds it, aimed at the stack's table.
 pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::TimelineApi {
-    throughline_timeline_api::TimelineApi { store: stack.store() }
+    throughline_timeline_api::TimelineApi {
+        store: stack.store(),
+        allow_unsigned: false,
+    }
 }
 
 /// An API Gateway HTTP API (payload 2.0) request, IAM-authorized as `AGENT_ARN`.
 pub fn api_request(method: &str, path_and_query: &str, body: Option<&serde_json::Value>) -> Request {
+    let event = api_event(method, path_and_query, body);
+    lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event")
+}
+
+/// The event of `api_request`, to change before sending.
+pub fn api_event(method: &str, path_and_query: &str, body: Option<&serde_json::Value>) -> serde_json::Value {
     let (path, query) = path_and_query.split_once('?').unwrap_or((path_and_query, ""));
-    let event = serde_json::json!({
+    serde_json::json!({
         "version": "2.0",
         "routeKey": "ANY /{proxy+}",
         "rawPath": path,
@@ -245,8 +254,7 @@ pub fn api_request(method: &str, path_and_query: &str, body: Option<&serde_json:
         },
         "body": body.map(|b| b.to_string()),
         "isBase64Encoded": false
-    });
-    lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event")
+    })
 }
 
 /// Calls the API in-process; the status and the JSON body. Every answer is checked against

@@ -266,7 +266,8 @@ pub async fn run() -> Result<()> {
     let config = aws_sdk_dynamodb::config::Builder::from(&stack.aws)
         .interceptor(recorder.clone())
         .build();
-    let measured = TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name());
+    let measured = TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name())
+        .with_suppression_key(crate::stack::TEST_SUPPRESSION_KEY);
     let reader = aws_sdk_dynamodb::Client::new(&stack.aws);
     let table = stack.table_name().to_owned();
     let mut rows = Vec::new();
@@ -298,7 +299,7 @@ pub async fn run() -> Result<()> {
     chat.channel = Channel::Chat;
     chat.provider = Provider::WebChat;
     chat.customer = Handle::Platform {
-        platform: Platform::WebChat,
+        platform: Platform::WebChatUser,
         scope: Some(PlatformUserId::parse("acme-web").expect("valid")),
         id: PlatformUserId::parse("user-1042").expect("valid"),
     };
@@ -329,6 +330,7 @@ pub async fn run() -> Result<()> {
         .ok_or("recorded")?;
     let agent = Actor {
         who: "costs".into(),
+        principal_id: None,
         reason: None,
     };
     for source in [&grace, &third] {

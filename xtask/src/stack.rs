@@ -35,6 +35,8 @@ pub const TEST_X_CONSUMER_SECRET: &str = "throughline-test-consumer-secret";
 /// The chat site of the sample events, its current and previous (still active) webhook secrets,
 /// and the secret its backend signs identity tokens with. Test values.
 pub const TEST_CHAT_SITE: &str = "acme-web";
+/// Keys the local stack's `SUPPRESSED#` items (deployed: a random secret in SSM).
+pub const TEST_SUPPRESSION_KEY: &str = "throughline-test-suppression-key";
 pub const TEST_CHAT_SECRET: &str = "throughline-test-chat-secret";
 pub const TEST_CHAT_PREVIOUS_SECRET: &str = "throughline-test-chat-secret-2025";
 pub const TEST_CHAT_IDENTITY_SECRET: &str = "throughline-test-identity-secret";
@@ -162,6 +164,7 @@ impl LocalStack {
 
     pub fn store(&self) -> TimelineStore {
         TimelineStore::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table_name())
+            .with_suppression_key(TEST_SUPPRESSION_KEY)
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {
@@ -186,6 +189,8 @@ impl LocalStack {
     /// emulator's endpoint and dummy credentials.
     pub fn functions_env(&self, binaries: &[&str]) -> Result<Vec<(String, String)>> {
         let mut env = self.moto.env();
+        // The timeline API's Function URL here has no IAM authorizer in front of it.
+        env.push(("TIMELINE_API_ALLOW_UNSIGNED".into(), "true".into()));
         for binary in binaries {
             let function = self.template.function_for_binary(binary)?;
             env.extend(self.template.function_env(&function, &self.resources)?);
@@ -215,6 +220,7 @@ impl LocalStack {
             ("ChatSecretsParameterName", test_chat_secrets()),
             ("MetaSecretsParameterName", test_meta_secrets()),
             ("MailgunSigningKeyParameterName", TEST_MAILGUN_SIGNING_KEY.to_owned()),
+            ("SuppressionKeyParameterName", TEST_SUPPRESSION_KEY.to_owned()),
         ] {
             let name = self
                 .resources

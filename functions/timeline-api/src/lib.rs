@@ -18,7 +18,14 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 #[derive(Debug, Clone)]
 pub struct TimelineApi {
     pub store: TimelineStore,
+    /// Serve requests that carry no IAM caller (`TIMELINE_API_ALLOW_UNSIGNED=true`): only the
+    /// local stack, whose Function URL has no authorizer in front of it. Deployed, API Gateway's
+    /// IAM authorizer always names the caller, so a request without one came some other way.
+    pub allow_unsigned: bool,
 }
+
+/// The longest `reason` an agent may give (bytes): it is stored on ledger entries.
+pub const MAX_REASON_BYTES: usize = 1024;
 
 /// One operation of the API, with its path parameters parsed.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,9 +65,14 @@ pub const ROUTES: [(&str, &str); 13] = [
 /// Why a request cannot be served, before the store is asked anything.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
+    /// No IAM caller in the request context (and unsigned requests are not allowed).
+    Unauthenticated,
     NotFound,
     MethodNotAllowed(&'static str),
-    BadRequest { code: &'static str, message: String },
+    BadRequest {
+        code: &'static str,
+        message: String,
+    },
 }
 
 impl ApiError {
@@ -73,6 +85,11 @@ impl ApiError {
 
     fn into_response(self) -> Response<Body> {
         match self {
+            ApiError::Unauthenticated => json_error(
+                StatusCode::UNAUTHORIZED,
+                "unauthenticated",
+                "no IAM caller: call the API through its IAM-authorized endpoint",
+            ),
             ApiError::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
             ApiError::MethodNotAllowed(allowed) => {
                 let mut response = json_error(
@@ -267,18 +284,63 @@ fn json_ok(value: &impl serde::Serialize) -> Response<Body> {
         .expect("static response parts are valid")
 }
 
-/// Who is calling: the IAM principal API Gateway authenticated, or (local stack, tests) the
-/// function's own name for an unsigned call.
-pub fn caller(request: &Request) -> String {
+/// Who is calling, as API Gateway's IAM authorizer authenticated them: the principal's ARN
+/// and its unique id. An assumed role's ARN ends in a session name the caller chose; the
+/// principal id (`AROA…:<session>`) names the role itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    pub arn: String,
+    pub principal_id: Option<String>,
+}
+
+impl Caller {
+    /// The caller of an unsigned request on the local stack.
+    fn unsigned() -> Self {
+        Caller {
+            arn: "unauthenticated".into(),
+            principal_id: None,
+        }
+    }
+}
+
+/// The IAM caller of a request, if its context names one.
+pub fn caller(request: &Request) -> Option<Caller> {
     use lambda_http::request::RequestContext;
     match request.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context
-            .authorizer
-            .as_ref()
-            .and_then(|a| a.iam.as_ref())
-            .and_then(|iam| iam.user_arn.clone())
-            .unwrap_or_else(|| "unauthenticated".into()),
-        _ => "unauthenticated".into(),
+        Some(RequestContext::ApiGatewayV2(context)) => {
+            let iam = context.authorizer.as_ref()?.iam.as_ref()?;
+            Some(Caller {
+                arn: iam.user_arn.clone().filter(|a| !a.is_empty())?,
+                principal_id: iam
+                    .user_id
+                    .clone()
+                    .or_else(|| iam.caller_id.clone())
+                    .filter(|p| !p.is_empty()),
+            })
+        }
+        _ => None,
+    }
+}
+
+/// A free-text reason for a change, at most `MAX_REASON_BYTES`: stored on ledger entries.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+struct Reason(String);
+
+impl TryFrom<String> for Reason {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.len() > MAX_REASON_BYTES {
+            return Err(format!("reason is longer than {MAX_REASON_BYTES} bytes"));
+        }
+        Ok(Reason(text))
+    }
+}
+
+impl From<Reason> for String {
+    fn from(reason: Reason) -> Self {
+        reason.0
     }
 }
 
@@ -286,7 +348,14 @@ pub fn caller(request: &Request) -> String {
 #[serde(deny_unknown_fields)]
 struct ReasonBody {
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<Reason>,
+}
+
+/// Erasure is irreversible: the privacy officer says why (a ticket, a request reference).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ErasureBody {
+    reason: Reason,
 }
 
 #[derive(Debug, Deserialize)]
@@ -294,7 +363,7 @@ struct ReasonBody {
 struct MergeBody {
     source_customer_id: CustomerId,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<Reason>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -302,7 +371,7 @@ struct MergeBody {
 struct SplitBody {
     at_interaction_id: InteractionId,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<Reason>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -310,7 +379,7 @@ struct SplitBody {
 struct JoinBody {
     conversation_ids: Vec<ConversationId>,
     #[serde(default)]
-    reason: Option<String>,
+    reason: Option<Reason>,
 }
 
 /// The request body as `T`; an empty body is `{}`.
@@ -339,9 +408,15 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
         Ok(route) => route,
         Err(error) => return error.into_response(),
     };
-    let actor = |reason: Option<String>| Actor {
-        who: caller(&request),
-        reason,
+    let caller = match caller(&request) {
+        Some(caller) => caller,
+        None if api.allow_unsigned => Caller::unsigned(),
+        None => return ApiError::Unauthenticated.into_response(),
+    };
+    let actor = |reason: Option<Reason>| Actor {
+        who: caller.arn.clone(),
+        principal_id: caller.principal_id.clone(),
+        reason: reason.map(String::from),
     };
     let store = &api.store;
     let result: Result<Result<Value, StoreError>, ApiError> = async {
@@ -422,7 +497,10 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                     .map(to_value)
             }
             Route::Export(id) => store.export(&id).await.map(to_value),
-            Route::Erase(id) => store.erase(&id, &actor(None)).await.map(to_value),
+            Route::Erase(id) => {
+                let ErasureBody { reason } = body(&request)?;
+                store.erase(&id, &actor(Some(reason))).await.map(to_value)
+            }
         })
     }
     .await;
@@ -547,7 +625,10 @@ mod tests {
             );
             assert_eq!(
                 caller(&request),
-                "arn:aws:sts::123456789012:assumed-role/ThroughlineAgents/grace"
+                Some(Caller {
+                    arn: "arn:aws:sts::123456789012:assumed-role/ThroughlineAgents/grace".into(),
+                    principal_id: Some("AROAEXAMPLE:grace".into()),
+                })
             );
             seen += 1;
         }
@@ -556,7 +637,11 @@ mod tests {
             .uri("https://x/customers")
             .body(Body::Empty)
             .unwrap();
-        assert_eq!(caller(&unsigned), "unauthenticated");
+        assert_eq!(
+            caller(&unsigned),
+            None,
+            "no IAM caller: refused unless the stack is local"
+        );
     }
 
     #[test]

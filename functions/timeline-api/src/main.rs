@@ -11,7 +11,13 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = throughline_edge::config::required_env("TIMELINE_TABLE_NAME")?;
     let api = TimelineApi {
-        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table),
+        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_suppression_key(
+            throughline_edge::config::load_secret(&aws, "SUPPRESSION_KEY")
+                .await?
+                .expose(),
+        ),
+        allow_unsigned: throughline_edge::config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref()
+            == Some("true"),
     };
     lambda_http::run(service_fn(|request: Request| {
         let api = &api;

@@ -6,6 +6,9 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use throughline_model::QueueMessage;
 use throughline_store::{Applied, Recorded, TimelineStore};
 
+/// Deliveries whose interaction id was already recorded for another customer handle.
+pub const DEDUPE_COLLISIONS: &str = "DedupeCollisions";
+
 /// Handles one batch. Never fails as a whole: every message that could not be recorded is
 /// listed in `batch_item_failures`, and only those come back.
 pub async fn handle(event: SqsEvent, store: &TimelineStore) -> SqsBatchResponse {
@@ -42,6 +45,12 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), Stri
             store.record(interaction).await.map(|recorded| match recorded {
                 Recorded::New { customer, .. } => ("recorded", Some(customer)),
                 Recorded::Duplicate { customer } => ("duplicate", Some(customer)),
+                Recorded::Collision { customer } => {
+                    // Ids and the provider only: the handles are personal data.
+                    tracing::warn!(interaction_id = %interaction.id, provider = interaction.provider.as_str(), "interaction id already recorded for another handle; not recorded");
+                    throughline_edge::metrics::count("timeline-writer", DEDUPE_COLLISIONS, interaction.provider.as_str(), 1);
+                    ("dedupe_collision", Some(customer))
+                }
                 // Its customer was erased: dropping it is the point, not a failure.
                 Recorded::Erased => ("erased", None),
             }),

@@ -8,7 +8,8 @@ use throughline_store::TimelineStore;
 
 #[tokio::main]
 async fn main() -> Result<(), Error> {
-    lambda_runtime::tracing::init_default_subscriber();
+    // Third-party crates stay at info even at debug: lambda_runtime would log the raw batch.
+    throughline_edge::init_logging();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = std::env::var("TIMELINE_TABLE_NAME").map_err(|_| "configuration TIMELINE_TABLE_NAME is not set")?;
     let window = match std::env::var("CONVERSATION_WINDOW_MINUTES") {
@@ -19,7 +20,10 @@ async fn main() -> Result<(), Error> {
         ),
         Err(_) => throughline_store::DEFAULT_WINDOW,
     };
-    let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_conversation_window(window);
+    let suppression_key = throughline_edge::config::load_secret(&aws, "SUPPRESSION_KEY").await?;
+    let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
+        .with_conversation_window(window)
+        .with_suppression_key(suppression_key.expose());
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
         let store = &store;
         async move { Ok::<SqsBatchResponse, Error>(throughline_timeline_writer::handle(event.payload, store).await) }

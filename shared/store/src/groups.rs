@@ -83,6 +83,10 @@ pub struct LedgerEntry {
     pub action: LedgerAction,
     pub at: DateTime<Utc>,
     pub actor: String,
+    /// The actor's IAM principal id, when an API caller (its ARN's session name is the caller's
+    /// choice; this id is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_principal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -111,6 +115,7 @@ impl LedgerEntry {
             action,
             at: Utc::now(),
             actor: actor.who.clone(),
+            actor_principal_id: actor.principal_id.clone(),
             reason: actor.reason.clone(),
             merge_id: None,
             source: None,

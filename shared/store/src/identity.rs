@@ -223,6 +223,7 @@ impl TimelineStore {
             target: customer.clone(),
             actor: Actor {
                 who: VERIFIED_EVIDENCE_ACTOR.into(),
+                principal_id: None,
                 reason: Some(format!(
                     "interaction {interaction} verifies identifiers of both customers"
                 )),

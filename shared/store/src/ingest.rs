@@ -20,6 +20,10 @@ pub enum Recorded {
     },
     /// Seen before (a retry or a redelivery): the timeline already has it.
     Duplicate { customer: CustomerId },
+    /// Its id was recorded before for another customer handle: two different messages with
+    /// one (provider, endpoint, message id), which a provider never sends (a forged or broken
+    /// id). The first stays; this one is not recorded, and the writer counts it.
+    Collision { customer: CustomerId },
     /// Its customer was erased (a data-subject request): it stays erased.
     Erased,
 }
@@ -27,7 +31,9 @@ pub enum Recorded {
 impl Recorded {
     pub fn customer(&self) -> Option<&CustomerId> {
         match self {
-            Recorded::New { customer, .. } | Recorded::Duplicate { customer } => Some(customer),
+            Recorded::New { customer, .. } | Recorded::Duplicate { customer } | Recorded::Collision { customer } => {
+                Some(customer)
+            }
             Recorded::Erased => None,
         }
     }
@@ -260,7 +266,13 @@ impl TimelineStore {
         let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
         let sk = string_attr(marker, "timeline_sk")?;
         let entry_key = (keys::customer_pk(&customer), sk.clone());
-        if self.get(entry_key.clone(), false).await?.is_some() {
+        if let Some(entry) = self.get(entry_key.clone(), false).await? {
+            let recorded_for = entry.get("customer").and_then(|handle| {
+                serde_dynamo::from_attribute_value::<_, throughline_model::Handle>(handle.clone()).ok()
+            });
+            if recorded_for.is_some_and(|handle| handle != interaction.customer) {
+                return Ok(Recorded::Collision { customer });
+            }
             return Ok(Recorded::Duplicate { customer });
         }
         let mut entry = Pending::from_marker(marker)?.applied_to(interaction);

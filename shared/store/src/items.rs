@@ -49,11 +49,14 @@ pub mod keys {
     pub fn merge(id: &str) -> (String, String) {
         (format!("MERGE#{id}"), "MERGE".into())
     }
-    /// An erased identifier, by a hash of its key (so the item does not hold it).
-    pub fn suppressed(identifier_key: &str) -> (String, String) {
-        use sha2::Digest as _;
-        let digest = sha2::Sha256::digest(identifier_key.as_bytes());
-        let hex: String = digest.iter().map(|b| format!("{b:02x}")).collect();
+    /// An erased identifier, by HMAC-SHA256 of its key under the deployment's secret
+    /// suppression key, so the item neither holds the identifier nor lets anyone who reads the
+    /// table test a guess (phone numbers are few enough to try them all against a plain hash).
+    pub fn suppressed(suppression_key: &[u8], identifier_key: &str) -> (String, String) {
+        use hmac::{KeyInit as _, Mac as _};
+        let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(suppression_key).expect("HMAC takes any key length");
+        mac.update(identifier_key.as_bytes());
+        let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         (format!("SUPPRESSED#{hex}"), "SUPPRESSED".into())
     }
     pub fn ledger_pk(customer: &CustomerId) -> String {
@@ -293,5 +296,26 @@ impl ProfileItem {
             "#version = :version AND attribute_not_exists(erased_at)"
         };
         (condition.to_owned(), expr)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::keys;
+
+    #[test]
+    fn suppressed_items_are_keyed_by_a_secret_not_a_plain_hash() {
+        use sha2::Digest as _;
+        let identifier = "phone:+14155550100";
+        let (with_one, _) = keys::suppressed(b"one secret", identifier);
+        let (with_other, _) = keys::suppressed(b"another secret", identifier);
+        assert_ne!(with_one, with_other, "the key decides the item");
+        assert_eq!(with_one, keys::suppressed(b"one secret", identifier).0, "deterministic");
+        let plain: String = sha2::Sha256::digest(identifier.as_bytes())
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert!(!with_one.contains(&plain), "not guessable without the key");
+        assert!(!with_one.contains("4155550100"));
     }
 }

@@ -140,6 +140,9 @@ impl std::fmt::Display for CustomerId {
 pub struct Actor {
     /// The caller's identity (an IAM ARN behind the API), or a system name.
     pub who: String,
+    /// The IAM principal's unique id (`AIDA…`, `AROA…:<session>`), when an API caller.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub principal_id: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
@@ -150,6 +153,8 @@ pub struct TimelineStore {
     table: String,
     /// The conversation inactivity window.
     window: TimeDelta,
+    /// The secret that keys erased identifiers' `SUPPRESSED#` items (`with_suppression_key`).
+    suppression_key: Option<std::sync::Arc<[u8]>>,
 }
 
 /// How often an optimistic write is tried before giving up (the caller then retries later:
@@ -172,7 +177,22 @@ impl TimelineStore {
             client,
             table: table.into(),
             window: DEFAULT_WINDOW,
+            suppression_key: None,
         }
+    }
+
+    /// The deployment's secret suppression key (SSM): erasure and ingestion key `SUPPRESSED#`
+    /// items with it. Required by the writer and the API; a store without it refuses both.
+    pub fn with_suppression_key(mut self, key: &str) -> Self {
+        self.suppression_key = Some(key.as_bytes().into());
+        self
+    }
+
+    pub(crate) fn suppression_key(&self) -> Result<&[u8], StoreError> {
+        self.suppression_key
+            .as_deref()
+            .filter(|k| !k.is_empty())
+            .ok_or_else(|| StoreError::Corrupt("no suppression key configured (SUPPRESSION_KEY)".into()))
     }
 
     /// The conversation inactivity window (default 24 h).

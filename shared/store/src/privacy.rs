@@ -116,7 +116,9 @@ impl TimelineStore {
             LedgerAction::Erase,
             &Actor {
                 who: actor.who.clone(),
-                reason: None,
+                principal_id: actor.principal_id.clone(),
+                // The erasure's justification (a request reference), kept with the fact.
+                reason: actor.reason.clone(),
             },
         );
         entry.source = Some(root.clone());
@@ -216,7 +218,7 @@ impl TimelineStore {
     /// do not make a new customer of them. Keyed by a hash of the identifier; expires after
     /// `SUPPRESSION_DAYS` (the table's TTL).
     async fn suppress(&self, identifier: &str, erased_at: DateTime<Utc>) -> Result<(), StoreError> {
-        let mut item = key_item(keys::suppressed(identifier));
+        let mut item = key_item(keys::suppressed(self.suppression_key()?, identifier));
         item.insert("erased_at".into(), s(millis(erased_at)));
         item.insert(
             "expires_at".into(),
@@ -241,7 +243,10 @@ impl TimelineStore {
         &self,
         handle: &throughline_model::Handle,
     ) -> Result<Option<DateTime<Utc>>, StoreError> {
-        match self.get(keys::suppressed(&handle.key()), false).await? {
+        match self
+            .get(keys::suppressed(self.suppression_key()?, &handle.key()), false)
+            .await?
+        {
             Some(item) => crate::items::time_attr(&item, "erased_at"),
             None => Ok(None),
         }
