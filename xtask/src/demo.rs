@@ -17,10 +17,28 @@ use crate::stack::{
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
 
-/// Local redeliveries after 2 s instead of the queue's minutes.
-const LOCAL_VISIBILITY_TIMEOUT: i32 = 2;
+/// Local redeliveries after 10 s instead of the queue's minutes: long enough that a batch still
+/// being written is not handed out a second time (that churn is all the emulator would do).
+const LOCAL_VISIBILITY_TIMEOUT: i32 = 10;
 
+/// Batches the serving writer works on at once, as Lambda's SQS event source starts with.
+const SERVE_POLLERS: usize = 5;
+
+/// The demo, stopped by Ctrl-C at any step: the stack's processes (the emulator, `cargo lambda
+/// watch` and the functions it started) are stopped when the demo's future is dropped.
 pub async fn run(serve: bool) -> Result<()> {
+    let stopped = tokio::select! {
+        result = run_stack(serve) => result,
+        _ = tokio::signal::ctrl_c() => {
+            println!("\n==> Ctrl-C: stopping the functions and the emulator");
+            Ok(())
+        }
+    };
+    let _ = std::fs::remove_file(crate::agent::local_api_file());
+    stopped
+}
+
+async fn run_stack(serve: bool) -> Result<()> {
     let venv = Venv::ensure()?;
     step("building the Lambda functions");
     crate::venv::run(
@@ -103,20 +121,79 @@ pub async fn run(serve: bool) -> Result<()> {
         );
         println!("    POST Twilio webhooks to {}", lambda.function_url(SMS_BINARY));
         println!("    (Twilio signatures are checked for the URL {public_url}, with the test token; see README)");
-        loop {
-            tokio::select! {
-                _ = tokio::signal::ctrl_c() => break,
-                polled = mapping.poll_once(1, |event| invoke_writer(&lambda, event)) => {
-                    if polled?.received > 0 {
-                        print_timelines(&stack.store(), None).await?;
-                    }
-                }
-            }
-        }
+        serve_until_stopped(&stack.store(), &mapping, &lambda).await?;
     }
     step("stopping the functions and the emulator");
-    let _ = std::fs::remove_file(crate::agent::local_api_file());
     Ok(())
+}
+
+/// Feeds the writer from the queue with `SERVE_POLLERS` batches in flight, and prints the
+/// customers each batch touched (only those) as their batches are written. Printing never holds
+/// up polling: it runs beside the pollers and coalesces what arrived while it printed.
+async fn serve_until_stopped(
+    store: &TimelineStore,
+    mapping: &EventSourceMapping,
+    lambda: &LambdaEmulator,
+) -> Result<()> {
+    let (touched, mut written) = tokio::sync::mpsc::unbounded_channel::<Vec<Handle>>();
+    let pollers =
+        futures_util::future::try_join_all((0..SERVE_POLLERS).map(|_| poll_forever(mapping, lambda, touched.clone())));
+    let printer = async {
+        while let Some(mut handles) = written.recv().await {
+            while let Ok(more) = written.try_recv() {
+                handles.extend(more);
+            }
+            let mut customers = Vec::new();
+            for handle in handles {
+                if let Some(customer) = store.customer_for(&handle, false).await? {
+                    customers.push(store.resolve_root(&customer).await?);
+                }
+            }
+            customers.sort();
+            customers.dedup();
+            print_customers(store, &customers).await?;
+        }
+        Result::<()>::Ok(())
+    };
+    tokio::select! {
+        polled = pollers => polled.map(drop),
+        printed = printer => printed,
+    }
+}
+
+/// One of the serving event source's pollers: each written batch's handles go to `touched`.
+async fn poll_forever(
+    mapping: &EventSourceMapping,
+    lambda: &LambdaEmulator,
+    touched: tokio::sync::mpsc::UnboundedSender<Vec<Handle>>,
+) -> Result<()> {
+    loop {
+        let touched = touched.clone();
+        mapping
+            .poll_once(1, |event| async move {
+                let handles = handles_in(&event);
+                let answer = invoke_writer(lambda, event).await;
+                let _ = touched.send(handles);
+                answer
+            })
+            .await?;
+    }
+}
+
+/// The customers' handles of a batch's interactions (an update names only an interaction).
+pub fn handles_in(event: &SqsEvent) -> Vec<Handle> {
+    let mut handles: Vec<Handle> = event
+        .records
+        .iter()
+        .filter_map(|record| throughline_model::QueueMessage::from_json(record.body.as_deref()?).ok())
+        .filter_map(|message| match message {
+            throughline_model::QueueMessage::Interaction(interaction) => Some(interaction.customer),
+            throughline_model::QueueMessage::Update(_) => None,
+        })
+        .collect();
+    handles.sort_by_key(Handle::key);
+    handles.dedup();
+    handles
 }
 
 /// The sample customer's phone number (SMS, WhatsApp, and the phone her chat token vouches for).
@@ -286,10 +363,15 @@ const PRINTED_PER_CUSTOMER: usize = 12;
 
 /// Prints every customer's timeline (but `except`), oldest first, one line per interaction.
 pub async fn print_timelines(store: &TimelineStore, except: Option<&throughline_store::CustomerId>) -> Result<()> {
-    for customer in store.all_customers().await? {
-        if Some(&customer) == except {
-            continue;
-        }
+    let mut customers = store.all_customers().await?;
+    customers.retain(|c| Some(c) != except);
+    print_customers(store, &customers).await
+}
+
+/// Prints these customers' timelines, oldest first, one line per interaction.
+async fn print_customers(store: &TimelineStore, customers: &[throughline_store::CustomerId]) -> Result<()> {
+    for customer in customers {
+        let customer = customer.clone();
         let mut entries: Vec<Interaction> = Vec::new();
         let mut cursor = None;
         loop {
@@ -347,5 +429,24 @@ fn describe(handle: &Handle) -> String {
     match handle {
         Handle::Phone { number } => number.to_string(),
         other => other.key(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_batch_touches_the_customers_of_its_interactions_once_each() {
+        let path = workspace_root().join("events/timeline-writer/sqs-batch.json");
+        let mut event: SqsEvent = serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap();
+        // The sample: one SMS and one poison message. The SMS again (a second message of hers).
+        event.records.push(event.records[0].clone());
+        let handles = handles_in(&event);
+        assert_eq!(
+            handles.iter().map(Handle::key).collect::<Vec<_>>(),
+            vec!["phone:+14155550100".to_owned()],
+            "her handle once; the unparseable record skipped"
+        );
     }
 }

@@ -360,9 +360,139 @@ fn resolve(value: &Value, local: &LocalResources) -> Option<String> {
     as_string(Some(value))
 }
 
+impl Template {
+    /// The IAM actions a function's `Policies` allow (statements and the SAM policy templates
+    /// this template uses), whatever their resources and conditions: what the function may call
+    /// at all. `dynamodb:GetItem`, `sqs:SendMessage`, ...
+    pub fn allowed_actions(&self, function: &str) -> Result<std::collections::BTreeSet<String>> {
+        let policies = self
+            .resource(function)?
+            .get("Properties")
+            .and_then(|p| p.get("Policies"))
+            .and_then(Value::as_sequence)
+            .cloned()
+            .unwrap_or_default();
+        let mut actions = std::collections::BTreeSet::new();
+        for policy in &policies {
+            if policy.get("SQSSendMessagePolicy").is_some() {
+                // SAM's template: sqs:SendMessage* (SendMessage authorizes SendMessageBatch too).
+                actions.insert("sqs:SendMessage".to_owned());
+            }
+            for statement in policy
+                .get("Statement")
+                .and_then(Value::as_sequence)
+                .into_iter()
+                .flatten()
+            {
+                if statement.get("Effect").and_then(Value::as_str) != Some("Allow") {
+                    continue;
+                }
+                match statement.get("Action") {
+                    Some(Value::String(action)) => {
+                        actions.insert(action.clone());
+                    }
+                    Some(Value::Sequence(list)) => {
+                        actions.extend(list.iter().filter_map(|a| a.as_str().map(str::to_owned)))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        Ok(actions)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn template() -> Template {
+        Template::load().unwrap()
+    }
+
+    fn get_att_target(value: Option<&Value>) -> Option<String> {
+        tagged(value?, "!GetAtt")?
+            .as_str()
+            .map(|t| t.split('.').next().unwrap_or(t).to_owned())
+    }
+
+    #[test]
+    fn every_dead_letter_queue_has_an_alarm() {
+        let template = template();
+        let mut dead_letter_queues = std::collections::BTreeSet::new();
+        for (_, queue) in template.resources_of_type("AWS::SQS::Queue") {
+            let target = queue
+                .get("Properties")
+                .and_then(|p| p.get("RedrivePolicy"))
+                .and_then(|r| r.get("deadLetterTargetArn"));
+            dead_letter_queues.extend(get_att_target(target));
+        }
+        for (_, function) in template.resources_of_type("AWS::Serverless::Function") {
+            let target = function
+                .get("Properties")
+                .and_then(|p| p.get("DeadLetterQueue"))
+                .and_then(|d| d.get("TargetArn"));
+            dead_letter_queues.extend(get_att_target(target));
+        }
+        assert!(dead_letter_queues.len() >= 2, "{dead_letter_queues:?}");
+        let alarmed: std::collections::BTreeSet<String> = template
+            .resources_of_type("AWS::CloudWatch::Alarm")
+            .into_iter()
+            .filter(|(_, a)| a["Properties"]["MetricName"].as_str() == Some("ApproximateNumberOfMessagesVisible"))
+            .flat_map(|(_, a)| a["Properties"]["Dimensions"].as_sequence().cloned().unwrap_or_default())
+            .filter_map(|d| get_att_target(d.get("Value")))
+            .collect();
+        for queue in &dead_letter_queues {
+            assert!(alarmed.contains(queue), "dead-letter queue {queue} has no depth alarm");
+        }
+    }
+
+    #[test]
+    fn every_public_webhook_caps_its_concurrency() {
+        let template = template();
+        let public: Vec<_> = template
+            .resources_of_type("AWS::Serverless::Function")
+            .into_iter()
+            .filter(|(_, f)| f["Properties"]["FunctionUrlConfig"]["AuthType"].as_str() == Some("NONE"))
+            .collect();
+        assert!(public.len() >= 5);
+        for (id, function) in public {
+            assert!(
+                function["Properties"].get("ReservedConcurrentExecutions").is_some(),
+                "{id} is open to the internet without ReservedConcurrentExecutions"
+            );
+        }
+    }
+
+    /// SES publishes to an encrypted topic only with a key whose policy names ses.amazonaws.com;
+    /// the AWS-managed alias/aws/sns key cannot.
+    #[test]
+    fn ses_may_use_the_inbound_mail_topics_key() {
+        let template = template();
+        let topic = template.resource("InboundMailTopic").unwrap();
+        let key_id = tagged(&topic["Properties"]["KmsMasterKeyId"], "!Ref")
+            .and_then(Value::as_str)
+            .expect("the topic's key is a key of this template");
+        let key = template.resource(key_id).unwrap();
+        assert_eq!(key["Type"].as_str(), Some("AWS::KMS::Key"));
+        let statements = key["Properties"]["KeyPolicy"]["Statement"].as_sequence().unwrap();
+        assert!(
+            statements
+                .iter()
+                .any(|s| s["Principal"]["Service"].as_str() == Some("ses.amazonaws.com")
+                    && s["Condition"]["StringEquals"].get("aws:SourceAccount").is_some())
+        );
+    }
+
+    #[test]
+    fn allowed_actions_read_statements_and_sam_templates() {
+        let template = template();
+        let writer = template.allowed_actions("TimelineWriterFunction").unwrap();
+        assert!(writer.contains("dynamodb:TransactWriteItems"));
+        let sms = template.allowed_actions("SmsWebhookFunction").unwrap();
+        assert!(sms.contains("sqs:SendMessage") && sms.contains("ssm:GetParameter"));
+        assert!(!sms.iter().any(|a| a.starts_with("dynamodb:")));
+    }
 
     #[test]
     fn the_committed_template_describes_the_writer_trigger() {

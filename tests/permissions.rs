@@ -1,0 +1,300 @@
+//! Every AWS call a function's real code makes is allowed by that function's IAM policy in
+//! infra/template.yaml. moto does not enforce IAM, so a missing action would only show on AWS
+//! (as messages failing five times and landing in the DLQ). Each function here signs with its
+//! own access key id (its logical id); `tools/moto_server.py` logs the IAM actions each key's
+//! requests need, and the test compares them with the template.
+//!
+//! One test in its own binary: it sets the functions' environment variables, as Lambda would.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_config::SdkConfig;
+use aws_sdk_dynamodb::config::{Credentials, SharedCredentialsProvider};
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{TimeDelta, Utc};
+use lambda_http::http::StatusCode;
+use serde_json::json;
+use throughline_e2e::*;
+use throughline_model::{Channel, Evidence, EvidenceSource, Identity, InteractionUpdate};
+use throughline_store::{Recorded, TimelineStore};
+
+/// The stack's configuration, signing as `function`.
+fn signing_as(stack: &stack::LocalStack, function: &str) -> SdkConfig {
+    stack
+        .aws
+        .to_builder()
+        .credentials_provider(SharedCredentialsProvider::new(Credentials::new(
+            function,
+            "testing",
+            None,
+            None,
+            "permissions-test",
+        )))
+        .build()
+}
+
+fn verified_chat(
+    user: &str,
+    id: &str,
+    minutes: i64,
+    vouched: &[throughline_model::Handle],
+) -> throughline_model::Interaction {
+    let user = platform_user(
+        throughline_model::Platform::WebChatUser,
+        Some(stack::TEST_CHAT_SITE),
+        user,
+    );
+    let mut chat = interaction(Channel::Chat, user, id, Utc::now() + TimeDelta::minutes(minutes));
+    chat.identities = vouched
+        .iter()
+        .map(|handle| Identity {
+            handle: handle.clone(),
+            evidence: Evidence::Verified,
+            source: EvidenceSource::CompanyIdentityToken,
+        })
+        .collect();
+    chat
+}
+
+/// The writer's paths: new and known customers, merges of groups with members (on verified
+/// evidence), updates, and a handle that still routes to an erased customer.
+async fn exercise_the_writer(writer: &TimelineStore) -> String {
+    let now = Utc::now();
+    let ada_sms = interaction(Channel::Sms, phone("+14155550100"), "SMp1", now);
+    let ada = writer.record(&ada_sms).await.unwrap().customer().unwrap().clone();
+    writer
+        .record(&interaction(Channel::Sms, phone("+14155550100"), "SMp2", now))
+        .await
+        .unwrap();
+    writer
+        .record(&interaction(Channel::Email, email("ada@example.com"), "mail-p3", now))
+        .await
+        .unwrap();
+    // The token vouches for both: the SMS and email customers merge.
+    writer
+        .record(&verified_chat(
+            "u-1",
+            "wm-p4",
+            1,
+            &[phone("+14155550100"), email("ada@example.com")],
+        ))
+        .await
+        .unwrap();
+    // A third customer joins the group, which now has members.
+    writer
+        .record(&interaction(Channel::Sms, phone("+14155550101"), "SMp5", now))
+        .await
+        .unwrap();
+    writer
+        .record(&verified_chat(
+            "u-2",
+            "wm-p6",
+            2,
+            &[phone("+14155550101"), email("ada@example.com")],
+        ))
+        .await
+        .unwrap();
+    writer
+        .apply(&InteractionUpdate::deleted(ada_sms.id.clone(), now))
+        .await
+        .unwrap();
+    writer
+        .apply(&InteractionUpdate::edited(
+            throughline_model::InteractionId::derive(
+                ada_sms.provider,
+                &ada_sms.business_endpoint,
+                &throughline_model::ProviderMessageId::parse("SMp2").unwrap(),
+            ),
+            Some("edited".into()),
+            now,
+        ))
+        .await
+        .unwrap();
+    ada.to_string()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
+    let stack = start_stack().await;
+    stack.put_sample_secrets().await.unwrap();
+    let binaries = [
+        "throughline-sms",
+        "throughline-twitter",
+        "throughline-chat",
+        "throughline-facebook",
+        "throughline-email-ses",
+        "throughline-email-mailgun",
+        "throughline-timeline-writer",
+        "throughline-timeline-api",
+    ];
+    for (name, value) in stack.functions_env(&binaries).unwrap() {
+        // SAFETY: this binary's only test sets them before any function reads them.
+        unsafe { std::env::set_var(name, value) };
+    }
+    let functions: BTreeMap<&str, String> = binaries
+        .iter()
+        .map(|binary| (*binary, stack.template.function_for_binary(binary).unwrap()))
+        .collect();
+    let aws = |binary: &str| signing_as(&stack, &functions[binary]);
+
+    // The webhooks, each with a sample its provider sends, configured as main configures them.
+    let sms = throughline_sms::SmsFunction::from_env(&aws("throughline-sms"))
+        .await
+        .unwrap();
+    let response = throughline_sms::handle(sample_request("sms/01-inbound-sms.json"), &sms).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let x = throughline_twitter::XFunction::from_env(&aws("throughline-twitter"))
+        .await
+        .unwrap();
+    let response = throughline_twitter::handle(sample_request("twitter/02-dm-inbound.json"), &x).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let chat = throughline_chat::ChatFunction::from_env(&aws("throughline-chat"))
+        .await
+        .unwrap();
+    let response = throughline_chat::handle(fresh_request("chat/01-widget-message.json"), &chat).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let meta = throughline_facebook::FacebookFunction::from_env(&aws("throughline-facebook"))
+        .await
+        .unwrap();
+    let response = throughline_facebook::handle(sample_request("facebook/12-whatsapp-text.json"), &meta).await;
+    assert_eq!(response.status(), StatusCode::OK);
+    let mailgun = throughline_email::MailgunFunction::from_env(&aws("throughline-email-mailgun"))
+        .await
+        .unwrap();
+    let response = throughline_email::handle_mailgun(fresh_request("email/11-mailgun-mime.json"), &mailgun).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+
+    // SES: via SNS (the mail kept because it has attachments, if any) and via S3.
+    let ses = throughline_email::SesFunction::from_env(&aws("throughline-email-ses"))
+        .await
+        .unwrap();
+    let large = sample_json("email/03-ses-s3-large-with-attachments.json");
+    let raw = std::fs::read(event_path("email/mime/03-ada-large-with-attachments.eml")).unwrap();
+    let message_id = large["Records"][0]["ses"]["mail"]["messageId"].as_str().unwrap();
+    stack.put_inbound_mail(message_id, raw).await.unwrap();
+    for event in [
+        "email/01-ses-sns-base64.json",
+        "email/03-ses-s3-large-with-attachments.json",
+    ] {
+        throughline_email::handle_ses(sample_json(event), &ses, &throughline_email::MailSources::from_env())
+            .await
+            .unwrap_or_else(|e| panic!("{event}: {e}"));
+    }
+
+    // The writer, on its own table client.
+    let writer_aws = aws("throughline-timeline-writer");
+    let writer = TimelineStore::new(aws_sdk_dynamodb::Client::new(&writer_aws), stack.table_name())
+        .with_suppression_key(stack::TEST_SUPPRESSION_KEY);
+    drain(&stack.writer_mapping(Some(1)), &writer).await;
+    let ada = exercise_the_writer(&writer).await;
+
+    // The API: every route family, erasure last.
+    let api_aws = aws("throughline-timeline-api");
+    let timeline_api = throughline_timeline_api::TimelineApi {
+        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&api_aws), stack.table_name())
+            .with_suppression_key(stack::TEST_SUPPRESSION_KEY),
+        allow_unsigned: false,
+    };
+    let x_customer = writer
+        .record(&interaction(
+            Channel::X,
+            platform_user(throughline_model::Platform::X, None, "99"),
+            "x-p7",
+            Utc::now(),
+        ))
+        .await
+        .unwrap()
+        .customer()
+        .unwrap()
+        .to_string();
+    for (method, path) in [
+        ("GET", "/customers?identifier=phone%3A%2B14155550100".to_owned()),
+        ("GET", format!("/customers/{ada}")),
+        ("GET", format!("/customers/{ada}/timeline")),
+        ("GET", format!("/customers/{ada}/suggestions")),
+        ("GET", format!("/customers/{ada}/ledger")),
+        ("GET", format!("/customers/{ada}/export")),
+    ] {
+        let (status, body) = api(&timeline_api, method, &path, None).await;
+        assert_eq!(status, 200, "{method} {path}: {body}");
+    }
+    let (status, merge) = api(
+        &timeline_api,
+        "POST",
+        &format!("/customers/{ada}/merge"),
+        Some(json!({"source_customer_id": x_customer, "reason": "same person"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{merge}");
+    let unmerge = format!("/merges/{}/unmerge", merge["merge_id"].as_str().unwrap());
+    let (status, body) = api(&timeline_api, "POST", &unmerge, Some(json!({"reason": "not her"}))).await;
+    assert_eq!(status, 200, "{body}");
+    let (status, body) = api(
+        &timeline_api,
+        "DELETE",
+        &format!("/customers/{ada}"),
+        Some(json!({"reason": "request DSR-2"})),
+    )
+    .await;
+    assert_eq!(status, 200, "{body}");
+
+    // A handle attached to the erased customer while its erasure ran (put back here by hand):
+    // the writer releases it and gives the next message a customer of its own.
+    let admin = aws_sdk_dynamodb::Client::new(&stack.aws);
+    admin
+        .put_item()
+        .table_name(stack.table_name())
+        .item("pk", AttributeValue::S("HANDLE#phone:+14155550100".into()))
+        .item("sk", AttributeValue::S("HANDLE".into()))
+        .item("customer_id", AttributeValue::S(ada.clone()))
+        .item("evidence", AttributeValue::S("verified".into()))
+        .send()
+        .await
+        .unwrap();
+    let after = interaction(
+        Channel::Sms,
+        phone("+14155550100"),
+        "SMp8",
+        Utc::now() + TimeDelta::minutes(5),
+    );
+    let recorded = writer.record(&after).await.unwrap();
+    assert!(
+        matches!(&recorded, Recorded::New { customer, .. } if customer.to_string() != ada),
+        "{recorded:?}"
+    );
+
+    let actions: BTreeMap<String, BTreeSet<String>> =
+        reqwest::get(format!("{}/_throughline/actions", stack.moto.endpoint()))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+    let mut missing = Vec::new();
+    for function in functions.values() {
+        let used = actions
+            .get(function)
+            .unwrap_or_else(|| panic!("{function} made no AWS call: the test does not exercise it"));
+        let allowed = stack.template.allowed_actions(function).unwrap();
+        for action in used.difference(&allowed) {
+            missing.push(format!("{function} calls {action}"));
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "infra/template.yaml does not allow:\n{}",
+        missing.join("\n")
+    );
+    // The paths this test exists for were taken.
+    let writer_actions = &actions[&functions["throughline-timeline-writer"]];
+    for action in [
+        "dynamodb:BatchGetItem",
+        "dynamodb:DeleteItem",
+        "dynamodb:TransactWriteItems",
+    ] {
+        assert!(
+            writer_actions.contains(action),
+            "the writer never called {action}: {writer_actions:?}"
+        );
+    }
+}
