@@ -1,6 +1,7 @@
 //! Inbound email → SQS → writer → timeline, against the moto emulator (S3, SQS, DynamoDB): SES
-//! via SNS and via S3, Mailgun routes; threads scoped per customer; nothing doubled, nothing
-//! lost when S3 is not there.
+//! via SNS and via S3 (only from the configured topic and action), Mailgun routes (tokens
+//! claimed once, given back after a 503); threads scoped per customer; nothing doubled,
+//! nothing lost when S3 or SQS is not there.
 
 use lambda_http::http::StatusCode;
 use throughline_e2e::*;
@@ -17,6 +18,14 @@ fn ses_message_id(event: &serde_json::Value) -> String {
         .as_str()
         .unwrap()
         .to_owned()
+}
+
+/// Where the sample events say they come from, as a deployment configures it.
+fn sources() -> throughline_email::MailSources {
+    throughline_email::MailSources {
+        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:throughline-inbound-mail".into()),
+        receipt_function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:throughline-email-ses".into()),
+    }
 }
 
 const SES_EVENTS: [&str; 10] = [
@@ -44,13 +53,18 @@ async fn ses_mail_becomes_timelines_with_threads_attachments_and_flags() {
     stack.put_inbound_mail(&ses_message_id(&large), raw).await.unwrap();
 
     for event in SES_EVENTS {
-        let answer = throughline_email::handle_ses(sample_json(event), &ses).await;
+        let answer = throughline_email::handle_ses(sample_json(event), &ses, &sources()).await;
         assert!(answer.is_ok(), "{event}: {answer:?}");
     }
     // A redelivered notification (Lambda retries async invocations) changes nothing.
-    throughline_email::handle_ses(sample_json("email/01-ses-sns-base64.json"), &ses)
+    throughline_email::handle_ses(sample_json("email/01-ses-sns-base64.json"), &ses, &sources())
         .await
         .unwrap();
+    // The same notification from a topic that is not the configured one is skipped, not failed.
+    let mut foreign = sample_json("email/02-ses-sns-utf8-windows-1252.json");
+    foreign["Records"][0]["Sns"]["TopicArn"] = "arn:aws:sns:us-east-1:210987654321:someone-else".into();
+    let answer = throughline_email::handle_ses(foreign, &ses, &sources()).await;
+    assert_eq!(answer, Ok(serde_json::json!({ "queued": 0 })));
     assert_eq!(depth(&stack, &queue).await, 11);
 
     let store = stack.store();
@@ -122,9 +136,23 @@ async fn ses_mail_becomes_timelines_with_threads_attachments_and_flags() {
 async fn a_missing_s3_object_fails_the_invocation_and_queues_nothing() {
     let stack = start_stack().await;
     let ses = ses_function(&stack);
-    let failed = throughline_email::handle_ses(sample_json("email/03-ses-s3-large-with-attachments.json"), &ses).await;
+    let failed = throughline_email::handle_ses(
+        sample_json("email/03-ses-s3-large-with-attachments.json"),
+        &ses,
+        &sources(),
+    )
+    .await;
     assert!(failed.is_err(), "Lambda must retry: {failed:?}");
     assert_eq!(depth(&stack, &stack.interactions_queue().url).await, 0);
+}
+
+/// Posts a Mailgun route delivery (an HTTP event) to the function.
+async fn post(
+    function: &throughline_email::MailgunFunction,
+    event: &serde_json::Value,
+) -> lambda_http::Response<lambda_http::Body> {
+    let request = lambda_http::request::from_str(&event.to_string()).unwrap();
+    throughline_email::handle_mailgun(request, function).await
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -132,17 +160,41 @@ async fn mailgun_routes_are_verified_and_replays_refused() {
     let stack = start_stack().await;
     let mailgun = mailgun_function(&stack);
     let queue = stack.interactions_queue().url.clone();
-
-    let delivery = xtask::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
-    let send = |event: &serde_json::Value| {
-        let request = lambda_http::request::from_str(&event.to_string()).unwrap();
-        throughline_email::handle_mailgun(request, &mailgun)
+    // The same function with its queue gone: queueing fails, the answer is a 503.
+    let broken = throughline_email::MailgunFunction {
+        publisher: throughline_queue::InteractionPublisher::new(stack.sqs(), format!("{queue}-missing")),
+        ..mailgun_function(&stack)
     };
-    let first = send(&delivery).await;
-    assert_eq!(first.status(), StatusCode::OK, "{}", body_text(&first));
-    let replay = send(&delivery).await;
+
+    // Queueing fails: 503, and the token is given back, so Mailgun's retry of the very same
+    // post (same timestamp, token and signature) is accepted once.
+    let delivery = xtask::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
+    let failed = post(&broken, &delivery).await;
+    assert_eq!(
+        failed.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        body_text(&failed)
+    );
+    let retried = post(&mailgun, &delivery).await;
+    assert_eq!(retried.status(), StatusCode::OK, "{}", body_text(&retried));
+    let replay = post(&mailgun, &delivery).await;
     assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
     assert!(body_text(&replay).contains("token was used before"));
+
+    // Two posts of one token at once (a replay racing the original): exactly one is taken.
+    let raced = xtask::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
+    let (a, b) = tokio::join!(post(&mailgun, &raced), post(&mailgun, &raced));
+    let mut statuses = [a.status(), b.status()];
+    statuses.sort();
+    assert_eq!(
+        statuses,
+        [StatusCode::OK, StatusCode::UNAUTHORIZED],
+        "{} / {}",
+        body_text(&a),
+        body_text(&b)
+    );
+
     for (event, message) in [
         (
             "email/12-mailgun-bad-signature.json",
@@ -164,11 +216,15 @@ async fn mailgun_routes_are_verified_and_replays_refused() {
     // Mailgun's own retry of the delivery (new token, same mail): one timeline entry.
     let retry = throughline_email::handle_mailgun(fresh_request("email/11-mailgun-mime.json"), &mailgun).await;
     assert_eq!(retry.status(), StatusCode::OK);
-    assert_eq!(depth(&stack, &queue).await, 2);
+    assert_eq!(depth(&stack, &queue).await, 3);
 
     let store = stack.store();
     drain(&stack.writer_mapping(Some(1)), &store).await;
     let grace = timeline_of(&store, &email("grace@hopper.example")).await;
-    assert_eq!(grace.len(), 1);
+    assert_eq!(
+        grace.len(),
+        1,
+        "valid, retried after a 503, raced and re-sent: one entry"
+    );
     assert_eq!(grace[0].provider_message_id.as_str(), "grace-mg-1@hopper.example");
 }

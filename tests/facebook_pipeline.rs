@@ -126,3 +126,69 @@ async fn a_retried_50_message_batch_is_recorded_once() {
     assert_eq!(total, 50);
     assert_eq!(depth(&stack, &stack.dead_letter_queue().url).await, 0);
 }
+
+/// A signed Meta delivery of these Messenger messages (mid, text) from one user to the page.
+fn messenger_delivery(psid: &str, messages: &[(&str, &str)]) -> lambda_http::Request {
+    let messaging: Vec<serde_json::Value> = messages
+        .iter()
+        .enumerate()
+        .map(|(n, (mid, text))| {
+            serde_json::json!({
+                "sender": { "id": psid },
+                "recipient": { "id": PAGE },
+                "timestamp": 1_795_520_001_000i64 + n as i64 * 1000,
+                "message": { "mid": mid, "text": text }
+            })
+        })
+        .collect();
+    let body = serde_json::json!({
+        "object": "page",
+        "entry": [{ "id": PAGE, "time": 1_795_520_000_000i64, "messaging": messaging }]
+    })
+    .to_string();
+    let mut event = sample_json("facebook/03-messenger-text.json");
+    event["headers"]["x-hub-signature-256"] =
+        throughline_facebook::webhook::sign(stack::TEST_META_APP_SECRET, body.as_bytes()).into();
+    event["body"] = body.into();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// `respond`'s drop path against the real queue: one interaction of a delivery is larger than an
+/// SQS message can be, so it is dropped (and counted as ignored `too_large`: that metric line is
+/// not observed here) and the rest are queued and recorded, and Meta gets its 200 (a 5xx would make it resend the same bytes until it gave up on all
+/// three). moto refuses an entry as the sender's fault only for an invalid `DelaySeconds`, which
+/// the publisher never sends, so the `rejected_by_queue` drop cannot be produced here: it is
+/// covered by `throughline_queue`'s pure `refusals` test, and in `respond` it takes this same
+/// `dropped` path.
+#[tokio::test(flavor = "multi_thread")]
+async fn an_interaction_too_large_for_sqs_is_dropped_and_the_rest_queued_and_acknowledged() {
+    let stack = start_stack().await;
+    let meta = facebook_function(&stack);
+    let queue = stack.interactions_queue().url.clone();
+    let psid = "6010000000000123";
+    let huge = "x".repeat(300 * 1024);
+    let request = messenger_delivery(
+        psid,
+        &[
+            ("m_TooLargeFirst", "first"),
+            ("m_TooLargeHuge", &huge),
+            ("m_TooLargeThird", "third"),
+        ],
+    );
+    let response = throughline_facebook::handle(request, &meta).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    assert_eq!(depth(&stack, &queue).await, 2, "the two that fit are queued");
+
+    let store = stack.store();
+    drain(&stack.writer_mapping(Some(1)), &store).await;
+    let timeline = timeline_of(&store, &messenger_user(psid)).await;
+    let recorded: Vec<(&str, Option<&str>)> = timeline
+        .iter()
+        .map(|i| (i.provider_message_id.as_str(), i.text.as_deref()))
+        .collect();
+    assert_eq!(
+        recorded,
+        [("m_TooLargeThird", Some("third")), ("m_TooLargeFirst", Some("first"))]
+    );
+    assert_eq!(depth(&stack, &stack.dead_letter_queue().url).await, 0);
+}

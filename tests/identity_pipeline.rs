@@ -732,8 +732,9 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
         .iter()
         .map(|e| e["id"].as_str().unwrap())
         .collect();
-    assert_eq!(ids.len(), 3, "oldest first, every member's: {ids:?}");
-    assert_eq!(ids[0], sms.id.as_str());
+    assert_eq!(ids.len(), 3, "newest first, every member's: {ids:?}");
+    assert_eq!(ids[2], sms.id.as_str());
+    assert!(export.get("next_cursor").is_none(), "one page holds them all");
     assert_eq!(export["profile"]["identifiers"].as_array().unwrap().len(), 4);
     assert_eq!(export["suggestions"].as_array().unwrap().len(), 1);
     assert_eq!(export["ledger"].as_array().unwrap().len(), 1);
@@ -960,4 +961,155 @@ async fn the_api_refuses_unsigned_calls_overlong_reasons_and_erasure_without_a_r
     assert_eq!(status, 200, "{merge}");
     assert_eq!(merge["actor"], AGENT_ARN);
     assert_eq!(merge["actor_principal_id"], "AIDAEXAMPLE");
+}
+
+/// A customer with 5,000 interactions: the request erases what fits its budget and answers
+/// 202; the writer's erasure steps finish the rest, page by page, and nothing of the customer
+/// remains: no entry, no identifier, no route, every marker erased.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
+    use aws_sdk_dynamodb::types::{AttributeValue, PutRequest, WriteRequest};
+    let stack = start_stack().await;
+    let store = stack.store();
+    let customer = record(
+        &store,
+        &interaction(Channel::Sms, phone("+14155550188"), "SMbig0", at(0)),
+    )
+    .await;
+    record(
+        &store,
+        &verified_chat(
+            "user-188",
+            "wm-big1",
+            at(1),
+            &[phone("+14155550188"), email("big@example.com")],
+        ),
+    )
+    .await;
+
+    // Years of history, written the way the writer writes it (entry + marker), in bulk.
+    let dynamodb = aws_sdk_dynamodb::Client::new(&stack.aws);
+    let table = stack.table_name().to_owned();
+    let mut items = Vec::new();
+    for n in 0..5000 {
+        let mut old = interaction(
+            Channel::Sms,
+            phone("+14155550188"),
+            &format!("SMbig-{n}"),
+            at(-60 * 24 * 365 * 3 + n),
+        );
+        old.conversation_id =
+            Some(throughline_model::ConversationId::try_from(format!("cv_{}", "ab".repeat(16))).unwrap());
+        let sk = format!("TL#{}#{}", old.occurred_at.timestamp_millis(), old.id);
+        let mut entry: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(&old).unwrap();
+        entry.insert("pk".into(), AttributeValue::S(format!("CUSTOMER#{customer}")));
+        entry.insert("sk".into(), AttributeValue::S(sk.clone()));
+        let marker = std::collections::HashMap::from([
+            ("pk".to_owned(), AttributeValue::S(format!("INTERACTION#{}", old.id))),
+            ("sk".to_owned(), AttributeValue::S("INTERACTION".into())),
+            ("customer_id".to_owned(), AttributeValue::S(customer.to_string())),
+            ("timeline_sk".to_owned(), AttributeValue::S(sk)),
+            (
+                "conversation_id".to_owned(),
+                AttributeValue::S(format!("cv_{}", "ab".repeat(16))),
+            ),
+        ]);
+        items.push(entry);
+        items.push(marker);
+    }
+    for chunk in items.chunks(25) {
+        let requests = chunk
+            .iter()
+            .map(|item| {
+                WriteRequest::builder()
+                    .put_request(PutRequest::builder().set_item(Some(item.clone())).build().unwrap())
+                    .build()
+            })
+            .collect();
+        let output = dynamodb
+            .batch_write_item()
+            .request_items(&table, requests)
+            .send()
+            .await
+            .unwrap();
+        assert!(output.unprocessed_items.is_none_or(|u| u.is_empty()));
+    }
+
+    let mut timeline_api = timeline_api(&stack);
+    timeline_api.erasure_budget = std::time::Duration::from_millis(300);
+    let (status, first) = api(
+        &timeline_api,
+        "DELETE",
+        &format!("/customers/{customer}"),
+        Some(json!({"reason": "request DSR-5000"})),
+    )
+    .await;
+    assert_eq!((status, first["complete"].as_bool()), (202, Some(false)), "{first}");
+    let (_, state) = api(&timeline_api, "GET", &format!("/customers/{customer}/erasure"), None).await;
+    assert_eq!(state["complete"], false);
+
+    // The writer's steps, each a bounded amount of work, until none is queued any more.
+    let mapping = stack.writer_mapping(Some(30));
+    let mut steps = 0;
+    while mapping.backlog().await.unwrap() > 0 {
+        poll_writer(&mapping, &store).await;
+        steps += 1;
+        assert!(steps < 200, "the erasure does not finish");
+    }
+    assert!(steps > 1, "the rest took several steps ({steps})");
+    let (_, state) = api(&timeline_api, "GET", &format!("/customers/{customer}/erasure"), None).await;
+    assert_eq!(state["complete"], true, "{state}");
+    assert_eq!(depth(&stack, &stack.dead_letter_queue().url).await, 0);
+
+    // Nothing of the customer is left but the tombstone; every marker remembers the erasure.
+    let partition = dynamodb
+        .query()
+        .table_name(&table)
+        .key_condition_expression("pk = :pk")
+        .expression_attribute_values(":pk", AttributeValue::S(format!("CUSTOMER#{customer}")))
+        .send()
+        .await
+        .unwrap();
+    let left: Vec<String> = partition
+        .items
+        .unwrap_or_default()
+        .iter()
+        .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
+        .collect();
+    assert_eq!(left, vec!["PROFILE".to_owned()]);
+    let mut unerased = 0;
+    let mut markers = 0;
+    let mut start = None;
+    loop {
+        let page = dynamodb
+            .scan()
+            .table_name(&table)
+            .filter_expression("begins_with(pk, :m)")
+            .expression_attribute_values(":m", AttributeValue::S("INTERACTION#".into()))
+            .set_exclusive_start_key(start)
+            .send()
+            .await
+            .unwrap();
+        for item in page.items.unwrap_or_default() {
+            markers += 1;
+            if !item.contains_key("erased_at") {
+                unerased += 1;
+            }
+        }
+        start = page.last_evaluated_key;
+        if start.is_none() {
+            break;
+        }
+    }
+    assert_eq!((markers, unerased), (5002, 0));
+    for handle in [phone("+14155550188"), email("big@example.com")] {
+        assert_eq!(
+            store.customer_for(&handle, true).await.unwrap(),
+            None,
+            "{}",
+            handle.key()
+        );
+    }
+    let (status, _) = api(&timeline_api, "GET", &format!("/customers/{customer}"), None).await;
+    assert_eq!(status, 404);
 }

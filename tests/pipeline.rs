@@ -330,7 +330,7 @@ async fn the_sample_sqs_event_reports_its_poison_record() {
     let text = std::fs::read_to_string(event_path("timeline-writer/sqs-batch.json")).unwrap();
     let event: SqsEvent = serde_json::from_str(&text).unwrap();
     let poison = event.records[1].message_id.clone().unwrap();
-    let response = throughline_timeline_writer::handle(event, &store).await;
+    let response = throughline_timeline_writer::handle(event, &writer(&stack)).await;
     let failed: Vec<&str> = response
         .batch_item_failures
         .iter()

@@ -57,11 +57,25 @@ pub fn body_text(response: &Response<Body>) -> String {
     String::from_utf8_lossy(response.body().as_ref()).into_owned()
 }
 
+/// The writer as `main` builds it, aimed at the stack.
+pub fn writer(stack: &LocalStack) -> throughline_timeline_writer::Writer {
+    throughline_timeline_writer::Writer {
+        store: stack.store(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        erasure_budget: throughline_timeline_writer::DEFAULT_ERASURE_BUDGET,
+    }
+}
+
 /// Runs the writer in-process on one batch from the queue, as Lambda's event source would.
 pub async fn poll_writer(mapping: &EventSourceMapping, store: &TimelineStore) -> PollOutcome {
+    let writer = throughline_timeline_writer::Writer {
+        store: store.clone(),
+        publisher: InteractionPublisher::new(mapping.sqs.clone(), &mapping.queue_url),
+        erasure_budget: throughline_timeline_writer::DEFAULT_ERASURE_BUDGET,
+    };
     mapping
         .poll_once(1, |event: SqsEvent| async move {
-            Ok(throughline_timeline_writer::handle(event, store).await)
+            Ok(throughline_timeline_writer::handle(event, &writer).await)
         })
         .await
         .expect("poll")
@@ -218,6 +232,8 @@ pub const AGENT_ARN: &str = "arn:aws:iam::123456789012:user/agent-grace";
 pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::TimelineApi {
     throughline_timeline_api::TimelineApi {
         store: stack.store(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: false,
     }
 }

@@ -188,7 +188,7 @@ pub fn handles_in(event: &SqsEvent) -> Vec<Handle> {
         .filter_map(|record| throughline_model::QueueMessage::from_json(record.body.as_deref()?).ok())
         .filter_map(|message| match message {
             throughline_model::QueueMessage::Interaction(interaction) => Some(interaction.customer),
-            throughline_model::QueueMessage::Update(_) => None,
+            throughline_model::QueueMessage::Update(_) | throughline_model::QueueMessage::Erasure(_) => None,
         })
         .collect();
     handles.sort_by_key(Handle::key);

@@ -41,6 +41,24 @@ pub struct LocalResources {
     pub parameters: BTreeMap<String, String>,
     /// Logical id → bucket name.
     pub buckets: BTreeMap<String, String>,
+    /// Logical id → topic ARN (`!Ref` of a topic is its ARN). Nothing publishes to SNS
+    /// locally: the SES function is invoked with SNS events directly, whose `TopicArn` the
+    /// sample events spell this way.
+    pub topics: BTreeMap<String, String>,
+}
+
+/// The ARN a local stack gives a topic: `throughline-` and the logical id in kebab case,
+/// without its `Topic` suffix (`InboundMailTopic` → `…:throughline-inbound-mail`).
+pub fn local_topic_arn(logical_id: &str) -> String {
+    let base = logical_id.strip_suffix("Topic").unwrap_or(logical_id);
+    let mut name = String::from("throughline");
+    for c in base.chars() {
+        if c.is_ascii_uppercase() {
+            name.push('-');
+        }
+        name.push(c.to_ascii_lowercase());
+    }
+    format!("arn:aws:sns:{}:123456789012:{name}", crate::emulator::REGION)
 }
 
 #[derive(Debug, Clone)]
@@ -243,6 +261,9 @@ impl Template {
                 .map_err(|e| format!("CreateBucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
             local.buckets.insert(logical_id, name);
         }
+        for (logical_id, _) in self.resources_of_type("AWS::SNS::Topic") {
+            local.topics.insert(logical_id.clone(), local_topic_arn(&logical_id));
+        }
 
         // Dead-letter queues first: the queues that redrive to them need their ARNs.
         let sqs = aws_sdk_sqs::Client::new(aws);
@@ -344,6 +365,7 @@ fn resolve(value: &Value, local: &LocalResources) -> Option<String> {
             .get(target)
             .or_else(|| local.tables.get(target))
             .or_else(|| local.buckets.get(target))
+            .or_else(|| local.topics.get(target))
             .or_else(|| local.queues.get(target).map(|q| &q.url))
             .cloned();
     }
@@ -481,6 +503,16 @@ mod tests {
                 .iter()
                 .any(|s| s["Principal"]["Service"].as_str() == Some("ses.amazonaws.com")
                     && s["Condition"]["StringEquals"].get("aws:SourceAccount").is_some())
+        );
+    }
+
+    #[test]
+    fn local_topics_are_named_as_the_sample_events_name_them() {
+        let sample = std::fs::read_to_string(workspace_root().join("events/email/01-ses-sns-base64.json")).unwrap();
+        let sample: serde_json::Value = serde_json::from_str(&sample).unwrap();
+        assert_eq!(
+            sample["Records"][0]["Sns"]["TopicArn"].as_str(),
+            Some(local_topic_arn("InboundMailTopic").as_str())
         );
     }
 

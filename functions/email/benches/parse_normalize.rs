@@ -1,10 +1,11 @@
 //! Parse + normalize of a ~100 KB MIME mail with two attachments, the pure core of the email
-//! functions. Run: `cargo bench -p throughline-email`.
+//! functions; and the reply splitter on half a million quoted lines (it must stay linear: it
+//! was quadratic, minutes on this input). Run: `cargo bench -p throughline-email`.
 
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use throughline_email::mail::{Envelope, StoredMail, Verdicts, normalize};
+use throughline_email::mail::{Envelope, StoredMail, Verdicts, normalize, split_reply};
 use throughline_model::{EmailAddress, Provider};
 
 /// A reply with an HTML alternative, an inline image and a PDF: about 100 KB on the wire.
@@ -59,6 +60,13 @@ fn bench(c: &mut Criterion) {
     assert_eq!(interaction.attachments.len(), 2);
     c.bench_function("email_parse_normalize_100kb_2_attachments", |b| {
         b.iter(|| normalize(black_box(&raw), &envelope))
+    });
+
+    // "hi", 500 000 lines of ">", "bye": 1 MB, a quoted run that does not last to the end.
+    let quoted = format!("hi\n{}bye\n", ">\n".repeat(500_000));
+    assert_eq!(split_reply(&quoted).1, "");
+    c.bench_function("email_split_reply_500k_quoted_lines", |b| {
+        b.iter(|| split_reply(black_box(&quoted)))
     });
 }
 

@@ -16,10 +16,11 @@ use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, json_error, metrics};
 use throughline_model::{Interaction, QueueMessage};
 use throughline_queue::InteractionPublisher;
-use throughline_store::TimelineStore;
+use throughline_store::{StoreError, TimelineStore};
 
 use crate::mail::{Envelope, MailProblem, StoredMail};
 pub use crate::mailgun::MailgunConfig;
+pub use crate::ses::MailSources;
 
 pub const CONNECTOR: &str = "email";
 /// Default window for a Mailgun delivery's timestamp, either side of now.
@@ -127,7 +128,8 @@ pub struct SesFunction {
 }
 
 impl SesFunction {
-    /// Reads `INTERACTIONS_QUEUE_URL`, `MAIL_BUCKET`, `INBOUND_MAIL_BUCKET`, `INBOUND_MAIL_PREFIX`.
+    /// Reads `INTERACTIONS_QUEUE_URL`, `MAIL_BUCKET`, `INBOUND_MAIL_BUCKET`, `INBOUND_MAIL_PREFIX`
+    /// (who may deliver: `MailSources::from_env`).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             storage: MailStorage::from_env(aws)?,
@@ -139,13 +141,40 @@ impl SesFunction {
     }
 }
 
+impl MailSources {
+    /// Reads the optional `INBOUND_MAIL_TOPIC_ARN` and `SES_RECEIPT_FUNCTION_ARN` (unset or
+    /// empty: not checked).
+    pub fn from_env() -> Self {
+        let env = |var| config::optional_env(var).map(|v| v.trim().to_owned());
+        Self {
+            topic_arn: env("INBOUND_MAIL_TOPIC_ARN"),
+            receipt_function_arn: env("SES_RECEIPT_FUNCTION_ARN"),
+        }
+    }
+}
+
 /// Handles an SNS (SES SNS action) or SES (Lambda action) event. An error fails the invocation,
-/// so Lambda retries it (and then sends it to the function's dead-letter queue).
-pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Result<serde_json::Value, String> {
-    let mails = ses::mails_in(&event).map_err(|e| e.to_string())?;
+/// so Lambda retries it (and then sends it to the function's dead-letter queue). Records not
+/// from `sources` are skipped (logged and counted): retrying would not change where they came
+/// from.
+pub async fn handle_ses(
+    event: serde_json::Value,
+    function: &SesFunction,
+    sources: &MailSources,
+) -> Result<serde_json::Value, String> {
+    let announced = ses::mails_in(&event, sources).map_err(|e| e.to_string())?;
+    for refused in &announced.refused {
+        let reason = refused.reason();
+        tracing::warn!(
+            connector = CONNECTOR,
+            reason,
+            "SES record refused: not from a configured source"
+        );
+        metrics::count(CONNECTOR, metrics::IGNORED_EVENTS, reason, 1);
+    }
     let now = Utc::now();
     let mut interactions = Vec::new();
-    for mail in &mails {
+    for mail in &announced.mails {
         let Some(envelope) = mail.envelope(now) else {
             count_unusable(&MailProblem::NoSender);
             continue;
@@ -175,15 +204,16 @@ pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Res
         }
     }
     let messages: Vec<QueueMessage> = interactions.into_iter().map(QueueMessage::from).collect();
-    function.publisher.publish(&messages).await.map_err(|e| e.to_string())?;
-    tracing::info!(connector = CONNECTOR, count = messages.len(), "mail queued");
+    let published = function.publisher.publish(&messages).await.map_err(|e| e.to_string())?;
+    throughline_edge::report_ignored(CONNECTOR, published.dropped.iter().map(|d| d.reason.code()));
+    tracing::info!(connector = CONNECTOR, count = published.queued, "mail queued");
     metrics::count(
         CONNECTOR,
         metrics::PUBLISHED_INTERACTIONS,
         "queued",
-        messages.len() as u64,
+        published.queued as u64,
     );
-    Ok(serde_json::json!({ "queued": messages.len() }))
+    Ok(serde_json::json!({ "queued": published.queued }))
 }
 
 /// The Mailgun function.
@@ -233,9 +263,86 @@ impl MailgunFunction {
 
 const REPLAY_NAMESPACE: &str = "mailgun";
 
-/// The Mailgun route handler: verify, refuse replayed tokens, keep, normalize, queue, answer.
-/// The token is remembered only once the mail is queued, so that Mailgun's retry of a delivery
-/// that failed here is not refused as a replay.
+/// How often one token's claim may be given back and claimed again: each attempt that failed
+/// here and that Mailgun retries with the same token uses one. Far more than Mailgun retries
+/// within the timestamp window.
+const MAX_TOKEN_CLAIMS: u32 = 16;
+
+/// One-time values (`REPLAY#mailgun#…` items): what claiming a token needs of the store, so the
+/// claim's rules are tested on a map.
+trait OneTimeValues {
+    /// Remembers `value` until `until` unless it is remembered already (`false`), atomically.
+    async fn remember(&self, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
+    async fn was_seen(&self, value: &str) -> Result<bool, StoreError>;
+}
+
+impl OneTimeValues for TimelineStore {
+    async fn remember(&self, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
+        TimelineStore::remember(self, REPLAY_NAMESPACE, value, until).await
+    }
+    async fn was_seen(&self, value: &str) -> Result<bool, StoreError> {
+        TimelineStore::was_seen(self, REPLAY_NAMESPACE, value).await
+    }
+}
+
+/// A token this invocation holds: which attempt, so a failure gives back exactly that one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct TokenClaim {
+    attempt: u32,
+}
+
+/// The first attempt is the token itself (the item the key table documents).
+fn claim_value(token: &str, attempt: u32) -> String {
+    match attempt {
+        0 => token.to_owned(),
+        n => format!("{token}#{n}"),
+    }
+}
+
+fn released_value(token: &str, attempt: u32) -> String {
+    format!("{token}#{attempt}#released")
+}
+
+/// Claims a token before its delivery is processed; `None` when it is taken: a replay, or the
+/// same delivery still being processed. The claim is the conditional put itself, so of two
+/// posts of one token exactly one gets it. An attempt given back (`release`) lets the next
+/// attempt be claimed, the same way. Given back by a second item, not by deleting the claim:
+/// the store keeps one-time values as put-if-absent and get, nothing else.
+async fn claim_token(
+    store: &impl OneTimeValues,
+    token: &str,
+    until: DateTime<Utc>,
+) -> Result<Option<TokenClaim>, StoreError> {
+    for attempt in 0..MAX_TOKEN_CLAIMS {
+        if store.remember(&claim_value(token, attempt), until).await? {
+            return Ok(Some(TokenClaim { attempt }));
+        }
+        if !store.was_seen(&released_value(token, attempt)).await? {
+            return Ok(None);
+        }
+    }
+    Ok(None)
+}
+
+/// Gives a claim back after a failure here (503), so that Mailgun's retry is accepted.
+async fn release_token(
+    store: &impl OneTimeValues,
+    token: &str,
+    claim: TokenClaim,
+    until: DateTime<Utc>,
+) -> Result<(), StoreError> {
+    store
+        .remember(&released_value(token, claim.attempt), until)
+        .await
+        .map(|_| ())
+}
+
+/// The Mailgun route handler: verify, claim the token, keep, normalize, queue, answer. The
+/// token is claimed before anything is done with the mail (Mailgun signs the timestamp and
+/// the token, not the body, so a captured delivery's fields posted with another mail must find
+/// its token taken); when the mail could not be kept or queued (503), the claim is given back
+/// so that Mailgun's retry is not refused as a replay. A mail refused as malformed keeps its
+/// claim: its retry would be refused the same way.
 pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Response<Body> {
     let request = WebhookRequest::from_lambda(req, None);
     let now = Utc::now();
@@ -251,9 +358,10 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             "the mail could not be processed; retry later",
         )
     };
-    match function.store.was_seen(REPLAY_NAMESPACE, &delivery.token).await {
-        Ok(false) => {}
-        Ok(true) => {
+    let until = replay_memory(now, &function.mailgun);
+    let claim = match claim_token(&function.store, &delivery.token, until).await {
+        Ok(Some(claim)) => claim,
+        Ok(None) => {
             let replay = Rejection::BadSignature {
                 status: lambda_http::http::StatusCode::UNAUTHORIZED,
                 reason: "token was used before",
@@ -261,7 +369,16 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             return throughline_edge::respond(CONNECTOR, Err(replay), &function.publisher, ok).await;
         }
         Err(e) => return unavailable("replay store", e.to_string()),
-    }
+    };
+    let release = || async {
+        if let Err(e) = release_token(&function.store, &delivery.token, claim, until).await {
+            tracing::error!(
+                connector = CONNECTOR,
+                error = %e,
+                "could not give the token back; Mailgun's retry of this delivery will be refused"
+            );
+        }
+    };
     let interaction = match interaction_for(
         &function.storage,
         "mailgun",
@@ -275,7 +392,10 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             let rejection = Rejection::malformed(format!("body-mime: {problem}"));
             return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await;
         }
-        Err(e) => return unavailable("S3", e),
+        Err(e) => {
+            release().await;
+            return unavailable("S3", e);
+        }
     };
     let response = throughline_edge::respond(
         CONNECTOR,
@@ -284,12 +404,8 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         ok,
     )
     .await;
-    if response.status().is_success() {
-        let until = replay_memory(now, &function.mailgun);
-        if let Err(e) = function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
-            // Queued already: a replay of this token would only be a harmless duplicate.
-            tracing::warn!(connector = CONNECTOR, error = %e, "could not remember the token");
-        }
+    if response.status().is_server_error() {
+        release().await;
     }
     response
 }

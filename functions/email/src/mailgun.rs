@@ -29,7 +29,15 @@ pub struct MailgunDelivery {
     pub envelope: Envelope,
 }
 
-/// hex HMAC-SHA256(signing key, timestamp + token): Mailgun's `signature`.
+/// Largest route POST accepted: Mailgun refuses messages over 25 MB, and the form adds only a
+/// few short fields (recipient, sender, subject, timestamp, token, signature) and its framing.
+/// Checked before the MIME parser sees the body, which it would otherwise read whole.
+pub const MAX_FORM_BYTES: usize = 26 * 1024 * 1024;
+
+/// hex HMAC-SHA256(signing key, timestamp + token): Mailgun's `signature`. It covers the
+/// timestamp and the token only, not the body: a captured delivery's fields can be posted again
+/// with another mail within the window, which is why a token is claimed once, atomically,
+/// before the mail is processed (`handle_mailgun`).
 pub fn sign(key: &str, timestamp: &str, token: &str) -> String {
     let mac = signature::hmac(
         Algorithm::HmacSha256,
@@ -66,7 +74,13 @@ fn form_fields(req: &WebhookRequest) -> Result<HashMap<String, Vec<u8>>, Rejecti
                     continue;
                 };
                 // The raw bytes of the field, not a charset-decoded text: body-mime is a mail.
-                let raw = &parsed.raw_message[part.offset_body as usize..part.offset_end as usize];
+                // Offsets come from the parser: `get`, so no body can make them panic.
+                let Some(raw) = parsed
+                    .raw_message
+                    .get(part.offset_body as usize..part.offset_end as usize)
+                else {
+                    continue;
+                };
                 let value = if name == "body-mime" {
                     strip_part_end(raw)
                 } else {
@@ -86,6 +100,11 @@ fn form_fields(req: &WebhookRequest) -> Result<HashMap<String, Vec<u8>>, Rejecti
 pub fn accept(req: &WebhookRequest, config: &MailgunConfig, now: DateTime<Utc>) -> Result<MailgunDelivery, Rejection> {
     if req.method != Method::POST {
         return Err(Rejection::MethodNotAllowed { allowed: "POST" });
+    }
+    if req.body.len() > MAX_FORM_BYTES {
+        return Err(Rejection::malformed(format!(
+            "body is larger than {MAX_FORM_BYTES} bytes (Mailgun's message limit is 25 MB)"
+        )));
     }
     let fields = form_fields(req)?;
     let text = |name: &str| {

@@ -69,18 +69,73 @@ struct Status {
 }
 
 #[derive(Debug, Deserialize)]
+#[serde(rename_all = "camelCase")]
 struct Action {
+    #[serde(rename = "type")]
+    kind: Option<String>,
+    function_arn: Option<String>,
     encoding: Option<String>,
 }
 
+/// Who may deliver mail to the function. A field left unset accepts any.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MailSources {
+    /// `INBOUND_MAIL_TOPIC_ARN`: the SNS topic SES's SNS action publishes to. SNS sets a
+    /// record's `TopicArn` itself, so a notification from any other topic (one this function
+    /// was subscribed to by mistake, or one others may publish to) is refused: its content and
+    /// verdicts would be whatever its publisher wrote.
+    pub topic_arn: Option<String>,
+    /// `SES_RECEIPT_FUNCTION_ARN`: the function ARN the receipt rule's Lambda action names.
+    /// A SES record whose `receipt.action` is not that Lambda action is refused. (The event
+    /// names no receipt rule, so the rule itself can only be pinned by the invoke permission's
+    /// `SourceArn`.)
+    pub receipt_function_arn: Option<String>,
+}
+
+/// A record skipped because it did not come from a configured source.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// An SNS record from a topic other than `MailSources::topic_arn`.
+    UnexpectedTopic { index: usize },
+    /// A SES record whose action is not the Lambda action `MailSources::receipt_function_arn`.
+    UnexpectedReceiptAction { index: usize },
+}
+
+impl Refused {
+    /// The log's and the metric's reason.
+    pub fn reason(&self) -> &'static str {
+        match self {
+            Refused::UnexpectedTopic { .. } => "unexpected_topic",
+            Refused::UnexpectedReceiptAction { .. } => "unexpected_receipt_action",
+        }
+    }
+}
+
+/// What an event announced: the mails to take, and the records refused.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Announced {
+    pub mails: Vec<SesMail>,
+    pub refused: Vec<Refused>,
+}
+
 /// The mails an SNS or SES event announces. Notifications of other types (SES's setup
-/// notification) yield nothing.
-pub fn mails_in(event: &Value) -> Result<Vec<SesMail>, EventProblem> {
+/// notification) yield nothing; records not from `sources` are refused, not errors (a retry
+/// would not change where they came from).
+pub fn mails_in(event: &Value, sources: &MailSources) -> Result<Announced, EventProblem> {
     let records = event["Records"].as_array().ok_or(EventProblem::NoRecords)?;
-    let mut mails = Vec::new();
+    let mut announced = Announced::default();
     for (index, record) in records.iter().enumerate() {
         let malformed = |problem: String| EventProblem::Malformed { index, problem };
-        let notification: Notification = if let Some(message) = record["Sns"]["Message"].as_str() {
+        let sns = record["Sns"]["Message"].as_str();
+        // Before the message is read: a foreign topic's message is not parsed at all.
+        if sns.is_some()
+            && let Some(expected) = &sources.topic_arn
+            && record["Sns"]["TopicArn"].as_str() != Some(expected.as_str())
+        {
+            announced.refused.push(Refused::UnexpectedTopic { index });
+            continue;
+        }
+        let notification: Notification = if let Some(message) = sns {
             let value: Value =
                 serde_json::from_str(message).map_err(|e| malformed(format!("Sns.Message is not JSON: {e}")))?;
             if value["notificationType"].as_str() != Some("Received") {
@@ -98,6 +153,16 @@ pub fn mails_in(event: &Value) -> Result<Vec<SesMail>, EventProblem> {
             .is_some_and(|t| t != "Received")
         {
             continue;
+        }
+        if sns.is_none()
+            && let Some(expected) = &sources.receipt_function_arn
+        {
+            let action = notification.receipt.action.as_ref();
+            let lambda = action.and_then(|a| a.kind.as_deref()) == Some("Lambda");
+            if !lambda || action.and_then(|a| a.function_arn.as_deref()) != Some(expected.as_str()) {
+                announced.refused.push(Refused::UnexpectedReceiptAction { index });
+                continue;
+            }
         }
         let content = match notification.content {
             None => None,
@@ -119,7 +184,7 @@ pub fn mails_in(event: &Value) -> Result<Vec<SesMail>, EventProblem> {
         };
         let receipt = &notification.receipt;
         let verdict = |s: &Option<Status>| s.as_ref().and_then(|s| s.status.as_deref()).and_then(Verdict::parse);
-        mails.push(SesMail {
+        announced.mails.push(SesMail {
             message_id: notification.mail.message_id.clone(),
             recipients: receipt.recipients.iter().filter_map(|r| normalize_address(r)).collect(),
             verdicts: Verdicts {
@@ -133,7 +198,7 @@ pub fn mails_in(event: &Value) -> Result<Vec<SesMail>, EventProblem> {
             content,
         });
     }
-    Ok(mails)
+    Ok(announced)
 }
 
 impl SesMail {

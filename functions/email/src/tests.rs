@@ -1,15 +1,21 @@
 //! Unit tests on the pure core: the parser on the sample mails in events/email/mime/, the
-//! reply splitter, format=flowed, SES events, Mailgun's signature.
+//! reply splitter, format=flowed, SES events and their sources, Mailgun's form, signature and
+//! token claims.
 
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::StatusCode;
 use proptest::prelude::*;
 use throughline_edge::{Secret, WebhookRequest};
-use throughline_model::{AttachmentSource, Channel, EmailAddress, InteractionKind, Provider};
+use throughline_model::{
+    AttachmentSource, Channel, EmailAddress, Handle, InteractionId, InteractionKind, Provider, ProviderMessageId,
+};
 
-use crate::mail::{Envelope, StoredMail, Verdict, Verdicts, normalize, split_reply, unflow};
+use crate::mail::{
+    Envelope, MAX_TEXT_BYTES, StoredMail, Verdict, Verdicts, normalize, normalize_address, sender_scoped, split_reply,
+    unflow,
+};
 use crate::mailgun::{self, MailgunConfig};
-use crate::ses;
+use crate::ses::{self, MailSources, Refused};
 
 /// Must match `xtask::stack::TEST_MAILGUN_SIGNING_KEY`, which signed the sample events.
 const TEST_MAILGUN_KEY: &str = "throughline-test-mailgun-key";
@@ -199,7 +205,8 @@ fn format_flowed_lines_are_joined() {
 
 #[test]
 fn ses_events_with_content_in_base64_and_utf8_and_without_content() {
-    let base64 = ses::mails_in(&event("01-ses-sns-base64.json")).unwrap();
+    let any = MailSources::default();
+    let base64 = ses::mails_in(&event("01-ses-sns-base64.json"), &any).unwrap().mails;
     assert_eq!(base64.len(), 1);
     assert_eq!(
         base64[0].content.as_deref(),
@@ -208,17 +215,21 @@ fn ses_events_with_content_in_base64_and_utf8_and_without_content() {
     assert_eq!(base64[0].verdicts, passing());
     assert_eq!(base64[0].recipients[0].as_str(), "support@acme.example");
 
-    let utf8 = ses::mails_in(&event("02-ses-sns-utf8-windows-1252.json")).unwrap();
+    let utf8 = ses::mails_in(&event("02-ses-sns-utf8-windows-1252.json"), &any)
+        .unwrap()
+        .mails;
     assert_eq!(utf8[0].verdicts.dmarc, Some(Verdict::Gray));
     let grace = normalize(utf8[0].content.as_deref().unwrap(), &utf8[0].envelope(now()).unwrap()).unwrap();
     assert!(grace.text.unwrap().contains('€'));
 
-    let s3 = ses::mails_in(&event("03-ses-s3-large-with-attachments.json")).unwrap();
+    let s3 = ses::mails_in(&event("03-ses-s3-large-with-attachments.json"), &any)
+        .unwrap()
+        .mails;
     assert_eq!(s3[0].content, None, "the Lambda action carries headers only");
     assert!(!s3[0].message_id.is_empty());
 
-    assert!(ses::mails_in(&serde_json::json!({})).is_err());
-    assert!(ses::mails_in(&serde_json::json!({"Records": [{"Sns": {"Message": "{"}}]})).is_err());
+    assert!(ses::mails_in(&serde_json::json!({}), &any).is_err());
+    assert!(ses::mails_in(&serde_json::json!({"Records": [{"Sns": {"Message": "{"}}]}), &any).is_err());
 }
 
 fn mailgun_config() -> MailgunConfig {
@@ -282,6 +293,233 @@ fn mailgun_vector_signature_window_and_raw_mime() {
     assert_eq!(stale.message(), "timestamp is outside the allowed window");
 }
 
+/// "hi", half a million quoted lines, then "bye": the run does not last to the end.
+fn long_quoted_run(with_bye: bool) -> String {
+    let mut text = String::from("hi\n");
+    text.push_str(&">\n".repeat(500_000));
+    if with_bye {
+        text.push_str("bye\n");
+    }
+    text
+}
+
+#[test]
+fn a_long_quoted_run_is_split_only_when_it_lasts_to_the_end() {
+    // Quadratic before: every quoted line looked at every line after it.
+    let text = long_quoted_run(true);
+    assert_eq!(split_reply(&text), (text.as_str(), ""), "text follows the run: no cut");
+    let text = long_quoted_run(false);
+    let (new, rest) = split_reply(&text);
+    assert_eq!(new, "hi\n");
+    assert_eq!(rest.len(), 1_000_000);
+}
+
+#[test]
+fn a_huge_body_is_truncated_before_it_is_split() {
+    let raw = format!(
+        "From: Ada <ada@example.com>\r\nTo: support@acme.example\r\nSubject: q\r\nMessage-ID: <big@example.com>\r\n\
+         Content-Type: text/plain; charset=utf-8\r\n\r\n{}",
+        long_quoted_run(true)
+    );
+    let i = normalize(raw.as_bytes(), &envelope(passing())).unwrap();
+    // Only the kept text is split: the run reaches the cut, so it is the quoted tail there.
+    assert_eq!(i.text.as_deref(), Some("hi"));
+    let full = i.full_text.unwrap();
+    assert!(
+        full.starts_with("hi\n>\n") && full.len() <= MAX_TEXT_BYTES,
+        "{}",
+        full.len()
+    );
+}
+
+/// The splitter as it was (quadratic), the reference for the rule the linear one must keep.
+fn split_reply_reference(text: &str) -> (&str, &str) {
+    let mut offset = 0;
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    for (i, line) in lines.iter().enumerate() {
+        let trimmed = line.trim_end_matches(['\r', '\n']);
+        let next = lines.get(i + 1).map(|l| l.trim()).unwrap_or_default();
+        let attribution = |l: &str| {
+            let l = l.trim();
+            (l.starts_with("On ") || l.starts_with("Le ") || l.starts_with("Am "))
+                && (l.ends_with("wrote:") || l.ends_with("a écrit :") || l.ends_with("schrieb:"))
+        };
+        let starts_history = trimmed == "-- "
+            || trimmed == "--"
+            || attribution(trimmed)
+            || (trimmed.trim().starts_with("On ") && attribution(&format!("{trimmed} {next}")))
+            || trimmed.trim().starts_with("-----Original Message-----")
+            || (trimmed.starts_with("From: ") && lines[i..].iter().take(4).any(|l| l.starts_with("Sent: ")))
+            || (trimmed.starts_with('>') && lines[i..].iter().all(|l| l.starts_with('>') || l.trim().is_empty()));
+        if starts_history && !text[..offset].trim().is_empty() {
+            return (&text[..offset], &text[offset..]);
+        }
+        offset += line.len();
+    }
+    (text, "")
+}
+
+fn mail_from(from: &str, message_id: &str) -> Vec<u8> {
+    format!(
+        "From: {from}\r\nTo: support@acme.example\r\nSubject: hello\r\nMessage-ID: <{message_id}>\r\n\
+         Content-Type: text/plain\r\n\r\nHello\r\n"
+    )
+    .into_bytes()
+}
+
+#[test]
+fn email_ids_are_scoped_to_the_sender() {
+    let ada = normalize(&mail_from("Ada <ada@example.com>", "same@x"), &envelope(passing())).unwrap();
+    let mallory = normalize(&mail_from("mallory@evil.example", "same@x"), &envelope(passing())).unwrap();
+    assert_ne!(
+        ada.id, mallory.id,
+        "another sender reusing a Message-ID is another interaction"
+    );
+    assert_eq!(
+        ada.provider_message_id, mallory.provider_message_id,
+        "the Message-ID is kept as is"
+    );
+    // Deterministic, and on the normalized address.
+    let again = normalize(&mail_from("ADA <Ada@EXAMPLE.com>", "same@x"), &envelope(passing())).unwrap();
+    assert_eq!(ada.id, again.id);
+    let mailbox = Handle::Email {
+        address: EmailAddress::parse("support@acme.example").unwrap(),
+    };
+    let message_id = ProviderMessageId::parse("same@x").unwrap();
+    let sender = normalize_address("ada@example.com").unwrap();
+    assert_eq!(
+        ada.id,
+        InteractionId::derive(Provider::Ses, &mailbox, &sender_scoped(&message_id, &sender))
+    );
+    // Pinned: a change here changes every recorded email's id (it was ix_0249ab1a… before the
+    // sender was part of it).
+    let question = normalize(&mime("01-ada-question.eml"), &envelope(passing())).unwrap();
+    assert_eq!(question.id.as_str(), "ix_4883bf5b2759c76d16036fed6a625b8e");
+}
+
+#[test]
+fn sns_records_from_another_topic_are_refused() {
+    let sns = event("01-ses-sns-base64.json");
+    let topic = sns["Records"][0]["Sns"]["TopicArn"].as_str().unwrap().to_owned();
+    let ours = MailSources {
+        topic_arn: Some(topic),
+        ..MailSources::default()
+    };
+    assert_eq!(ses::mails_in(&sns, &ours).unwrap().mails.len(), 1);
+    let theirs = MailSources {
+        topic_arn: Some("arn:aws:sns:us-east-1:210987654321:someone-else".into()),
+        ..MailSources::default()
+    };
+    let announced = ses::mails_in(&sns, &theirs).unwrap();
+    assert!(announced.mails.is_empty());
+    assert_eq!(announced.refused, vec![Refused::UnexpectedTopic { index: 0 }]);
+    assert_eq!(announced.refused[0].reason(), "unexpected_topic");
+    // Refused before its message is read: a foreign topic's garbage is not an error either.
+    let garbage = serde_json::json!({"Records": [{"Sns": {"TopicArn": "arn:aws:sns:x:1:t", "Message": "{"}}]});
+    assert_eq!(ses::mails_in(&garbage, &ours).unwrap().refused.len(), 1);
+    let no_topic = serde_json::json!({"Records": [{"Sns": {"Message": "{}"}}]});
+    assert_eq!(ses::mails_in(&no_topic, &ours).unwrap().refused.len(), 1);
+}
+
+#[test]
+fn ses_records_must_come_from_the_configured_lambda_action() {
+    let lambda = event("03-ses-s3-large-with-attachments.json");
+    let function = lambda["Records"][0]["ses"]["receipt"]["action"]["functionArn"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let ours = MailSources {
+        receipt_function_arn: Some(function),
+        ..MailSources::default()
+    };
+    assert_eq!(ses::mails_in(&lambda, &ours).unwrap().mails.len(), 1);
+    let other = MailSources {
+        receipt_function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:other".into()),
+        ..MailSources::default()
+    };
+    let announced = ses::mails_in(&lambda, &other).unwrap();
+    assert!(announced.mails.is_empty());
+    assert_eq!(announced.refused, vec![Refused::UnexpectedReceiptAction { index: 0 }]);
+    // The topic setting does not apply to SES records, nor the action setting to SNS ones.
+    assert_eq!(
+        ses::mails_in(&event("01-ses-sns-base64.json"), &other)
+            .unwrap()
+            .mails
+            .len(),
+        1
+    );
+}
+
+fn form_request(body: Vec<u8>) -> WebhookRequest {
+    let mut headers = lambda_http::http::HeaderMap::new();
+    headers.insert(
+        "content-type",
+        lambda_http::http::HeaderValue::from_static("multipart/form-data; boundary=b"),
+    );
+    WebhookRequest {
+        method: lambda_http::http::Method::POST,
+        headers,
+        url: "https://mail.example/mailgun/mime".into(),
+        body,
+    }
+}
+
+#[test]
+fn an_oversized_mailgun_body_is_refused_before_it_is_parsed() {
+    let mut body = b"--b\r\nContent-Disposition: form-data; name=\"body-mime\"\r\n\r\n".to_vec();
+    body.resize(mailgun::MAX_FORM_BYTES + 1, b'a');
+    let refused = mailgun::accept(&form_request(body), &mailgun_config(), at(1795510000)).unwrap_err();
+    assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(refused.code(), "malformed_request");
+    assert!(refused.message().contains("larger than"), "{}", refused.message());
+}
+
+/// Token claims on a map: what `TimelineStore`'s conditional put and get do.
+#[derive(Default)]
+struct Remembered(std::sync::Mutex<std::collections::HashSet<String>>);
+
+impl crate::OneTimeValues for Remembered {
+    async fn remember(&self, value: &str, _until: DateTime<Utc>) -> Result<bool, throughline_store::StoreError> {
+        Ok(self.0.lock().unwrap().insert(value.to_owned()))
+    }
+    async fn was_seen(&self, value: &str) -> Result<bool, throughline_store::StoreError> {
+        Ok(self.0.lock().unwrap().contains(value))
+    }
+}
+
+#[tokio::test]
+async fn a_token_is_claimed_once_and_a_released_claim_once_more() {
+    let store = Remembered::default();
+    let until = now();
+    let first = crate::claim_token(&store, "tok", until)
+        .await
+        .unwrap()
+        .expect("a new token");
+    assert_eq!(
+        crate::claim_token(&store, "tok", until).await.unwrap(),
+        None,
+        "a replay"
+    );
+    assert!(
+        store.0.lock().unwrap().contains("tok"),
+        "the first claim is the documented REPLAY#mailgun#<token> item"
+    );
+    crate::release_token(&store, "tok", first, until).await.unwrap();
+    let second = crate::claim_token(&store, "tok", until)
+        .await
+        .unwrap()
+        .expect("the retry");
+    assert_ne!(first, second);
+    assert_eq!(
+        crate::claim_token(&store, "tok", until).await.unwrap(),
+        None,
+        "one retry per release"
+    );
+    crate::release_token(&store, "tok", second, until).await.unwrap();
+    assert!(crate::claim_token(&store, "tok", until).await.unwrap().is_some());
+    assert!(crate::claim_token(&store, "other", until).await.unwrap().is_some());
+}
+
 proptest! {
     #[test]
     fn no_bytes_make_the_parser_panic(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {
@@ -301,5 +539,40 @@ proptest! {
     fn the_reply_splitter_only_cuts(text in "\\PC{0,400}") {
         let (new, rest) = split_reply(&text);
         prop_assert_eq!(format!("{new}{rest}"), text);
+    }
+
+    #[test]
+    fn the_reply_splitter_keeps_the_line_by_line_rule(
+        lines in proptest::collection::vec(
+            prop_oneof![
+                Just(">"), Just("> q"), Just(""), Just("  "), Just("text"), Just("-- "), Just("--"),
+                Just("On Mon, Bob"), Just("<b@x> wrote:"), Just("On Mon, Bob wrote:"),
+                Just("From: Bob"), Just("Sent: Monday"), Just("-----Original Message-----"),
+            ],
+            0..40,
+        ),
+        crlf in any::<bool>(),
+        last_newline in any::<bool>(),
+    ) {
+        let mut text = lines.join(if crlf { "\r\n" } else { "\n" });
+        if last_newline {
+            text.push('\n');
+        }
+        prop_assert_eq!(split_reply(&text), split_reply_reference(&text));
+    }
+
+    #[test]
+    fn no_form_body_makes_mailgun_accept_panic(
+        fields in proptest::collection::vec(("[a-z-]{1,12}", proptest::collection::vec(any::<u8>(), 0..64)), 0..6),
+        tail in proptest::collection::vec(any::<u8>(), 0..64),
+    ) {
+        let mut body = Vec::new();
+        for (name, value) in &fields {
+            body.extend_from_slice(format!("--b\r\nContent-Disposition: form-data; name=\"{name}\"\r\n\r\n").as_bytes());
+            body.extend_from_slice(value);
+            body.extend_from_slice(b"\r\n");
+        }
+        body.extend_from_slice(&tail);
+        let _ = mailgun::accept(&form_request(body), &mailgun_config(), at(1795510000));
     }
 }

@@ -8,7 +8,8 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use throughline_edge::json_error;
-use throughline_model::{Channel, ConversationId, Direction, Handle, InteractionId};
+use throughline_model::{Channel, ConversationId, Direction, ErasureStep, Handle, InteractionId, QueueMessage};
+use throughline_queue::InteractionPublisher;
 use throughline_store::{Actor, CustomerId, MergeRequest, StoreError, TimelineFilter, TimelineStore};
 
 /// The default page size of a timeline.
@@ -18,11 +19,18 @@ pub const DEFAULT_PAGE_SIZE: usize = 50;
 #[derive(Debug, Clone)]
 pub struct TimelineApi {
     pub store: TimelineStore,
+    /// Where an erasure that one request cannot finish goes on (the writer takes it up).
+    pub publisher: InteractionPublisher,
+    /// How long one request works on an erasure before handing the rest to the writer.
+    pub erasure_budget: std::time::Duration,
     /// Serve requests that carry no IAM caller (`TIMELINE_API_ALLOW_UNSIGNED=true`): only the
     /// local stack, whose Function URL has no authorizer in front of it. Deployed, API Gateway's
     /// IAM authorizer always names the caller, so a request without one came some other way.
     pub allow_unsigned: bool,
 }
+
+/// How long a request works on an erasure (API Gateway answers 503 after 29 s).
+pub const DEFAULT_ERASURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 
 /// The longest `reason` an agent may give (bytes): it is stored on ledger entries.
 pub const MAX_REASON_BYTES: usize = 1024;
@@ -43,10 +51,11 @@ pub enum Route {
     JoinConversations(CustomerId),
     Export(CustomerId),
     Erase(CustomerId),
+    ErasureStatus(CustomerId),
 }
 
 /// Every route as `(method, path template)`, the templates as the OpenAPI document writes them.
-pub const ROUTES: [(&str, &str); 13] = [
+pub const ROUTES: [(&str, &str); 14] = [
     ("GET", "/customers"),
     ("GET", "/customers/{customer_id}"),
     ("DELETE", "/customers/{customer_id}"),
@@ -60,6 +69,7 @@ pub const ROUTES: [(&str, &str); 13] = [
     ("POST", "/customers/{customer_id}/conversations/{conversation_id}/split"),
     ("POST", "/customers/{customer_id}/conversations/join"),
     ("GET", "/customers/{customer_id}/export"),
+    ("GET", "/customers/{customer_id}/erasure"),
 ];
 
 /// Why a request cannot be served, before the store is asked anything.
@@ -172,6 +182,7 @@ pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
             only("POST", Route::SplitConversation(customer(id)?, conversation))
         }
         ["customers", id, "export"] => only("GET", Route::Export(customer(id)?)),
+        ["customers", id, "erasure"] => only("GET", Route::ErasureStatus(customer(id)?)),
         _ => Err(ApiError::NotFound),
     }
 }
@@ -419,7 +430,7 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
         reason: reason.map(String::from),
     };
     let store = &api.store;
-    let result: Result<Result<Value, StoreError>, ApiError> = async {
+    let result: Result<Result<Response<Body>, StoreError>, ApiError> = async {
         Ok(match route {
             Route::FindCustomer => {
                 let pairs = query_pairs(request.uri().query());
@@ -496,18 +507,57 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                     .await
                     .map(to_value)
             }
-            Route::Export(id) => store.export(&id).await.map(to_value),
+            Route::Export(id) => {
+                let pairs = query_pairs(request.uri().query());
+                store.export(&id, param(&pairs, "cursor")).await.map(to_value)
+            }
+            Route::ErasureStatus(id) => store.erasure_status(&id).await.map(to_value),
             Route::Erase(id) => {
                 let ErasureBody { reason } = body(&request)?;
-                store.erase(&id, &actor(Some(reason))).await.map(to_value)
+                let deadline = std::time::Instant::now() + api.erasure_budget;
+                return Ok(match store.erase(&id, &actor(Some(reason)), deadline).await {
+                    Ok(erasure) if erasure.complete => Ok(json_ok(&erasure)),
+                    Ok(erasure) => Ok(continue_erasure(api, &erasure).await),
+                    Err(error) => Err(error),
+                });
             }
-        })
+        }
+        .map(|value| json_ok(&value)))
     }
     .await;
     match result {
-        Ok(Ok(value)) => json_ok(&value),
+        Ok(Ok(response)) => response,
         Ok(Err(error)) => error_response(&error),
         Err(error) => error.into_response(),
+    }
+}
+
+/// An erasure this request did not finish: the writer continues it (202, the status at
+/// `Location`). If the step cannot be queued, the tombstones stand and asking again continues.
+async fn continue_erasure(api: &TimelineApi, erasure: &throughline_store::Erasure) -> Response<Body> {
+    let step = QueueMessage::Erasure(ErasureStep {
+        customer_id: erasure.customer_id.to_string(),
+    });
+    match api.publisher.publish(&[step]).await {
+        Ok(_) => {
+            let mut response = json_ok(erasure);
+            *response.status_mut() = StatusCode::ACCEPTED;
+            let location = format!("/customers/{}/erasure", erasure.customer_id);
+            if let Ok(value) = location.parse() {
+                response
+                    .headers_mut()
+                    .insert(lambda_http::http::header::LOCATION, value);
+            }
+            response
+        }
+        Err(error) => {
+            tracing::error!(%error, "could not queue the rest of an erasure");
+            json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "store_unavailable",
+                "the erasure started and could not be handed on; ask again to continue it",
+            )
+        }
     }
 }
 

@@ -16,6 +16,11 @@ async fn main() -> Result<(), Error> {
                 .await?
                 .expose(),
         ),
+        publisher: throughline_queue::InteractionPublisher::new(
+            aws_sdk_sqs::Client::new(&aws),
+            throughline_edge::config::required_env("INTERACTIONS_QUEUE_URL")?,
+        ),
+        erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: throughline_edge::config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref()
             == Some("true"),
     };

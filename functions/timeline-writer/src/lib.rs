@@ -3,18 +3,38 @@
 //! redelivers only those, and moves a message that keeps failing to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
-use throughline_store::{Applied, Recorded, TimelineStore};
+use throughline_queue::InteractionPublisher;
+use throughline_store::{Actor, Applied, CustomerId, Recorded, TimelineStore};
+
+/// Everything the writer needs, built once per cold start.
+#[derive(Debug, Clone)]
+pub struct Writer {
+    pub store: TimelineStore,
+    /// Where an erasure step that did not finish queues the next one.
+    pub publisher: InteractionPublisher,
+    /// How long one message works on an erasure: a batch of ten must end within the
+    /// function's 30 s even if every one of them is an erasure step.
+    pub erasure_budget: std::time::Duration,
+}
+
+/// Of one erasure step per message.
+pub const DEFAULT_ERASURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The ledger's actor of an erasure step is the one who asked for the erasure (kept on its
+/// tombstone); this names the writer only if that was lost.
+const ERASURE_JOB: &str = "throughline:erasure-job";
 
 /// Deliveries whose interaction id was already recorded for another customer handle.
 pub const DEDUPE_COLLISIONS: &str = "DedupeCollisions";
 
 /// Handles one batch. Never fails as a whole: every message that could not be recorded is
 /// listed in `batch_item_failures`, and only those come back.
-pub async fn handle(event: SqsEvent, store: &TimelineStore) -> SqsBatchResponse {
+pub async fn handle(event: SqsEvent, writer: &Writer) -> SqsBatchResponse {
     let mut response = SqsBatchResponse::default();
     for message in &event.records {
-        if let Err(message_id) = process(message, store).await {
+        if let Err(message_id) = process(message, writer).await {
             let mut failure = BatchItemFailure::default();
             failure.item_identifier = message_id;
             response.batch_item_failures.push(failure);
@@ -24,7 +44,8 @@ pub async fn handle(event: SqsEvent, store: &TimelineStore) -> SqsBatchResponse 
 }
 
 /// Records one message; on failure returns the id SQS needs to redeliver it.
-async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), String> {
+async fn process(message: &SqsMessage, writer: &Writer) -> Result<(), String> {
+    let store = &writer.store;
     let message_id = message.message_id.clone().unwrap_or_default();
     let receive_count = message
         .attributes
@@ -40,6 +61,12 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), Stri
         }
     };
     let (interaction_id, outcome) = match &parsed {
+        QueueMessage::Erasure(step) => {
+            return erasure_step(step, writer).await.map_err(|error| {
+                tracing::error!(%message_id, receive_count, %error, "erasure step failed");
+                message_id
+            });
+        }
         QueueMessage::Interaction(interaction) => (
             &interaction.id,
             store.record(interaction).await.map(|recorded| match recorded {
@@ -75,4 +102,30 @@ async fn process(message: &SqsMessage, store: &TimelineStore) -> Result<(), Stri
             Err(message_id)
         }
     }
+}
+
+/// Works on an erasure for `erasure_budget`; if it is not done, queues the next step (the
+/// work done so far stays done: each page is deleted before the next is read).
+async fn erasure_step(step: &ErasureStep, writer: &Writer) -> Result<(), String> {
+    let customer = CustomerId::parse(&step.customer_id).ok_or("erasure step names no valid customer id")?;
+    let actor = Actor {
+        who: ERASURE_JOB.into(),
+        principal_id: None,
+        reason: None,
+    };
+    let deadline = std::time::Instant::now() + writer.erasure_budget;
+    let erasure = writer
+        .store
+        .erase(&customer, &actor, deadline)
+        .await
+        .map_err(|e| e.to_string())?;
+    tracing::info!(customer_id = %erasure.customer_id, interactions = erasure.interactions, complete = erasure.complete, "erasure step");
+    if !erasure.complete {
+        writer
+            .publisher
+            .publish(&[QueueMessage::Erasure(step.clone())])
+            .await
+            .map_err(|e| e.to_string())?;
+    }
+    Ok(())
 }

@@ -24,9 +24,17 @@ async fn main() -> Result<(), Error> {
     let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
         .with_conversation_window(window)
         .with_suppression_key(suppression_key.expose());
+    let writer = throughline_timeline_writer::Writer {
+        store,
+        publisher: throughline_queue::InteractionPublisher::new(
+            aws_sdk_sqs::Client::new(&aws),
+            throughline_edge::config::required_env("INTERACTIONS_QUEUE_URL")?,
+        ),
+        erasure_budget: throughline_timeline_writer::DEFAULT_ERASURE_BUDGET,
+    };
     lambda_runtime::run(service_fn(|event: LambdaEvent<SqsEvent>| {
-        let store = &store;
-        async move { Ok::<SqsBatchResponse, Error>(throughline_timeline_writer::handle(event.payload, store).await) }
+        let writer = &writer;
+        async move { Ok::<SqsBatchResponse, Error>(throughline_timeline_writer::handle(event.payload, writer).await) }
     }))
     .await
 }

@@ -618,18 +618,34 @@ impl InteractionUpdate {
     }
 }
 
-/// Every SQS message body: an interaction, or an update to one
-/// (`{"schema_version": 1, "update": {...}}`).
+/// Every SQS message body: an interaction, an update to one
+/// (`{"schema_version": 1, "update": {...}}`), or the rest of an erasure
+/// (`{"schema_version": 1, "erasure": {...}}`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueueMessage {
     Interaction(Box<Interaction>),
     Update(InteractionUpdate),
+    Erasure(ErasureStep),
+}
+
+/// An erasure that one step did not finish (a customer with years of history): the writer
+/// takes it up where the last step stopped, and queues another step until it is done.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct ErasureStep {
+    /// The erased customer (`cus_…`), any member of its group.
+    pub customer_id: String,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
 struct UpdateEnvelope {
     schema_version: u32,
     update: InteractionUpdate,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct ErasureEnvelope {
+    schema_version: u32,
+    erasure: ErasureStep,
 }
 
 impl From<Interaction> for QueueMessage {
@@ -653,6 +669,11 @@ impl QueueMessage {
                 update: update.clone(),
             })
             .expect("an update always serializes"),
+            QueueMessage::Erasure(erasure) => serde_json::to_string(&ErasureEnvelope {
+                schema_version: SCHEMA_VERSION,
+                erasure: erasure.clone(),
+            })
+            .expect("an erasure step always serializes"),
         }
     }
 
@@ -661,22 +682,40 @@ impl QueueMessage {
         #[derive(Deserialize)]
         struct Probe {
             update: Option<serde::de::IgnoredAny>,
+            erasure: Option<serde::de::IgnoredAny>,
         }
-        let is_update = serde_json::from_str::<Probe>(body).is_ok_and(|p| p.update.is_some());
-        if !is_update {
-            return Interaction::from_json(body).map(QueueMessage::from);
+        let probe = serde_json::from_str::<Probe>(body).ok();
+        let version = |v: u32| {
+            if v == SCHEMA_VERSION {
+                Ok(())
+            } else {
+                Err(WireError::UnsupportedVersion(v))
+            }
+        };
+        match probe {
+            Some(Probe { update: Some(_), .. }) => {
+                let envelope: UpdateEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
+                version(envelope.schema_version)?;
+                Ok(QueueMessage::Update(envelope.update))
+            }
+            Some(Probe { erasure: Some(_), .. }) => {
+                let envelope: ErasureEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
+                version(envelope.schema_version)?;
+                Ok(QueueMessage::Erasure(envelope.erasure))
+            }
+            _ => Interaction::from_json(body).map(QueueMessage::from),
         }
-        let envelope: UpdateEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
-        if envelope.schema_version != SCHEMA_VERSION {
-            return Err(WireError::UnsupportedVersion(envelope.schema_version));
-        }
-        Ok(QueueMessage::Update(envelope.update))
     }
 }
 
 /// The JSON Schema of an update message.
 pub fn update_json_schema() -> schemars::Schema {
     schemars::schema_for!(UpdateEnvelope)
+}
+
+/// The JSON Schema of an erasure step message.
+pub fn erasure_json_schema() -> schemars::Schema {
+    schemars::schema_for!(ErasureEnvelope)
 }
 
 /// Why an SQS body is not an interaction. Carries positions, never content.

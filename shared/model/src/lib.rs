@@ -6,9 +6,9 @@ mod interaction;
 mod values;
 
 pub use interaction::{
-    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, Evidence, EvidenceSource, Handle,
-    Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform, Provider,
-    QueueMessage, SCHEMA_VERSION, ThreadHints, WireError,
+    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, ErasureStep, Evidence, EvidenceSource,
+    Handle, Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform,
+    Provider, QueueMessage, SCHEMA_VERSION, ThreadHints, WireError,
 };
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 
@@ -27,9 +27,10 @@ pub fn is_noncharacter(c: char) -> bool {
 pub fn json_schema() -> String {
     let mut interaction = serde_json::to_value(schemars::schema_for!(Interaction)).expect("schema serializes");
     let mut update = serde_json::to_value(interaction::update_json_schema()).expect("schema serializes");
-    // `$ref`s point at the root's `$defs`: hoist both branches' definitions there.
+    let mut erasure = serde_json::to_value(interaction::erasure_json_schema()).expect("schema serializes");
+    // `$ref`s point at the root's `$defs`: hoist every branch's definitions there.
     let mut defs = serde_json::Map::new();
-    for branch in [&mut interaction, &mut update] {
+    for branch in [&mut interaction, &mut update, &mut erasure] {
         let object = branch.as_object_mut().expect("a schema is an object");
         object.remove("$schema");
         if let Some(serde_json::Value::Object(branch_defs)) = object.remove("$defs") {
@@ -39,8 +40,8 @@ pub fn json_schema() -> String {
     let schema = serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Throughline queue message",
-        "description": "The body of every SQS message: an interaction, or an update to one.",
-        "oneOf": [interaction, update],
+        "description": "The body of every SQS message: an interaction, an update to one, or the rest of an erasure.",
+        "oneOf": [interaction, update, erasure],
         "$defs": defs
     });
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");

@@ -32,7 +32,7 @@ pub use groups::{
 };
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
-pub use privacy::{Erasure, Export};
+pub use privacy::{Erasure, ErasureStatus, Export};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
 use items::{Item, key_item, keys, n, s};

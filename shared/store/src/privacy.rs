@@ -12,7 +12,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::{DeleteRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -30,14 +30,31 @@ pub const SUPPRESSION_DAYS: i64 = 30;
 pub struct Export {
     pub exported_at: DateTime<Utc>,
     pub profile: CustomerProfile,
-    /// Oldest first.
+    /// A page of them, newest first.
     pub interactions: Vec<TimelineEntry>,
+    /// The next page's cursor (pass it back); absent on the last page.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
     pub conversations: Vec<ConversationRecord>,
     pub suggestions: Vec<LinkSuggestion>,
     pub ledger: Vec<LedgerEntry>,
 }
 
-/// What an erasure removed.
+/// Where an erasure stands.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureStatus {
+    /// The erased group's root.
+    pub customer_id: CustomerId,
+    pub erased_at: DateTime<Utc>,
+    pub complete: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub completed_at: Option<DateTime<Utc>>,
+}
+
+/// Items of a partition one erasure page reads and deletes.
+const ERASURE_PAGE: i32 = 100;
+
+/// What an erasure step removed, and whether the erasure is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Erasure {
     pub customer_id: CustomerId,
@@ -47,98 +64,179 @@ pub struct Erasure {
     pub suggestions: usize,
     pub ledger_entries_redacted: usize,
     pub erased_at: DateTime<Utc>,
+    /// Nothing of the group is left; else another step continues it.
+    pub complete: bool,
 }
 
 impl TimelineStore {
-    /// Everything held on a customer's group.
-    pub async fn export(&self, customer: &CustomerId) -> Result<Export, StoreError> {
+    /// Everything held on a customer's group, its interactions a page at a time (newest
+    /// first, as the timeline pages them): a customer with years of mail does not fit one
+    /// answer. Follow `next_cursor` until it is absent; every page repeats the rest.
+    pub async fn export(&self, customer: &CustomerId, cursor: Option<&str>) -> Result<Export, StoreError> {
         let profile = self.customer_profile(customer).await?;
         let group = self.load_group(customer, true).await?;
-        let mut interactions: Vec<TimelineEntry> = self
-            .all_entries(&group, None)
-            .await?
-            .into_iter()
-            .map(|(_, e)| e)
-            .collect();
-        interactions.reverse();
+        let page = self
+            .timeline(customer, crate::MAX_PAGE_SIZE, cursor, &Default::default())
+            .await?;
         let ids = group.ids();
         Ok(Export {
             exported_at: Utc::now(),
             profile,
-            interactions,
+            interactions: page.entries,
+            next_cursor: page.next_cursor,
             conversations: group.root.conversation.recent.clone(),
             suggestions: self.suggestions_of(&ids).await?,
             ledger: self.ledger_of(&ids).await?,
         })
     }
 
-    /// Erases a customer's group. See the module documentation for the order and why.
-    /// Erasing an erased customer runs the clean-up again (an erasure interrupted half-way is
-    /// finished by asking again) and reports what it removed this time.
-    pub async fn erase(&self, customer: &CustomerId, actor: &Actor) -> Result<Erasure, StoreError> {
-        let (root, ids, erased_at) = self.tombstone_group(customer).await?;
-        let (mut interactions, mut identifiers, mut suggestions) = (0, 0, 0);
-        let mut deletions: Vec<(String, String)> = Vec::new();
-        for member in &ids {
-            let pk = keys::customer_pk(member);
-            for item in self.query_prefix(&pk, "", true).await? {
-                let sk = string_attr(&item, "sk")?;
-                if sk.starts_with(keys::TIMELINE_PREFIX) {
-                    let id = string_attr(&item, "id")?;
-                    self.mark_erased(&id, erased_at).await?;
-                    interactions += 1;
-                } else if let Some(identifier) = sk.strip_prefix(keys::IDENTIFIER_PREFIX) {
-                    if matches!(
-                        item.get("owned"),
-                        Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-                    ) {
-                        self.suppress(identifier, erased_at).await?;
-                        self.release_handle(identifier, member).await?;
-                    }
-                    identifiers += 1;
-                } else if sk.starts_with(keys::SUGGESTION_PREFIX) {
-                    if let Some(suggestion) = json_attr::<LinkSuggestion>(&item, "suggestion")? {
-                        for party in [&suggestion.claimant, &suggestion.owner] {
-                            deletions.push(keys::suggestion(party, &suggestion.suggestion_id));
-                        }
-                    }
-                    suggestions += 1;
-                } else if sk == keys::PROFILE {
-                    continue;
-                }
-                deletions.push((pk.clone(), sk));
-            }
-        }
-        let deletions: BTreeSet<(String, String)> = deletions.into_iter().collect();
-        self.delete_all(deletions.into_iter().collect()).await?;
-        let ledger_entries_redacted = self.redact_ledger(&ids).await?;
-        let mut entry = LedgerEntry::new(
-            LedgerAction::Erase,
-            &Actor {
-                who: actor.who.clone(),
-                principal_id: actor.principal_id.clone(),
-                // The erasure's justification (a request reference), kept with the fact.
-                reason: actor.reason.clone(),
-            },
-        );
-        entry.source = Some(root.clone());
-        // One conditional put per ledger (a group may have more members than a transaction
-        // takes items).
-        for member in &ids {
-            for write in self.ledger_writes(&entry, [member])? {
-                self.transact(vec![write]).await?;
-            }
-        }
-        tracing::info!(customer = %root, interactions, identifiers, "customer erased");
-        Ok(Erasure {
-            customer_id: root,
-            customers: ids,
-            interactions,
-            identifiers,
-            suggestions,
-            ledger_entries_redacted,
+    /// Erases a customer's group, for as long as `deadline` allows. See the module
+    /// documentation for the order and why. The group is tombstoned first; then its partitions
+    /// are worked off a page at a time, each page's markers marked and its items deleted before
+    /// the next is read, so every page is progress that stays done. A call that runs out of time
+    /// returns `complete: false`; erasing the same customer again (the writer's erasure step,
+    /// or the privacy officer asking again) continues where it stopped. The last step redacts
+    /// the ledgers and records the erasure (once, as the actor who asked for it).
+    pub async fn erase(
+        &self,
+        customer: &CustomerId,
+        actor: &Actor,
+        deadline: std::time::Instant,
+    ) -> Result<Erasure, StoreError> {
+        let (root, ids, erased_at) = self.tombstone_group(customer, actor).await?;
+        let mut erasure = Erasure {
+            customer_id: root.clone(),
+            customers: ids.clone(),
+            interactions: 0,
+            identifiers: 0,
+            suggestions: 0,
+            ledger_entries_redacted: 0,
             erased_at,
+            complete: false,
+        };
+        // Every call erases at least one page, so that steps always make progress.
+        for member in &ids {
+            while self.erase_page(member, erased_at, &mut erasure).await? {
+                if std::time::Instant::now() >= deadline {
+                    tracing::info!(customer = %root, interactions = erasure.interactions, "erasure continues in another step");
+                    return Ok(erasure);
+                }
+            }
+        }
+        let tombstone = self.get(keys::profile(&root), true).await?.unwrap_or_default();
+        if !tombstone.contains_key("erasure_completed_at") {
+            erasure.ledger_entries_redacted = self.redact_ledger(&ids).await?;
+            let requested_by = json_attr::<Actor>(&tombstone, "erasure_actor")?.unwrap_or_else(|| actor.clone());
+            let mut entry = LedgerEntry::new(LedgerAction::Erase, &requested_by);
+            entry.source = Some(root.clone());
+            // One conditional put per ledger (a group may have more members than a transaction
+            // takes items).
+            for member in &ids {
+                for write in self.ledger_writes(&entry, [member])? {
+                    self.transact(vec![write]).await?;
+                }
+            }
+            self.client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(keys::profile(&root))))
+                .update_expression("SET erasure_completed_at = :at")
+                .expression_attribute_values(":at", s(millis(Utc::now())))
+                .send()
+                .await
+                .map_err(dynamo("UpdateItem"))?;
+        }
+        erasure.complete = true;
+        tracing::info!(customer = %root, interactions = erasure.interactions, identifiers = erasure.identifiers, "customer erased");
+        Ok(erasure)
+    }
+
+    /// How the erasure of a customer stands (`StoreError::NotFound` if it was never erased).
+    pub async fn erasure_status(&self, customer: &CustomerId) -> Result<ErasureStatus, StoreError> {
+        let profile = self
+            .profile_item(customer, true)
+            .await?
+            .ok_or_else(|| StoreError::CustomerNotFound(customer.to_string()))?;
+        let erased_at = profile
+            .erased_at
+            .ok_or_else(|| StoreError::NotFound("erasure of this customer".into()))?;
+        let root = profile.erased_root.clone().unwrap_or_else(|| customer.clone());
+        let tombstone = self.get(keys::profile(&root), true).await?.unwrap_or_default();
+        let completed_at = crate::items::time_attr(&tombstone, "erasure_completed_at")?;
+        Ok(ErasureStatus {
+            customer_id: root,
+            erased_at,
+            complete: completed_at.is_some(),
+            completed_at,
         })
+    }
+
+    /// One page of a member's partition erased: its entries' markers marked erased, its owned
+    /// identifiers suppressed and released, then the page's items (and the other copy of each
+    /// suggestion) deleted. Reads only the attributes it needs. `false` when nothing but the
+    /// profile's tombstone is left.
+    async fn erase_page(
+        &self,
+        member: &CustomerId,
+        erased_at: DateTime<Utc>,
+        erasure: &mut Erasure,
+    ) -> Result<bool, StoreError> {
+        let pk = keys::customer_pk(member);
+        let page = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", s(&pk))
+            .projection_expression("#sk, #id, #owned, #suggestion")
+            .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#id", "id")
+            .expression_attribute_names("#owned", "owned")
+            .expression_attribute_names("#suggestion", "suggestion")
+            .consistent_read(true)
+            .limit(ERASURE_PAGE)
+            .send()
+            .await
+            .map_err(dynamo("Query"))?
+            .items
+            .unwrap_or_default();
+        let mut markers = Vec::new();
+        let mut deletions: BTreeSet<(String, String)> = BTreeSet::new();
+        for item in &page {
+            let sk = string_attr(item, "sk")?;
+            if sk == keys::PROFILE {
+                continue;
+            }
+            if sk.starts_with(keys::TIMELINE_PREFIX) {
+                markers.push(string_attr(item, "id")?);
+                erasure.interactions += 1;
+            } else if let Some(identifier) = sk.strip_prefix(keys::IDENTIFIER_PREFIX) {
+                if matches!(
+                    item.get("owned"),
+                    Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
+                ) {
+                    self.suppress(identifier, erased_at).await?;
+                    self.release_handle(identifier, member).await?;
+                }
+                erasure.identifiers += 1;
+            } else if sk.starts_with(keys::SUGGESTION_PREFIX) {
+                if let Some(suggestion) = json_attr::<LinkSuggestion>(item, "suggestion")? {
+                    for party in [&suggestion.claimant, &suggestion.owner] {
+                        deletions.insert(keys::suggestion(party, &suggestion.suggestion_id));
+                    }
+                }
+                erasure.suggestions += 1;
+            }
+            deletions.insert((pk.clone(), sk));
+        }
+        if deletions.is_empty() {
+            return Ok(false);
+        }
+        // Markers first, so that a redelivery of any of these interactions stays erased even if
+        // this step stops before its entries are deleted.
+        self.mark_erased(&markers, member, erased_at).await?;
+        self.delete_all(deletions.into_iter().collect()).await?;
+        Ok(true)
     }
 
     /// Turns the group's profiles into tombstones, the root first and only if no merge or
@@ -148,6 +246,7 @@ impl TimelineStore {
     async fn tombstone_group(
         &self,
         customer: &CustomerId,
+        actor: &Actor,
     ) -> Result<(CustomerId, Vec<CustomerId>, DateTime<Utc>), StoreError> {
         for attempt in 0..crate::ATTEMPTS {
             if let Some(profile) = self.profile_item(customer, true).await?
@@ -178,6 +277,8 @@ impl TimelineStore {
                 item
             };
             let mut root_item = tombstone(&group.root.customer);
+            // Who asked: the ledger records the erasure as theirs when its last step is done.
+            root_item.insert("erasure_actor".into(), to_json(actor));
             root_item.insert(
                 "erased_members".into(),
                 aws_sdk_dynamodb::types::AttributeValue::Ss(ids.iter().map(|c| c.to_string()).collect()),
@@ -252,19 +353,33 @@ impl TimelineStore {
         }
     }
 
-    /// The interaction's marker remembers that it was erased (and forgets any pending text).
-    async fn mark_erased(&self, interaction_id: &str, at: DateTime<Utc>) -> Result<(), StoreError> {
-        let id = throughline_model::InteractionId::try_from(interaction_id.to_owned())
-            .map_err(|e| StoreError::Corrupt(e.to_string()))?;
-        self.client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(keys::interaction(&id))))
-            .update_expression("SET erased_at = :at REMOVE edited_text")
-            .expression_attribute_values(":at", s(millis(at)))
-            .send()
-            .await
-            .map_err(dynamo("UpdateItem"))?;
+    /// The markers of these interactions remember the erasure, and nothing else of them but
+    /// whose they were: 25 per BatchWriteItem (a marker's other attributes, such as a pending
+    /// edit's text, go with the rewrite).
+    async fn mark_erased(
+        &self,
+        interaction_ids: &[String],
+        customer: &CustomerId,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        for chunk in interaction_ids.chunks(25) {
+            let requests: Vec<WriteRequest> = chunk
+                .iter()
+                .map(|id| {
+                    let id = throughline_model::InteractionId::try_from(id.clone())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    let mut marker = key_item(keys::interaction(&id));
+                    marker.insert("customer_id".into(), s(customer.as_str()));
+                    marker.insert("erased_at".into(), s(millis(at)));
+                    PutRequest::builder()
+                        .set_item(Some(marker))
+                        .build()
+                        .map(|put| WriteRequest::builder().put_request(put).build())
+                        .map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect::<Result<_, _>>()?;
+            self.batch_write(requests).await?;
+        }
         Ok(())
     }
 
@@ -282,10 +397,28 @@ impl TimelineStore {
         written("DeleteItem", result).map(drop)
     }
 
+    /// One BatchWriteItem (up to 25 requests), repeated with what DynamoDB leaves unprocessed.
+    async fn batch_write(&self, mut requests: Vec<WriteRequest>) -> Result<(), StoreError> {
+        while !requests.is_empty() {
+            let output = self
+                .client
+                .batch_write_item()
+                .request_items(&self.table, requests)
+                .send()
+                .await
+                .map_err(dynamo("BatchWriteItem"))?;
+            requests = output
+                .unprocessed_items
+                .and_then(|mut u| u.remove(&self.table))
+                .unwrap_or_default();
+        }
+        Ok(())
+    }
+
     /// Deletes items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed.
     async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
         for chunk in keys.chunks(25) {
-            let mut requests: Vec<WriteRequest> = chunk
+            let requests: Vec<WriteRequest> = chunk
                 .iter()
                 .map(|key| {
                     DeleteRequest::builder()
@@ -295,19 +428,7 @@ impl TimelineStore {
                         .map_err(|e| StoreError::Corrupt(e.to_string()))
                 })
                 .collect::<Result<_, _>>()?;
-            while !requests.is_empty() {
-                let output = self
-                    .client
-                    .batch_write_item()
-                    .request_items(&self.table, requests)
-                    .send()
-                    .await
-                    .map_err(dynamo("BatchWriteItem"))?;
-                requests = output
-                    .unprocessed_items
-                    .and_then(|mut u| u.remove(&self.table))
-                    .unwrap_or_default();
-            }
+            self.batch_write(requests).await?;
         }
         Ok(())
     }

@@ -9,10 +9,11 @@ async fn main() -> Result<(), Error> {
     throughline_edge::init_logging();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let function = throughline_email::SesFunction::from_env(&aws).await?;
+    let sources = throughline_email::MailSources::from_env();
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let function = &function;
+        let (function, sources) = (&function, &sources);
         async move {
-            throughline_email::handle_ses(event.payload, function)
+            throughline_email::handle_ses(event.payload, function, sources)
                 .await
                 .map_err(Error::from)
         }
