@@ -20,25 +20,6 @@ fn chat_user(id: &str) -> throughline_model::Handle {
     platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), id)
 }
 
-/// A logged-in chat message whose company-signed identity token vouches for `verified`.
-fn verified_chat(
-    user: &str,
-    message_id: &str,
-    when: DateTime<Utc>,
-    verified: &[throughline_model::Handle],
-) -> Interaction {
-    let mut chat = interaction(Channel::Chat, chat_user(user), message_id, when);
-    chat.identities = verified
-        .iter()
-        .map(|handle| Identity {
-            handle: handle.clone(),
-            evidence: Evidence::Verified,
-            source: EvidenceSource::CompanyIdentityToken,
-        })
-        .collect();
-    chat
-}
-
 async fn record(store: &TimelineStore, interaction: &Interaction) -> CustomerId {
     match store.record(interaction).await.unwrap() {
         Recorded::New { customer, .. } | Recorded::Duplicate { customer } => customer,

@@ -15,7 +15,7 @@ use chrono::{TimeDelta, Utc};
 use lambda_http::http::StatusCode;
 use serde_json::json;
 use throughline_e2e::*;
-use throughline_model::{Channel, Evidence, EvidenceSource, Identity, InteractionUpdate};
+use throughline_model::{Channel, InteractionUpdate};
 use throughline_store::{Recorded, TimelineStore};
 
 /// The stack's configuration, signing as `function`.
@@ -31,29 +31,6 @@ fn signing_as(stack: &stack::LocalStack, function: &str) -> SdkConfig {
             "permissions-test",
         )))
         .build()
-}
-
-fn verified_chat(
-    user: &str,
-    id: &str,
-    minutes: i64,
-    vouched: &[throughline_model::Handle],
-) -> throughline_model::Interaction {
-    let user = platform_user(
-        throughline_model::Platform::WebChatUser,
-        Some(stack::TEST_CHAT_SITE),
-        user,
-    );
-    let mut chat = interaction(Channel::Chat, user, id, Utc::now() + TimeDelta::minutes(minutes));
-    chat.identities = vouched
-        .iter()
-        .map(|handle| Identity {
-            handle: handle.clone(),
-            evidence: Evidence::Verified,
-            source: EvidenceSource::CompanyIdentityToken,
-        })
-        .collect();
-    chat
 }
 
 /// The writer's paths: new and known customers, merges of groups with members (on verified
@@ -75,7 +52,7 @@ async fn exercise_the_writer(writer: &TimelineStore) -> String {
         .record(&verified_chat(
             "u-1",
             "wm-p4",
-            1,
+            now + TimeDelta::minutes(1),
             &[phone("+14155550100"), email("ada@example.com")],
         ))
         .await
@@ -89,7 +66,7 @@ async fn exercise_the_writer(writer: &TimelineStore) -> String {
         .record(&verified_chat(
             "u-2",
             "wm-p6",
-            2,
+            now + TimeDelta::minutes(2),
             &[phone("+14155550101"), email("ada@example.com")],
         ))
         .await

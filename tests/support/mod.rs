@@ -334,3 +334,24 @@ pub fn email(address: &str) -> throughline_model::Handle {
         address: throughline_model::EmailAddress::parse(address).unwrap(),
     }
 }
+
+/// A logged-in chat message whose company-signed identity token vouches for `verified`.
+pub fn verified_chat(
+    user: &str,
+    message_id: &str,
+    when: chrono::DateTime<chrono::Utc>,
+    verified: &[throughline_model::Handle],
+) -> throughline_model::Interaction {
+    use throughline_model::{Channel, Evidence, EvidenceSource, Identity, Platform};
+    let user = platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), user);
+    let mut chat = interaction(Channel::Chat, user, message_id, when);
+    chat.identities = verified
+        .iter()
+        .map(|handle| Identity {
+            handle: handle.clone(),
+            evidence: Evidence::Verified,
+            source: EvidenceSource::CompanyIdentityToken,
+        })
+        .collect();
+    chat
+}

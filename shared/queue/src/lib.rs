@@ -100,28 +100,62 @@ impl InteractionPublisher {
         })
     }
 
+    /// Sends one batch. Request failures are retried by the SDK (standard mode: 3 attempts
+    /// with backoff); entries SQS fails on its side are sent again here, up to
+    /// `ENTRY_ATTEMPTS` times in all, so a passing fault does not cost the provider a retry
+    /// (Twilio, by default, does not retry a failed webhook at all).
     async fn send_batch(&self, batch: &[(usize, &str)]) -> Result<Vec<Dropped>, PublishError> {
-        let entries = batch
-            .iter()
-            .map(|(index, body)| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(index.to_string())
-                    .message_body(*body)
-                    .build()
-                    .map_err(|e| PublishError::Sqs(e.to_string()))
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let total = entries.len();
-        let output = self
-            .client
-            .send_message_batch()
-            .queue_url(&self.queue_url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
-        refusals(total, &output.failed)
+        let mut pending: Vec<(usize, &str)> = batch.to_vec();
+        let mut dropped = Vec::new();
+        for attempt in 1..=ENTRY_ATTEMPTS {
+            let entries = pending
+                .iter()
+                .map(|(index, body)| {
+                    SendMessageBatchRequestEntry::builder()
+                        .id(index.to_string())
+                        .message_body(*body)
+                        .build()
+                        .map_err(|e| PublishError::Sqs(e.to_string()))
+                })
+                .collect::<Result<Vec<_>, _>>()?;
+            let output = self
+                .client
+                .send_message_batch()
+                .queue_url(&self.queue_url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
+            match refusals(pending.len(), &output.failed) {
+                Ok(refused) => {
+                    dropped.extend(refused);
+                    return Ok(dropped);
+                }
+                Err(error) if attempt == ENTRY_ATTEMPTS => return Err(error),
+                Err(error) => {
+                    // Keep the sender's faults as dropped; send the others again.
+                    let (permanent, retry): (Vec<_>, Vec<_>) =
+                        output.failed.iter().cloned().partition(|f| f.sender_fault);
+                    dropped.extend(refusals(pending.len(), &permanent)?);
+                    let again: std::collections::BTreeSet<String> = retry.into_iter().map(|f| f.id).collect();
+                    pending.retain(|(index, _)| again.contains(&index.to_string()));
+                    if pending.is_empty() {
+                        return Err(error);
+                    }
+                    pause(attempt).await;
+                }
+            }
+        }
+        Ok(dropped)
     }
+}
+
+/// Sends of an entry SQS failed on its side, in all (the SDK retries whole requests itself).
+const ENTRY_ATTEMPTS: u32 = 3;
+
+/// 50 ms, then 100 ms: well within a webhook's time budget.
+async fn pause(attempt: u32) {
+    tokio::time::sleep(std::time::Duration::from_millis(50 * u64::from(attempt))).await;
 }
 
 /// Sorts SQS's per-entry failures of one batch. The sender's fault (invalid contents, too long)
