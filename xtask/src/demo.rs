@@ -21,6 +21,9 @@ use crate::{Result, workspace_root};
 /// being written is not handed out a second time (that churn is all the emulator would do).
 const LOCAL_VISIBILITY_TIMEOUT: i32 = 10;
 
+/// Customers printed at most after each burst of written batches.
+const PRINTED_PER_BURST: usize = 10;
+
 /// Batches the serving writer works on at once, as Lambda's SQS event source starts with.
 const SERVE_POLLERS: usize = 5;
 
@@ -151,7 +154,14 @@ async fn serve_until_stopped(
             }
             customers.sort();
             customers.dedup();
+            // A burst (a 1000-message delivery) is summed up, not printed customer by customer:
+            // the printing would compete with the writer for the emulator.
+            let more = customers.len().saturating_sub(PRINTED_PER_BURST);
+            customers.truncate(PRINTED_PER_BURST);
             print_customers(store, &customers).await?;
+            if more > 0 {
+                println!("\n    … and {more} more customers written since the last print");
+            }
         }
         Result::<()>::Ok(())
     };

@@ -144,9 +144,21 @@ impl LambdaEmulator {
 }
 
 impl Drop for LambdaEmulator {
+    /// Stops `cargo lambda watch` and every function process it started (its process group):
+    /// asked to stop, then killed if it has not within a second, so that stopping the demo
+    /// never waits on it nor leaves a process behind.
     fn drop(&mut self) {
         let group = format!("-{}", self.child.id());
         let _ = Command::new("kill").args(["-TERM", "--", &group]).status();
+        let deadline = Instant::now() + Duration::from_secs(1);
+        while Instant::now() < deadline {
+            if matches!(self.child.try_wait(), Ok(Some(_))) {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        // The functions may outlive their parent's exit: the whole group goes.
+        let _ = Command::new("kill").args(["-KILL", "--", &group]).status();
         let _ = self.child.wait();
     }
 }
