@@ -428,7 +428,7 @@ fn a_message_over_a_cap_is_malformed() {
         with(
             "huge-url",
             "attachments",
-            json!([{ "url": format!("https://cdn.example.com/{}", "x".repeat(widget::MAX_INTERACTION_BYTES)) }]),
+            json!([{ "url": format!("https://cdn.example.com/{}", "x".repeat(widget::MAX_FIELD_BYTES)) }]),
         ),
     ]);
     assert_eq!(ids, vec!["text-ok", "att-ok", "attr-ok", "attr-size-ok"]);

@@ -34,9 +34,10 @@ pub const MAX_ATTACHMENTS: usize = 20;
 pub const MAX_CUSTOM_ATTRIBUTES: usize = 50;
 /// Largest `custom_attributes` of one message: names plus values as recorded, in bytes.
 pub const MAX_CUSTOM_ATTRIBUTES_BYTES: usize = 8 * 1024;
-/// Largest interaction (its queued JSON) one message may become: the queue takes at most 256 KiB
-/// per message, so a bigger one could never be queued; it is skipped here, where it can be named.
-pub const MAX_INTERACTION_BYTES: usize = 192 * 1024;
+/// Longest URL, name, content type or locale a message may carry: far above any real one, and
+/// small enough that the message's caps together keep it well under what the queue takes (an
+/// interaction that still does not fit is dropped by the publisher, counted `too_large`).
+pub const MAX_FIELD_BYTES: usize = 8 * 1024;
 /// Clock skew allowed on an identity token's times (`exp`, `nbf`, `iat`, its lifetime): the
 /// company's login backend and this function do not share a clock.
 const TOKEN_CLOCK_SKEW_SECONDS: i64 = 60;
@@ -492,10 +493,27 @@ fn normalize(
     });
     interaction.text = text;
     interaction.thread.provider_thread_id = message.conversation_id.clone().filter(|c| !c.is_empty());
+    let short = |name: &str, value: Option<&String>| match value {
+        Some(value) if value.len() > MAX_FIELD_BYTES => Err(format!("{name} is longer than {MAX_FIELD_BYTES} bytes")),
+        _ => Ok(()),
+    };
+    for (name, value) in [
+        ("page_url", &message.page_url),
+        ("referrer", &message.referrer),
+        ("locale", &message.locale),
+    ] {
+        short(name, value.as_ref())?;
+    }
     for (i, attachment) in message.attachments.iter().enumerate() {
         if attachment.url.trim().is_empty() {
             return Err(format!("attachments[{i}].url is empty"));
         }
+        short(&format!("attachments[{i}].url"), Some(&attachment.url))?;
+        short(&format!("attachments[{i}].name"), attachment.name.as_ref())?;
+        short(
+            &format!("attachments[{i}].content_type"),
+            attachment.content_type.as_ref(),
+        )?;
         interaction.attachments.push(Attachment {
             source: AttachmentSource::Url {
                 url: attachment.url.clone(),
@@ -567,8 +585,5 @@ fn normalize(
         }
     }
     interaction.identities = identities;
-    if interaction.to_json().len() > MAX_INTERACTION_BYTES {
-        return Err(format!("larger than {MAX_INTERACTION_BYTES} bytes as an interaction"));
-    }
     Ok(interaction)
 }

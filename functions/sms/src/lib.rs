@@ -6,8 +6,7 @@ pub mod signature;
 pub mod webhook;
 
 use lambda_http::http::header::CONTENT_TYPE;
-use lambda_http::request::RequestContext;
-use lambda_http::{Body, Request, RequestExt, Response};
+use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, WebhookRequest, config};
 use throughline_queue::InteractionPublisher;
 
@@ -41,42 +40,10 @@ impl SmsFunction {
 
 /// The Lambda handler: verify, normalize, queue, then answer Twilio.
 pub async fn handle(req: Request, function: &SmsFunction) -> Response<Body> {
-    let request = webhook_request(req, function.public_url.as_deref());
+    // The URL Twilio signed: `TWILIO_PUBLIC_URL`, else the domain the event reports.
+    let request = WebhookRequest::from_lambda(req, function.public_url.as_deref());
     let verdict = accept(&request, &function.twilio, chrono::Utc::now());
     throughline_edge::respond(CONNECTOR, verdict, &function.publisher, empty_twiml).await
-}
-
-/// The request with the URL Twilio signed: `public_url` (`TWILIO_PUBLIC_URL`) when configured,
-/// else `https://` + the domain the Function URL / HTTP API reports in its request context, with
-/// the request's path and query. Never the `Host` or `X-Forwarded-*` headers (lambda_http builds
-/// its URI from them): anyone can set those, and a signature Twilio made for another webhook URL
-/// of the same account would then verify here.
-pub fn webhook_request(req: Request, public_url: Option<&str>) -> WebhookRequest {
-    let base = match public_url {
-        Some(url) => url.to_owned(),
-        None => trusted_base_url(&req),
-    };
-    WebhookRequest::from_lambda(req, Some(&base))
-}
-
-/// `https://<request context domain><path>`; with no domain, the bare path, which no signature
-/// Twilio made can match (Twilio signs absolute URLs), so such a request fails closed.
-fn trusted_base_url(req: &Request) -> String {
-    let path = req.uri().path();
-    let domain = match req.request_context_ref() {
-        Some(RequestContext::ApiGatewayV2(context)) => context.domain_name.as_deref(),
-        _ => None,
-    };
-    match domain.map(str::trim).filter(|d| !d.is_empty()) {
-        Some(domain) => format!("https://{domain}{path}"),
-        None => {
-            tracing::warn!(
-                connector = CONNECTOR,
-                "the event names no domain to verify Twilio's URL against: set TWILIO_PUBLIC_URL"
-            );
-            path.to_owned()
-        }
-    }
 }
 
 fn empty_twiml() -> Response<Body> {
@@ -113,11 +80,15 @@ mod tests {
     /// A Function URL event for `DOMAIN` whose `Host` and `X-Forwarded-Proto` headers say
     /// `host` and `proto`, signed for `signed_url`.
     fn event(host: &str, proto: &str, signed_url: &str) -> Request {
+        lambda_http::request::from_str(&event_json(host, proto, signed_url).to_string()).unwrap()
+    }
+
+    fn event_json(host: &str, proto: &str, signed_url: &str) -> serde_json::Value {
         let params = params();
         let body = form_urlencoded::Serializer::new(String::new())
             .extend_pairs(&params)
             .finish();
-        let event = serde_json::json!({
+        serde_json::json!({
             "version": "2.0",
             "routeKey": "$default",
             "rawPath": "/",
@@ -142,8 +113,7 @@ mod tests {
             },
             "body": body,
             "isBase64Encoded": false
-        });
-        lambda_http::request::from_str(&event.to_string()).unwrap()
+        })
     }
 
     fn config() -> TwilioConfig {
@@ -156,7 +126,11 @@ mod tests {
         req: Request,
         public_url: Option<&str>,
     ) -> Result<throughline_edge::Accepted, throughline_edge::Rejection> {
-        accept(&webhook_request(req, public_url), &config(), chrono::Utc::now())
+        accept(
+            &WebhookRequest::from_lambda(req, public_url),
+            &config(),
+            chrono::Utc::now(),
+        )
     }
 
     /// A publisher whose queue cannot be reached: only a request that is refused gets an answer
@@ -195,7 +169,7 @@ mod tests {
         // Whatever the headers claim, the domain the event reports is what Twilio signed.
         assert!(verdict(event("other-app.example", "http", &genuine), None).is_ok());
         assert_eq!(
-            webhook_request(event("other-app.example", "http", &genuine), None).url,
+            WebhookRequest::from_lambda(event("other-app.example", "http", &genuine), None).url,
             genuine
         );
 
@@ -212,19 +186,9 @@ mod tests {
 
     #[test]
     fn without_a_reported_domain_nothing_verifies() {
-        let params = params();
-        let url = format!("https://{DOMAIN}/");
-        let req = lambda_http::http::Request::builder()
-            .method("POST")
-            .uri(&url)
-            .header("content-type", "application/x-www-form-urlencoded")
-            .header(SIGNATURE_HEADER, signature::compute(TOKEN, &url, Signed::Form(&params)))
-            .body(Body::from(
-                form_urlencoded::Serializer::new(String::new())
-                    .extend_pairs(&params)
-                    .finish(),
-            ))
-            .unwrap();
+        let mut event = event_json(DOMAIN, "https", &format!("https://{DOMAIN}/"));
+        event["requestContext"].as_object_mut().unwrap().remove("domainName");
+        let req = lambda_http::request::from_str(&event.to_string()).unwrap();
         assert_eq!(verdict(req, None).unwrap_err().status(), StatusCode::FORBIDDEN);
     }
 }

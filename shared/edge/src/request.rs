@@ -14,15 +14,45 @@ pub struct WebhookRequest {
 
 impl WebhookRequest {
     /// Takes a Lambda HTTP event (Function URL / HTTP API payload 2.0; `lambda_http` has already
-    /// decoded a base64 body). `public_url` is the URL the provider is configured to call when the
-    /// function sits behind a custom domain or proxy; the request's raw query is appended to it.
+    /// decoded a base64 body). The URL is `public_url` when the provider is configured to call
+    /// the function through a custom domain or proxy, else `https://` and the domain the event's
+    /// request context reports; the request's raw query is appended. Never the `Host` or
+    /// `X-Forwarded-*` headers (lambda_http builds its URI from them): anyone can set those, so a
+    /// URL-signed request (Twilio) signed for another URL would verify. An event with a context
+    /// but no domain gets the bare path, which no provider's signature of an absolute URL matches.
     pub fn from_lambda(req: lambda_http::Request, public_url: Option<&str>) -> Self {
+        use lambda_http::RequestExt;
+        use lambda_http::request::RequestContext;
+        let reported_domain = match req.request_context_ref() {
+            Some(RequestContext::ApiGatewayV2(context)) => Some(
+                context
+                    .domain_name
+                    .as_deref()
+                    .map(str::trim)
+                    .unwrap_or_default()
+                    .to_owned(),
+            ),
+            _ => None,
+        };
         let (parts, body) = req.into_parts();
-        let query = parts.uri.query().filter(|q| !q.is_empty());
-        let url = match (public_url, query) {
-            (Some(base), Some(q)) if !base.contains('?') => format!("{base}?{q}"),
+        let path = parts.uri.path();
+        let base = match (public_url, reported_domain) {
             (Some(base), _) => base.to_owned(),
-            (None, _) => parts.uri.to_string(),
+            (None, Some(domain)) if !domain.is_empty() => format!("https://{domain}{path}"),
+            (None, Some(_)) => {
+                tracing::warn!("the event names no domain to verify a signed URL against: configure the public URL");
+                path.to_owned()
+            }
+            // Not a Lambda event (a request built in code): its URI is all there is.
+            (None, None) => {
+                let mut uri = parts.uri.to_string();
+                uri.truncate(uri.find('?').unwrap_or(uri.len()));
+                uri
+            }
+        };
+        let url = match parts.uri.query().filter(|q| !q.is_empty()) {
+            Some(q) if !base.contains('?') => format!("{base}?{q}"),
+            _ => base,
         };
         Self {
             method: parts.method,
