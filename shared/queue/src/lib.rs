@@ -106,8 +106,9 @@ impl InteractionPublisher {
     /// (Twilio, by default, does not retry a failed webhook at all).
     async fn send_batch(&self, batch: &[(usize, &str)]) -> Result<Vec<Dropped>, PublishError> {
         let mut pending: Vec<(usize, &str)> = batch.to_vec();
-        let mut dropped = Vec::new();
-        for attempt in 1..=ENTRY_ATTEMPTS {
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
             let entries = pending
                 .iter()
                 .map(|(index, body)| {
@@ -126,27 +127,18 @@ impl InteractionPublisher {
                 .send()
                 .await
                 .map_err(|e| PublishError::Sqs(aws_sdk_sqs::error::DisplayErrorContext(e).to_string()))?;
-            match refusals(pending.len(), &output.failed) {
-                Ok(refused) => {
-                    dropped.extend(refused);
-                    return Ok(dropped);
-                }
-                Err(error) if attempt == ENTRY_ATTEMPTS => return Err(error),
-                Err(error) => {
-                    // Keep the sender's faults as dropped; send the others again.
-                    let (permanent, retry): (Vec<_>, Vec<_>) =
-                        output.failed.iter().cloned().partition(|f| f.sender_fault);
-                    dropped.extend(refusals(pending.len(), &permanent)?);
-                    let again: std::collections::BTreeSet<String> = retry.into_iter().map(|f| f.id).collect();
-                    pending.retain(|(index, _)| again.contains(&index.to_string()));
-                    if pending.is_empty() {
-                        return Err(error);
-                    }
-                    pause(attempt).await;
-                }
+            let error = match refusals(pending.len(), &output.failed) {
+                Ok(dropped) => return Ok(dropped),
+                Err(error) => error,
+            };
+            // Send the failed entries again (a sender's fault is refused again, and dropped then).
+            let failed: std::collections::BTreeSet<&str> = output.failed.iter().map(|f| f.id.as_str()).collect();
+            pending.retain(|(index, _)| failed.contains(index.to_string().as_str()));
+            if attempt == ENTRY_ATTEMPTS || pending.is_empty() {
+                return Err(error);
             }
+            pause(attempt).await;
         }
-        Ok(dropped)
     }
 }
 
