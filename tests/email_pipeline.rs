@@ -20,14 +20,6 @@ fn ses_message_id(event: &serde_json::Value) -> String {
         .to_owned()
 }
 
-/// Where the sample events say they come from, as a deployment configures it.
-fn sources() -> throughline_email::MailSources {
-    throughline_email::MailSources {
-        topic_arn: Some("arn:aws:sns:us-east-1:123456789012:throughline-inbound-mail".into()),
-        receipt_function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:throughline-email-ses".into()),
-    }
-}
-
 const SES_EVENTS: [&str; 10] = [
     "email/01-ses-sns-base64.json",
     "email/02-ses-sns-utf8-windows-1252.json",
@@ -53,17 +45,17 @@ async fn ses_mail_becomes_timelines_with_threads_attachments_and_flags() {
     stack.put_inbound_mail(&ses_message_id(&large), raw).await.unwrap();
 
     for event in SES_EVENTS {
-        let answer = throughline_email::handle_ses(sample_json(event), &ses, &sources()).await;
+        let answer = throughline_email::handle_ses(sample_json(event), &ses).await;
         assert!(answer.is_ok(), "{event}: {answer:?}");
     }
     // A redelivered notification (Lambda retries async invocations) changes nothing.
-    throughline_email::handle_ses(sample_json("email/01-ses-sns-base64.json"), &ses, &sources())
+    throughline_email::handle_ses(sample_json("email/01-ses-sns-base64.json"), &ses)
         .await
         .unwrap();
     // The same notification from a topic that is not the configured one is skipped, not failed.
     let mut foreign = sample_json("email/02-ses-sns-utf8-windows-1252.json");
     foreign["Records"][0]["Sns"]["TopicArn"] = "arn:aws:sns:us-east-1:210987654321:someone-else".into();
-    let answer = throughline_email::handle_ses(foreign, &ses, &sources()).await;
+    let answer = throughline_email::handle_ses(foreign, &ses).await;
     assert_eq!(answer, Ok(serde_json::json!({ "queued": 0 })));
     assert_eq!(depth(&stack, &queue).await, 11);
 
@@ -136,12 +128,7 @@ async fn ses_mail_becomes_timelines_with_threads_attachments_and_flags() {
 async fn a_missing_s3_object_fails_the_invocation_and_queues_nothing() {
     let stack = start_stack().await;
     let ses = ses_function(&stack);
-    let failed = throughline_email::handle_ses(
-        sample_json("email/03-ses-s3-large-with-attachments.json"),
-        &ses,
-        &sources(),
-    )
-    .await;
+    let failed = throughline_email::handle_ses(sample_json("email/03-ses-s3-large-with-attachments.json"), &ses).await;
     assert!(failed.is_err(), "Lambda must retry: {failed:?}");
     assert_eq!(depth(&stack, &stack.interactions_queue().url).await, 0);
 }

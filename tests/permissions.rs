@@ -140,6 +140,9 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         .unwrap();
     let response = throughline_email::handle_mailgun(fresh_request("email/11-mailgun-mime.json"), &mailgun).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    // Every webhook took its publishing path (a 200 for an ignored event would not have).
+    let queue = stack.interactions_queue().url.clone();
+    assert_eq!(depth(&stack, &queue).await, 5, "one interaction from each webhook");
 
     // SES: via SNS (the mail kept because it has attachments, if any) and via S3.
     let ses = throughline_email::SesFunction::from_env(&aws("throughline-email-ses"))
@@ -153,9 +156,11 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         "email/01-ses-sns-base64.json",
         "email/03-ses-s3-large-with-attachments.json",
     ] {
-        throughline_email::handle_ses(sample_json(event), &ses, &throughline_email::MailSources::from_env())
+        let answer = throughline_email::handle_ses(sample_json(event), &ses)
             .await
             .unwrap_or_else(|e| panic!("{event}: {e}"));
+        // Queued, not skipped (a record from another topic or action would be acknowledged too).
+        assert_eq!(answer, json!({ "queued": 1 }), "{event}");
     }
 
     // The writer, on its own table client.
@@ -276,6 +281,11 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
             .json()
             .await
             .unwrap();
+    assert!(
+        !actions.contains_key("_unreadable"),
+        "the emulator could not tell what some requests needed: {:?}",
+        actions.get("_unreadable")
+    );
     let mut missing = Vec::new();
     for function in functions.values() {
         let used = actions

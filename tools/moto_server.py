@@ -169,6 +169,8 @@ def _transact_write_items(self, transact_items):
 
 _CREDENTIAL = re.compile(r"Credential=([^/]+)/[^/]+/[^/]+/([^/]+)/")
 _ACTIONS_LOCK = threading.Lock()
+# The "caller" of requests whose actions could not be worked out.
+UNREADABLE = "_unreadable"
 _ACTIONS: dict = {}
 # An API operation authorized by another IAM action.
 _DYNAMODB_TRANSACTION_ITEMS = {
@@ -246,8 +248,9 @@ class _RecordingApplication(moto.server.DomainDispatcherApplication):
             environ["wsgi.input"] = io.BytesIO(body)
         try:
             recorded = _actions_of(environ, body)
-        except Exception:  # noqa: BLE001 - the log must never break a request
-            recorded = None
+        except Exception as e:  # noqa: BLE001 - the log must never break a request...
+            # ...nor lose one silently: the permissions test fails on this caller.
+            recorded = (UNREADABLE, [f"{type(e).__name__} on {environ.get('REQUEST_METHOD')} {environ.get('PATH_INFO')}"])
         if recorded:
             caller, actions = recorded
             with _ACTIONS_LOCK:

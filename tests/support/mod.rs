@@ -195,6 +195,11 @@ pub fn ses_function(stack: &LocalStack) -> throughline_email::SesFunction {
     throughline_email::SesFunction {
         storage: mail_storage(stack),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        // Where the sample events say they come from, as a deployment configures it.
+        sources: throughline_email::MailSources {
+            topic_arn: Some(stack.resources.topics["InboundMailTopic"].clone()),
+            receipt_function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:throughline-email-ses".into()),
+        },
     }
 }
 

@@ -125,11 +125,13 @@ fn count_unusable(problem: &MailProblem) {
 pub struct SesFunction {
     pub storage: MailStorage,
     pub publisher: InteractionPublisher,
+    /// Who may deliver mail to it.
+    pub sources: MailSources,
 }
 
 impl SesFunction {
     /// Reads `INTERACTIONS_QUEUE_URL`, `MAIL_BUCKET`, `INBOUND_MAIL_BUCKET`, `INBOUND_MAIL_PREFIX`
-    /// (who may deliver: `MailSources::from_env`).
+    /// and who may deliver (`MailSources::from_env`).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             storage: MailStorage::from_env(aws)?,
@@ -137,19 +139,21 @@ impl SesFunction {
                 aws_sdk_sqs::Client::new(aws),
                 config::required_env("INTERACTIONS_QUEUE_URL")?,
             ),
+            sources: MailSources::from_env()?,
         })
     }
 }
 
 impl MailSources {
-    /// Reads the optional `INBOUND_MAIL_TOPIC_ARN` and `SES_RECEIPT_FUNCTION_ARN` (unset or
-    /// empty: not checked).
-    pub fn from_env() -> Self {
-        let env = |var| config::optional_env(var).map(|v| v.trim().to_owned());
-        Self {
-            topic_arn: env("INBOUND_MAIL_TOPIC_ARN"),
-            receipt_function_arn: env("SES_RECEIPT_FUNCTION_ARN"),
-        }
+    /// Reads `INBOUND_MAIL_TOPIC_ARN` (required: a function that took notifications from any
+    /// topic would record whatever their publishers wrote) and the optional
+    /// `SES_RECEIPT_FUNCTION_ARN` (the template cannot name the function in its own
+    /// environment; unset: not checked).
+    pub fn from_env() -> Result<Self, ConfigError> {
+        Ok(Self {
+            topic_arn: Some(config::required_env("INBOUND_MAIL_TOPIC_ARN")?.trim().to_owned()),
+            receipt_function_arn: config::optional_env("SES_RECEIPT_FUNCTION_ARN").map(|v| v.trim().to_owned()),
+        })
     }
 }
 
@@ -157,12 +161,8 @@ impl MailSources {
 /// so Lambda retries it (and then sends it to the function's dead-letter queue). Records not
 /// from `sources` are skipped (logged and counted): retrying would not change where they came
 /// from.
-pub async fn handle_ses(
-    event: serde_json::Value,
-    function: &SesFunction,
-    sources: &MailSources,
-) -> Result<serde_json::Value, String> {
-    let announced = ses::mails_in(&event, sources).map_err(|e| e.to_string())?;
+pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Result<serde_json::Value, String> {
+    let announced = ses::mails_in(&event, &function.sources).map_err(|e| e.to_string())?;
     for refused in &announced.refused {
         let reason = refused.reason();
         tracing::warn!(

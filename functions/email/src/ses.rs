@@ -77,7 +77,8 @@ struct Action {
     encoding: Option<String>,
 }
 
-/// Who may deliver mail to the function. A field left unset accepts any.
+/// Who may deliver mail to the function. A field left unset accepts any (the deployed function
+/// always has the topic: `from_env` requires it).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct MailSources {
     /// `INBOUND_MAIL_TOPIC_ARN`: the SNS topic SES's SNS action publishes to. SNS sets a

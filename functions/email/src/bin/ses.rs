@@ -9,11 +9,10 @@ async fn main() -> Result<(), Error> {
     throughline_edge::init_logging();
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let function = throughline_email::SesFunction::from_env(&aws).await?;
-    let sources = throughline_email::MailSources::from_env();
     lambda_runtime::run(service_fn(|event: LambdaEvent<serde_json::Value>| {
-        let (function, sources) = (&function, &sources);
+        let function = &function;
         async move {
-            throughline_email::handle_ses(event.payload, function, sources)
+            throughline_email::handle_ses(event.payload, function)
                 .await
                 .map_err(Error::from)
         }
