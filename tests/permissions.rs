@@ -140,6 +140,21 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         .unwrap();
     let response = throughline_email::handle_mailgun(fresh_request("email/11-mailgun-mime.json"), &mailgun).await;
     assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    // Its queue unreachable: 503, and the token's claim is given back.
+    let broken = throughline_email::MailgunFunction {
+        publisher: throughline_queue::InteractionPublisher::new(
+            aws_sdk_sqs::Client::new(&aws("throughline-email-mailgun")),
+            format!("{}-missing", stack.interactions_queue().url),
+        ),
+        ..mailgun.clone()
+    };
+    let response = throughline_email::handle_mailgun(fresh_request("email/11-mailgun-mime.json"), &broken).await;
+    assert_eq!(
+        response.status(),
+        StatusCode::SERVICE_UNAVAILABLE,
+        "{}",
+        body_text(&response)
+    );
     // Every webhook took its publishing path (a 200 for an ignored event would not have).
     let queue = stack.interactions_queue().url.clone();
     assert_eq!(depth(&stack, &queue).await, 5, "one interaction from each webhook");
@@ -302,6 +317,10 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         missing.join("\n")
     );
     // The paths this test exists for were taken.
+    assert!(
+        actions[&functions["throughline-email-mailgun"]].contains("dynamodb:DeleteItem"),
+        "the Mailgun function never gave a claim back"
+    );
     let writer_actions = &actions[&functions["throughline-timeline-writer"]];
     for action in [
         "dynamodb:BatchGetItem",

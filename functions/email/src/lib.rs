@@ -16,7 +16,7 @@ use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, json_error, metrics};
 use throughline_model::{Interaction, QueueMessage};
 use throughline_queue::InteractionPublisher;
-use throughline_store::{StoreError, TimelineStore};
+use throughline_store::TimelineStore;
 
 use crate::mail::{Envelope, MailProblem, StoredMail};
 pub use crate::mailgun::MailgunConfig;
@@ -263,80 +263,6 @@ impl MailgunFunction {
 
 const REPLAY_NAMESPACE: &str = "mailgun";
 
-/// How often one token's claim may be given back and claimed again: each attempt that failed
-/// here and that Mailgun retries with the same token uses one. Far more than Mailgun retries
-/// within the timestamp window.
-const MAX_TOKEN_CLAIMS: u32 = 16;
-
-/// One-time values (`REPLAY#mailgun#…` items): what claiming a token needs of the store, so the
-/// claim's rules are tested on a map.
-trait OneTimeValues {
-    /// Remembers `value` until `until` unless it is remembered already (`false`), atomically.
-    async fn remember(&self, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError>;
-    async fn was_seen(&self, value: &str) -> Result<bool, StoreError>;
-}
-
-impl OneTimeValues for TimelineStore {
-    async fn remember(&self, value: &str, until: DateTime<Utc>) -> Result<bool, StoreError> {
-        TimelineStore::remember(self, REPLAY_NAMESPACE, value, until).await
-    }
-    async fn was_seen(&self, value: &str) -> Result<bool, StoreError> {
-        TimelineStore::was_seen(self, REPLAY_NAMESPACE, value).await
-    }
-}
-
-/// A token this invocation holds: which attempt, so a failure gives back exactly that one.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-struct TokenClaim {
-    attempt: u32,
-}
-
-/// The first attempt is the token itself (the item the key table documents).
-fn claim_value(token: &str, attempt: u32) -> String {
-    match attempt {
-        0 => token.to_owned(),
-        n => format!("{token}#{n}"),
-    }
-}
-
-fn released_value(token: &str, attempt: u32) -> String {
-    format!("{token}#{attempt}#released")
-}
-
-/// Claims a token before its delivery is processed; `None` when it is taken: a replay, or the
-/// same delivery still being processed. The claim is the conditional put itself, so of two
-/// posts of one token exactly one gets it. An attempt given back (`release`) lets the next
-/// attempt be claimed, the same way. Given back by a second item, not by deleting the claim:
-/// the store keeps one-time values as put-if-absent and get, nothing else.
-async fn claim_token(
-    store: &impl OneTimeValues,
-    token: &str,
-    until: DateTime<Utc>,
-) -> Result<Option<TokenClaim>, StoreError> {
-    for attempt in 0..MAX_TOKEN_CLAIMS {
-        if store.remember(&claim_value(token, attempt), until).await? {
-            return Ok(Some(TokenClaim { attempt }));
-        }
-        if !store.was_seen(&released_value(token, attempt)).await? {
-            return Ok(None);
-        }
-    }
-    Ok(None)
-}
-
-/// Gives a claim back after a failure here (503), so that Mailgun's retry is accepted.
-async fn release_token(
-    store: &impl OneTimeValues,
-    token: &str,
-    claim: TokenClaim,
-    until: DateTime<Utc>,
-) -> Result<(), StoreError> {
-    store
-        .remember(&released_value(token, claim.attempt), until)
-        .await
-        .map(|_| ())
-}
-
 /// The Mailgun route handler: verify, claim the token, keep, normalize, queue, answer. The
 /// token is claimed before anything is done with the mail (Mailgun signs the timestamp and
 /// the token, not the body, so a captured delivery's fields posted with another mail must find
@@ -359,9 +285,10 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         )
     };
     let until = replay_memory(now, &function.mailgun);
-    let claim = match claim_token(&function.store, &delivery.token, until).await {
-        Ok(Some(claim)) => claim,
-        Ok(None) => {
+    // The claim is the conditional put itself: of two posts of one token exactly one gets it.
+    match function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
+        Ok(true) => {}
+        Ok(false) => {
             let replay = Rejection::BadSignature {
                 status: lambda_http::http::StatusCode::UNAUTHORIZED,
                 reason: "token was used before",
@@ -369,9 +296,9 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             return throughline_edge::respond(CONNECTOR, Err(replay), &function.publisher, ok).await;
         }
         Err(e) => return unavailable("replay store", e.to_string()),
-    };
+    }
     let release = || async {
-        if let Err(e) = release_token(&function.store, &delivery.token, claim, until).await {
+        if let Err(e) = function.store.forget(REPLAY_NAMESPACE, &delivery.token).await {
             tracing::error!(
                 connector = CONNECTOR,
                 error = %e,

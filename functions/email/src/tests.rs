@@ -474,52 +474,6 @@ fn an_oversized_mailgun_body_is_refused_before_it_is_parsed() {
     assert!(refused.message().contains("larger than"), "{}", refused.message());
 }
 
-/// Token claims on a map: what `TimelineStore`'s conditional put and get do.
-#[derive(Default)]
-struct Remembered(std::sync::Mutex<std::collections::HashSet<String>>);
-
-impl crate::OneTimeValues for Remembered {
-    async fn remember(&self, value: &str, _until: DateTime<Utc>) -> Result<bool, throughline_store::StoreError> {
-        Ok(self.0.lock().unwrap().insert(value.to_owned()))
-    }
-    async fn was_seen(&self, value: &str) -> Result<bool, throughline_store::StoreError> {
-        Ok(self.0.lock().unwrap().contains(value))
-    }
-}
-
-#[tokio::test]
-async fn a_token_is_claimed_once_and_a_released_claim_once_more() {
-    let store = Remembered::default();
-    let until = now();
-    let first = crate::claim_token(&store, "tok", until)
-        .await
-        .unwrap()
-        .expect("a new token");
-    assert_eq!(
-        crate::claim_token(&store, "tok", until).await.unwrap(),
-        None,
-        "a replay"
-    );
-    assert!(
-        store.0.lock().unwrap().contains("tok"),
-        "the first claim is the documented REPLAY#mailgun#<token> item"
-    );
-    crate::release_token(&store, "tok", first, until).await.unwrap();
-    let second = crate::claim_token(&store, "tok", until)
-        .await
-        .unwrap()
-        .expect("the retry");
-    assert_ne!(first, second);
-    assert_eq!(
-        crate::claim_token(&store, "tok", until).await.unwrap(),
-        None,
-        "one retry per release"
-    );
-    crate::release_token(&store, "tok", second, until).await.unwrap();
-    assert!(crate::claim_token(&store, "tok", until).await.unwrap().is_some());
-    assert!(crate::claim_token(&store, "other", until).await.unwrap().is_some());
-}
-
 proptest! {
     #[test]
     fn no_bytes_make_the_parser_panic(raw in proptest::collection::vec(any::<u8>(), 0..2048)) {

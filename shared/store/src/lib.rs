@@ -201,9 +201,17 @@ impl TimelineStore {
         self
     }
 
-    /// Whether a one-time value (a webhook's replay token) was remembered before.
-    pub async fn was_seen(&self, namespace: &str, value: &str) -> Result<bool, StoreError> {
-        Ok(self.get(keys::replay(namespace, value), true).await?.is_some())
+    /// Forgets a one-time value remembered by a request that then failed, so that the
+    /// sender's retry is not taken for a replay.
+    pub async fn forget(&self, namespace: &str, value: &str) -> Result<(), StoreError> {
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(keys::replay(namespace, value))))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
     }
 
     /// Remembers a one-time value until `until` (the table's TTL then removes it). `false` when
