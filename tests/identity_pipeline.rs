@@ -981,6 +981,13 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
         );
         old.conversation_id =
             Some(throughline_model::ConversationId::try_from(format!("cv_{}", "ab".repeat(16))).unwrap());
+        if n % 250 == 0 {
+            // Some are mails whose raw MIME is kept in S3.
+            old.raw_object = Some(throughline_model::StoredObject {
+                bucket: stack.mail_bucket().to_owned(),
+                key: format!("raw/ses/big-{n}.eml"),
+            });
+        }
         let sk = format!("TL#{}#{}", old.occurred_at.timestamp_millis(), old.id);
         let mut entry: std::collections::HashMap<String, AttributeValue> = serde_dynamo::to_item(&old).unwrap();
         entry.insert("pk".into(), AttributeValue::S(format!("CUSTOMER#{customer}")));
@@ -1015,6 +1022,39 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
             .unwrap();
         assert!(output.unprocessed_items.is_none_or(|u| u.is_empty()));
     }
+
+    // Their raw mail, in the versioned bucket: some rewritten (two versions), some deleted
+    // once (a delete marker over the old version); and another customer's mail.
+    let s3 = stack::s3_client(&stack.aws);
+    let put = |key: String| {
+        let s3 = s3.clone();
+        let bucket = stack.mail_bucket().to_owned();
+        async move {
+            s3.put_object()
+                .bucket(bucket)
+                .key(key)
+                .body(b"From: big@example.com\r\n\r\nhello".to_vec().into())
+                .send()
+                .await
+                .unwrap();
+        }
+    };
+    for n in (0..5000).step_by(250) {
+        put(format!("raw/ses/big-{n}.eml")).await;
+        match n % 750 {
+            0 => put(format!("raw/ses/big-{n}.eml")).await,
+            250 => {
+                s3.delete_object()
+                    .bucket(stack.mail_bucket())
+                    .key(format!("raw/ses/big-{n}.eml"))
+                    .send()
+                    .await
+                    .unwrap();
+            }
+            _ => {}
+        }
+    }
+    put("raw/ses/big-0.eml.someone-else".into()).await;
 
     let mut timeline_api = timeline_api(&stack);
     timeline_api.erasure_budget = std::time::Duration::from_millis(300);
@@ -1058,6 +1098,24 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
         .filter_map(|i| i.get("sk").and_then(|v| v.as_s().ok()).cloned())
         .collect();
     assert_eq!(left, vec!["PROFILE".to_owned()]);
+    let versions = s3
+        .list_object_versions()
+        .bucket(stack.mail_bucket())
+        .prefix("raw/ses/big-")
+        .send()
+        .await
+        .unwrap();
+    let kept: Vec<&str> = versions
+        .versions()
+        .iter()
+        .filter_map(|v| v.key())
+        .chain(versions.delete_markers().iter().filter_map(|m| m.key()))
+        .collect();
+    assert_eq!(
+        kept,
+        ["raw/ses/big-0.eml.someone-else"],
+        "only the other customer's mail is left"
+    );
     let mut unerased = 0;
     let mut markers = 0;
     let mut start = None;

@@ -181,7 +181,8 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     // The writer, on its own table client.
     let writer_aws = aws("throughline-timeline-writer");
     let writer = TimelineStore::new(aws_sdk_dynamodb::Client::new(&writer_aws), stack.table_name())
-        .with_suppression_key(stack::TEST_SUPPRESSION_KEY);
+        .with_suppression_key(stack::TEST_SUPPRESSION_KEY)
+        .with_objects(throughline_store::s3_client(&writer_aws));
     let writer_function = throughline_timeline_writer::Writer {
         store: writer.clone(),
         publisher: throughline_queue::InteractionPublisher::new(
@@ -209,7 +210,8 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     let api_aws = aws("throughline-timeline-api");
     let timeline_api = throughline_timeline_api::TimelineApi {
         store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&api_aws), stack.table_name())
-            .with_suppression_key(stack::TEST_SUPPRESSION_KEY),
+            .with_suppression_key(stack::TEST_SUPPRESSION_KEY)
+            .with_objects(throughline_store::s3_client(&api_aws)),
         publisher: throughline_queue::InteractionPublisher::new(
             aws_sdk_sqs::Client::new(&api_aws),
             &stack.interactions_queue().url,
@@ -263,6 +265,18 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     drain_as_the_writer().await;
     let (_, state) = api(&timeline_api, "GET", &format!("/customers/{ada}/erasure"), None).await;
     assert_eq!(state["complete"], true, "{state}");
+    // Her mail that SES's S3 action kept went with her, every version.
+    let versions = stack::s3_client(&stack.aws)
+        .list_object_versions()
+        .bucket(stack.mail_bucket())
+        .prefix(format!("inbound/{message_id}"))
+        .send()
+        .await
+        .unwrap();
+    assert!(
+        versions.versions().is_empty() && versions.delete_markers().is_empty(),
+        "{versions:?}"
+    );
 
     // A handle attached to the erased customer while its erasure ran (put back here by hand):
     // the writer releases it and gives the next message a customer of its own.
@@ -321,6 +335,17 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         actions[&functions["throughline-email-mailgun"]].contains("dynamodb:DeleteItem"),
         "the Mailgun function never gave a claim back"
     );
+    // Erasing her raw mail was done by the API's step or the writer's, whichever reached it.
+    let erasers = [
+        &actions[&functions["throughline-timeline-writer"]],
+        &actions[&functions["throughline-timeline-api"]],
+    ];
+    for action in ["s3:ListBucketVersions", "s3:DeleteObjectVersion"] {
+        assert!(
+            erasers.iter().any(|used| used.contains(action)),
+            "no erasure called {action}"
+        );
+    }
     let writer_actions = &actions[&functions["throughline-timeline-writer"]];
     for action in [
         "dynamodb:BatchGetItem",

@@ -58,15 +58,9 @@ pub fn test_meta_secrets() -> String {
 /// value).
 pub const TEST_MAILGUN_SIGNING_KEY: &str = "throughline-test-mailgun-key";
 
-/// An S3 client for the emulator: path-style addresses (no bucket subdomains on 127.0.0.1).
-pub fn s3_client(aws: &SdkConfig) -> aws_sdk_s3::Client {
-    // Checksums only when an operation requires them: moto stores aws-chunked bodies verbatim.
-    let config = aws_sdk_s3::config::Builder::from(aws)
-        .force_path_style(true)
-        .request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired)
-        .build();
-    aws_sdk_s3::Client::from_conf(config)
-}
+/// An S3 client for the emulator (the stack's configuration overrides the endpoint, so it
+/// addresses buckets path-style).
+pub use throughline_store::s3_client;
 
 /// The `CHAT_SECRETS` document for the sample events.
 pub fn test_chat_secrets() -> String {
@@ -165,6 +159,7 @@ impl LocalStack {
     pub fn store(&self) -> TimelineStore {
         TimelineStore::new(aws_sdk_dynamodb::Client::new(&self.aws), self.table_name())
             .with_suppression_key(TEST_SUPPRESSION_KEY)
+            .with_objects(s3_client(&self.aws))
     }
 
     pub fn sqs(&self) -> aws_sdk_sqs::Client {

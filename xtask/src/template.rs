@@ -252,13 +252,35 @@ impl Template {
 
         // Buckets: the template lets CloudFormation name them; locally the logical id, lowered.
         let s3 = crate::stack::s3_client(aws);
-        for (logical_id, _) in self.resources_of_type("AWS::S3::Bucket") {
+        for (logical_id, resource) in self.resources_of_type("AWS::S3::Bucket") {
             let name = logical_id.to_ascii_lowercase();
             s3.create_bucket()
                 .bucket(&name)
                 .send()
                 .await
                 .map_err(|e| format!("CreateBucket {name}: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            // Versioned as declared: erasure must delete every version, not leave old ones.
+            let versioning = resource
+                .get("Properties")
+                .and_then(|p| p.get("VersioningConfiguration"))
+                .and_then(|v| as_string(v.get("Status")));
+            if versioning.as_deref() == Some("Enabled") {
+                s3.put_bucket_versioning()
+                    .bucket(&name)
+                    .versioning_configuration(
+                        aws_sdk_s3::types::VersioningConfiguration::builder()
+                            .status(aws_sdk_s3::types::BucketVersioningStatus::Enabled)
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| {
+                        format!(
+                            "PutBucketVersioning {name}: {}",
+                            aws_sdk_s3::error::DisplayErrorContext(e)
+                        )
+                    })?;
+            }
             local.buckets.insert(logical_id, name);
         }
         for (logical_id, _) in self.resources_of_type("AWS::SNS::Topic") {

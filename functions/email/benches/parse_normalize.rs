@@ -5,8 +5,8 @@
 use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 use std::hint::black_box;
-use throughline_email::mail::{Envelope, StoredMail, Verdicts, normalize, split_reply};
-use throughline_model::{EmailAddress, Provider};
+use throughline_email::mail::{Envelope, Verdicts, normalize, split_reply};
+use throughline_model::{EmailAddress, Provider, StoredObject};
 
 /// A reply with an HTML alternative, an inline image and a PDF: about 100 KB on the wire.
 fn mail() -> Vec<u8> {
@@ -50,7 +50,7 @@ fn bench(c: &mut Criterion) {
         mailbox: EmailAddress::parse("support@acme.example").unwrap(),
         delivery_id: "bench".into(),
         verdicts: Verdicts::default(),
-        stored: Some(StoredMail {
+        stored: Some(StoredObject {
             bucket: "mail".into(),
             key: "inbound/bench".into(),
         }),

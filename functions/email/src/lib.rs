@@ -14,11 +14,11 @@ use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, json_error, metrics};
-use throughline_model::{Interaction, QueueMessage};
+use throughline_model::{Interaction, QueueMessage, StoredObject};
 use throughline_queue::InteractionPublisher;
 use throughline_store::TimelineStore;
 
-use crate::mail::{Envelope, MailProblem, StoredMail};
+use crate::mail::{Envelope, MailProblem};
 pub use crate::mailgun::MailgunConfig;
 pub use crate::ses::MailSources;
 
@@ -42,7 +42,7 @@ impl MailStorage {
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let bucket = config::required_env("MAIL_BUCKET")?;
         Ok(Self {
-            s3: s3_client(aws),
+            s3: throughline_store::s3_client(aws),
             inbound_bucket: config::optional_env("INBOUND_MAIL_BUCKET").unwrap_or_else(|| bucket.clone()),
             inbound_prefix: config::optional_env("INBOUND_MAIL_PREFIX").unwrap_or_default(),
             bucket,
@@ -67,7 +67,7 @@ impl MailStorage {
     }
 
     /// Keeps a raw mail under a key derived from its content: a retry writes the same object.
-    async fn keep(&self, source: &str, raw: &[u8]) -> Result<StoredMail, String> {
+    async fn keep(&self, source: &str, raw: &[u8]) -> Result<StoredObject, String> {
         let key = format!("raw/{source}/{}.eml", mail::sha256_hex(raw));
         self.s3
             .put_object()
@@ -78,24 +78,11 @@ impl MailStorage {
             .send()
             .await
             .map_err(|e| format!("S3 PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        Ok(StoredMail {
+        Ok(StoredObject {
             bucket: self.bucket.clone(),
             key,
         })
     }
-}
-
-/// S3 with path-style addresses when an endpoint is overridden (a local emulator).
-pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
-    let local =
-        config::optional_env("AWS_ENDPOINT_URL").is_some() || config::optional_env("AWS_ENDPOINT_URL_S3").is_some();
-    let mut s3 = aws_sdk_s3::config::Builder::from(aws).force_path_style(local);
-    if local {
-        // The emulator would store aws-chunked (checksummed) bodies verbatim.
-        s3 = s3.request_checksum_calculation(aws_sdk_s3::config::RequestChecksumCalculation::WhenRequired);
-    }
-    let s3 = s3.build();
-    aws_sdk_s3::Client::from_conf(s3)
 }
 
 /// Normalizes one raw mail, keeping it in S3 first when it has attachments and is not stored.
@@ -185,7 +172,7 @@ pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Res
                 let storage = &function.storage;
                 let key = format!("{}{}", storage.inbound_prefix, mail.message_id);
                 let raw = storage.get(&storage.inbound_bucket, &key).await?;
-                let stored = StoredMail {
+                let stored = StoredObject {
                     bucket: storage.inbound_bucket.clone(),
                     key,
                 };

@@ -8,7 +8,7 @@ use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders};
 use sha2::{Digest, Sha256};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, Direction, EmailAddress, Handle, Interaction, InteractionId,
-    InteractionKind, NewInteraction, Provider, ProviderMessageId,
+    InteractionKind, NewInteraction, Provider, ProviderMessageId, StoredObject,
 };
 
 /// Longest text kept per field; the rest stays in the raw mail. Keeps an interaction well under
@@ -55,13 +55,6 @@ pub struct Verdicts {
     pub virus: Option<Verdict>,
 }
 
-/// Where the raw mail is kept, so attachments can point into it.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct StoredMail {
-    pub bucket: String,
-    pub key: String,
-}
-
 /// Everything about a mail that is not in its bytes.
 #[derive(Debug, Clone)]
 pub struct Envelope {
@@ -71,7 +64,8 @@ pub struct Envelope {
     /// The provider's id for this delivery, used when the mail has no `Message-ID`.
     pub delivery_id: String,
     pub verdicts: Verdicts,
-    pub stored: Option<StoredMail>,
+    /// Where the raw mail is kept, so attachments can point into it (and erasure delete it).
+    pub stored: Option<StoredObject>,
     pub received_at: DateTime<Utc>,
 }
 
@@ -169,6 +163,7 @@ pub fn normalize(raw: &[u8], envelope: &Envelope) -> Result<Interaction, MailPro
             interaction.full_text = Some(full.trim_end().to_owned());
         }
     }
+    interaction.raw_object = envelope.stored.clone();
     interaction.html = message
         .html_part(0)
         .filter(|p| p.is_text_html())

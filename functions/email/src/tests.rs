@@ -8,11 +8,11 @@ use proptest::prelude::*;
 use throughline_edge::{Secret, WebhookRequest};
 use throughline_model::{
     AttachmentSource, Channel, EmailAddress, Handle, InteractionId, InteractionKind, Provider, ProviderMessageId,
+    StoredObject,
 };
 
 use crate::mail::{
-    Envelope, MAX_TEXT_BYTES, StoredMail, Verdict, Verdicts, normalize, normalize_address, sender_scoped, split_reply,
-    unflow,
+    Envelope, MAX_TEXT_BYTES, Verdict, Verdicts, normalize, normalize_address, sender_scoped, split_reply, unflow,
 };
 use crate::mailgun::{self, MailgunConfig};
 use crate::ses::{self, MailSources, Refused};
@@ -44,7 +44,7 @@ fn envelope(verdicts: Verdicts) -> Envelope {
         mailbox: EmailAddress::parse("support@acme.example").unwrap(),
         delivery_id: "ses-delivery-1".into(),
         verdicts,
-        stored: Some(StoredMail {
+        stored: Some(StoredObject {
             bucket: "mail".into(),
             key: "inbound/x".into(),
         }),
@@ -110,6 +110,8 @@ fn attachments_are_referenced_in_the_stored_mail_never_copied() {
     assert!(
         matches!(&pdf.source, AttachmentSource::MimePart { bucket, key, .. } if bucket == "mail" && key == "inbound/x")
     );
+    // The raw mail they point into is the interaction's own, so erasure finds and deletes it.
+    assert_eq!(i.raw_object.as_ref().map(|o| o.key.as_str()), Some("inbound/x"));
     let photo = i.attachments.iter().find(|a| a.inline).expect("the inline image");
     assert_eq!(photo.content_id.as_deref(), Some("photo1@acme"));
     assert!(i.to_json().len() < 64 * 1024, "the interaction stays small");

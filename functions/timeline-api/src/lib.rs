@@ -273,12 +273,14 @@ pub fn error_response(error: &StoreError) -> Response<Body> {
         ),
         StoreError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
         StoreError::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
-        StoreError::Contention(_) | StoreError::Dynamo { .. } => (
+        StoreError::Contention(_) | StoreError::Dynamo { .. } | StoreError::ObjectStore { .. } => (
             StatusCode::SERVICE_UNAVAILABLE,
             "store_unavailable",
             "the store is busy or unavailable; retry later".into(),
         ),
-        StoreError::Corrupt(_) => (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into()),
+        StoreError::Corrupt(_) | StoreError::Unconfigured(_) => {
+            (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
+        }
     };
     if status.is_server_error() {
         // The error's Display never carries stored values.
@@ -728,5 +730,13 @@ mod tests {
             status_and_code(StoreError::Contention("x")),
             (503, "store_unavailable".into())
         );
+        assert_eq!(
+            status_and_code(StoreError::ObjectStore {
+                operation: "DeleteObject",
+                message: "m".into()
+            }),
+            (503, "store_unavailable".into())
+        );
+        assert_eq!(status_and_code(StoreError::Unconfigured("x")), (500, "internal".into()));
     }
 }

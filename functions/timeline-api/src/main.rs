@@ -1,4 +1,5 @@
-//! Lambda entry point: wire the DynamoDB client and table, then serve the timeline API.
+//! Lambda entry point: wire the DynamoDB table, S3 (raw mail erasure) and the queue, then
+//! serve the timeline API.
 #![recursion_limit = "256"]
 
 use lambda_http::{Error, Request, service_fn};
@@ -11,11 +12,13 @@ async fn main() -> Result<(), Error> {
     let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
     let table = throughline_edge::config::required_env("TIMELINE_TABLE_NAME")?;
     let api = TimelineApi {
-        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table).with_suppression_key(
-            throughline_edge::config::load_secret(&aws, "SUPPRESSION_KEY")
-                .await?
-                .expose(),
-        ),
+        store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
+            .with_suppression_key(
+                throughline_edge::config::load_secret(&aws, "SUPPRESSION_KEY")
+                    .await?
+                    .expose(),
+            )
+            .with_objects(throughline_store::s3_client(&aws)),
         publisher: throughline_queue::InteractionPublisher::new(
             aws_sdk_sqs::Client::new(&aws),
             throughline_edge::config::required_env("INTERACTIONS_QUEUE_URL")?,

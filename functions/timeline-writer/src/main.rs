@@ -1,6 +1,7 @@
 #![recursion_limit = "256"]
 
-//! Lambda entry point: wire the DynamoDB client and table, then serve the SQS handler.
+//! Lambda entry point: wire the DynamoDB table, S3 (raw mail erasure) and the queue, then
+//! serve the SQS handler.
 
 use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
 use lambda_runtime::{Error, LambdaEvent, service_fn};
@@ -23,7 +24,8 @@ async fn main() -> Result<(), Error> {
     let suppression_key = throughline_edge::config::load_secret(&aws, "SUPPRESSION_KEY").await?;
     let store = TimelineStore::new(aws_sdk_dynamodb::Client::new(&aws), table)
         .with_conversation_window(window)
-        .with_suppression_key(suppression_key.expose());
+        .with_suppression_key(suppression_key.expose())
+        .with_objects(throughline_store::s3_client(&aws));
     let writer = throughline_timeline_writer::Writer {
         store,
         publisher: throughline_queue::InteractionPublisher::new(

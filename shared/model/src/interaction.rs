@@ -249,6 +249,13 @@ impl Handle {
     }
 }
 
+/// An object in S3 that Throughline keeps for an interaction (a raw email).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
+pub struct StoredObject {
+    pub bucket: String,
+    pub key: String,
+}
+
 /// Where an attachment can be fetched. The bytes never travel through the queue.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
@@ -501,6 +508,10 @@ pub struct Interaction {
     /// it empty; the timeline writer assigns it when it records the interaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub conversation_id: Option<ConversationId>,
+    /// The provider's original of this interaction kept in S3 (a raw email, which its
+    /// attachments point into): erasing the customer deletes every version of it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub raw_object: Option<StoredObject>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -543,6 +554,7 @@ impl Interaction {
             edited_at: None,
             original_text: None,
             conversation_id: None,
+            raw_object: None,
         }
     }
 

@@ -8,7 +8,7 @@ mod values;
 pub use interaction::{
     Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, ErasureStep, Evidence, EvidenceSource,
     Handle, Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform,
-    Provider, QueueMessage, SCHEMA_VERSION, ThreadHints, WireError,
+    Provider, QueueMessage, SCHEMA_VERSION, StoredObject, ThreadHints, WireError,
 };
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 

@@ -16,6 +16,7 @@ mod groups;
 mod identity;
 mod ingest;
 mod items;
+mod objects;
 mod privacy;
 mod timeline;
 
@@ -32,6 +33,7 @@ pub use groups::{
 };
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
+pub use objects::s3_client;
 pub use privacy::{Erasure, ErasureStatus, Export};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
@@ -44,6 +46,11 @@ pub const MAX_PAGE_SIZE: usize = 100;
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {message}")]
     Dynamo { operation: &'static str, message: String },
+    #[error("S3 {operation} failed: {message}")]
+    ObjectStore { operation: &'static str, message: String },
+    /// The store was built without something this operation needs.
+    #[error("the store is not configured for this: {0}")]
+    Unconfigured(&'static str),
     /// The detail (kept for `Debug`) may quote stored values: never shown or logged.
     #[error("a stored item or a request could not be read or built")]
     Corrupt(String),
@@ -155,6 +162,8 @@ pub struct TimelineStore {
     window: TimeDelta,
     /// The secret that keys erased identifiers' `SUPPRESSED#` items (`with_suppression_key`).
     suppression_key: Option<std::sync::Arc<[u8]>>,
+    /// Where entries' raw objects are deleted on erasure (`with_objects`).
+    objects: Option<aws_sdk_s3::Client>,
 }
 
 /// How often an optimistic write is tried before giving up (the caller then retries later:
@@ -178,7 +187,16 @@ impl TimelineStore {
             table: table.into(),
             window: DEFAULT_WINDOW,
             suppression_key: None,
+            objects: None,
         }
+    }
+
+    /// The S3 client that deletes entries' raw objects (raw mail) when their customer is
+    /// erased. Required by the writer and the API: an erasure that meets an entry with an
+    /// object and has no client stops with an error rather than leave the object behind.
+    pub fn with_objects(mut self, s3: aws_sdk_s3::Client) -> Self {
+        self.objects = Some(s3);
+        self
     }
 
     /// The deployment's secret suppression key (SSM): erasure and ingestion key `SUPPRESSED#`
@@ -192,7 +210,7 @@ impl TimelineStore {
         self.suppression_key
             .as_deref()
             .filter(|k| !k.is_empty())
-            .ok_or_else(|| StoreError::Corrupt("no suppression key configured (SUPPRESSION_KEY)".into()))
+            .ok_or(StoreError::Unconfigured("no suppression key (SUPPRESSION_KEY)"))
     }
 
     /// The conversation inactivity window (default 24 h).

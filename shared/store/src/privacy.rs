@@ -6,9 +6,11 @@
 //! erased, so a provider retry or SQS redelivery of it is dropped (`Recorded::Erased`) instead
 //! of recorded again; (3) entries, identifiers (with the handle items that routed them) and
 //! suggestions are deleted; (4) ledger entries naming the customer keep who/when/what and lose
-//! identifiers and reasons. Each erased identifier is remembered for `SUPPRESSION_DAYS` by a hash
-//! (`SUPPRESSED#`), so a delivery sent before the erasure that is still in flight is dropped
-//! instead of making a new customer of the person.
+//! identifiers and reasons. Raw objects the entries name (raw mail in S3, which attachments
+//! point into) are deleted, every version, just before their entries. Each erased identifier
+//! is remembered for `SUPPRESSION_DAYS` by a hash (`SUPPRESSED#`), so a delivery sent before
+//! the erasure that is still in flight is dropped instead of making a new customer of the
+//! person.
 
 use std::collections::BTreeSet;
 
@@ -19,6 +21,8 @@ use serde::{Deserialize, Serialize};
 use crate::conversation::ConversationRecord;
 use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion};
 use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
+use throughline_model::StoredObject;
+
 use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, written};
 
 /// How long an erased identifier's in-flight deliveries are dropped: longer than SQS keeps a
@@ -60,6 +64,8 @@ pub struct Erasure {
     pub customer_id: CustomerId,
     pub customers: Vec<CustomerId>,
     pub interactions: usize,
+    /// Raw objects (raw mail) deleted, every version.
+    pub objects: usize,
     pub identifiers: usize,
     pub suggestions: usize,
     pub ledger_entries_redacted: usize,
@@ -108,6 +114,7 @@ impl TimelineStore {
             customer_id: root.clone(),
             customers: ids.clone(),
             interactions: 0,
+            objects: 0,
             identifiers: 0,
             suggestions: 0,
             ledger_entries_redacted: 0,
@@ -188,8 +195,9 @@ impl TimelineStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", s(&pk))
-            .projection_expression("#sk, #id, #owned, #suggestion")
+            .projection_expression("#sk, #id, #owned, #suggestion, #raw")
             .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#raw", "raw_object")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#owned", "owned")
             .expression_attribute_names("#suggestion", "suggestion")
@@ -202,6 +210,7 @@ impl TimelineStore {
             .unwrap_or_default();
         let mut markers = Vec::new();
         let mut deletions: BTreeSet<(String, String)> = BTreeSet::new();
+        let mut objects: BTreeSet<StoredObject> = BTreeSet::new();
         for item in &page {
             let sk = string_attr(item, "sk")?;
             if sk == keys::PROFILE {
@@ -209,6 +218,12 @@ impl TimelineStore {
             }
             if sk.starts_with(keys::TIMELINE_PREFIX) {
                 markers.push(string_attr(item, "id")?);
+                if let Some(raw) = item.get("raw_object") {
+                    objects.insert(
+                        serde_dynamo::from_attribute_value::<_, StoredObject>(raw.clone())
+                            .map_err(|e| StoreError::Corrupt(format!("raw_object: {e}")))?,
+                    );
+                }
                 erasure.interactions += 1;
             } else if let Some(identifier) = sk.strip_prefix(keys::IDENTIFIER_PREFIX) {
                 if matches!(
@@ -235,6 +250,17 @@ impl TimelineStore {
         // Markers first, so that a redelivery of any of these interactions stays erased even if
         // this step stops before its entries are deleted.
         self.mark_erased(&markers, member, erased_at).await?;
+        // Objects before the entries that name them: a step that stops in between finds them
+        // again.
+        if !objects.is_empty() {
+            let s3 = self.objects.as_ref().ok_or(StoreError::Unconfigured(
+                "no S3 client to delete raw mail with (with_objects)",
+            ))?;
+            for object in &objects {
+                crate::objects::delete_every_version(s3, object).await?;
+            }
+            erasure.objects += objects.len();
+        }
         self.delete_all(deletions.into_iter().collect()).await?;
         Ok(true)
     }
