@@ -64,7 +64,8 @@ def main() -> None:
         )["Attributes"]
         if int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"]) == 0:
             break
-        time.sleep(0.5)
+        # Not more often: moto counts the queue's messages one by one for each answer.
+        time.sleep(1)
     print(f"{2 * count} messages ({count} customers, sent twice): drained in {time.monotonic() - started:.1f} s")
 
 

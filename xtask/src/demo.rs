@@ -146,6 +146,13 @@ async fn serve_until_stopped(
             while let Ok(more) = written.try_recv() {
                 handles.extend(more);
             }
+            handles.sort_by_key(Handle::key);
+            handles.dedup();
+            // A burst (a 1000-message delivery) is summed up, not printed customer by customer:
+            // the printing (and even finding each handle's customer) would compete with the
+            // writer for the emulator.
+            let more = handles.len().saturating_sub(PRINTED_PER_BURST);
+            handles.truncate(PRINTED_PER_BURST);
             let mut customers = Vec::new();
             for handle in handles {
                 if let Some(customer) = store.customer_for(&handle, false).await? {
@@ -154,13 +161,9 @@ async fn serve_until_stopped(
             }
             customers.sort();
             customers.dedup();
-            // A burst (a 1000-message delivery) is summed up, not printed customer by customer:
-            // the printing would compete with the writer for the emulator.
-            let more = customers.len().saturating_sub(PRINTED_PER_BURST);
-            customers.truncate(PRINTED_PER_BURST);
             print_customers(store, &customers).await?;
             if more > 0 {
-                println!("\n    … and {more} more customers written since the last print");
+                println!("\n    … and the customers of {more} more identifiers, written since the last print");
             }
         }
         Result::<()>::Ok(())

@@ -15,7 +15,9 @@ use sha2::{Digest, Sha256};
 use throughline_model::{Evidence, Handle, Interaction, InteractionId};
 
 use crate::groups::{LinkSuggestion, MergeRequest, SuggestionStatus};
-use crate::items::{Expr, Item, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put};
+use crate::items::{
+    Expr, Item, ProfileItem, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
+};
 use crate::{Actor, CustomerId, StoreError, TimelineStore, written};
 
 /// The ledger's actor for merges that verified evidence made during ingestion.
@@ -76,6 +78,22 @@ fn suggestion_id(claimant: &CustomerId, owner: &CustomerId, identifier: &str) ->
     format!("sg_{hex}")
 }
 
+/// The customer an interaction belongs to; with its profile when this resolution created it
+/// (so recording need not read back what was just written).
+pub(crate) struct Resolved {
+    pub customer: CustomerId,
+    pub created: Option<ProfileItem>,
+}
+
+impl Resolved {
+    fn known(customer: CustomerId) -> Self {
+        Self {
+            customer,
+            created: None,
+        }
+    }
+}
+
 impl TimelineStore {
     /// The customer an interaction belongs to (the owner of its handle), creating or linking
     /// as the evidence allows, and recording its claims. `None`: its handle belongs to a
@@ -83,7 +101,7 @@ impl TimelineStore {
     pub(crate) async fn resolve_interaction_customer(
         &self,
         interaction: &Interaction,
-    ) -> Result<Option<CustomerId>, StoreError> {
+    ) -> Result<Option<Resolved>, StoreError> {
         let primary = Identifier {
             handle: &interaction.customer,
             evidence: interaction.customer_evidence(),
@@ -101,9 +119,10 @@ impl TimelineStore {
                 });
             }
         }
-        let Some(customer) = self.resolve(primary, &verified, interaction).await? else {
+        let Some(mut resolved) = self.resolve(primary, &verified, interaction).await? else {
             return Ok(None);
         };
+        let customer = resolved.customer.clone();
         for identity in interaction
             .identities
             .iter()
@@ -115,8 +134,10 @@ impl TimelineStore {
                 source: identity.source.as_str(),
             };
             self.note_claim(&customer, claim, &interaction.id).await?;
+            // What was just written may no longer be the profile as created.
+            resolved.created = None;
         }
-        Ok(Some(customer))
+        Ok(Some(resolved))
     }
 
     /// Race-safe: every handle item is written only if absent, so two writers that see a new
@@ -126,7 +147,7 @@ impl TimelineStore {
         primary: Identifier<'_>,
         verified: &[Identifier<'_>],
         received: &Interaction,
-    ) -> Result<Option<CustomerId>, StoreError> {
+    ) -> Result<Option<Resolved>, StoreError> {
         let interaction = &received.id;
         let mut consistent = false;
         for _ in 0..3 {
@@ -141,7 +162,7 @@ impl TimelineStore {
                 if own.evidence == Evidence::Claimed && primary.evidence == Evidence::Verified {
                     self.upgrade_evidence(&own.customer, primary).await?;
                 }
-                return Ok(Some(own.customer.clone()));
+                return Ok(Some(Resolved::known(own.customer.clone())));
             }
             // Verified identifiers: customers that own one on verified evidence are this
             // person (joined); one owned on a mere claim gets a suggestion; unknown ones are
@@ -175,11 +196,12 @@ impl TimelineStore {
                 None => {
                     suggested.append(&mut vouched);
                     match self.create_customer(primary, &unknown).await? {
-                        Some(customer) => {
+                        Some((customer, profile)) => {
+                            let created = suggested.is_empty().then_some(profile);
                             for (other, identifier) in suggested {
                                 self.suggest(&customer, &other, identifier, interaction).await?;
                             }
-                            return Ok(Some(customer));
+                            return Ok(Some(Resolved { customer, created }));
                         }
                         None => {
                             // Another writer created one of these handles first: read again.
@@ -199,7 +221,7 @@ impl TimelineStore {
             for (other, identifier) in suggested {
                 self.suggest(&customer, &other, identifier, interaction).await?;
             }
-            return Ok(Some(customer));
+            return Ok(Some(Resolved::known(customer)));
         }
         Err(StoreError::Contention("customer resolution"))
     }
@@ -239,13 +261,13 @@ impl TimelineStore {
         }
     }
 
-    /// Creates a customer owning `primary` and `more`, in one transaction; `None` when one of
-    /// the handles got a customer meanwhile.
+    /// Creates a customer owning `primary` and `more`, in one transaction, and returns it with
+    /// the profile it wrote; `None` when one of the handles got a customer meanwhile.
     async fn create_customer(
         &self,
         primary: Identifier<'_>,
         more: &[Identifier<'_>],
-    ) -> Result<Option<CustomerId>, StoreError> {
+    ) -> Result<Option<(CustomerId, ProfileItem)>, StoreError> {
         let customer = CustomerId::generate();
         let now = millis(Utc::now());
         let mut profile = key_item(keys::profile(&customer));
@@ -255,6 +277,7 @@ impl TimelineStore {
         profile.insert("created_at".into(), s(&now));
         profile.insert("first_handle".into(), s(primary.handle.key()));
 
+        let created = ProfileItem::from_item(&profile)?;
         let absent = Some("attribute_not_exists(pk)");
         let mut writes = vec![tx_put(&self.table, profile, absent, Expr::new())?];
         for &identifier in std::iter::once(&primary).chain(more) {
@@ -271,7 +294,7 @@ impl TimelineStore {
                 Expr::new(),
             )?);
         }
-        Ok(self.transact(writes).await?.then_some(customer))
+        Ok(self.transact(writes).await?.then_some((customer, created)))
     }
 
     /// Gives `identifier` to `customer` unless it has a customer already; returns the

@@ -113,10 +113,16 @@ impl TimelineStore {
                 }
             }
             let consistent = attempt > 0;
-            let Some(owner) = self.resolve_interaction_customer(interaction).await? else {
+            let Some(resolved) = self.resolve_interaction_customer(interaction).await? else {
                 return Ok(Recorded::Erased);
             };
-            let owner_profile = self.profile_item(&owner, consistent).await?;
+            let owner = resolved.customer;
+            // A customer created just now: its profile is the one written (if that changed
+            // since, the transaction's version condition fails and the next round reads).
+            let owner_profile = match resolved.created {
+                Some(created) => Some(created),
+                None => self.profile_item(&owner, consistent).await?,
+            };
             let root_profile = match owner_profile {
                 Some(ref profile) if profile.erased_at.is_none() && profile.is_root() => profile.clone(),
                 Some(ref profile) if profile.erased_at.is_none() => {
