@@ -23,7 +23,7 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
         "the template passes a parameter name"
     );
     env.push(("TWILIO_PUBLIC_URL".into(), SAMPLE_PUBLIC_URL.into()));
-    let lambda = LambdaEmulator::start(&venv, &env, true)
+    let lambda = LambdaEmulator::start(&venv, &env, true, 1)
         .await
         .unwrap_or_else(|e| panic!("cargo lambda watch could not start: {e}"));
 

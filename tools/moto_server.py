@@ -20,6 +20,8 @@ moto 5's DynamoDB differ from DynamoDB's, and Throughline's store relies on both
    emulator's time with a few thousand customers. DynamoDB reads the one partition; so does this.
    And for every request, under a lock all requests share, moto lists its own package directory
    (a `stat` per service) to route it: that list is made once.
+5. (Speed) moto's server (werkzeug's development server) closes every connection and starts a
+   thread per request; this file serves moto's application on waitress instead (`serve`).
 
 So every DynamoDB request is served under one lock (requests to other services stay
 concurrent), and a transaction checks all of its conditions first, then applies its operations,
@@ -31,10 +33,11 @@ id of the request's SigV4 credential; tests give each function its own), served 
 infra/template.yaml, which moto, unlike AWS, does not enforce.
 """
 
+import argparse
 import copy
 import io
 import json
-import logging
+import os
 import re
 import sys
 import threading
@@ -59,7 +62,8 @@ from moto.dynamodb.models.table import Table
 from moto.dynamodb.responses import DynamoHandler
 import moto.backends as moto_backends
 import moto.server
-from moto.server import main
+import waitress
+from moto.moto_server.werkzeug_app import create_backend_app
 
 _DYNAMODB = threading.RLock()
 _call_action = DynamoHandler.call_action
@@ -266,7 +270,6 @@ class _RecordingApplication(moto.server.DomainDispatcherApplication):
         return super().__call__(environ, start_response)
 
 
-moto.server.DomainDispatcherApplication = _RecordingApplication
 # SQS: moto computes every "now" through datetime arithmetic and scans the whole queue for
 # each message it receives (the retention check reads all queue attributes, message counts
 # included): with a few thousand messages queued, each request cost O(queue) slow steps and the
@@ -309,12 +312,25 @@ def _query_one_partition(self, hash_key, *args, **kwargs):
 
 
 Table.query = _query_one_partition
-# One log line per request is most of what the emulator writes under load; failures still log.
-logging.getLogger("werkzeug").setLevel(logging.WARNING)
 _MOTO_MODULES = tuple(moto_backends.list_of_moto_modules())
 moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
 DynamoHandler.call_action = _serialized_call_action
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+def serve(argv):
+    """moto's application (with the changes above) on waitress: connections are kept alive and
+    requests handled by a pool of threads, where werkzeug's development server, which moto's
+    `main` runs, closes every connection and starts a thread for each request (under load a
+    third of the emulator's time, and thousands of sockets in TIME-WAIT)."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("-H", "--host", default="127.0.0.1")
+    parser.add_argument("-p", "--port", type=int, required=True)
+    args = parser.parse_args(argv)
+    # moto writes its own port into URLs it returns (queue URLs).
+    os.environ.setdefault("MOTO_PORT", str(args.port))
+    app = _RecordingApplication(create_backend_app)
+    waitress.serve(app, host=args.host, port=args.port, threads=16, ident=None, _quiet=True)
+
+
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    serve(sys.argv[1:])

@@ -66,7 +66,8 @@ async fn run_stack(serve: bool) -> Result<()> {
     // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
     let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());
     env.push(("TWILIO_PUBLIC_URL".into(), public_url.clone()));
-    let lambda = LambdaEmulator::start(&venv, &env, true).await?;
+    // One writer instance per poller, so their batches are written side by side.
+    let lambda = LambdaEmulator::start(&venv, &env, true, SERVE_POLLERS).await?;
     println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
     println!("    X webhook        {}", lambda.function_url(X_BINARY));
     println!(

@@ -21,9 +21,11 @@ pub struct LambdaEmulator {
 const INVOKE_TIMEOUT: Duration = Duration::from_secs(600);
 
 impl LambdaEmulator {
-    /// Starts `cargo lambda watch` on a free loopback port with `env` for every function.
+    /// Starts `cargo lambda watch` on a free loopback port with `env` for every function, and
+    /// up to `instances` instances of each at once (as Lambda runs one per concurrent
+    /// invocation; cargo-lambda's default is one, which queues every invocation behind it).
     /// `quiet` sends its output to a log file instead of the terminal.
-    pub async fn start(venv: &Venv, env: &[(String, String)], quiet: bool) -> Result<Self> {
+    pub async fn start(venv: &Venv, env: &[(String, String)], quiet: bool, instances: usize) -> Result<Self> {
         let port = free_port()?;
         let dir = std::env::temp_dir().join(format!("throughline-lambda-{port}"));
         std::fs::create_dir_all(&dir)?;
@@ -44,6 +46,8 @@ impl LambdaEmulator {
                 "--invoke-port",
             ])
             .arg(port.to_string())
+            .arg("--concurrency")
+            .arg(instances.max(1).to_string())
             .arg("--env-file")
             .arg(&env_file)
             .current_dir(workspace_root())

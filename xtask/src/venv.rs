@@ -69,6 +69,15 @@ impl Venv {
                 .into());
             }
         }
+        let requirements = std::fs::read_to_string(workspace_root().join(REQUIREMENTS))?;
+        if std::fs::read_to_string(root.join(STAMP)).ok().as_deref() != Some(requirements.as_str()) {
+            return Err(format!(
+                "{} holds other versions than {REQUIREMENTS} pins. Run `cargo xtask setup` (or `cargo xtask \
+                 test`) to update it.",
+                root.display()
+            )
+            .into());
+        }
         Ok(Self { root })
     }
 
