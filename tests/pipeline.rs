@@ -339,3 +339,63 @@ async fn the_sample_sqs_event_reports_its_poison_record() {
     assert_eq!(failed, vec![poison.as_str()]);
     assert_eq!(timeline_of(&store, &phone("+14155550100")).await.len(), 1);
 }
+
+/// Entries SQS fails on its side (the emulator made to fail the next ones) are sent again
+/// within the same publish, so a passing fault costs the provider no retry: every message is
+/// queued exactly once. Failing more sends of an entry than the publisher makes fails the
+/// publish (the webhook answers 5xx and the provider retries), with nothing half-acknowledged.
+#[tokio::test(flavor = "multi_thread")]
+async fn entries_sqs_fails_on_its_side_are_sent_again_and_queued_once() {
+    use throughline_model::QueueMessage;
+    let stack = start_stack().await;
+    let queue = stack.interactions_queue().clone();
+    let publisher = throughline_queue::InteractionPublisher::new(stack.sqs(), &queue.url);
+    let faults = format!("{}/_throughline/sqs-entry-faults", stack.moto.endpoint());
+    let http = reqwest::Client::new();
+    let fail_next = |count: usize| {
+        let (http, faults, name) = (http.clone(), faults.clone(), queue.name.clone());
+        async move {
+            let set = http
+                .post(&faults)
+                .query(&[("queue", name.as_str()), ("count", &count.to_string())])
+                .send()
+                .await
+                .unwrap();
+            assert!(set.status().is_success());
+        }
+    };
+    let unused = || {
+        let (http, faults, name) = (http.clone(), faults.clone(), queue.name.clone());
+        async move {
+            let left: std::collections::BTreeMap<String, u64> =
+                http.get(&faults).send().await.unwrap().json().await.unwrap();
+            left.get(&name).copied().unwrap_or(0)
+        }
+    };
+    let messages = |prefix: &str, count: usize| -> Vec<QueueMessage> {
+        (0..count)
+            .map(|n| {
+                QueueMessage::from(interaction(
+                    Channel::Sms,
+                    phone("+14155550177"),
+                    &format!("SM{prefix}{n}"),
+                    chrono::Utc::now(),
+                ))
+            })
+            .collect()
+    };
+
+    // Three entries of the first batch fail once: sent again, all twelve queued, once each.
+    fail_next(3).await;
+    let published = publisher.publish(&messages("retried", 12)).await.unwrap();
+    assert_eq!((published.queued, published.dropped.len()), (12, 0));
+    assert_eq!(unused().await, 0, "the faults were met");
+    assert_eq!(depth(&stack, &queue.url).await, 12);
+
+    // One message whose every send fails: the publish fails, and nothing is queued for it.
+    fail_next(10).await;
+    let error = publisher.publish(&messages("refused", 1)).await.unwrap_err();
+    assert!(error.to_string().contains("InternalError"), "{error}");
+    assert_eq!(unused().await, 10 - 3, "three sends in all, then the publish gave up");
+    assert_eq!(depth(&stack, &queue.url).await, 12);
+}

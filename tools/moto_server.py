@@ -27,6 +27,9 @@ So every DynamoDB request is served under one lock (requests to other services s
 concurrent), and a transaction checks all of its conditions first, then applies its operations,
 undoing only the items it changed if applying one fails. Everything else is moto as installed.
 
+Tests can make SQS fail the next entries of a queue's batches on its side (`_entry_faults`),
+which moto never does by itself.
+
 It also keeps a log of the IAM actions each caller's requests need (the caller is the access key
 id of the request's SigV4 credential; tests give each function its own), served as JSON at
 `GET /_throughline/actions`: the permissions test compares it with each function's policy in
@@ -246,8 +249,50 @@ def _actions_of(environ, body):
     return caller, actions
 
 
+# Faults on request (tests only): the next N entries sent to a queue in SendMessageBatch fail
+# on SQS's side (`SenderFault: false`), as SQS answers when it has trouble with some entries of a
+# batch, which moto never does. `POST /_throughline/sqs-entry-faults?queue=NAME&count=N` sets
+# them; `GET` on the same path answers the ones not used yet, per queue.
+_ENTRY_FAULTS: dict = {}
+_ENTRY_FAULTS_LOCK = threading.Lock()
+_send_message_batch = sqs_models.SQSBackend.send_message_batch
+
+
+def _send_message_batch_with_faults(self, queue_name, entries):
+    with _ENTRY_FAULTS_LOCK:
+        failing = min(_ENTRY_FAULTS.get(queue_name, 0), len(entries))
+        if failing:
+            _ENTRY_FAULTS[queue_name] -= failing
+    if not failing:
+        return _send_message_batch(self, queue_name, entries)
+    ids = list(entries)
+    faults = [
+        {"Id": entries[i]["Id"], "SenderFault": False, "Code": "InternalError", "Message": "injected by the test"}
+        for i in ids[:failing]
+    ]
+    rest = {i: entries[i] for i in ids[failing:]}
+    sent, failed = _send_message_batch(self, queue_name, rest) if rest else ([], [])
+    return sent, faults + failed
+
+
+sqs_models.SQSBackend.send_message_batch = _send_message_batch_with_faults
+
+
+def _entry_faults(environ, start_response):
+    if environ["REQUEST_METHOD"] == "POST":
+        query = parse_qs(environ.get("QUERY_STRING", ""))
+        with _ENTRY_FAULTS_LOCK:
+            _ENTRY_FAULTS[query["queue"][0]] = int(query["count"][0])
+    with _ENTRY_FAULTS_LOCK:
+        body = json.dumps(_ENTRY_FAULTS).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(body)))])
+    return [body]
+
+
 class _RecordingApplication(moto.server.DomainDispatcherApplication):
     def __call__(self, environ, start_response):
+        if environ.get("PATH_INFO") == "/_throughline/sqs-entry-faults":
+            return _entry_faults(environ, start_response)
         if environ.get("PATH_INFO") == "/_throughline/actions":
             with _ACTIONS_LOCK:
                 payload = json.dumps({caller: sorted(actions) for caller, actions in _ACTIONS.items()}).encode()
