@@ -362,6 +362,11 @@ moto_backends.list_of_moto_modules = lambda: _MOTO_MODULES
 DynamoHandler.call_action = _serialized_call_action
 DynamoDBBackend.transact_write_items = _transact_write_items
 
+def _exit_at_end_of_stdin():
+    sys.stdin.buffer.read()
+    os._exit(0)
+
+
 def serve(argv):
     """moto's application (with the changes above) on waitress: connections are kept alive and
     requests handled by a pool of threads, where werkzeug's development server, which moto's
@@ -370,7 +375,14 @@ def serve(argv):
     parser = argparse.ArgumentParser()
     parser.add_argument("-H", "--host", default="127.0.0.1")
     parser.add_argument("-p", "--port", type=int, required=True)
+    parser.add_argument(
+        "--exit-with-stdin",
+        action="store_true",
+        help="exit when stdin closes (the parent holds its other end: when it exits, so does this)",
+    )
     args = parser.parse_args(argv)
+    if args.exit_with_stdin:
+        threading.Thread(target=_exit_at_end_of_stdin, daemon=True).start()
     # moto writes its own port into URLs it returns (queue URLs).
     os.environ.setdefault("MOTO_PORT", str(args.port))
     app = _RecordingApplication(create_backend_app)

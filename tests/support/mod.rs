@@ -16,10 +16,11 @@ use xtask::venv::Venv;
 
 pub use xtask::stack;
 
-/// Starts a fresh local stack, or panics saying how to get the emulator.
+/// A fresh local stack (its own tables, buckets and queues in the emulator this test binary
+/// shares), or a panic saying how to get the emulator.
 pub async fn start_stack() -> LocalStack {
     let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
-    LocalStack::start(&venv)
+    LocalStack::start_shared(&venv)
         .await
         .unwrap_or_else(|e| panic!("could not start the local stack: {e}"))
 }

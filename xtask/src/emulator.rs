@@ -1,5 +1,5 @@
-//! The moto server: the real AWS APIs (DynamoDB, SQS, SSM) over HTTP on 127.0.0.1, one process
-//! per stack, stopped when dropped.
+//! The moto server: the real AWS APIs (DynamoDB, SQS, S3, SSM) over HTTP on 127.0.0.1, stopped
+//! when dropped or when the process that started it exits.
 
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -17,6 +17,9 @@ pub const SECRET_KEY: &str = "testing";
 
 pub struct Moto {
     child: Child,
+    /// The emulator exits when this pipe closes: when the process that started it exits, even
+    /// one that never drops it (a test binary's shared emulator).
+    _lifeline: std::process::ChildStdin,
     endpoint: String,
 }
 
@@ -26,16 +29,18 @@ impl Moto {
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("throughline-moto-{port}.log"));
         // moto as installed, with DynamoDB's transaction isolation restored (see the script).
-        let child = Command::new(venv.bin("python"))
+        let mut child = Command::new(venv.bin("python"))
             .arg(crate::workspace_root().join("tools/moto_server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string()])
-            .stdin(Stdio::null())
+            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--exit-with-stdin"])
+            .stdin(Stdio::piped())
             .stdout(Stdio::from(std::fs::File::create(&log)?))
             .stderr(Stdio::from(std::fs::File::create(&log)?))
             .spawn()
             .map_err(|e| format!("could not start the moto server from {}: {e}", venv.root().display()))?;
+        let lifeline = child.stdin.take().ok_or("the moto server's stdin is not piped")?;
         let mut moto = Self {
             child,
+            _lifeline: lifeline,
             endpoint: format!("http://127.0.0.1:{port}"),
         };
         let http = reqwest::Client::new();

@@ -1,6 +1,9 @@
 //! The local stack: the emulator with the template's resources in it, and the pieces the demo
 //! and the end-to-end tests need around it.
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterType;
 use throughline_store::TimelineStore;
@@ -78,19 +81,40 @@ pub fn test_chat_secrets() -> String {
 pub const SAMPLE_PUBLIC_URL: &str = "https://sms.throughline.example/";
 
 pub struct LocalStack {
-    pub moto: Moto,
+    pub moto: Arc<Moto>,
     pub aws: SdkConfig,
     pub template: Template,
     pub resources: LocalResources,
 }
 
+/// The emulator the stacks of this process share (`LocalStack::start_shared`).
+static SHARED_MOTO: tokio::sync::OnceCell<Arc<Moto>> = tokio::sync::OnceCell::const_new();
+static SHARED_STACKS: AtomicUsize = AtomicUsize::new(0);
+
 impl LocalStack {
-    /// Starts moto and creates the template's tables and queues in it.
+    /// Starts moto and creates the template's tables, buckets and queues in it, named by their
+    /// logical ids. The emulator stops when the stack is dropped.
     pub async fn start(venv: &Venv) -> Result<Self> {
+        Self::provision(Arc::new(Moto::start(venv).await?), "").await
+    }
+
+    /// A stack of its own in the one emulator this process shares between stacks (started by
+    /// the first): its resources' names carry a prefix no other stack of the process has, so
+    /// tests running side by side never see each other's items or messages. The emulator stops
+    /// when the process exits.
+    pub async fn start_shared(venv: &Venv) -> Result<Self> {
+        let moto = SHARED_MOTO
+            .get_or_try_init(|| async { Moto::start(venv).await.map(Arc::new) })
+            .await?
+            .clone();
+        let prefix = format!("s{}-", SHARED_STACKS.fetch_add(1, Ordering::Relaxed));
+        Self::provision(moto, &prefix).await
+    }
+
+    async fn provision(moto: Arc<Moto>, prefix: &str) -> Result<Self> {
         let template = Template::load()?;
-        let moto = Moto::start(venv).await?;
         let aws = moto.sdk_config().await;
-        let resources = template.provision(&aws).await?;
+        let resources = template.provision(&aws, prefix).await?;
         Ok(Self {
             moto,
             aws,

@@ -189,8 +189,10 @@ impl Template {
             .ok_or_else(|| format!("{TEMPLATE} has no function building binary {binary}").into())
     }
 
-    /// Creates every table and queue of the template in the emulator behind `aws`.
-    pub async fn provision(&self, aws: &SdkConfig) -> Result<LocalResources> {
+    /// Creates every table, bucket and queue of the template in the emulator behind `aws`,
+    /// named by their logical ids (buckets lower-cased) after `prefix`, so that several stacks
+    /// can share one emulator.
+    pub async fn provision(&self, aws: &SdkConfig, prefix: &str) -> Result<LocalResources> {
         let mut local = LocalResources::default();
         if let Some(params) = self.root.get("Parameters").and_then(Value::as_mapping) {
             for (name, spec) in params {
@@ -205,7 +207,8 @@ impl Template {
             let props = resource
                 .get("Properties")
                 .ok_or(format!("{logical_id} has no Properties"))?;
-            let mut request = dynamodb.create_table().table_name(&logical_id);
+            let name = format!("{prefix}{logical_id}");
+            let mut request = dynamodb.create_table().table_name(&name);
             for def in props
                 .get("AttributeDefinitions")
                 .and_then(Value::as_sequence)
@@ -247,13 +250,14 @@ impl Template {
                         aws_sdk_dynamodb::error::DisplayErrorContext(e)
                     )
                 })?;
-            local.tables.insert(logical_id.clone(), logical_id);
+            local.tables.insert(logical_id, name);
         }
 
-        // Buckets: the template lets CloudFormation name them; locally the logical id, lowered.
+        // Buckets: the template lets CloudFormation name them; locally the logical id, lowered
+        // (bucket names are lower case: so is every prefix).
         let s3 = crate::stack::s3_client(aws);
         for (logical_id, resource) in self.resources_of_type("AWS::S3::Bucket") {
-            let name = logical_id.to_ascii_lowercase();
+            let name = format!("{prefix}{}", logical_id.to_ascii_lowercase());
             s3.create_bucket()
                 .bucket(&name)
                 .send()
@@ -294,7 +298,8 @@ impl Template {
         for (logical_id, resource) in queues {
             let props = resource.get("Properties");
             let prop = |name: &str| props.and_then(|p| p.get(name));
-            let mut request = sqs.create_queue().queue_name(&logical_id);
+            let name = format!("{prefix}{logical_id}");
+            let mut request = sqs.create_queue().queue_name(&name);
             let visibility_timeout = as_i32(prop("VisibilityTimeout")).unwrap_or(30);
             request = request.attributes(QueueAttributeName::VisibilityTimeout, visibility_timeout.to_string());
             if let Some(retention) = as_string(prop("MessageRetentionPeriod")) {
@@ -343,7 +348,7 @@ impl Template {
             local.queues.insert(
                 logical_id.clone(),
                 LocalQueue {
-                    name: logical_id,
+                    name,
                     url,
                     arn,
                     visibility_timeout,
