@@ -2,6 +2,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use lambda_http::http::{HeaderMap, HeaderName, Method, StatusCode};
 use proptest::prelude::*;
 use serde_json::json;
+use throughline_edge::ErrorCode;
 use throughline_edge::{Rejection, Secret, WebhookRequest};
 use throughline_model::{
     AttachmentSource, Change, Channel, Direction, E164, EmailAddress, Evidence, EvidenceSource, Handle, InteractionId,

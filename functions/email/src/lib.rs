@@ -13,10 +13,10 @@ mod tests;
 use aws_sdk_s3::primitives::ByteStream;
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
-use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, json_error, metrics};
+use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, metrics};
 use throughline_model::{Interaction, QueueMessage, StoredObject};
 use throughline_queue::InteractionPublisher;
-use throughline_store::TimelineStore;
+use throughline_store::{StoreError, TimelineStore, s3_failed};
 
 use crate::mail::{Envelope, MailProblem};
 pub use crate::mailgun::MailgunConfig;
@@ -49,7 +49,7 @@ impl MailStorage {
         })
     }
 
-    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, String> {
+    async fn get(&self, bucket: &str, key: &str) -> Result<Vec<u8>, StoreError> {
         let object = self
             .s3
             .get_object()
@@ -57,17 +57,13 @@ impl MailStorage {
             .key(key)
             .send()
             .await
-            .map_err(|e| format!("S3 GetObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
-        let bytes = object
-            .body
-            .collect()
-            .await
-            .map_err(|e| format!("S3 GetObject body: {e}"))?;
+            .map_err(s3_failed("GetObject"))?;
+        let bytes = object.body.collect().await.map_err(s3_failed("GetObject"))?;
         Ok(bytes.into_bytes().to_vec())
     }
 
     /// Keeps a raw mail under a key derived from its content: a retry writes the same object.
-    async fn keep(&self, source: &str, raw: &[u8]) -> Result<StoredObject, String> {
+    async fn keep(&self, source: &str, raw: &[u8]) -> Result<StoredObject, StoreError> {
         let key = format!("raw/{source}/{}.eml", mail::sha256_hex(raw));
         self.s3
             .put_object()
@@ -77,7 +73,7 @@ impl MailStorage {
             .body(ByteStream::from(raw.to_vec()))
             .send()
             .await
-            .map_err(|e| format!("S3 PutObject: {}", aws_sdk_s3::error::DisplayErrorContext(e)))?;
+            .map_err(s3_failed("PutObject"))?;
         Ok(StoredObject {
             bucket: self.bucket.clone(),
             key,
@@ -91,7 +87,7 @@ async fn interaction_for(
     source: &str,
     raw: &[u8],
     mut envelope: Envelope,
-) -> Result<Result<Interaction, MailProblem>, String> {
+) -> Result<Result<Interaction, MailProblem>, StoreError> {
     if envelope.stored.is_none() && mail::has_attachments(raw) {
         envelope.stored = Some(storage.keep(source, raw).await?);
     }
@@ -171,7 +167,10 @@ pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Res
             None => {
                 let storage = &function.storage;
                 let key = format!("{}{}", storage.inbound_prefix, mail.message_id);
-                let raw = storage.get(&storage.inbound_bucket, &key).await?;
+                let raw = storage
+                    .get(&storage.inbound_bucket, &key)
+                    .await
+                    .map_err(|e| e.to_string())?;
                 let stored = StoredObject {
                     bucket: storage.inbound_bucket.clone(),
                     key,
@@ -185,7 +184,10 @@ pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Res
                 )
             }
         };
-        match interaction_for(&function.storage, "ses", &raw, envelope).await? {
+        match interaction_for(&function.storage, "ses", &raw, envelope)
+            .await
+            .map_err(|e| e.to_string())?
+        {
             Ok(interaction) => interactions.push(interaction),
             Err(problem) => count_unusable(&problem),
         }
@@ -263,14 +265,7 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         Ok(delivery) => delivery,
         Err(rejection) => return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await,
     };
-    let unavailable = |what: &str, error: String| {
-        tracing::error!(connector = CONNECTOR, %error, "{what} unavailable; answering 503 so Mailgun retries");
-        json_error(
-            lambda_http::http::StatusCode::SERVICE_UNAVAILABLE,
-            "temporarily_unavailable",
-            "the mail could not be processed; retry later",
-        )
-    };
+    // The one error answer (503 `store_unavailable`, logged): Mailgun retries.
     let until = replay_memory(now, &function.mailgun);
     // The claim is the conditional put itself: of two posts of one token exactly one gets it.
     match function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
@@ -282,7 +277,7 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             };
             return throughline_edge::respond(CONNECTOR, Err(replay), &function.publisher, ok).await;
         }
-        Err(e) => return unavailable("replay store", e.to_string()),
+        Err(e) => return throughline_edge::error_response(&e),
     }
     let release = || async {
         if let Err(e) = function.store.forget(REPLAY_NAMESPACE, &delivery.token).await {
@@ -308,7 +303,7 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         }
         Err(e) => {
             release().await;
-            return unavailable("S3", e);
+            return throughline_edge::error_response(&e);
         }
     };
     let response = throughline_edge::respond(

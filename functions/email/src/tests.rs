@@ -5,6 +5,7 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::http::StatusCode;
 use proptest::prelude::*;
+use throughline_edge::ErrorCode;
 use throughline_edge::{Secret, WebhookRequest};
 use throughline_model::{
     AttachmentSource, Channel, EmailAddress, Handle, InteractionId, InteractionKind, Provider, ProviderMessageId,

@@ -2,6 +2,7 @@
 //! events/facebook/ (signed with the documented test app secret).
 
 use std::collections::HashSet;
+use throughline_edge::ErrorCode;
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};

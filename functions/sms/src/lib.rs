@@ -61,6 +61,7 @@ mod tests {
 
     use super::*;
     use crate::signature::{self, SIGNATURE_HEADER, Signed};
+    use throughline_edge::ErrorCode;
 
     const TOKEN: &str = "test-auth-token";
     const DOMAIN: &str = "sms.throughline.example";

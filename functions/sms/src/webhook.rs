@@ -214,6 +214,7 @@ pub const EMPTY_TWIML: &str = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><Respon
 mod tests {
     use super::*;
     use lambda_http::http::HeaderMap;
+    use throughline_edge::ErrorCode;
 
     const TOKEN: &str = "test-auth-token";
     const URL: &str = "https://hooks.example.com/twilio/sms";

@@ -1,13 +1,14 @@
 //! The timeline API: what agents' desktops and back-office systems read and do. `route` (pure)
 //! turns a method and path into a `Route`; `handle` runs it against the `TimelineStore` and
-//! answers JSON; `error_response` is the one mapping from store errors to HTTP. The contract is
+//! answers JSON; every refusal is an `ApiError` (the store's errors among them), answered by
+//! `throughline_edge::error_response`, the one mapping from errors to HTTP. The contract is
 //! `functions/timeline-api/openapi.yaml`; a test holds the two together.
 
 use lambda_http::http::{Method, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
-use throughline_edge::json_error;
+use throughline_edge::{ErrorCode, error_response, json_error};
 use throughline_model::{Channel, ConversationId, Direction, ErasureStep, Handle, InteractionId, QueueMessage};
 use throughline_queue::InteractionPublisher;
 use throughline_store::{Actor, CustomerId, MergeRequest, StoreError, TimelineFilter, TimelineStore};
@@ -72,7 +73,8 @@ pub const ROUTES: [(&str, &str); 14] = [
     ("GET", "/customers/{customer_id}/erasure"),
 ];
 
-/// Why a request cannot be served, before the store is asked anything.
+/// Why a request is not served: refused before the store is asked anything, or the store's
+/// own answer (`From<StoreError>`, so handlers use `?`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ApiError {
     /// No IAM caller in the request context (and unsigned requests are not allowed).
@@ -83,10 +85,22 @@ pub enum ApiError {
         code: &'static str,
         message: String,
     },
+    Store(StoreError),
 }
+
+/// The codes of `ApiError::BadRequest`: which part of the request is not valid.
+pub const BAD_REQUEST_CODES: [&str; 6] = [
+    "invalid_customer_id",
+    "invalid_conversation_id",
+    "invalid_suggestion_id",
+    "invalid_merge_id",
+    "invalid_parameter",
+    "invalid_body",
+];
 
 impl ApiError {
     fn bad(code: &'static str, message: impl Into<String>) -> Self {
+        debug_assert!(BAD_REQUEST_CODES.contains(&code), "{code} is not in BAD_REQUEST_CODES");
         ApiError::BadRequest {
             code,
             message: message.into(),
@@ -94,25 +108,60 @@ impl ApiError {
     }
 
     fn into_response(self) -> Response<Body> {
+        let mut response = error_response(&self);
+        if let ApiError::MethodNotAllowed(allowed) = self {
+            response
+                .headers_mut()
+                .insert("allow", allowed.parse().expect("static header value"));
+        }
+        response
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(error: StoreError) -> Self {
+        ApiError::Store(error)
+    }
+}
+
+impl ErrorCode for ApiError {
+    fn code(&self) -> &'static str {
         match self {
-            ApiError::Unauthenticated => json_error(
-                StatusCode::UNAUTHORIZED,
-                "unauthenticated",
-                "no IAM caller: call the API through its IAM-authorized endpoint",
-            ),
-            ApiError::NotFound => json_error(StatusCode::NOT_FOUND, "not_found", "no such route"),
-            ApiError::MethodNotAllowed(allowed) => {
-                let mut response = json_error(
-                    StatusCode::METHOD_NOT_ALLOWED,
-                    "method_not_allowed",
-                    &format!("method not allowed; use {allowed}"),
-                );
-                response
-                    .headers_mut()
-                    .insert("allow", allowed.parse().expect("static header value"));
-                response
-            }
-            ApiError::BadRequest { code, message } => json_error(StatusCode::BAD_REQUEST, code, &message),
+            ApiError::Unauthenticated => "unauthenticated",
+            ApiError::NotFound => "not_found",
+            ApiError::MethodNotAllowed(_) => "method_not_allowed",
+            ApiError::BadRequest { code, .. } => code,
+            ApiError::Store(error) => error.code(),
+        }
+    }
+
+    fn status(&self) -> StatusCode {
+        match self {
+            ApiError::Unauthenticated => StatusCode::UNAUTHORIZED,
+            ApiError::NotFound => StatusCode::NOT_FOUND,
+            ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
+            ApiError::Store(error) => error.status(),
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            ApiError::Unauthenticated => "no IAM caller: call the API through its IAM-authorized endpoint".into(),
+            ApiError::NotFound => "no such route".into(),
+            ApiError::MethodNotAllowed(allowed) => format!("method not allowed; use {allowed}"),
+            ApiError::BadRequest { message, .. } => message.clone(),
+            ApiError::Store(error) => error.message(),
+        }
+    }
+}
+
+impl std::fmt::Display for ApiError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            // The store's Display names the operation that failed: for the log.
+            ApiError::Store(error) => error.fmt(f),
+            _ => write!(f, "{}: {}", self.code(), self.message()),
         }
     }
 }
@@ -261,34 +310,6 @@ pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
     })
 }
 
-/// The one mapping from store errors to HTTP answers. Messages never carry personal data.
-pub fn error_response(error: &StoreError) -> Response<Body> {
-    let (status, code, message) = match error {
-        StoreError::BadCursor => (StatusCode::BAD_REQUEST, "bad_cursor", error.to_string()),
-        StoreError::CustomerNotFound(_) => (StatusCode::NOT_FOUND, "customer_not_found", "no such customer".into()),
-        StoreError::CustomerErased(_) => (
-            StatusCode::NOT_FOUND,
-            "customer_erased",
-            "the customer was erased".into(),
-        ),
-        StoreError::NotFound(what) => (StatusCode::NOT_FOUND, "not_found", format!("{what} not found")),
-        StoreError::Conflict { code, message } => (StatusCode::CONFLICT, *code, message.clone()),
-        StoreError::Contention(_) | StoreError::Dynamo { .. } | StoreError::ObjectStore { .. } => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            "store_unavailable",
-            "the store is busy or unavailable; retry later".into(),
-        ),
-        StoreError::Corrupt(_) | StoreError::Unconfigured(_) => {
-            (StatusCode::INTERNAL_SERVER_ERROR, "internal", "internal error".into())
-        }
-    };
-    if status.is_server_error() {
-        // The error's Display never carries stored values.
-        tracing::error!(%error, "request failed");
-    }
-    json_error(status, code, &message)
-}
-
 fn json_ok(value: &impl serde::Serialize) -> Response<Body> {
     Response::builder()
         .status(StatusCode::OK)
@@ -432,8 +453,8 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
         reason: reason.map(String::from),
     };
     let store = &api.store;
-    let result: Result<Result<Response<Body>, StoreError>, ApiError> = async {
-        Ok(match route {
+    let result: Result<Response<Body>, ApiError> = async {
+        let value = match route {
             Route::FindCustomer => {
                 let pairs = query_pairs(request.uri().query());
                 let key = param(&pairs, "identifier")
@@ -517,21 +538,18 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
             Route::Erase(id) => {
                 let ErasureBody { reason } = body(&request)?;
                 let deadline = std::time::Instant::now() + api.erasure_budget;
-                return Ok(match store.erase(&id, &actor(Some(reason)), deadline).await {
-                    Ok(erasure) if erasure.complete => Ok(json_ok(&erasure)),
-                    Ok(erasure) => Ok(continue_erasure(api, &erasure).await),
-                    Err(error) => Err(error),
+                let erasure = store.erase(&id, &actor(Some(reason)), deadline).await?;
+                return Ok(if erasure.complete {
+                    json_ok(&erasure)
+                } else {
+                    continue_erasure(api, &erasure).await
                 });
             }
-        }
-        .map(|value| json_ok(&value)))
+        }?;
+        Ok(json_ok(&value))
     }
     .await;
-    match result {
-        Ok(Ok(response)) => response,
-        Ok(Err(error)) => error_response(&error),
-        Err(error) => error.into_response(),
-    }
+    result.unwrap_or_else(ApiError::into_response)
 }
 
 /// An erasure this request did not finish: the writer continues it (202, the status at
@@ -625,6 +643,82 @@ mod tests {
         ));
     }
 
+    /// One of every store error. The match has no wildcard: a new variant does not compile
+    /// until it is added here, and so to the comparison with openapi.yaml below.
+    fn every_store_error() -> Vec<StoreError> {
+        let all = vec![
+            StoreError::Dynamo {
+                operation: "GetItem",
+                message: "m".into(),
+            },
+            StoreError::ObjectStore {
+                operation: "DeleteObject",
+                message: "m".into(),
+            },
+            StoreError::Unconfigured("x"),
+            StoreError::Corrupt("x".into()),
+            StoreError::BadCursor,
+            StoreError::CustomerNotFound("x".into()),
+            StoreError::CustomerErased("x".into()),
+            StoreError::NotFound("x".into()),
+            StoreError::AlreadyMerged,
+            StoreError::NotMerged("x".into()),
+            StoreError::GroupTooLarge { items: 101, limit: 100 },
+            StoreError::SuggestionDecided("x".into()),
+            StoreError::NothingToSplit,
+            StoreError::NothingToJoin,
+            StoreError::Contention("x"),
+        ];
+        for error in &all {
+            match error {
+                StoreError::Dynamo { .. }
+                | StoreError::ObjectStore { .. }
+                | StoreError::Unconfigured(_)
+                | StoreError::Corrupt(_)
+                | StoreError::BadCursor
+                | StoreError::CustomerNotFound(_)
+                | StoreError::CustomerErased(_)
+                | StoreError::NotFound(_)
+                | StoreError::AlreadyMerged
+                | StoreError::NotMerged(_)
+                | StoreError::GroupTooLarge { .. }
+                | StoreError::SuggestionDecided(_)
+                | StoreError::NothingToSplit
+                | StoreError::NothingToJoin
+                | StoreError::Contention(_) => {}
+            }
+        }
+        all
+    }
+
+    #[test]
+    fn the_error_codes_are_exactly_the_ones_openapi_documents() {
+        let spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(include_str!("../openapi.yaml")).unwrap();
+        let documented: std::collections::BTreeSet<String> =
+            spec["components"]["schemas"]["Error"]["properties"]["error"]["properties"]["code"]["enum"]
+                .as_sequence()
+                .expect("Error.error.code has an enum")
+                .iter()
+                .map(|c| c.as_str().unwrap().to_owned())
+                .collect();
+        let mut answered: Vec<ApiError> = vec![
+            ApiError::Unauthenticated,
+            ApiError::NotFound,
+            ApiError::MethodNotAllowed("GET"),
+        ];
+        answered.extend(BAD_REQUEST_CODES.iter().map(|code| ApiError::bad(code, "m")));
+        answered.extend(every_store_error().into_iter().map(ApiError::from));
+        let codes: std::collections::BTreeSet<String> = answered.iter().map(|e| e.code().to_owned()).collect();
+        assert_eq!(codes, documented);
+        // And each is answered as the one mapping says.
+        for error in &answered {
+            let response = error.clone().into_response();
+            let body: Value = serde_json::from_slice(response.body().as_ref()).unwrap();
+            assert_eq!(response.status(), error.status());
+            assert_eq!(body["error"]["code"], error.code());
+        }
+    }
+
     #[test]
     fn every_listed_route_is_served() {
         for (method, template) in ROUTES {
@@ -706,7 +800,7 @@ mod tests {
     #[test]
     fn store_errors_map_to_stable_codes() {
         let status_and_code = |e: StoreError| {
-            let r = error_response(&e);
+            let r = ApiError::from(e).into_response();
             let v: Value = serde_json::from_slice(r.body().as_ref()).unwrap();
             (r.status().as_u16(), v["error"]["code"].as_str().unwrap().to_owned())
         };
@@ -720,10 +814,7 @@ mod tests {
             (404, "customer_erased".into())
         );
         assert_eq!(
-            status_and_code(StoreError::Conflict {
-                code: "already_merged",
-                message: "m".into()
-            }),
+            status_and_code(StoreError::AlreadyMerged),
             (409, "already_merged".into())
         );
         assert_eq!(

@@ -3,6 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
+use throughline_edge::ErrorCode;
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
 use throughline_model::{Channel, Direction, InteractionId, InteractionKind, PlatformUserId, Provider};
 

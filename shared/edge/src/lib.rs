@@ -14,8 +14,10 @@ pub mod signature;
 pub use config::{ConfigError, Secret};
 pub use request::WebhookRequest;
 pub use response::{
-    Accepted, MALFORMED_EVENT, Rejection, empty_ok, handshake_response, json_error, report_ignored, respond,
+    Accepted, MALFORMED_EVENT, Rejection, empty_ok, error_response, handshake_response, json_error, report_ignored,
+    respond,
 };
+pub use throughline_model::ErrorCode;
 
 /// Logging for a Lambda function: `RUST_LOG` / `AWS_LAMBDA_LOG_LEVEL` pick the level,
 /// `AWS_LAMBDA_LOG_FORMAT=JSON` (set by the template) switches to JSON lines, and at `debug` or

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde_json::json;
-use throughline_model::{Interaction, InteractionUpdate, QueueMessage};
+use throughline_model::{ErrorCode, Interaction, InteractionUpdate, QueueMessage};
 use throughline_queue::{Dropped, InteractionPublisher};
 
 use crate::metrics;
@@ -41,18 +41,20 @@ impl Rejection {
         }
     }
 
-    pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::BadSignature { status, .. } => *status,
-            Rejection::Malformed { .. } => StatusCode::BAD_REQUEST,
-            Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::NotFound => StatusCode::NOT_FOUND,
+    pub fn into_response(self) -> Response<Body> {
+        let mut response = error_response(&self);
+        if let Rejection::MethodNotAllowed { allowed } = self {
+            response
+                .headers_mut()
+                .insert("allow", allowed.parse().expect("static header value"));
         }
+        response
     }
+}
 
-    /// A stable machine-readable code, also the metric's reason dimension.
-    pub fn code(&self) -> &'static str {
+impl ErrorCode for Rejection {
+    /// Also the `RejectedRequests` metric's reason dimension.
+    fn code(&self) -> &'static str {
         match self {
             Rejection::BadSignature { .. } => "bad_signature",
             Rejection::Malformed { .. } => "malformed_request",
@@ -62,7 +64,17 @@ impl Rejection {
         }
     }
 
-    pub fn message(&self) -> String {
+    fn status(&self) -> StatusCode {
+        match self {
+            Rejection::BadSignature { status, .. } => *status,
+            Rejection::Malformed { .. } => StatusCode::BAD_REQUEST,
+            Rejection::UnsupportedMediaType { .. } => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Rejection::MethodNotAllowed { .. } => StatusCode::METHOD_NOT_ALLOWED,
+            Rejection::NotFound => StatusCode::NOT_FOUND,
+        }
+    }
+
+    fn message(&self) -> String {
         match self {
             Rejection::BadSignature { reason, .. } => (*reason).to_owned(),
             Rejection::Malformed { problem } => problem.clone(),
@@ -71,16 +83,22 @@ impl Rejection {
             Rejection::NotFound => "no webhook at this path".to_owned(),
         }
     }
+}
 
-    pub fn into_response(self) -> Response<Body> {
-        let mut response = json_error(self.status(), self.code(), &self.message());
-        if let Rejection::MethodNotAllowed { allowed } = self {
-            response
-                .headers_mut()
-                .insert("allow", allowed.parse().expect("static header value"));
-        }
-        response
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.code(), self.message())
     }
+}
+
+/// The one mapping from an error to an HTTP answer: its status and
+/// `{"error": {"code", "message"}}`. Server errors are logged (codes and operations only).
+pub fn error_response(error: &dyn ErrorCode) -> Response<Body> {
+    let status = error.status();
+    if status.is_server_error() {
+        tracing::error!(code = error.code(), %error, "request failed");
+    }
+    json_error(status, error.code(), &error.message())
 }
 
 /// `{"error": {"code": ..., "message": ...}}` with the given status.
@@ -212,11 +230,7 @@ pub async fn respond(
             Ok(published) => published,
             Err(error) => {
                 tracing::error!(connector, %error, "could not queue interactions; answering 503 so the provider retries");
-                return json_error(
-                    StatusCode::SERVICE_UNAVAILABLE,
-                    "queue_unavailable",
-                    "the interactions could not be queued; retry later",
-                );
+                return error_response(&error);
             }
         };
         for (reason, dropped) in by_reason(&published.dropped, &ids) {

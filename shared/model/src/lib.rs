@@ -2,9 +2,11 @@
 //! writer consumes. Values are parsed at the edge (`values`), so code holding an `Interaction`
 //! holds valid phone numbers, addresses and ids.
 
+mod error;
 mod interaction;
 mod values;
 
+pub use error::ErrorCode;
 pub use interaction::{
     Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, ErasureStep, Evidence, EvidenceSource,
     Handle, Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform,

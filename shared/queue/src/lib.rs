@@ -24,6 +24,20 @@ pub enum PublishError {
     Refused { failed: usize, total: usize, code: String },
 }
 
+impl throughline_model::ErrorCode for PublishError {
+    fn code(&self) -> &'static str {
+        "queue_unavailable"
+    }
+
+    fn status(&self) -> http::StatusCode {
+        http::StatusCode::SERVICE_UNAVAILABLE
+    }
+
+    fn message(&self) -> String {
+        "the interactions could not be queued; retry later".into()
+    }
+}
+
 /// Why a message was not queued and never will be: the same bytes would be refused again, so
 /// retrying the delivery cannot help and would only hold back the rest of it.
 #[derive(Debug, Clone, PartialEq, Eq)]

@@ -195,14 +195,8 @@ impl Group {
 impl From<GraphError> for StoreError {
     fn from(e: GraphError) -> Self {
         match e {
-            GraphError::AlreadyMerged => StoreError::Conflict {
-                code: "already_merged",
-                message: e.to_string(),
-            },
-            GraphError::NotMerged(_) => StoreError::Conflict {
-                code: "not_merged",
-                message: e.to_string(),
-            },
+            GraphError::AlreadyMerged => StoreError::AlreadyMerged,
+            GraphError::NotMerged(merge) => StoreError::NotMerged(merge.to_string()),
             GraphError::Unknown(c) => StoreError::CustomerNotFound(c.to_string()),
         }
     }
@@ -419,12 +413,9 @@ impl TimelineStore {
                 writes.extend(self.suggestion_writes(&decided)?);
             }
             if writes.len() > MAX_TRANSACTION_ITEMS {
-                return Err(StoreError::Conflict {
-                    code: "group_too_large",
-                    message: format!(
-                        "merging these groups changes {} items; one transaction takes {MAX_TRANSACTION_ITEMS}",
-                        writes.len()
-                    ),
+                return Err(StoreError::GroupTooLarge {
+                    items: writes.len(),
+                    limit: MAX_TRANSACTION_ITEMS,
                 });
             }
             if self.transact(writes).await? {
@@ -643,10 +634,7 @@ impl TimelineStore {
             .find(|s| s.suggestion_id == suggestion_id)
             .ok_or_else(|| StoreError::NotFound(format!("suggestion {suggestion_id}")))?;
         if suggestion.status != SuggestionStatus::Open {
-            return Err(StoreError::Conflict {
-                code: "suggestion_decided",
-                message: format!("suggestion {suggestion_id} was decided already"),
-            });
+            return Err(StoreError::SuggestionDecided(suggestion_id.to_string()));
         }
         Ok(suggestion)
     }

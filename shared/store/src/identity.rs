@@ -253,10 +253,9 @@ impl TimelineStore {
         };
         match self.merge(&request).await {
             Ok(_) => Ok(()),
-            Err(StoreError::Conflict {
-                code: "already_merged", ..
-            }) => Ok(()),
-            Err(StoreError::Conflict { .. }) => self.suggest(customer, other, identifier, interaction).await,
+            Err(StoreError::AlreadyMerged) => Ok(()),
+            // Not mergeable (too large for one transaction, say): an agent decides.
+            Err(e) if e.is_conflict() => self.suggest(customer, other, identifier, interaction).await,
             Err(e) => Err(e),
         }
     }

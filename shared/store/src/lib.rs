@@ -33,7 +33,7 @@ pub use groups::{
 };
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
-pub use objects::s3_client;
+pub use objects::{s3_client, s3_failed};
 pub use privacy::{Erasure, ErasureStatus, Export};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
@@ -42,7 +42,7 @@ use items::{Item, key_item, keys, n, s};
 /// Largest timeline page a caller may ask for.
 pub const MAX_PAGE_SIZE: usize = 100;
 
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
     #[error("DynamoDB {operation} failed: {message}")]
     Dynamo { operation: &'static str, message: String },
@@ -62,12 +62,84 @@ pub enum StoreError {
     CustomerErased(String),
     #[error("{0} not found")]
     NotFound(String),
-    /// The request contradicts the current state (already merged, not merged, decided).
-    #[error("{message}")]
-    Conflict { code: &'static str, message: String },
+    // The request contradicts the current state (409).
+    #[error("the customers are already one customer")]
+    AlreadyMerged,
+    /// The merge named is not active (never made, or undone).
+    #[error("merge {0} is not active")]
+    NotMerged(String),
+    #[error("merging these groups changes {items} items; one transaction takes {limit}")]
+    GroupTooLarge { items: usize, limit: usize },
+    #[error("suggestion {0} was decided already")]
+    SuggestionDecided(String),
+    #[error("the conversation starts at that interaction")]
+    NothingToSplit,
+    #[error("name at least two conversations")]
+    NothingToJoin,
     /// Other writers kept changing the same items; retrying later will do.
     #[error("{0} kept conflicting with other writers")]
     Contention(&'static str),
+}
+
+impl StoreError {
+    /// The request contradicts the current state (the 409s).
+    pub fn is_conflict(&self) -> bool {
+        throughline_model::ErrorCode::status(self) == http::StatusCode::CONFLICT
+    }
+}
+
+impl throughline_model::ErrorCode for StoreError {
+    fn code(&self) -> &'static str {
+        match self {
+            StoreError::Dynamo { .. } | StoreError::ObjectStore { .. } | StoreError::Contention(_) => {
+                "store_unavailable"
+            }
+            StoreError::Corrupt(_) | StoreError::Unconfigured(_) => "internal",
+            StoreError::BadCursor => "bad_cursor",
+            StoreError::CustomerNotFound(_) => "customer_not_found",
+            StoreError::CustomerErased(_) => "customer_erased",
+            StoreError::NotFound(_) => "not_found",
+            StoreError::AlreadyMerged => "already_merged",
+            StoreError::NotMerged(_) => "not_merged",
+            StoreError::GroupTooLarge { .. } => "group_too_large",
+            StoreError::SuggestionDecided(_) => "suggestion_decided",
+            StoreError::NothingToSplit => "nothing_to_split",
+            StoreError::NothingToJoin => "nothing_to_join",
+        }
+    }
+
+    fn status(&self) -> http::StatusCode {
+        use http::StatusCode;
+        match self {
+            StoreError::Dynamo { .. } | StoreError::ObjectStore { .. } | StoreError::Contention(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
+            StoreError::Corrupt(_) | StoreError::Unconfigured(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            StoreError::BadCursor => StatusCode::BAD_REQUEST,
+            StoreError::CustomerNotFound(_) | StoreError::CustomerErased(_) | StoreError::NotFound(_) => {
+                StatusCode::NOT_FOUND
+            }
+            StoreError::AlreadyMerged
+            | StoreError::NotMerged(_)
+            | StoreError::GroupTooLarge { .. }
+            | StoreError::SuggestionDecided(_)
+            | StoreError::NothingToSplit
+            | StoreError::NothingToJoin => StatusCode::CONFLICT,
+        }
+    }
+
+    fn message(&self) -> String {
+        match self {
+            StoreError::Dynamo { .. } | StoreError::ObjectStore { .. } | StoreError::Contention(_) => {
+                "the store is busy or unavailable; retry later".into()
+            }
+            StoreError::Corrupt(_) | StoreError::Unconfigured(_) => "internal error".into(),
+            StoreError::CustomerNotFound(_) => "no such customer".into(),
+            StoreError::CustomerErased(_) => "the customer was erased".into(),
+            // The rest name only ids and the rule that refused (no stored values).
+            _ => self.to_string(),
+        }
+    }
 }
 
 fn dynamo<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {

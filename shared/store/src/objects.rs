@@ -18,7 +18,8 @@ pub fn s3_client(aws: &aws_config::SdkConfig) -> aws_sdk_s3::Client {
     aws_sdk_s3::Client::from_conf(config.build())
 }
 
-fn s3_failed<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
+/// An S3 request that failed, as the store's error (503: retry later).
+pub fn s3_failed<E: std::error::Error + 'static>(operation: &'static str) -> impl FnOnce(E) -> StoreError {
     move |e| StoreError::ObjectStore {
         operation,
         message: DisplayErrorContext(e).to_string(),

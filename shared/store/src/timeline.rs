@@ -279,10 +279,7 @@ impl TimelineStore {
             .ok_or_else(|| StoreError::NotFound(format!("interaction {at} in conversation {conversation}")))?;
         let new = ConversationId::opened_by(at);
         if &new == conversation || entries.iter().all(|(sk, _)| sk >= split_sk) {
-            return Err(StoreError::Conflict {
-                code: "nothing_to_split",
-                message: "the conversation starts at that interaction".into(),
-            });
+            return Err(StoreError::NothingToSplit);
         }
         let moving: Vec<&(String, TimelineEntry)> = entries.iter().filter(|(sk, _)| sk >= split_sk).collect();
         for (sk, entry) in &moving {
@@ -306,10 +303,7 @@ impl TimelineStore {
         conversations: &[ConversationId],
         actor: &Actor,
     ) -> Result<LedgerEntry, StoreError> {
-        let (kept, absorbed) = conversations.split_first().ok_or_else(|| StoreError::Conflict {
-            code: "nothing_to_join",
-            message: "name at least two conversations".into(),
-        })?;
+        let (kept, absorbed) = conversations.split_first().ok_or(StoreError::NothingToJoin)?;
         let group = self.load_group(customer, true).await?;
         for other in absorbed.iter().filter(|c| *c != kept) {
             let entries = self.all_entries(&group, Some(other)).await?;

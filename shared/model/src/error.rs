@@ -1,0 +1,17 @@
+//! The one error vocabulary. Every error Throughline answers with (a webhook's rejection, the
+//! API's refusals, the store's and the queue's failures) says what it is the same three ways, and
+//! `throughline_edge::error_response` is the one place that turns that into an HTTP answer.
+
+/// An error as it is answered.
+pub trait ErrorCode: std::fmt::Display {
+    /// A stable machine-readable code: the API's `error.code`, a metric's reason dimension.
+    fn code(&self) -> &'static str;
+    fn status(&self) -> http::StatusCode;
+    /// What the caller is told. Never personal data nor stored values (`Display`, which may
+    /// name ids and operations, is for logs).
+    fn message(&self) -> String;
+    /// The same request may succeed later (the answer is a 503: providers and clients retry).
+    fn is_retryable(&self) -> bool {
+        self.status() == http::StatusCode::SERVICE_UNAVAILABLE
+    }
+}
