@@ -106,7 +106,7 @@ impl ChatFunction {
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
         let secrets = config::load_secret(aws, "CHAT_SECRETS").await?;
-        let seconds = |var: &str, default: i64| positive_seconds(var, config::optional_env(var), default);
+        let seconds = |var: &str, default: i64| config::positive_seconds(var, config::optional_env(var), default);
         let tolerance = seconds("CHAT_TIMESTAMP_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS)?;
         let max_lifetime = seconds(
             "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS",
@@ -119,18 +119,6 @@ impl ChatFunction {
             publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
         })
     }
-}
-
-/// An optional duration setting: `value` (the variable's, if set) as positive whole seconds, or
-/// `default` when unset.
-pub fn positive_seconds(var: &str, value: Option<String>, default: i64) -> Result<TimeDelta, ConfigError> {
-    let seconds = match value {
-        None => Some(default),
-        Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0),
-    };
-    seconds
-        .and_then(TimeDelta::try_seconds)
-        .ok_or_else(|| ConfigError::Invalid(format!("{var} must be positive seconds")))
 }
 
 /// Routes a request to the web-chat or the Telegram core.

@@ -765,24 +765,6 @@ fn the_identity_token_lifetime_limit_is_the_sites_setting() {
 }
 
 #[test]
-fn duration_settings_are_positive_seconds_with_a_default() {
-    use crate::positive_seconds;
-    const VAR: &str = "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS";
-    assert_eq!(positive_seconds(VAR, None, 86400).unwrap(), TimeDelta::days(1));
-    assert_eq!(
-        positive_seconds(VAR, Some(" 3600 ".into()), 86400).unwrap(),
-        TimeDelta::hours(1)
-    );
-    for bad in ["0", "-5", "1h", "", "9223372036854775807"] {
-        let err = positive_seconds(VAR, Some(bad.into()), 86400).unwrap_err();
-        assert!(
-            matches!(&err, throughline_edge::ConfigError::Invalid(m) if *m == format!("{VAR} must be positive seconds")),
-            "{bad}: {err}"
-        );
-    }
-}
-
-#[test]
 fn unknown_paths_are_not_found() {
     let req = request("/nothing-here", &[], b"{}");
     assert_eq!(status(accept(&req, &config(), now())), StatusCode::NOT_FOUND);

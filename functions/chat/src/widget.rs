@@ -108,14 +108,13 @@ fn verify<'c>(
     let provided = req
         .header(SIGNATURE_HEADER)
         .ok_or(unauthorized("missing x-throughline-signature header"))?;
-    let signed_by_any = secrets.webhook_secrets.iter().any(|secret| {
-        let mac = signature::hmac(
-            Algorithm::HmacSha256,
-            secret.expose().as_bytes(),
-            &[timestamp.as_bytes(), b".", &req.body],
-        );
-        signature::matches(Encoding::Base64, provided, &mac)
-    });
+    let signed_by_any = signature::matches_any(
+        Algorithm::HmacSha256,
+        Encoding::Base64,
+        &secrets.webhook_secrets,
+        &[timestamp.as_bytes(), b".", &req.body],
+        provided,
+    );
     if signed_by_any {
         Ok((site, secrets))
     } else {
@@ -308,14 +307,13 @@ pub fn verify_identity_token(
         return Err(TokenProblem::UnsupportedCriticalHeader);
     }
     let signing_input = &token.trim()[..header_len(token.trim())];
-    let signed = secrets.iter().any(|secret| {
-        let expected = signature::hmac(
-            Algorithm::HmacSha256,
-            secret.expose().as_bytes(),
-            &[signing_input.as_bytes()],
-        );
-        signature::matches(Encoding::Base64Url, mac, &expected)
-    });
+    let signed = signature::matches_any(
+        Algorithm::HmacSha256,
+        Encoding::Base64Url,
+        secrets,
+        &[signing_input.as_bytes()],
+        mac,
+    );
     if !signed {
         return Err(TokenProblem::BadSignature);
     }

@@ -11,7 +11,7 @@ pub mod ses;
 mod tests;
 
 use aws_sdk_s3::primitives::ByteStream;
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, Utc};
 use lambda_http::{Body, Request, Response};
 use throughline_edge::{ConfigError, Rejection, Secret, WebhookRequest, config, metrics};
 use throughline_model::{Interaction, QueueMessage, StoredObject};
@@ -220,12 +220,11 @@ impl MailgunFunction {
     /// the optional `MAILGUN_TIMESTAMP_TOLERANCE_SECONDS` (default 300).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let keys = config::load_secret(aws, "MAILGUN_SIGNING_KEY").await?;
-        let tolerance = match config::optional_env("MAILGUN_TIMESTAMP_TOLERANCE_SECONDS") {
-            None => DEFAULT_TOLERANCE_SECONDS,
-            Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0).ok_or_else(|| {
-                ConfigError::Invalid("MAILGUN_TIMESTAMP_TOLERANCE_SECONDS must be positive seconds".into())
-            })?,
-        };
+        let tolerance = config::positive_seconds(
+            "MAILGUN_TIMESTAMP_TOLERANCE_SECONDS",
+            config::optional_env("MAILGUN_TIMESTAMP_TOLERANCE_SECONDS"),
+            DEFAULT_TOLERANCE_SECONDS,
+        )?;
         Ok(Self {
             mailgun: MailgunConfig {
                 signing_keys: keys
@@ -235,7 +234,7 @@ impl MailgunFunction {
                     .filter(|k| !k.is_empty())
                     .map(Secret::new)
                     .collect(),
-                tolerance: TimeDelta::seconds(tolerance),
+                tolerance,
             },
             storage: MailStorage::from_env(aws)?,
             store: TimelineStore::new(

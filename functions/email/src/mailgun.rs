@@ -122,14 +122,13 @@ pub fn accept(req: &WebhookRequest, config: &MailgunConfig, now: DateTime<Utc>) 
     if now.timestamp().abs_diff(seconds) > config.tolerance.num_seconds().unsigned_abs() {
         return Err(unauthorized("timestamp is outside the allowed window"));
     }
-    let signed = config.signing_keys.iter().any(|key| {
-        let mac = signature::hmac(
-            Algorithm::HmacSha256,
-            key.expose().as_bytes(),
-            &[timestamp.as_bytes(), token.as_bytes()],
-        );
-        signature::matches(Encoding::Hex, &provided, &mac)
-    });
+    let signed = signature::matches_any(
+        Algorithm::HmacSha256,
+        Encoding::Hex,
+        &config.signing_keys,
+        &[timestamp.as_bytes(), token.as_bytes()],
+        &provided,
+    );
     if !signed {
         return Err(unauthorized("signature does not match timestamp and token"));
     }

@@ -72,10 +72,13 @@ fn verify(req: &WebhookRequest, config: &MetaConfig) -> Result<(), Rejection> {
         .strip_prefix("sha256=")
         .ok_or(forbidden("signature must start with sha256="))?;
     // Over the raw bytes: Meta signs the escaped-unicode JSON it sent, not a re-serialization.
-    let signed = config.app_secrets.iter().any(|secret| {
-        let mac = signature::hmac(Algorithm::HmacSha256, secret.expose().as_bytes(), &[&req.body]);
-        signature::matches(Encoding::Hex, provided, &mac)
-    });
+    let signed = signature::matches_any(
+        Algorithm::HmacSha256,
+        Encoding::Hex,
+        &config.app_secrets,
+        &[&req.body],
+        provided,
+    );
     if signed {
         Ok(())
     } else {

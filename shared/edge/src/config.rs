@@ -49,6 +49,18 @@ pub fn optional_env(var: &str) -> Option<String> {
     std::env::var(var).ok().filter(|v| !v.trim().is_empty())
 }
 
+/// An optional duration setting: `value` (the variable's, if set) as positive whole seconds, or
+/// `default` when unset.
+pub fn positive_seconds(var: &str, value: Option<String>, default: i64) -> Result<chrono::TimeDelta, ConfigError> {
+    let seconds = match value {
+        None => Some(default),
+        Some(text) => text.trim().parse().ok().filter(|s: &i64| *s > 0),
+    };
+    seconds
+        .and_then(chrono::TimeDelta::try_seconds)
+        .ok_or_else(|| ConfigError::Invalid(format!("{var} must be positive seconds")))
+}
+
 /// Reads the secret `var` from the environment, or from SSM via `{var}_PARAMETER`.
 pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secret, ConfigError> {
     if let Some(value) = optional_env(var) {
@@ -80,6 +92,23 @@ pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secre
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn duration_settings_are_positive_seconds_with_a_default() {
+        const VAR: &str = "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS";
+        assert_eq!(positive_seconds(VAR, None, 86400).unwrap(), chrono::TimeDelta::days(1));
+        assert_eq!(
+            positive_seconds(VAR, Some(" 3600 ".into()), 86400).unwrap(),
+            chrono::TimeDelta::hours(1)
+        );
+        for bad in ["0", "-5", "1h", "", "9223372036854775807"] {
+            let err = positive_seconds(VAR, Some(bad.into()), 86400).unwrap_err();
+            assert!(
+                matches!(&err, ConfigError::Invalid(m) if *m == format!("{VAR} must be positive seconds")),
+                "{bad}: {err}"
+            );
+        }
+    }
 
     #[test]
     fn secret_debug_is_redacted() {

@@ -64,6 +64,22 @@ pub fn matches(encoding: Encoding, provided: &str, computed_mac: &[u8]) -> bool 
     }
 }
 
+/// Does `provided` match the MAC of `parts` under any of `secrets` (the current one and those
+/// still accepted while rotating)? Every secret is tried (no early exit), so timing does not
+/// reveal which one matched.
+pub fn matches_any(
+    algorithm: Algorithm,
+    encoding: Encoding,
+    secrets: &[crate::Secret],
+    parts: &[&[u8]],
+    provided: &str,
+) -> bool {
+    secrets.iter().fold(false, |found, secret| {
+        let mac = hmac(algorithm, secret.expose().as_bytes(), parts);
+        matches(encoding, provided, &mac) | found
+    })
+}
+
 /// Constant-time equality of two shared secrets given as text (Telegram-style secret tokens).
 pub fn secrets_equal(provided: &str, expected: &str) -> bool {
     // Hash first so the comparison time does not depend on where the lengths differ.
@@ -90,6 +106,28 @@ fn decode_hex(s: &str) -> Option<Vec<u8>> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn any_accepted_secret_matches_and_no_other() {
+        let secrets = [crate::Secret::new("old"), crate::Secret::new("new")];
+        let by = |key: &str| {
+            encode(
+                Encoding::Hex,
+                &hmac(Algorithm::HmacSha256, key.as_bytes(), &[b"a", b"b"]),
+            )
+        };
+        let matching = |provided: &str| matches_any(Algorithm::HmacSha256, Encoding::Hex, &secrets, &[b"ab"], provided);
+        assert!(matching(&by("old")));
+        assert!(matching(&by("new")));
+        assert!(!matching(&by("other")));
+        assert!(!matches_any(
+            Algorithm::HmacSha256,
+            Encoding::Hex,
+            &[],
+            &[b"ab"],
+            &by("new")
+        ));
+    }
 
     // Published vectors from ../shared/reference/providers.md.
     #[test]
