@@ -1,16 +1,9 @@
-//! Lambda entry point: wire configuration and clients, then serve `throughline_facebook::handle`.
-#![recursion_limit = "256"]
-
-use lambda_http::{Error, Request, service_fn};
+//! Lambda entry point: `throughline_facebook::handle`, with the function its configuration builds.
 
 #[tokio::main]
-async fn main() -> Result<(), Error> {
-    throughline_edge::init_logging();
-    let aws = aws_config::load_defaults(aws_config::BehaviorVersion::latest()).await;
-    let function = throughline_facebook::FacebookFunction::from_env(&aws).await?;
-    lambda_http::run(service_fn(|req: Request| {
-        let function = &function;
-        async move { Ok::<_, Error>(throughline_facebook::handle(req, function).await) }
-    }))
-    .await
+async fn main() -> Result<(), lambda_http::Error> {
+    throughline_edge::serve_http!(
+        throughline_facebook::FacebookFunction::from_env,
+        throughline_facebook::handle
+    )
 }

@@ -1,6 +1,5 @@
 //! Lambda entry point: wire the DynamoDB table, S3 (raw mail erasure) and the queue, then
 //! serve the timeline API.
-#![recursion_limit = "256"]
 
 use lambda_http::{Error, Request, service_fn};
 use throughline_store::TimelineStore;

@@ -1,5 +1,3 @@
-#![recursion_limit = "256"]
-
 //! Lambda entry point: wire the DynamoDB table, S3 (raw mail erasure) and the queue, then
 //! serve the SQS handler.
 

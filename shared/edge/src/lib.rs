@@ -9,10 +9,13 @@ pub mod logging;
 pub mod metrics;
 pub mod request;
 pub mod response;
+pub mod serve;
 pub mod signature;
 
 pub use config::{ConfigError, Secret};
 pub use request::WebhookRequest;
+// For the entry-point macros (`serve_http!`, `serve_event!`).
+pub use lambda_http;
 pub use response::{
     Accepted, MALFORMED_EVENT, Rejection, empty_ok, error_response, handshake_response, json_error, report_ignored,
     respond,
