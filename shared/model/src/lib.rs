@@ -2,16 +2,25 @@
 //! writer consumes. Values are parsed at the edge (`values`), so code holding an `Interaction`
 //! holds valid phone numbers, addresses and ids.
 
+mod channel;
 mod error;
+mod handle;
+mod identity;
+mod ids;
 mod interaction;
+mod queue;
 mod values;
 
+pub use channel::{Channel, Direction, Provider};
 pub use error::ErrorCode;
+pub use handle::{Handle, Platform};
+pub use identity::{Evidence, EvidenceSource, Identity};
+pub use ids::{ConversationId, InteractionId};
 pub use interaction::{
-    Attachment, AttachmentSource, Change, Channel, ConversationId, Direction, ErasureStep, Evidence, EvidenceSource,
-    Handle, Identity, Interaction, InteractionId, InteractionKind, InteractionUpdate, NewInteraction, Platform,
-    Provider, QueueMessage, SCHEMA_VERSION, StoredObject, ThreadHints, WireError,
+    Attachment, AttachmentSource, Change, Interaction, InteractionKind, InteractionUpdate, NewInteraction,
+    SCHEMA_VERSION, StoredObject, ThreadHints,
 };
+pub use queue::{ErasureStep, QueueMessage, WireError};
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 
 /// U+FDD0..U+FDEF and the last two code points of every plane (U+xFFFE, U+xFFFF) are reserved
@@ -28,8 +37,8 @@ pub fn is_noncharacter(c: char) -> bool {
 /// against it by a test.
 pub fn json_schema() -> String {
     let mut interaction = serde_json::to_value(schemars::schema_for!(Interaction)).expect("schema serializes");
-    let mut update = serde_json::to_value(interaction::update_json_schema()).expect("schema serializes");
-    let mut erasure = serde_json::to_value(interaction::erasure_json_schema()).expect("schema serializes");
+    let mut update = serde_json::to_value(queue::update_json_schema()).expect("schema serializes");
+    let mut erasure = serde_json::to_value(queue::erasure_json_schema()).expect("schema serializes");
     // `$ref`s point at the root's `$defs`: hoist every branch's definitions there.
     let mut defs = serde_json::Map::new();
     for branch in [&mut interaction, &mut update, &mut erasure] {
