@@ -95,11 +95,12 @@ impl TimelineStore {
     ///    (repairs a missing entry, never makes a second one).
     /// 2. The customer: the owner of the interaction's handle (see `identity`), whose entries
     ///    live in its own partition; its group's root holds the conversation state.
-    /// 3. One transaction: the marker (only if absent, or claiming a tombstone), the owner's
-    ///    channel count (only if its root is still the one read) and the root's conversation
-    ///    state (only if its version is still the one read). Cancelled → re-read and decide
-    ///    again: a duplicate, or start over against the changed profiles.
-    /// 4. The entry, at the position and conversation the marker holds.
+    /// 3. One transaction: the marker (only if absent, or claiming a tombstone), the entry (at
+    ///    the position and in the conversation the marker records), the owner's channel count
+    ///    (only if its root is still the one read) and the root's conversation state (only if
+    ///    its version is still the one read). Cancelled → re-read and decide again: a
+    ///    duplicate, or start over against the changed profiles. Nothing is written after it,
+    ///    so a crash never leaves half an interaction.
     pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
         let marker_key = keys::interaction(&interaction.id);
         let mut marker = self.get(marker_key.clone(), false).await?;

@@ -26,8 +26,8 @@ use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 
-pub use conversation::{ConversationRecord, ConversationState, DEFAULT_WINDOW};
-pub use forest::{Forest, GraphError, MergeId, Node};
+pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
+pub use forest::MergeId;
 pub use groups::{
     CustomerProfile, IdentifierView, LedgerAction, LedgerEntry, LinkSuggestion, MergeRequest, SuggestionStatus,
 };

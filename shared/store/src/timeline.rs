@@ -351,7 +351,7 @@ impl TimelineStore {
     async fn change_conversations(
         &self,
         root: &CustomerId,
-        change: impl Fn(&mut crate::ConversationState),
+        change: impl Fn(&mut crate::conversation::ConversationState),
     ) -> Result<(), StoreError> {
         for attempt in 0..ATTEMPTS {
             let profile = self
