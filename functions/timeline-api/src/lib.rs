@@ -55,22 +55,63 @@ pub enum Route {
     ErasureStatus(CustomerId),
 }
 
-/// Every route as `(method, path template)`, the templates as the OpenAPI document writes them.
-pub const ROUTES: [(&str, &str); 14] = [
-    ("GET", "/customers"),
-    ("GET", "/customers/{customer_id}"),
-    ("DELETE", "/customers/{customer_id}"),
-    ("GET", "/customers/{customer_id}/timeline"),
-    ("GET", "/customers/{customer_id}/suggestions"),
-    ("POST", "/customers/{customer_id}/suggestions/{suggestion_id}/accept"),
-    ("POST", "/customers/{customer_id}/suggestions/{suggestion_id}/reject"),
-    ("POST", "/customers/{customer_id}/merge"),
-    ("POST", "/merges/{merge_id}/unmerge"),
-    ("GET", "/customers/{customer_id}/ledger"),
-    ("POST", "/customers/{customer_id}/conversations/{conversation_id}/split"),
-    ("POST", "/customers/{customer_id}/conversations/join"),
-    ("GET", "/customers/{customer_id}/export"),
-    ("GET", "/customers/{customer_id}/erasure"),
+/// How a route's path parameters (in template order) make its `Route`.
+pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
+
+/// Every route: its method, its path template as the OpenAPI document writes it, and how its
+/// parameters make the `Route`. The one table: `route` matches requests against it, and the
+/// OpenAPI test compares it with the document.
+pub const ROUTES: [(&str, &str, RouteBuilder); 14] = [
+    ("GET", "/customers", |_| Ok(Route::FindCustomer)),
+    ("GET", "/customers/{customer_id}", |p| {
+        Ok(Route::Profile(customer(p[0])?))
+    }),
+    ("DELETE", "/customers/{customer_id}", |p| {
+        Ok(Route::Erase(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/timeline", |p| {
+        Ok(Route::Timeline(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/suggestions", |p| {
+        Ok(Route::Suggestions(customer(p[0])?))
+    }),
+    (
+        "POST",
+        "/customers/{customer_id}/suggestions/{suggestion_id}/accept",
+        |p| Ok(Route::AcceptSuggestion(customer(p[0])?, suggestion_id(p[1])?)),
+    ),
+    (
+        "POST",
+        "/customers/{customer_id}/suggestions/{suggestion_id}/reject",
+        |p| Ok(Route::RejectSuggestion(customer(p[0])?, suggestion_id(p[1])?)),
+    ),
+    ("POST", "/customers/{customer_id}/merge", |p| {
+        Ok(Route::Merge(customer(p[0])?))
+    }),
+    ("POST", "/merges/{merge_id}/unmerge", |p| {
+        Ok(Route::Unmerge(store_id(p[0], "mg_", 26, "invalid_merge_id")?))
+    }),
+    ("GET", "/customers/{customer_id}/ledger", |p| {
+        Ok(Route::Ledger(customer(p[0])?))
+    }),
+    (
+        "POST",
+        "/customers/{customer_id}/conversations/{conversation_id}/split",
+        |p| {
+            let conversation = ConversationId::try_from(p[1].to_owned())
+                .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;
+            Ok(Route::SplitConversation(customer(p[0])?, conversation))
+        },
+    ),
+    ("POST", "/customers/{customer_id}/conversations/join", |p| {
+        Ok(Route::JoinConversations(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/export", |p| {
+        Ok(Route::Export(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/erasure", |p| {
+        Ok(Route::ErasureStatus(customer(p[0])?))
+    }),
 ];
 
 /// Why a request is not served: refused before the store is asked anything, or the store's
@@ -80,7 +121,8 @@ pub enum ApiError {
     /// No IAM caller in the request context (and unsigned requests are not allowed).
     Unauthenticated,
     NotFound,
-    MethodNotAllowed(&'static str),
+    /// The methods the path allows, for the `Allow` header.
+    MethodNotAllowed(String),
     BadRequest {
         code: &'static str,
         message: String,
@@ -109,10 +151,10 @@ impl ApiError {
 
     fn into_response(self) -> Response<Body> {
         let mut response = error_response(&self);
-        if let ApiError::MethodNotAllowed(allowed) = self {
-            response
-                .headers_mut()
-                .insert("allow", allowed.parse().expect("static header value"));
+        if let ApiError::MethodNotAllowed(allowed) = &self
+            && let Ok(value) = allowed.parse()
+        {
+            response.headers_mut().insert("allow", value);
         }
         response
     }
@@ -182,6 +224,10 @@ fn store_id(segment: &str, prefix: &str, length: usize, code: &'static str) -> R
     }
 }
 
+fn suggestion_id(segment: &str) -> Result<String, ApiError> {
+    store_id(segment, "sg_", 32, "invalid_suggestion_id")
+}
+
 fn customer(segment: &str) -> Result<CustomerId, ApiError> {
     CustomerId::parse(segment)
         .ok_or_else(|| ApiError::bad("invalid_customer_id", "a customer id is 'cus_' and a lowercase ULID"))
@@ -190,50 +236,40 @@ fn customer(segment: &str) -> Result<CustomerId, ApiError> {
 /// The route of a method and path (a trailing slash is ignored).
 pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
     let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
-    let only = |allowed: &'static str, route: Route| {
-        if method.as_str() == allowed {
-            Ok(route)
-        } else {
-            Err(ApiError::MethodNotAllowed(allowed))
+    // The path decides first, then the method (405 naming what the path allows), then the
+    // parameters' values.
+    let mut allowed: Vec<&str> = Vec::new();
+    for (route_method, template, build) in ROUTES {
+        let Some(parameters) = path_parameters(template, &segments) else {
+            continue;
+        };
+        if method.as_str() == route_method {
+            return build(&parameters);
         }
-    };
-    match segments.as_slice() {
-        ["customers"] => only("GET", Route::FindCustomer),
-        ["customers", id] => match *method {
-            Method::GET => Ok(Route::Profile(customer(id)?)),
-            Method::DELETE => Ok(Route::Erase(customer(id)?)),
-            _ => Err(ApiError::MethodNotAllowed("GET, DELETE")),
-        },
-        ["customers", id, "timeline"] => only("GET", Route::Timeline(customer(id)?)),
-        ["customers", id, "suggestions"] => only("GET", Route::Suggestions(customer(id)?)),
-        ["customers", _, "suggestions", _, "accept" | "reject"] if method != Method::POST => {
-            Err(ApiError::MethodNotAllowed("POST"))
-        }
-        ["customers", id, "suggestions", suggestion, "accept"] => Ok(Route::AcceptSuggestion(
-            customer(id)?,
-            store_id(suggestion, "sg_", 32, "invalid_suggestion_id")?,
-        )),
-        ["customers", id, "suggestions", suggestion, "reject"] => Ok(Route::RejectSuggestion(
-            customer(id)?,
-            store_id(suggestion, "sg_", 32, "invalid_suggestion_id")?,
-        )),
-        ["customers", id, "merge"] => only("POST", Route::Merge(customer(id)?)),
-        ["merges", _, "unmerge"] if method != Method::POST => Err(ApiError::MethodNotAllowed("POST")),
-        ["merges", merge, "unmerge"] => Ok(Route::Unmerge(store_id(merge, "mg_", 26, "invalid_merge_id")?)),
-        ["customers", id, "ledger"] => only("GET", Route::Ledger(customer(id)?)),
-        ["customers", id, "conversations", "join"] => only("POST", Route::JoinConversations(customer(id)?)),
-        ["customers", _, "conversations", _, "split"] if method != Method::POST => {
-            Err(ApiError::MethodNotAllowed("POST"))
-        }
-        ["customers", id, "conversations", conversation, "split"] => {
-            let conversation = ConversationId::try_from((*conversation).to_owned())
-                .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;
-            only("POST", Route::SplitConversation(customer(id)?, conversation))
-        }
-        ["customers", id, "export"] => only("GET", Route::Export(customer(id)?)),
-        ["customers", id, "erasure"] => only("GET", Route::ErasureStatus(customer(id)?)),
-        _ => Err(ApiError::NotFound),
+        allowed.push(route_method);
     }
+    if allowed.is_empty() {
+        Err(ApiError::NotFound)
+    } else {
+        Err(ApiError::MethodNotAllowed(allowed.join(", ")))
+    }
+}
+
+/// The values of a template's `{parameters}` if `segments` is a path of that template.
+fn path_parameters<'a>(template: &str, segments: &[&'a str]) -> Option<Vec<&'a str>> {
+    let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut parameters = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if part.starts_with('{') {
+            parameters.push(*segment);
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(parameters)
 }
 
 /// The query parameters, decoded (`application/x-www-form-urlencoded`, as browsers and
@@ -624,7 +660,7 @@ mod tests {
         ));
         assert_eq!(
             route(&Method::POST, &format!("/customers/{ADA}/timeline")),
-            Err(ApiError::MethodNotAllowed("GET"))
+            Err(ApiError::MethodNotAllowed("GET".into()))
         );
         assert_eq!(route(&Method::GET, "/nothing/here"), Err(ApiError::NotFound));
         assert!(matches!(
@@ -704,7 +740,7 @@ mod tests {
         let mut answered: Vec<ApiError> = vec![
             ApiError::Unauthenticated,
             ApiError::NotFound,
-            ApiError::MethodNotAllowed("GET"),
+            ApiError::MethodNotAllowed("GET".into()),
         ];
         answered.extend(BAD_REQUEST_CODES.iter().map(|code| ApiError::bad(code, "m")));
         answered.extend(every_store_error().into_iter().map(ApiError::from));
@@ -721,7 +757,7 @@ mod tests {
 
     #[test]
     fn every_listed_route_is_served() {
-        for (method, template) in ROUTES {
+        for (method, template, _) in ROUTES {
             let path = template
                 .replace("{customer_id}", ADA)
                 .replace("{suggestion_id}", &format!("sg_{}", "a".repeat(32)))
