@@ -7,7 +7,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Channel, Handle};
+use throughline_model::{Channel, Evidence, Handle};
 
 use crate::conversation::{ConversationRecord, ConversationState};
 use crate::forest::{Forest, GraphError, Plan};
@@ -51,7 +51,7 @@ pub struct LinkSuggestion {
     pub identifier: String,
     /// `claimed`, or `verified` when the interaction vouched for it but the owner's own
     /// evidence is weaker or the claimant is a known customer already.
-    pub evidence: String,
+    pub evidence: Evidence,
     pub source: String,
     pub interaction_id: String,
     pub status: SuggestionStatus,
@@ -133,7 +133,7 @@ impl LedgerEntry {
 pub struct IdentifierView {
     pub identifier: String,
     /// `verified` or `claimed`.
-    pub evidence: String,
+    pub evidence: Evidence,
     pub source: String,
     /// Whether it routes this customer's interactions (claims never do).
     pub owned: bool,
@@ -320,7 +320,7 @@ impl TimelineStore {
             .map(|item| {
                 Ok(IdentifierView {
                     identifier: string_attr(item, "identifier")?,
-                    evidence: optional_string_attr(item, "evidence").unwrap_or_else(|| "verified".into()),
+                    evidence: crate::identity::parse_evidence(item),
                     source: optional_string_attr(item, "source").unwrap_or_default(),
                     owned: matches!(item.get("owned"), Some(AttributeValue::Bool(true))),
                     customer_id: customer.clone(),

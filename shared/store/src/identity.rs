@@ -40,7 +40,7 @@ struct Owner {
     evidence: Evidence,
 }
 
-fn parse_evidence(item: &Item) -> Evidence {
+pub(crate) fn parse_evidence(item: &Item) -> Evidence {
     match optional_string_attr(item, "evidence").as_deref() {
         Some("claimed") => Evidence::Claimed,
         // Handles written before evidence was recorded came from carriers and platforms.
@@ -380,7 +380,7 @@ impl TimelineStore {
             claimant: claimant.clone(),
             owner: owner.clone(),
             identifier: identifier.handle.key(),
-            evidence: identifier.evidence.as_str().to_owned(),
+            evidence: identifier.evidence,
             source: identifier.source.to_owned(),
             interaction_id: interaction.to_string(),
             status: SuggestionStatus::Open,
