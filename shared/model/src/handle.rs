@@ -6,34 +6,21 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::{E164, EmailAddress, InvalidValue, PlatformUserId, ShortCode};
 
-/// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum Platform {
-    Messenger,
-    Instagram,
-    X,
-    Telegram,
-    /// The company's web-chat site itself (a business endpoint, scope-less).
-    WebChat,
-    /// A logged-in web-chat user: the `sub` of a token the company's backend signed.
-    WebChatUser,
-    /// An anonymous web-chat visitor: the widget's browser cookie, which anyone can set. A
-    /// namespace of its own, so no visitor id can ever name a logged-in user.
-    WebChatVisitor,
-}
-
-impl Platform {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Platform::Messenger => "messenger",
-            Platform::Instagram => "instagram",
-            Platform::X => "x",
-            Platform::Telegram => "telegram",
-            Platform::WebChat => "web_chat",
-            Platform::WebChatUser => "web_chat_user",
-            Platform::WebChatVisitor => "web_chat_visitor",
-        }
+wire_enum! {
+    /// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
+    pub enum Platform {
+        Messenger = "messenger",
+        Instagram = "instagram",
+        X = "x",
+        Telegram = "telegram",
+        /// The company's web-chat site itself (a business endpoint, scope-less).
+        WebChat = "web_chat",
+        /// A logged-in web-chat user: the `sub` of a token the company's backend signed.
+        WebChatUser = "web_chat_user",
+        /// An anonymous web-chat visitor: the widget's browser cookie, which anyone can set. A
+        /// namespace of its own, so no visitor id can ever name a logged-in user.
+        WebChatVisitor = "web_chat_visitor",
     }
 }
 
@@ -58,22 +45,6 @@ pub enum Handle {
         scope: Option<PlatformUserId>,
         id: PlatformUserId,
     },
-}
-
-impl Platform {
-    fn parse(s: &str) -> Option<Self> {
-        [
-            Platform::Messenger,
-            Platform::Instagram,
-            Platform::X,
-            Platform::Telegram,
-            Platform::WebChat,
-            Platform::WebChatUser,
-            Platform::WebChatVisitor,
-        ]
-        .into_iter()
-        .find(|p| p.as_str() == s)
-    }
 }
 
 impl Handle {

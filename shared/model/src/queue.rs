@@ -1,9 +1,10 @@
 //! The SQS message body: an interaction, an update to one, or the rest of an erasure, with
 //! their wire format and its errors.
 
-use crate::{Interaction, InteractionUpdate, SCHEMA_VERSION};
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
+
+use crate::{Interaction, InteractionUpdate, SCHEMA_VERSION};
 
 /// Every SQS message body: an interaction, an update to one
 /// (`{"schema_version": 1, "update": {...}}`), or the rest of an erasure
