@@ -369,7 +369,11 @@ async fn entries_sqs_fails_on_its_side_are_sent_again_and_queued_once() {
         async move {
             let left: std::collections::BTreeMap<String, u64> =
                 http.get(&faults).send().await.unwrap().json().await.unwrap();
-            left.get(&name).copied().unwrap_or(0)
+            // The emulator lists every queue faults were set for: a missing one means it
+            // never took the request, and the test must not pass on that.
+            *left
+                .get(&name)
+                .unwrap_or_else(|| panic!("the emulator has no entry faults for {name}: {left:?}"))
         }
     };
     let messages = |prefix: &str, count: usize| -> Vec<QueueMessage> {
