@@ -150,13 +150,7 @@ impl ApiError {
     }
 
     fn into_response(self) -> Response<Body> {
-        let mut response = error_response(&self);
-        if let ApiError::MethodNotAllowed(allowed) = &self
-            && let Ok(value) = allowed.parse()
-        {
-            response.headers_mut().insert("allow", value);
-        }
-        response
+        error_response(&self)
     }
 }
 
@@ -184,6 +178,13 @@ impl ErrorCode for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Store(error) => error.status(),
+        }
+    }
+
+    fn allowed_methods(&self) -> Option<&str> {
+        match self {
+            ApiError::MethodNotAllowed(allowed) => Some(allowed),
+            _ => None,
         }
     }
 

@@ -42,13 +42,7 @@ impl Rejection {
     }
 
     pub fn into_response(self) -> Response<Body> {
-        let mut response = error_response(&self);
-        if let Rejection::MethodNotAllowed { allowed } = self {
-            response
-                .headers_mut()
-                .insert("allow", allowed.parse().expect("static header value"));
-        }
-        response
+        error_response(&self)
     }
 }
 
@@ -74,6 +68,13 @@ impl ErrorCode for Rejection {
         }
     }
 
+    fn allowed_methods(&self) -> Option<&str> {
+        match self {
+            Rejection::MethodNotAllowed { allowed } => Some(allowed),
+            _ => None,
+        }
+    }
+
     fn message(&self) -> String {
         match self {
             Rejection::BadSignature { reason, .. } => (*reason).to_owned(),
@@ -91,14 +92,18 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-/// The one mapping from an error to an HTTP answer: its status and
-/// `{"error": {"code", "message"}}`. Server errors are logged (codes and operations only).
+/// The one mapping from an error to an HTTP answer: its status, `{"error": {"code", "message"}}`
+/// and, for a 405, `Allow`. Server errors are logged (codes and operations only).
 pub fn error_response(error: &dyn ErrorCode) -> Response<Body> {
     let status = error.status();
     if status.is_server_error() {
         tracing::error!(code = error.code(), %error, "request failed");
     }
-    json_error(status, error.code(), &error.message())
+    let mut response = json_error(status, error.code(), &error.message());
+    if let Some(value) = error.allowed_methods().and_then(|allowed| allowed.parse().ok()) {
+        response.headers_mut().insert("allow", value);
+    }
+    response
 }
 
 /// `{"error": {"code": ..., "message": ...}}` with the given status.

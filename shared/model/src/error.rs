@@ -10,8 +10,8 @@ pub trait ErrorCode: std::fmt::Display {
     /// What the caller is told. Never personal data nor stored values (`Display`, which may
     /// name ids and operations, is for logs).
     fn message(&self) -> String;
-    /// The same request may succeed later (the answer is a 503: providers and clients retry).
-    fn is_retryable(&self) -> bool {
-        self.status() == http::StatusCode::SERVICE_UNAVAILABLE
+    /// For a 405: the methods the resource allows (the `Allow` header).
+    fn allowed_methods(&self) -> Option<&str> {
+        None
     }
 }
