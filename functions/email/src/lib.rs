@@ -264,7 +264,6 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         Ok(delivery) => delivery,
         Err(rejection) => return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await,
     };
-    // The one error answer (503 `store_unavailable`, logged): Mailgun retries.
     let until = replay_memory(now, &function.mailgun);
     // The claim is the conditional put itself: of two posts of one token exactly one gets it.
     match function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
@@ -276,6 +275,7 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
             };
             return throughline_edge::respond(CONNECTOR, Err(replay), &function.publisher, ok).await;
         }
+        // 503 `store_unavailable` (logged by error_response): Mailgun retries.
         Err(e) => return throughline_edge::error_response(&e),
     }
     let release = || async {
