@@ -14,10 +14,11 @@ use chrono::Utc;
 use sha2::{Digest, Sha256};
 use throughline_model::{Evidence, Handle, Interaction, InteractionId};
 
-use crate::groups::{LinkSuggestion, MergeRequest, SuggestionStatus};
 use crate::items::{
     Expr, Item, ProfileItem, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
 };
+use crate::merges::MergeRequest;
+use crate::suggestions::{LinkSuggestion, SuggestionStatus};
 use crate::{Actor, CustomerId, StoreError, TimelineStore, written};
 
 /// The ledger's actor for merges that verified evidence made during ingestion.

@@ -1,14 +1,15 @@
 //! Ingestion: an interaction recorded exactly once on its customer's timeline, in its
 //! conversation; updates (deletions, edits) applied to what was recorded.
 
-use chrono::{DateTime, Utc};
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
 use crate::items::{
     Expr, Item, ProfileItem, count_attribute, key_item, keys, millis, optional_string_attr, s, string_attr, time_attr,
     to_json, tx_check, tx_put, tx_update,
 };
-use crate::{ATTEMPTS, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one};
+use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one, retry_optimistic};
 
 /// What `record` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -86,6 +87,129 @@ fn entry_item(customer: &CustomerId, sk: &str, interaction: &Interaction) -> Res
     Ok(item)
 }
 
+/// An interaction's recording as planned: its conversation and the writes of its one
+/// transaction.
+#[derive(Debug)]
+struct PlannedRecord {
+    conversation: ConversationId,
+    writes: Vec<TransactWriteItem>,
+}
+
+/// What recording `interaction` for `owner` (whose group's root is `root`, possibly the owner
+/// itself) writes, given its marker as read (`None`, or a tombstone of changes that arrived
+/// first): the marker (only if absent, or claiming the tombstone only if no other change landed
+/// since), the entry in the conversation the rule picks (carrying the tombstone's changes), the
+/// owner's channel count (only if its root is still the one read) and the root's conversation
+/// state (only if its version is still the one read). Pure.
+fn plan_record(
+    table: &str,
+    interaction: &Interaction,
+    marker: Option<&Item>,
+    (owner, root): (&ProfileItem, &ProfileItem),
+    window: TimeDelta,
+) -> Result<PlannedRecord, StoreError> {
+    let marker_key = keys::interaction(&interaction.id);
+    let mut state = root.conversation.clone();
+    let conversation = state.assign(interaction, window);
+    let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
+
+    let mut writes = Vec::with_capacity(4);
+    let mut entry = match marker {
+        None => {
+            let mut item = key_item(marker_key);
+            item.insert("customer_id".into(), s(owner.customer.as_str()));
+            item.insert("timeline_sk".into(), s(&sk));
+            item.insert("conversation_id".into(), s(conversation.as_str()));
+            writes.push(tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())?);
+            interaction.clone()
+        }
+        // Changed before it arrived: claim the tombstone for this position, with the changes it
+        // holds, only if no other change landed since it was read.
+        Some(tombstone) => {
+            let mut condition = vec![
+                "attribute_exists(pk)",
+                "attribute_not_exists(timeline_sk)",
+                "attribute_not_exists(erased_at)",
+            ];
+            let mut expr = Expr::new()
+                .value(":c", s(owner.customer.as_str()))
+                .value(":sk", s(&sk))
+                .value(":cv", s(conversation.as_str()));
+            for (attribute, placeholder, equal, absent) in [
+                (
+                    "deleted_at",
+                    ":d",
+                    "deleted_at = :d",
+                    "attribute_not_exists(deleted_at)",
+                ),
+                ("edited_at", ":e", "edited_at = :e", "attribute_not_exists(edited_at)"),
+            ] {
+                match tombstone.get(attribute) {
+                    Some(value) => {
+                        condition.push(equal);
+                        expr = expr.value(placeholder, value.clone());
+                    }
+                    None => condition.push(absent),
+                }
+            }
+            writes.push(tx_update(
+                table,
+                marker_key,
+                "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
+                Some(&condition.join(" AND ")),
+                expr,
+            )?);
+            Pending::from_marker(tombstone)?.applied_to(interaction)
+        }
+    };
+    entry.conversation_id = Some(conversation.clone());
+    writes.push(tx_put(
+        table,
+        entry_item(&owner.customer, &sk, &entry)?,
+        Some("attribute_not_exists(pk)"),
+        Expr::new(),
+    )?);
+    let count = Expr::new()
+        .name("#count", &count_attribute(interaction.channel))
+        .value(":one", one());
+    if owner.is_root() {
+        let (condition, expr) = root.unchanged(
+            count
+                .name("#conversation", "conversation")
+                .value(":state", to_json(&state)),
+        );
+        writes.push(tx_update(
+            table,
+            keys::profile(&owner.customer),
+            "SET #conversation = :state ADD #count :one, #version :one",
+            Some(&condition),
+            expr,
+        )?);
+    } else {
+        writes.push(tx_update(
+            table,
+            keys::profile(&owner.customer),
+            "ADD #count :one",
+            Some("#root = :root AND attribute_not_exists(erased_at)"),
+            count.name("#root", "root").value(":root", s(root.customer.as_str())),
+        )?);
+        let (condition, expr) = root.unchanged(
+            Expr::new()
+                .name("#conversation", "conversation")
+                .value(":state", to_json(&state))
+                .value(":one", one()),
+        );
+        writes.push(tx_update(
+            table,
+            keys::profile(&root.customer),
+            "SET #conversation = :state ADD #version :one",
+            Some(&condition),
+            expr,
+        )?);
+    }
+    Ok(PlannedRecord { conversation, writes })
+}
+
 impl TimelineStore {
     /// Records an interaction on its customer's timeline exactly once, whatever the number of
     /// deliveries, in the conversation the rule picks (`conversation`). Safe to run
@@ -102,167 +226,63 @@ impl TimelineStore {
     ///    duplicate, or start over against the changed profiles. Nothing is written after it,
     ///    so a crash never leaves half an interaction.
     pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
-        let marker_key = keys::interaction(&interaction.id);
-        let mut marker = self.get(marker_key.clone(), false).await?;
-        for attempt in 0..ATTEMPTS {
+        let marker_key = &keys::interaction(&interaction.id);
+        retry_optimistic("recording an interaction", |attempt| async move {
+            // After a cancelled try everything is read again, consistently.
+            let consistent = attempt > 0;
+            let marker = self.get(marker_key.clone(), consistent).await?;
             if let Some(existing) = &marker {
                 if existing.contains_key("erased_at") {
-                    return Ok(Recorded::Erased);
+                    return Ok(Attempt::Done(Recorded::Erased));
                 }
                 if existing.contains_key("timeline_sk") {
-                    return self.repair(interaction, existing).await;
+                    return self.repair(interaction, existing).await.map(Attempt::Done);
                 }
             }
-            let consistent = attempt > 0;
             let Some(resolved) = self.resolve_interaction_customer(interaction).await? else {
-                return Ok(Recorded::Erased);
+                return Ok(Attempt::Done(Recorded::Erased));
             };
             let owner = resolved.customer;
             // A customer created just now: its profile is the one written (if that changed
-            // since, the transaction's version condition fails and the next round reads).
+            // since, the transaction's version condition fails and the next try reads).
             let owner_profile = match resolved.created {
                 Some(created) => Some(created),
                 None => self.profile_item(&owner, consistent).await?,
             };
-            let root_profile = match owner_profile {
-                Some(ref profile) if profile.erased_at.is_none() && profile.is_root() => profile.clone(),
-                Some(ref profile) if profile.erased_at.is_none() => {
+            let (owner_profile, root_profile) = match owner_profile {
+                Some(profile) if profile.erased_at.is_none() && profile.is_root() => (profile.clone(), profile),
+                Some(profile) if profile.erased_at.is_none() => {
                     match self.profile_item(&profile.root, consistent).await? {
-                        Some(root) => root,
+                        Some(root) => (profile, root),
                         None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
                     }
                 }
                 // The handle still routes to an erased customer (an identifier attached while the
-                // erasure ran): release it, so the next round gives it a customer of its own.
-                Some(ref profile) => {
-                    debug_assert!(profile.erased_at.is_some());
+                // erasure ran): release it, so the next try gives it a customer of its own.
+                Some(_) => {
                     self.release_handle(&interaction.customer.key(), &owner).await?;
-                    marker = self.get(marker_key.clone(), true).await?;
-                    continue;
+                    return Ok(Attempt::Again);
                 }
-                // Not visible yet: read everything again, consistently.
-                None => {
-                    marker = self.get(marker_key.clone(), true).await?;
-                    continue;
-                }
+                // Not visible yet.
+                None => return Ok(Attempt::Again),
             };
-            let owner_profile = owner_profile.expect("matched above");
-            let mut state = root_profile.conversation.clone();
-            let conversation = state.assign(interaction, self.window);
-            let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
-
-            let mut writes = Vec::with_capacity(4);
-            let mut entry = match &marker {
-                None => {
-                    let mut item = key_item(marker_key.clone());
-                    item.insert("customer_id".into(), s(owner.as_str()));
-                    item.insert("timeline_sk".into(), s(&sk));
-                    item.insert("conversation_id".into(), s(conversation.as_str()));
-                    writes.push(tx_put(
-                        &self.table,
-                        item,
-                        Some("attribute_not_exists(pk)"),
-                        Expr::new(),
-                    )?);
-                    interaction.clone()
-                }
-                // Changed before it arrived: claim the tombstone for this position, with the
-                // changes it holds, only if no other change landed since it was read.
-                Some(tombstone) => {
-                    let mut condition = vec![
-                        "attribute_exists(pk)",
-                        "attribute_not_exists(timeline_sk)",
-                        "attribute_not_exists(erased_at)",
-                    ];
-                    let mut expr = Expr::new()
-                        .value(":c", s(owner.as_str()))
-                        .value(":sk", s(&sk))
-                        .value(":cv", s(conversation.as_str()));
-                    for (attribute, placeholder, equal, absent) in [
-                        (
-                            "deleted_at",
-                            ":d",
-                            "deleted_at = :d",
-                            "attribute_not_exists(deleted_at)",
-                        ),
-                        ("edited_at", ":e", "edited_at = :e", "attribute_not_exists(edited_at)"),
-                    ] {
-                        match tombstone.get(attribute) {
-                            Some(value) => {
-                                condition.push(equal);
-                                expr = expr.value(placeholder, value.clone());
-                            }
-                            None => condition.push(absent),
-                        }
-                    }
-                    writes.push(tx_update(
-                        &self.table,
-                        marker_key.clone(),
-                        "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
-                        Some(&condition.join(" AND ")),
-                        expr,
-                    )?);
-                    Pending::from_marker(tombstone)?.applied_to(interaction)
-                }
-            };
-            entry.conversation_id = Some(conversation.clone());
-            writes.push(tx_put(
+            let planned = plan_record(
                 &self.table,
-                entry_item(&owner, &sk, &entry)?,
-                Some("attribute_not_exists(pk)"),
-                Expr::new(),
-            )?);
-            let count = Expr::new()
-                .name("#count", &count_attribute(interaction.channel))
-                .value(":one", one());
-            if owner_profile.is_root() {
-                let (condition, expr) = root_profile.unchanged(
-                    count
-                        .name("#conversation", "conversation")
-                        .value(":state", to_json(&state)),
-                );
-                writes.push(tx_update(
-                    &self.table,
-                    keys::profile(&owner),
-                    "SET #conversation = :state ADD #count :one, #version :one",
-                    Some(&condition),
-                    expr,
-                )?);
-            } else {
-                writes.push(tx_update(
-                    &self.table,
-                    keys::profile(&owner),
-                    "ADD #count :one",
-                    Some("#root = :root AND attribute_not_exists(erased_at)"),
-                    count
-                        .name("#root", "root")
-                        .value(":root", s(root_profile.customer.as_str())),
-                )?);
-                let (condition, expr) = root_profile.unchanged(
-                    Expr::new()
-                        .name("#conversation", "conversation")
-                        .value(":state", to_json(&state))
-                        .value(":one", one()),
-                );
-                writes.push(tx_update(
-                    &self.table,
-                    keys::profile(&root_profile.customer),
-                    "SET #conversation = :state ADD #version :one",
-                    Some(&condition),
-                    expr,
-                )?);
-            }
-            if self.transact(writes).await? {
-                return Ok(Recorded::New {
+                interaction,
+                marker.as_ref(),
+                (&owner_profile, &root_profile),
+                self.window,
+            )?;
+            if self.transact(planned.writes).await? {
+                return Ok(Attempt::Done(Recorded::New {
                     customer: owner,
-                    conversation,
-                });
+                    conversation: planned.conversation,
+                }));
             }
             // Cancelled: a duplicate got there first, or a profile changed. Decide again.
-            crate::backoff(attempt + 1).await;
-            marker = self.get(marker_key.clone(), true).await?;
-        }
-        Err(StoreError::Contention("recording an interaction"))
+            Ok(Attempt::Again)
+        })
+        .await
     }
 
     /// A redelivery of a recorded interaction. The entry is written with its marker, so it
@@ -479,5 +499,168 @@ impl TimelineStore {
             .await?
             .map(|item| ProfileItem::from_item(&item))
             .transpose()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use aws_sdk_dynamodb::types::AttributeValue;
+    use chrono::TimeZone;
+    use throughline_model::{Channel, Direction, E164, Handle, NewInteraction, Provider, ProviderMessageId};
+
+    use super::*;
+    use crate::conversation::DEFAULT_WINDOW;
+
+    const TABLE: &str = "timeline";
+
+    fn sms(id: &str) -> Interaction {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let phone = |n: &str| Handle::Phone {
+            number: E164::parse(n).unwrap(),
+        };
+        Interaction::new(NewInteraction {
+            channel: Channel::Sms,
+            provider: Provider::Twilio,
+            direction: Direction::Inbound,
+            business_endpoint: phone("+14155550199"),
+            customer: phone("+14155550100"),
+            provider_message_id: ProviderMessageId::parse(id).unwrap(),
+            occurred_at: at,
+            received_at: at,
+        })
+    }
+
+    fn key_of(write: &TransactWriteItem) -> String {
+        let key = write
+            .put()
+            .map(|p| p.item().clone())
+            .or_else(|| write.update().map(|u| u.key().clone()))
+            .unwrap_or_default();
+        let part = |name: &str| match key.get(name) {
+            Some(AttributeValue::S(v)) => v.clone(),
+            _ => String::new(),
+        };
+        format!("{}|{}", part("pk"), part("sk"))
+    }
+
+    #[test]
+    fn a_first_delivery_writes_its_marker_entry_and_root_state_in_one_transaction() {
+        let owner = ProfileItem::for_test(&CustomerId::generate(), 4, &[]);
+        let interaction = sms("SM1");
+        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), DEFAULT_WINDOW).unwrap();
+        assert_eq!(
+            planned.conversation,
+            ConversationId::opened_by(&interaction.id),
+            "it opens one"
+        );
+        let keys: Vec<String> = planned.writes.iter().map(key_of).collect();
+        assert_eq!(
+            keys,
+            [
+                format!("INTERACTION#{}|INTERACTION", interaction.id),
+                format!(
+                    "CUSTOMER#{}|{}",
+                    owner.customer,
+                    keys::timeline_sk(interaction.occurred_at, &interaction.id)
+                ),
+                format!("CUSTOMER#{}|PROFILE", owner.customer),
+            ]
+        );
+        let marker = planned.writes[0].put().unwrap();
+        assert_eq!(
+            marker.condition_expression(),
+            Some("attribute_not_exists(pk)"),
+            "only once"
+        );
+        let entry = planned.writes[1].put().unwrap();
+        assert_eq!(
+            entry.item().get("conversation_id"),
+            Some(&AttributeValue::S(planned.conversation.to_string()))
+        );
+        let profile = planned.writes[2].update().unwrap();
+        assert_eq!(
+            profile.update_expression(),
+            "SET #conversation = :state ADD #count :one, #version :one"
+        );
+        assert_eq!(
+            profile.condition_expression(),
+            Some("#version = :version AND attribute_not_exists(erased_at)")
+        );
+        assert_eq!(
+            profile
+                .expression_attribute_names()
+                .and_then(|n| n.get("#count"))
+                .map(String::as_str),
+            Some("count_sms")
+        );
+    }
+
+    #[test]
+    fn a_merged_member_counts_on_its_own_profile_and_the_conversation_on_its_root() {
+        let root = ProfileItem::for_test(&CustomerId::generate(), 9, &[]);
+        let member = ProfileItem::for_test(
+            &CustomerId::generate(),
+            2,
+            &[("root", AttributeValue::S(root.customer.to_string()))],
+        );
+        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), DEFAULT_WINDOW).unwrap();
+        assert_eq!(planned.writes.len(), 4);
+        let count = planned.writes[2].update().unwrap();
+        assert_eq!(
+            key_of(&planned.writes[2]),
+            format!("CUSTOMER#{}|PROFILE", member.customer)
+        );
+        assert_eq!(count.update_expression(), "ADD #count :one");
+        assert_eq!(
+            count.condition_expression(),
+            Some("#root = :root AND attribute_not_exists(erased_at)"),
+            "only while still in the group read"
+        );
+        let state = planned.writes[3].update().unwrap();
+        assert_eq!(
+            key_of(&planned.writes[3]),
+            format!("CUSTOMER#{}|PROFILE", root.customer)
+        );
+        assert_eq!(
+            state.update_expression(),
+            "SET #conversation = :state ADD #version :one"
+        );
+    }
+
+    #[test]
+    fn a_delivery_after_its_deletion_claims_the_tombstone_and_arrives_deleted() {
+        let owner = ProfileItem::for_test(&CustomerId::generate(), 0, &[]);
+        let interaction = sms("SM3");
+        let deleted_at = "2026-11-24T09:05:00.000Z";
+        let mut tombstone = key_item(keys::interaction(&interaction.id));
+        tombstone.insert("deleted_at".into(), s(deleted_at));
+        let planned = plan_record(TABLE, &interaction, Some(&tombstone), (&owner, &owner), DEFAULT_WINDOW).unwrap();
+        let claim = planned.writes[0].update().unwrap();
+        assert_eq!(
+            claim.update_expression(),
+            "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv"
+        );
+        assert_eq!(
+            claim.condition_expression(),
+            Some(
+                "attribute_exists(pk) AND attribute_not_exists(timeline_sk) AND attribute_not_exists(erased_at) \
+                 AND deleted_at = :d AND attribute_not_exists(edited_at)"
+            ),
+            "only if no other change landed since it was read"
+        );
+        let entry = planned.writes[1].put().unwrap();
+        assert_eq!(
+            entry.item().get("deleted_at"),
+            Some(&s("2026-11-24T09:05:00Z")),
+            "the deletion it missed"
+        );
+        // A profile written before versions existed is still "unchanged" at version 0.
+        let profile = planned.writes[2].update().unwrap();
+        assert!(
+            profile
+                .condition_expression()
+                .unwrap()
+                .starts_with("(attribute_not_exists(#version)")
+        );
     }
 }

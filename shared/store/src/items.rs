@@ -300,6 +300,21 @@ impl ProfileItem {
 }
 
 #[cfg(test)]
+impl ProfileItem {
+    /// A profile as `from_item` reads it: `customer` at `version`, with `extra` attributes
+    /// (`root`, `parent`, `merge_id`, `members`, `conversation`…).
+    pub fn for_test(customer: &CustomerId, version: u64, extra: &[(&str, AttributeValue)]) -> Self {
+        let mut item = key_item(keys::profile(customer));
+        item.insert("customer_id".into(), s(customer.as_str()));
+        item.insert("version".into(), n(version));
+        for (name, value) in extra {
+            item.insert((*name).into(), value.clone());
+        }
+        Self::from_item(&item).expect("a profile item")
+    }
+}
+
+#[cfg(test)]
 mod tests {
     use super::keys;
 

@@ -5,19 +5,24 @@
 //! - `ingest`: record an interaction exactly once (customer, conversation, entry); updates.
 //! - `identity`: which customer an interaction belongs to (verified evidence links, claims
 //!   suggest).
-//! - `groups`: profiles, merge and unmerge (over the pure `forest`), the ledger, suggestions.
+//! - `profiles`: a customer's group of merged customers, and the profile shown for it.
+//! - `merges`: merge and unmerge, planned by pure functions over the pure `forest`.
+//! - `ledger`: the append-only facts of who changed what; `suggestions`: link suggestions.
 //! - `timeline`: a group's timeline pages, and splitting and joining conversations (the rule
 //!   itself is the pure `conversation`).
 //! - `privacy`: export and erasure.
 
 mod conversation;
 mod forest;
-mod groups;
 mod identity;
 mod ingest;
 mod items;
+mod ledger;
+mod merges;
 mod objects;
 mod privacy;
+mod profiles;
+mod suggestions;
 mod timeline;
 
 use aws_sdk_dynamodb::Client;
@@ -28,13 +33,14 @@ use serde::{Deserialize, Serialize};
 
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
 pub use forest::MergeId;
-pub use groups::{
-    CustomerProfile, IdentifierView, LedgerAction, LedgerEntry, LinkSuggestion, MergeRequest, SuggestionStatus,
-};
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
+pub use ledger::{LedgerAction, LedgerEntry};
+pub use merges::MergeRequest;
 pub use objects::{s3_client, s3_failed};
 pub use privacy::{Erasure, ErasureStatus, Export};
+pub use profiles::{CustomerProfile, IdentifierView};
+pub use suggestions::{LinkSuggestion, SuggestionStatus};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
 use items::{Item, key_item, keys, n, s};
@@ -241,6 +247,35 @@ pub struct TimelineStore {
 /// How often an optimistic write is tried before giving up (the caller then retries later:
 /// SQS redelivers, the API answers 503).
 const ATTEMPTS: usize = 10;
+
+/// What one try of an optimistic write came to.
+enum Attempt<T> {
+    /// Written, or found done already: the answer.
+    Done(T),
+    /// A condition on what was read no longer held (another writer got there first): read
+    /// again and plan again.
+    Again,
+}
+
+/// The one read–plan–write loop of every optimistic write: `attempt` reads, plans, and writes
+/// on the condition that what it read is unchanged, answering `Again` when that condition
+/// failed. Tried `ATTEMPTS` times with a growing, jittered pause between tries, then
+/// `Contention(what)`. `attempt` is given the try's number (0 first): later tries read
+/// consistently.
+async fn retry_optimistic<T, Try>(what: &'static str, mut attempt: impl FnMut(usize) -> Try) -> Result<T, StoreError>
+where
+    Try: std::future::Future<Output = Result<Attempt<T>, StoreError>>,
+{
+    for n in 0..ATTEMPTS {
+        if n > 0 {
+            backoff(n).await;
+        }
+        if let Attempt::Done(answer) = attempt(n).await? {
+            return Ok(answer);
+        }
+    }
+    Err(StoreError::Contention(what))
+}
 
 /// Waits a little before trying a conflicting write again: up to 8 ms times the attempt, with
 /// jitter so that writers that collided do not collide again.

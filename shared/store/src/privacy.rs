@@ -19,8 +19,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::ConversationRecord;
-use crate::groups::{CustomerProfile, LedgerAction, LedgerEntry, LinkSuggestion};
 use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
+use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
+use crate::profiles::CustomerProfile;
+use crate::suggestions::LinkSuggestion;
 use throughline_model::StoredObject;
 
 use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo, written};
@@ -139,7 +141,7 @@ impl TimelineStore {
             // One conditional put per ledger (a group may have more members than a transaction
             // takes items).
             for member in &ids {
-                for write in self.ledger_writes(&entry, [member])? {
+                for write in ledger_writes(&self.table, &entry, [member])? {
                     self.transact(vec![write]).await?;
                 }
             }
@@ -274,7 +276,7 @@ impl TimelineStore {
         customer: &CustomerId,
         actor: &Actor,
     ) -> Result<(CustomerId, Vec<CustomerId>, DateTime<Utc>), StoreError> {
-        for attempt in 0..crate::ATTEMPTS {
+        crate::retry_optimistic("erasing a customer", |_| async move {
             if let Some(profile) = self.profile_item(customer, true).await?
                 && let Some(erased_at) = profile.erased_at
             {
@@ -289,7 +291,7 @@ impl TimelineStore {
                 if !ids.contains(customer) {
                     ids.push(customer.clone());
                 }
-                return Ok((root, ids, erased_at));
+                return Ok(crate::Attempt::Done((root, ids, erased_at)));
             }
             let group = self.load_group(customer, true).await?;
             let ids = group.ids();
@@ -323,8 +325,7 @@ impl TimelineStore {
                     .await,
             )?;
             if !root_written {
-                crate::backoff(attempt + 1).await;
-                continue;
+                return Ok(crate::Attempt::Again);
             }
             for member in &group.members {
                 self.client
@@ -335,9 +336,9 @@ impl TimelineStore {
                     .await
                     .map_err(dynamo("PutItem"))?;
             }
-            return Ok((group.root.customer.clone(), ids, erased_at));
-        }
-        Err(StoreError::Contention("erasing a customer"))
+            Ok(crate::Attempt::Done((group.root.customer.clone(), ids, erased_at)))
+        })
+        .await
     }
 
     /// Remembers, for a while, that an identifier's customer was erased, so that deliveries

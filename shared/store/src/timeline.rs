@@ -10,9 +10,12 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Channel, ConversationId, Direction, Interaction, InteractionId};
 
-use crate::groups::{Group, LedgerAction, LedgerEntry};
 use crate::items::{Expr, Item, keys, millis, s, string_attr, to_json, tx_update};
-use crate::{ATTEMPTS, Actor, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, one, written};
+use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
+use crate::profiles::Group;
+use crate::{
+    Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, one, retry_optimistic, written,
+};
 
 /// One interaction on a group's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -353,7 +356,8 @@ impl TimelineStore {
         root: &CustomerId,
         change: impl Fn(&mut crate::conversation::ConversationState),
     ) -> Result<(), StoreError> {
-        for attempt in 0..ATTEMPTS {
+        let change = &change;
+        retry_optimistic("changing conversations", |_| async move {
             let profile = self
                 .profile_item(root, true)
                 .await?
@@ -373,16 +377,17 @@ impl TimelineStore {
                 Some(&condition),
                 expr,
             )?;
-            if self.transact(vec![write]).await? {
-                return Ok(());
-            }
-            crate::backoff(attempt + 1).await;
-        }
-        Err(StoreError::Contention("changing conversations"))
+            Ok(if self.transact(vec![write]).await? {
+                Attempt::Done(())
+            } else {
+                Attempt::Again
+            })
+        })
+        .await
     }
 
     async fn append_ledger(&self, entry: &LedgerEntry, customer: &CustomerId) -> Result<(), StoreError> {
-        let writes = self.ledger_writes(entry, [customer])?;
+        let writes = ledger_writes(&self.table, entry, [customer])?;
         if self.transact(writes).await? {
             Ok(())
         } else {

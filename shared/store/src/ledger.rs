@@ -1,0 +1,117 @@
+//! The append-only ledger: every merge, unmerge, decision and erasure, with its actor, kept in
+//! the ledger of each customer it names.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::TransactWriteItem;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::items::{Expr, json_attr, key_item, keys, to_json, tx_put};
+use crate::{Actor, CustomerId, StoreError, TimelineStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LedgerAction {
+    Merge,
+    Unmerge,
+    SuggestionRejected,
+    ConversationSplit,
+    ConversationJoin,
+    Erase,
+}
+
+/// One fact of the append-only ledger: who did what, when, why, to which identifiers.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LedgerEntry {
+    /// `lg_` and a ULID: entries sort by time.
+    pub entry_id: String,
+    pub action: LedgerAction,
+    pub at: DateTime<Utc>,
+    pub actor: String,
+    /// The actor's IAM principal id, when an API caller (its ARN's session name is the caller's
+    /// choice; this id is not).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actor_principal_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub merge_id: Option<String>,
+    /// The merged (absorbed) customer, for merges and unmerges.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<CustomerId>,
+    /// The surviving customer.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub target: Option<CustomerId>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub identifiers: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub suggestion_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub conversations: Vec<String>,
+    /// Set when a customer it names was erased: identifiers and reason are gone.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub redacted: bool,
+}
+
+impl LedgerEntry {
+    pub(crate) fn new(action: LedgerAction, actor: &Actor) -> Self {
+        Self {
+            entry_id: format!("lg_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            action,
+            at: Utc::now(),
+            actor: actor.who.clone(),
+            actor_principal_id: actor.principal_id.clone(),
+            reason: actor.reason.clone(),
+            merge_id: None,
+            source: None,
+            target: None,
+            identifiers: Vec::new(),
+            suggestion_id: None,
+            conversations: Vec::new(),
+            redacted: false,
+        }
+    }
+}
+
+/// The entry, appended to each named customer's ledger (only if absent: append-only).
+pub(crate) fn ledger_writes<'a>(
+    table: &str,
+    entry: &LedgerEntry,
+    customers: impl IntoIterator<Item = &'a CustomerId>,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let customers: BTreeSet<&CustomerId> = customers.into_iter().collect();
+    customers
+        .into_iter()
+        .map(|customer| {
+            let mut item = key_item((keys::ledger_pk(customer), entry.entry_id.clone()));
+            item.insert("entry".into(), to_json(entry));
+            tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())
+        })
+        .collect()
+}
+
+impl TimelineStore {
+    /// The ledger of a customer's group, newest first.
+    pub async fn ledger(&self, customer: &CustomerId) -> Result<Vec<LedgerEntry>, StoreError> {
+        let group = self.load_group(customer, false).await?;
+        self.ledger_of(&group.ids()).await
+    }
+
+    /// One customer's own ledger, erased or not (an erased customer's ledger keeps its facts).
+    pub async fn ledger_entries_of(&self, customer: &CustomerId) -> Result<Vec<LedgerEntry>, StoreError> {
+        self.ledger_of(std::slice::from_ref(customer)).await
+    }
+
+    pub(crate) async fn ledger_of(&self, customers: &[CustomerId]) -> Result<Vec<LedgerEntry>, StoreError> {
+        let mut entries: BTreeMap<String, LedgerEntry> = BTreeMap::new();
+        for customer in customers {
+            for item in self.query_prefix(&keys::ledger_pk(customer), "lg_", false).await? {
+                if let Some(entry) = json_attr::<LedgerEntry>(&item, "entry")? {
+                    entries.insert(entry.entry_id.clone(), entry);
+                }
+            }
+        }
+        Ok(entries.into_values().rev().collect())
+    }
+}

@@ -1,0 +1,607 @@
+//! Merge and unmerge. The store loads the groups involved; the pure planners here (over the pure
+//! `forest`) decide every write; one transaction makes them, each write conditioned on the
+//! profile being the one read, so a concurrent change cancels it and the next try plans anew.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
+
+use crate::conversation::ConversationState;
+use crate::forest::{Forest, GraphError, MergeId, Plan};
+use crate::items::{Expr, ProfileItem, key_item, keys, millis, s, string_attr, to_json, tx_put, tx_update};
+use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
+use crate::profiles::Group;
+use crate::suggestions::{LinkSuggestion, SuggestionStatus, suggestion_writes};
+use crate::{Actor, Attempt, CustomerId, StoreError, TimelineStore, one, retry_optimistic};
+
+/// Most items DynamoDB takes in one transaction.
+const MAX_TRANSACTION_ITEMS: usize = 100;
+
+/// An agent's merge: `source`'s group joins `target`'s, whose root survives.
+#[derive(Debug, Clone)]
+pub struct MergeRequest {
+    pub source: CustomerId,
+    pub target: CustomerId,
+    pub actor: Actor,
+}
+
+impl From<GraphError> for StoreError {
+    fn from(e: GraphError) -> Self {
+        match e {
+            GraphError::AlreadyMerged => StoreError::AlreadyMerged,
+            GraphError::NotMerged(merge) => StoreError::NotMerged(merge.to_string()),
+            GraphError::Unknown(c) => StoreError::CustomerNotFound(c.to_string()),
+        }
+    }
+}
+
+/// A change planned: its ledger entry and the writes of its one transaction.
+#[derive(Debug)]
+pub(crate) struct Planned {
+    pub entry: LedgerEntry,
+    pub writes: Vec<TransactWriteItem>,
+}
+
+/// What merging `source`'s group into `target`'s writes: every profile whose root or parent
+/// changes and both roots' member sets (`forest`), the survivor's conversation state absorbing
+/// the source's, the merge record (what unmerge reads), the ledger entry on both roots, and an
+/// accepted suggestion's two copies. `entry` is the new `Merge` fact (its id and time);
+/// `identifiers` the ones the ledger names. Pure.
+pub(crate) fn plan_merge(
+    table: &str,
+    source: &Group,
+    target: &Group,
+    merge_id: MergeId,
+    mut entry: LedgerEntry,
+    identifiers: Vec<String>,
+    suggestion: Option<&LinkSuggestion>,
+) -> Result<Planned, StoreError> {
+    let mut forest = Forest::default();
+    for profile in source.profiles().chain(target.profiles()) {
+        forest.insert(profile.customer.clone(), profile.node());
+    }
+    let plan = forest.merge(&source.root.customer, &target.root.customer, merge_id.clone())?;
+    entry.merge_id = Some(merge_id.clone());
+    entry.source = Some(source.root.customer.clone());
+    entry.target = Some(target.root.customer.clone());
+    entry.identifiers = identifiers;
+    entry.suggestion_id = suggestion.map(|s| s.suggestion_id.clone());
+
+    // The survivor continues the absorbed group's conversations too.
+    let mut conversation = target.root.conversation.clone();
+    conversation.absorb(&source.root.conversation);
+    let profiles: Vec<&ProfileItem> = source.profiles().chain(target.profiles()).collect();
+    let survivor = BTreeMap::from([(target.root.customer.clone(), conversation)]);
+    let mut writes = profile_writes(table, &plan, &profiles, &survivor)?;
+    let mut record = key_item(keys::merge(&merge_id));
+    record.insert("source".into(), s(source.root.customer.as_str()));
+    record.insert("target".into(), s(target.root.customer.as_str()));
+    record.insert("active".into(), AttributeValue::Bool(true));
+    record.insert("merged_at".into(), s(millis(entry.at)));
+    // The absorbed group's conversations, which the survivor continues while merged and gives
+    // back on unmerge.
+    let absorbed: Vec<String> = source
+        .root
+        .conversation
+        .recent
+        .iter()
+        .map(|r| r.id.to_string())
+        .collect();
+    if !absorbed.is_empty() {
+        record.insert("source_conversations".into(), AttributeValue::Ss(absorbed));
+    }
+    writes.push(tx_put(table, record, Some("attribute_not_exists(pk)"), Expr::new())?);
+    writes.extend(ledger_writes(
+        table,
+        &entry,
+        [&source.root.customer, &target.root.customer],
+    )?);
+    if let Some(suggestion) = suggestion {
+        let mut decided = suggestion.clone();
+        decided.status = SuggestionStatus::Accepted;
+        decided.decided_at = Some(entry.at);
+        decided.decided_by = Some(entry.actor.clone());
+        decided.merge_id = Some(merge_id);
+        writes.extend(suggestion_writes(table, &decided)?);
+    }
+    if writes.len() > MAX_TRANSACTION_ITEMS {
+        return Err(StoreError::GroupTooLarge {
+            items: writes.len(),
+            limit: MAX_TRANSACTION_ITEMS,
+        });
+    }
+    Ok(Planned { entry, writes })
+}
+
+/// What undoing merge `merge_id` (of `source` into `target`, per its record) writes: the
+/// profiles the cut moves (`forest`), the conversations the source brought (`given_back`) gone
+/// from every profile that stays, the record made inactive (only if still active), the ledger
+/// entry on both customers. `group` is the merged group as loaded. Pure.
+pub(crate) fn plan_unmerge(
+    table: &str,
+    group: &Group,
+    merge_id: &str,
+    (source, target): (&CustomerId, &CustomerId),
+    given_back: &[String],
+    mut entry: LedgerEntry,
+) -> Result<Planned, StoreError> {
+    let mut forest = Forest::default();
+    for profile in group.profiles() {
+        forest.insert(profile.customer.clone(), profile.node());
+    }
+    let plan = forest.unmerge(merge_id)?;
+    entry.merge_id = Some(merge_id.to_owned());
+    entry.source = Some(source.clone());
+    entry.target = Some(target.clone());
+    let profiles: Vec<&ProfileItem> = group.profiles().collect();
+    // Every profile that stays in the group and holds the given-back conversations (the root,
+    // and members that were roots while merged and would revive their state on a later
+    // unmerge).
+    let mut states = BTreeMap::new();
+    for profile in group.profiles() {
+        let leaving = forest.node(&profile.customer).is_some_and(|n| &n.root == source);
+        let mut remaining = profile.conversation.clone();
+        remaining.recent.retain(|r| !given_back.contains(&r.id.to_string()));
+        if !leaving && remaining != profile.conversation {
+            states.insert(profile.customer.clone(), remaining);
+        }
+    }
+    let mut writes = profile_writes(table, &plan, &profiles, &states)?;
+    writes.push(tx_update(
+        table,
+        keys::merge(merge_id),
+        "SET active = :no, unmerged_at = :at",
+        Some("active = :yes"),
+        Expr::new()
+            .value(":no", AttributeValue::Bool(false))
+            .value(":yes", AttributeValue::Bool(true))
+            .value(":at", s(millis(entry.at))),
+    )?);
+    writes.extend(ledger_writes(table, &entry, [source, target])?);
+    Ok(Planned { entry, writes })
+}
+
+/// The profile writes of a forest plan: every changed node's root and parent, every affected
+/// root's member set, the given conversation states, each only if the profile is at the
+/// version read.
+fn profile_writes(
+    table: &str,
+    plan: &Plan,
+    profiles: &[&ProfileItem],
+    conversations: &BTreeMap<CustomerId, ConversationState>,
+) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let touched: BTreeSet<&CustomerId> = plan
+        .changes
+        .iter()
+        .map(|c| &c.customer)
+        .chain(plan.members.keys())
+        .chain(conversations.keys())
+        .collect();
+    let mut writes = Vec::new();
+    for customer in touched {
+        let profile = profiles
+            .iter()
+            .find(|p| &p.customer == customer)
+            .ok_or_else(|| StoreError::Corrupt(format!("profile {customer} not loaded")))?;
+        let mut set = vec!["#root = :root"];
+        let mut remove = Vec::new();
+        let mut expr = Expr::new().name("#root", "root").value(":one", one());
+        let change = plan.changes.iter().find(|c| &c.customer == customer);
+        let root = change.map_or(&profile.root, |c| &c.root);
+        expr = expr.value(":root", s(root.as_str()));
+        match change.map_or(&profile.parent, |c| &c.parent) {
+            Some((parent, merge)) => {
+                set.push("parent = :parent, merge_id = :merge");
+                expr = expr.value(":parent", s(parent.as_str())).value(":merge", s(merge));
+            }
+            None => remove.push("parent, merge_id"),
+        }
+        match plan.members.get(customer) {
+            Some(members) if !members.is_empty() => {
+                set.push("#members = :members");
+                expr = expr.name("#members", "members").value(
+                    ":members",
+                    AttributeValue::Ss(members.iter().map(|m| m.to_string()).collect()),
+                );
+            }
+            Some(_) => {
+                remove.push("#members");
+                expr = expr.name("#members", "members");
+            }
+            None => {}
+        }
+        if let Some(state) = conversations.get(customer) {
+            set.push("#conversation = :state");
+            expr = expr
+                .name("#conversation", "conversation")
+                .value(":state", to_json(state));
+        }
+        let mut update = format!("SET {}", set.join(", "));
+        if !remove.is_empty() {
+            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
+        }
+        update.push_str(" ADD #version :one");
+        let (condition, expr) = profile.unchanged(expr);
+        writes.push(tx_update(
+            table,
+            keys::profile(customer),
+            &update,
+            Some(&condition),
+            expr,
+        )?);
+    }
+    Ok(writes)
+}
+
+fn new_merge_id() -> MergeId {
+    format!("mg_{}", ulid::Ulid::new().to_string().to_lowercase())
+}
+
+impl TimelineStore {
+    /// Merges `source`'s group into `target`'s: one transaction over every profile whose root
+    /// changes, both roots (each only if unchanged since read), the merge record and the
+    /// ledger entries. Entries stay where they are. Retried on contention.
+    pub async fn merge(&self, request: &MergeRequest) -> Result<LedgerEntry, StoreError> {
+        self.merge_with(request, None).await
+    }
+
+    /// A merge, and when it accepts a suggestion the suggestion decided in the same
+    /// transaction.
+    pub(crate) async fn merge_with(
+        &self,
+        request: &MergeRequest,
+        suggestion: Option<&LinkSuggestion>,
+    ) -> Result<LedgerEntry, StoreError> {
+        retry_optimistic("merging customers", |_| async move {
+            let source = self.load_group(&request.source, true).await?;
+            let target = self.load_group(&request.target, true).await?;
+            let identifiers = match suggestion {
+                Some(s) => vec![s.identifier.clone()],
+                None => self.owned_identifiers(&source).await?,
+            };
+            let merge_id = new_merge_id();
+            let planned = plan_merge(
+                &self.table,
+                &source,
+                &target,
+                merge_id.clone(),
+                LedgerEntry::new(LedgerAction::Merge, &request.actor),
+                identifiers,
+                suggestion,
+            )?;
+            if self.transact(planned.writes).await? {
+                tracing::info!(%merge_id, source = %request.source, target = %request.target, "customers merged");
+                return Ok(Attempt::Done(planned.entry));
+            }
+            // Decided meanwhile is a 409, not a retry.
+            if let Some(suggestion) = suggestion {
+                self.open_suggestion(&suggestion.owner, &suggestion.suggestion_id)
+                    .await?;
+            }
+            Ok(Attempt::Again)
+        })
+        .await
+    }
+
+    /// The identifiers a group's members own (those a merge moves into the survivor's group).
+    async fn owned_identifiers(&self, group: &Group) -> Result<Vec<String>, StoreError> {
+        let mut owned = Vec::new();
+        for member in group.ids() {
+            owned.extend(
+                self.identifiers(&member)
+                    .await?
+                    .into_iter()
+                    .filter(|i| i.owned)
+                    .map(|i| i.identifier),
+            );
+        }
+        Ok(owned)
+    }
+
+    /// Undoes a merge: the merged customer and what was merged into it before leave the group,
+    /// with exactly the timelines they had (entries never moved).
+    pub async fn unmerge(&self, merge_id: &str, actor: &Actor) -> Result<LedgerEntry, StoreError> {
+        retry_optimistic("unmerging customers", |_| async move {
+            let record = self
+                .get(keys::merge(merge_id), true)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("merge {merge_id}")))?;
+            if !matches!(record.get("active"), Some(AttributeValue::Bool(true))) {
+                return Err(GraphError::NotMerged(merge_id.to_owned()).into());
+            }
+            let source = CustomerId::from_trusted(string_attr(&record, "source")?);
+            let target = CustomerId::from_trusted(string_attr(&record, "target")?);
+            let given_back: Vec<String> = match record.get("source_conversations") {
+                Some(AttributeValue::Ss(ids)) => ids.clone(),
+                _ => Vec::new(),
+            };
+            let group = self.load_group(&source, true).await?;
+            let planned = plan_unmerge(
+                &self.table,
+                &group,
+                merge_id,
+                (&source, &target),
+                &given_back,
+                LedgerEntry::new(LedgerAction::Unmerge, actor),
+            )?;
+            if self.transact(planned.writes).await? {
+                tracing::info!(%merge_id, "merge undone");
+                return Ok(Attempt::Done(planned.entry));
+            }
+            Ok(Attempt::Again)
+        })
+        .await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TABLE: &str = "timeline";
+
+    fn profile(customer: &CustomerId, version: u64, extra: &[(&str, AttributeValue)]) -> ProfileItem {
+        ProfileItem::for_test(customer, version, extra)
+    }
+
+    fn alone(customer: &CustomerId, version: u64) -> Group {
+        Group {
+            root: profile(customer, version, &[]),
+            members: Vec::new(),
+        }
+    }
+
+    fn actor() -> Actor {
+        Actor {
+            who: "arn:aws:iam::123456789012:user/agent".into(),
+            principal_id: None,
+            reason: Some("same person".into()),
+        }
+    }
+
+    fn updates(writes: &[TransactWriteItem]) -> Vec<(String, String, String)> {
+        writes
+            .iter()
+            .filter_map(|w| w.update())
+            .map(|u| {
+                let sk = match u.key().get("sk") {
+                    Some(AttributeValue::S(sk)) => sk.clone(),
+                    _ => String::new(),
+                };
+                let pk = match u.key().get("pk") {
+                    Some(AttributeValue::S(pk)) => pk.clone(),
+                    _ => String::new(),
+                };
+                (
+                    format!("{pk}|{sk}"),
+                    u.update_expression().to_owned(),
+                    u.condition_expression().unwrap_or_default().to_owned(),
+                )
+            })
+            .collect()
+    }
+
+    fn puts_under(writes: &[TransactWriteItem], pk_prefix: &str) -> usize {
+        writes
+            .iter()
+            .filter_map(|w| w.put())
+            .filter(|p| matches!(p.item().get("pk"), Some(AttributeValue::S(pk)) if pk.starts_with(pk_prefix)))
+            .count()
+    }
+
+    #[test]
+    fn a_merge_of_two_customers_moves_the_source_under_the_target_in_one_transaction() {
+        let (source, target) = (CustomerId::generate(), CustomerId::generate());
+        let planned = plan_merge(
+            TABLE,
+            &alone(&source, 3),
+            &alone(&target, 7),
+            "mg_one".into(),
+            LedgerEntry::new(LedgerAction::Merge, &actor()),
+            vec!["email:ada@example.com".into()],
+            None,
+        )
+        .expect("a plan");
+        let updates = updates(&planned.writes);
+        assert_eq!(updates.len(), 2, "both profiles change: {updates:?}");
+        let (_, source_update, source_condition) = updates
+            .iter()
+            .find(|(key, ..)| key.contains(source.as_str()))
+            .expect("the source's profile is written");
+        assert!(
+            source_update.contains("parent = :parent, merge_id = :merge"),
+            "{source_update}"
+        );
+        assert!(
+            source_condition.starts_with("#version = :version"),
+            "only at the version read"
+        );
+        let (_, target_update, _) = updates
+            .iter()
+            .find(|(key, ..)| key.contains(target.as_str()))
+            .expect("the target's profile is written");
+        assert!(target_update.contains("#members = :members"), "{target_update}");
+        assert!(
+            target_update.contains("#conversation = :state"),
+            "the survivor continues the conversations"
+        );
+        assert_eq!(puts_under(&planned.writes, "MERGE#"), 1, "the merge record");
+        assert_eq!(
+            puts_under(&planned.writes, "LEDGER#"),
+            2,
+            "the fact on both customers' ledgers"
+        );
+        assert_eq!(planned.writes.len(), 5);
+        assert_eq!(planned.entry.merge_id.as_deref(), Some("mg_one"));
+        assert_eq!(planned.entry.source.as_ref(), Some(&source));
+        assert_eq!(planned.entry.target.as_ref(), Some(&target));
+        assert_eq!(planned.entry.identifiers, ["email:ada@example.com"]);
+    }
+
+    #[test]
+    fn merging_a_customer_into_its_own_group_is_refused() {
+        let root = CustomerId::generate();
+        let member = CustomerId::generate();
+        let group = Group {
+            root: profile(&root, 2, &[("members", AttributeValue::Ss(vec![member.to_string()]))]),
+            members: vec![profile(
+                &member,
+                1,
+                &[
+                    ("root", s(root.as_str())),
+                    ("parent", s(root.as_str())),
+                    ("merge_id", s("mg_old")),
+                ],
+            )],
+        };
+        let refused = plan_merge(
+            TABLE,
+            &group,
+            &group,
+            "mg_again".into(),
+            LedgerEntry::new(LedgerAction::Merge, &actor()),
+            Vec::new(),
+            None,
+        );
+        assert_eq!(refused.map(|p| p.writes.len()), Err(StoreError::AlreadyMerged));
+    }
+
+    #[test]
+    fn accepting_a_suggestion_decides_both_of_its_copies_in_the_merge() {
+        let (claimant, owner) = (CustomerId::generate(), CustomerId::generate());
+        let suggestion = LinkSuggestion {
+            suggestion_id: "sg_1".into(),
+            claimant: claimant.clone(),
+            owner: owner.clone(),
+            identifier: "email:ada@example.com".into(),
+            evidence: throughline_model::Evidence::Claimed,
+            source: "ses".into(),
+            interaction_id: "ix_1".into(),
+            status: SuggestionStatus::Open,
+            created_at: chrono::Utc::now(),
+            decided_at: None,
+            decided_by: None,
+            merge_id: None,
+        };
+        let planned = plan_merge(
+            TABLE,
+            &alone(&claimant, 0),
+            &alone(&owner, 0),
+            "mg_s".into(),
+            LedgerEntry::new(LedgerAction::Merge, &actor()),
+            vec![suggestion.identifier.clone()],
+            Some(&suggestion),
+        )
+        .expect("a plan");
+        let decided: Vec<_> = updates(&planned.writes)
+            .into_iter()
+            .filter(|(key, ..)| key.contains("sg_1"))
+            .collect();
+        assert_eq!(decided.len(), 2, "the claimant's and the owner's copy");
+        assert!(
+            decided.iter().all(|(_, _, condition)| condition == "#status = :open"),
+            "only if still open"
+        );
+        assert_eq!(planned.entry.suggestion_id.as_deref(), Some("sg_1"));
+        // A fresh profile (version 0) may predate the version attribute.
+        assert!(
+            updates(&planned.writes)
+                .iter()
+                .any(|(_, _, condition)| condition.starts_with("(attribute_not_exists(#version)"))
+        );
+    }
+
+    #[test]
+    fn a_group_too_large_for_one_transaction_is_refused_before_anything_is_written() {
+        let source_root = CustomerId::generate();
+        let members: Vec<CustomerId> = (0..99).map(|_| CustomerId::generate()).collect();
+        let source = Group {
+            root: profile(
+                &source_root,
+                1,
+                &[(
+                    "members",
+                    AttributeValue::Ss(members.iter().map(|m| m.to_string()).collect()),
+                )],
+            ),
+            members: members
+                .iter()
+                .map(|m| {
+                    profile(
+                        m,
+                        1,
+                        &[
+                            ("root", s(source_root.as_str())),
+                            ("parent", s(source_root.as_str())),
+                            ("merge_id", s("mg_x")),
+                        ],
+                    )
+                })
+                .collect(),
+        };
+        let refused = plan_merge(
+            TABLE,
+            &source,
+            &alone(&CustomerId::generate(), 0),
+            "mg_big".into(),
+            LedgerEntry::new(LedgerAction::Merge, &actor()),
+            Vec::new(),
+            None,
+        );
+        assert!(
+            matches!(refused, Err(StoreError::GroupTooLarge { items, limit: 100 }) if items > 100),
+            "{refused:?}"
+        );
+    }
+
+    #[test]
+    fn an_unmerge_cuts_the_merge_and_marks_its_record_inactive_only_if_active() {
+        let (source, target) = (CustomerId::generate(), CustomerId::generate());
+        let group = Group {
+            root: profile(&target, 1, &[("members", AttributeValue::Ss(vec![source.to_string()]))]),
+            members: vec![profile(
+                &source,
+                1,
+                &[
+                    ("root", s(target.as_str())),
+                    ("parent", s(target.as_str())),
+                    ("merge_id", s("mg_u")),
+                ],
+            )],
+        };
+        let planned = plan_unmerge(
+            TABLE,
+            &group,
+            "mg_u",
+            (&source, &target),
+            &[],
+            LedgerEntry::new(LedgerAction::Unmerge, &actor()),
+        )
+        .expect("a plan");
+        let updates = updates(&planned.writes);
+        let (_, source_update, _) = updates
+            .iter()
+            .find(|(key, ..)| key == &format!("CUSTOMER#{source}|PROFILE"))
+            .expect("the source's profile is written");
+        assert!(source_update.contains("REMOVE parent, merge_id"), "{source_update}");
+        let (_, record_update, record_condition) = updates
+            .iter()
+            .find(|(key, ..)| key.contains("mg_u"))
+            .expect("the merge record");
+        assert!(record_update.starts_with("SET active = :no"));
+        assert_eq!(record_condition, "active = :yes");
+        assert_eq!(puts_under(&planned.writes, "LEDGER#"), 2);
+        assert_eq!(
+            plan_unmerge(
+                TABLE,
+                &alone(&target, 0),
+                "mg_u",
+                (&source, &target),
+                &[],
+                LedgerEntry::new(LedgerAction::Unmerge, &actor())
+            )
+            .map(|p| p.writes.len()),
+            Err(StoreError::NotMerged("mg_u".into()))
+        );
+    }
+}

@@ -1,0 +1,196 @@
+//! Customers as agents see them: a group of merged customers (its root's profile and every
+//! member's) and the one profile the API shows for it.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use throughline_model::{Channel, Evidence, Handle};
+
+use crate::conversation::ConversationRecord;
+use crate::items::{ProfileItem, key_item, keys, optional_string_attr, string_attr};
+use crate::{CustomerId, StoreError, TimelineStore, dynamo};
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IdentifierView {
+    pub identifier: String,
+    /// `verified` or `claimed`.
+    pub evidence: Evidence,
+    pub source: String,
+    /// Whether it routes this customer's interactions (claims never do).
+    pub owned: bool,
+    /// The group member it belongs to.
+    pub customer_id: CustomerId,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen_at: Option<DateTime<Utc>>,
+}
+
+/// A customer as an agent sees it: the whole merged group.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CustomerProfile {
+    /// The group's root: the id every member resolves to.
+    pub customer_id: CustomerId,
+    /// The customers merged into it.
+    pub members: Vec<CustomerId>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub created_at: Option<DateTime<Utc>>,
+    pub identifiers: Vec<IdentifierView>,
+    pub channels: Vec<Channel>,
+    pub counts: BTreeMap<String, u64>,
+    pub interaction_count: u64,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub first_seen_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_seen_at: Option<DateTime<Utc>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open_conversation: Option<ConversationRecord>,
+}
+
+#[derive(Debug, Clone)]
+pub(crate) struct Group {
+    pub root: ProfileItem,
+    pub members: Vec<ProfileItem>,
+}
+
+impl Group {
+    pub fn ids(&self) -> Vec<CustomerId> {
+        std::iter::once(&self.root)
+            .chain(&self.members)
+            .map(|p| p.customer.clone())
+            .collect()
+    }
+
+    pub fn profiles(&self) -> impl Iterator<Item = &ProfileItem> {
+        std::iter::once(&self.root).chain(&self.members)
+    }
+}
+
+impl TimelineStore {
+    /// A customer's group: its root's profile and every member's.
+    pub(crate) async fn load_group(&self, customer: &CustomerId, consistent: bool) -> Result<Group, StoreError> {
+        let profile = self
+            .profile_item(customer, consistent)
+            .await?
+            .ok_or_else(|| StoreError::CustomerNotFound(customer.to_string()))?;
+        if profile.erased_at.is_some() {
+            return Err(StoreError::CustomerErased(customer.to_string()));
+        }
+        let root = if profile.is_root() {
+            profile
+        } else {
+            self.profile_item(&profile.root, consistent)
+                .await?
+                .ok_or_else(|| StoreError::Corrupt(format!("root of {customer} has no profile")))?
+        };
+        if root.erased_at.is_some() {
+            return Err(StoreError::CustomerErased(customer.to_string()));
+        }
+        let members = self.profiles(&root.members, consistent).await?;
+        Ok(Group { root, members })
+    }
+
+    /// Profiles by id, in one BatchGetItem per 100.
+    async fn profiles(&self, ids: &BTreeSet<CustomerId>, consistent: bool) -> Result<Vec<ProfileItem>, StoreError> {
+        let ids: Vec<&CustomerId> = ids.iter().collect();
+        let mut profiles = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(100) {
+            let mut request = Some(
+                KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().map(|c| key_item(keys::profile(c))).collect()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+            while let Some(keys_and_attributes) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(dynamo("BatchGetItem"))?;
+                for item in output
+                    .responses
+                    .unwrap_or_default()
+                    .remove(&self.table)
+                    .unwrap_or_default()
+                {
+                    profiles.push(ProfileItem::from_item(&item)?);
+                }
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        profiles.sort_by(|a, b| a.customer.cmp(&b.customer));
+        Ok(profiles)
+    }
+
+    /// The group a customer id belongs to: its root's id.
+    pub async fn resolve_root(&self, customer: &CustomerId) -> Result<CustomerId, StoreError> {
+        Ok(self.load_group(customer, false).await?.root.customer)
+    }
+
+    /// The customer (group) that owns an identifier.
+    pub async fn find_customer(&self, handle: &Handle) -> Result<CustomerProfile, StoreError> {
+        let owner = self
+            .customer_for(handle, false)
+            .await?
+            .ok_or_else(|| StoreError::CustomerNotFound(handle.key()))?;
+        self.customer_profile(&owner).await
+    }
+
+    /// The profile of a customer's group.
+    pub async fn customer_profile(&self, customer: &CustomerId) -> Result<CustomerProfile, StoreError> {
+        let group = self.load_group(customer, false).await?;
+        let mut identifiers = Vec::new();
+        let (mut first_seen_at, mut last_seen_at) = (None::<DateTime<Utc>>, None::<DateTime<Utc>>);
+        for member in group.ids() {
+            identifiers.extend(self.identifiers(&member).await?);
+            if let Some((first, last)) = self.first_and_last_seen(&member).await? {
+                first_seen_at = Some(first_seen_at.map_or(first, |t| t.min(first)));
+                last_seen_at = Some(last_seen_at.map_or(last, |t| t.max(last)));
+            }
+        }
+        let mut counts: BTreeMap<String, u64> = BTreeMap::new();
+        let mut channels = BTreeSet::new();
+        for profile in group.profiles() {
+            for (channel, count) in &profile.counts {
+                *counts.entry(channel.as_str().to_owned()).or_default() += count;
+                channels.insert(channel.as_str());
+            }
+        }
+        Ok(CustomerProfile {
+            customer_id: group.root.customer.clone(),
+            members: group.members.iter().map(|p| p.customer.clone()).collect(),
+            created_at: group.root.created_at,
+            identifiers,
+            channels: channels.into_iter().filter_map(Channel::parse).collect(),
+            interaction_count: counts.values().sum(),
+            counts,
+            first_seen_at,
+            last_seen_at,
+            open_conversation: group.root.conversation.open().cloned(),
+        })
+    }
+
+    /// One customer's identifiers (`ID#` items).
+    pub(crate) async fn identifiers(&self, customer: &CustomerId) -> Result<Vec<IdentifierView>, StoreError> {
+        self.query_prefix(&keys::customer_pk(customer), keys::IDENTIFIER_PREFIX, false)
+            .await?
+            .iter()
+            .map(|item| {
+                Ok(IdentifierView {
+                    identifier: string_attr(item, "identifier")?,
+                    evidence: crate::identity::parse_evidence(item),
+                    source: optional_string_attr(item, "source").unwrap_or_default(),
+                    owned: matches!(item.get("owned"), Some(AttributeValue::Bool(true))),
+                    customer_id: customer.clone(),
+                    first_seen_at: crate::items::time_attr(item, "first_seen_at")?,
+                })
+            })
+            .collect()
+    }
+}
