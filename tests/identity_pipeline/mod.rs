@@ -9,8 +9,9 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use lambda_http::http::StatusCode;
 use serde_json::{Value, json};
 use throughline_e2e::*;
+use throughline_model::CustomerId;
 use throughline_model::{Channel, Evidence, EvidenceSource, Identity, Interaction, Platform};
-use throughline_store::{CustomerId, Recorded, TimelineStore};
+use throughline_store::{Recorded, TimelineStore};
 
 mod api;
 mod conversations;

@@ -376,14 +376,14 @@ async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &Lambda
 const PRINTED_PER_CUSTOMER: usize = 12;
 
 /// Prints every customer's timeline (but `except`), oldest first, one line per interaction.
-pub async fn print_timelines(store: &TimelineStore, except: Option<&throughline_store::CustomerId>) -> Result<()> {
+pub async fn print_timelines(store: &TimelineStore, except: Option<&throughline_model::CustomerId>) -> Result<()> {
     let mut customers = store.all_customers().await?;
     customers.retain(|c| Some(c) != except);
     print_customers(store, &customers).await
 }
 
 /// Prints these customers' timelines, oldest first, one line per interaction.
-async fn print_customers(store: &TimelineStore, customers: &[throughline_store::CustomerId]) -> Result<()> {
+async fn print_customers(store: &TimelineStore, customers: &[throughline_model::CustomerId]) -> Result<()> {
     for customer in customers {
         let customer = customer.clone();
         let mut entries: Vec<Interaction> = Vec::new();

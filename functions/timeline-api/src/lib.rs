@@ -9,9 +9,12 @@ use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use throughline_edge::{ErrorCode, error_response, json_error};
-use throughline_model::{Channel, ConversationId, Direction, ErasureStep, Handle, InteractionId, QueueMessage};
+use throughline_model::{
+    Channel, ConversationId, CustomerId, Direction, ErasureStep, Handle, InteractionId, MergeId, QueueMessage,
+    SuggestionId,
+};
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, CustomerId, MergeRequest, StoreError, TimelineFilter, TimelineStore};
+use throughline_store::{Actor, MergeRequest, StoreError, TimelineFilter, TimelineStore};
 
 /// The default page size of a timeline.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -43,10 +46,10 @@ pub enum Route {
     Profile(CustomerId),
     Timeline(CustomerId),
     Suggestions(CustomerId),
-    AcceptSuggestion(CustomerId, String),
-    RejectSuggestion(CustomerId, String),
+    AcceptSuggestion(CustomerId, SuggestionId),
+    RejectSuggestion(CustomerId, SuggestionId),
     Merge(CustomerId),
-    Unmerge(String),
+    Unmerge(MergeId),
     Ledger(CustomerId),
     SplitConversation(CustomerId, ConversationId),
     JoinConversations(CustomerId),
@@ -89,7 +92,7 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 14] = [
         Ok(Route::Merge(customer(p[0])?))
     }),
     ("POST", "/merges/{merge_id}/unmerge", |p| {
-        Ok(Route::Unmerge(store_id(p[0], "mg_", 26, "invalid_merge_id")?))
+        Ok(Route::Unmerge(merge_id(p[0])?))
     }),
     ("GET", "/customers/{customer_id}/ledger", |p| {
         Ok(Route::Ledger(customer(p[0])?))
@@ -209,24 +212,18 @@ impl std::fmt::Display for ApiError {
     }
 }
 
-/// `prefix` and then only lowercase letters and digits, as the store makes merge (`mg_` + ULID)
-/// and suggestion (`sg_` + hex) ids.
-fn store_id(segment: &str, prefix: &str, length: usize, code: &'static str) -> Result<String, ApiError> {
-    let ok = segment
-        .strip_prefix(prefix)
-        .is_some_and(|rest| rest.len() == length && rest.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()));
-    if ok {
-        Ok(segment.to_owned())
-    } else {
-        Err(ApiError::bad(
-            code,
-            format!("not a valid id: expected '{prefix}' and {length} characters"),
-        ))
-    }
+fn suggestion_id(segment: &str) -> Result<SuggestionId, ApiError> {
+    SuggestionId::try_from(segment.to_owned()).map_err(|_| {
+        ApiError::bad(
+            "invalid_suggestion_id",
+            "not a valid id: expected 'sg_' and 32 characters",
+        )
+    })
 }
 
-fn suggestion_id(segment: &str) -> Result<String, ApiError> {
-    store_id(segment, "sg_", 32, "invalid_suggestion_id")
+fn merge_id(segment: &str) -> Result<MergeId, ApiError> {
+    MergeId::parse(segment)
+        .ok_or_else(|| ApiError::bad("invalid_merge_id", "not a valid id: expected 'mg_' and 26 characters"))
 }
 
 fn customer(segment: &str) -> Result<CustomerId, ApiError> {
@@ -640,7 +637,7 @@ mod tests {
             route(&Method::DELETE, &format!("/customers/{ADA}")),
             Ok(Route::Erase(ada.clone()))
         );
-        let merge = format!("mg_{}", "0".repeat(26));
+        let merge = MergeId::parse(&format!("mg_{}", "0".repeat(26))).unwrap();
         assert_eq!(
             route(&Method::POST, &format!("/merges/{merge}/unmerge")),
             Ok(Route::Unmerge(merge))

@@ -3,10 +3,11 @@
 //! redelivers only those, and moves a message that keeps failing to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use throughline_model::CustomerId;
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, Applied, CustomerId, Recorded, TimelineStore};
+use throughline_store::{Actor, Applied, Recorded, TimelineStore};
 
 /// Everything the writer needs, built once per cold start.
 #[derive(Debug, Clone)]

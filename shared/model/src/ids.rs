@@ -1,5 +1,6 @@
-//! Deterministic ids: of an interaction (provider retries and queue redeliveries collapse) and
-//! of a conversation.
+//! Ids. Deterministic ones: of an interaction (provider retries and queue redeliveries
+//! collapse), of a conversation, of a link suggestion. Generated ones, which the store makes
+//! and sort by creation time: of a customer, a merge, a ledger entry.
 
 use std::fmt;
 
@@ -108,5 +109,136 @@ impl ConversationId {
     /// The conversation that `opener` opens.
     pub fn opened_by(opener: &InteractionId) -> Self {
         Self(format!("{}{}", Self::PREFIX, opener.hex()))
+    }
+}
+
+hex_id!(
+    /// A link suggestion: `sg_` and 32 hex digits of its (claimant, owner, identifier), so the
+    /// same claim suggests the same link once.
+    SuggestionId, "sg_", "suggestion id",
+    "Derived from the claimant, the owner and the identifier claimed"
+);
+
+impl SuggestionId {
+    pub fn derive(claimant: &CustomerId, owner: &CustomerId, identifier: &str) -> Self {
+        let mut hasher = Sha256::new();
+        for part in [claimant.as_str(), owner.as_str(), identifier] {
+            hasher.update((part.len() as u64).to_be_bytes());
+            hasher.update(part.as_bytes());
+        }
+        let hex: String = hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
+        Self(format!("{}{hex}", Self::PREFIX))
+    }
+}
+
+/// Declares an id the store generates: a prefix and a lowercase ULID, so that ids sort by
+/// creation time; `parse` (and serde, and the JSON Schema) accept exactly that.
+macro_rules! ulid_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $rule:literal) => {
+        $(#[$doc])*
+        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+        #[serde(try_from = "String", into = "String")]
+        pub struct $name(String);
+
+        impl $name {
+            const PREFIX: &'static str = $prefix;
+
+            /// A new id, of now.
+            pub fn generate() -> Self {
+                Self(format!("{}{}", Self::PREFIX, ulid::Ulid::new().to_string().to_lowercase()))
+            }
+
+            /// Parses an id from outside (an API path or body, a stored item).
+            pub fn parse(id: &str) -> Option<Self> {
+                let ulid = id.strip_prefix(Self::PREFIX)?;
+                (ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
+                    .then(|| Self(id.to_owned()))
+            }
+
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+        }
+
+        impl TryFrom<String> for $name {
+            type Error = String;
+            fn try_from(id: String) -> Result<Self, String> {
+                Self::parse(&id).ok_or_else(|| $rule.to_owned())
+            }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": concat!("^", $prefix, "[0-9a-z]{26}$"),
+                    "description": $rule
+                })
+            }
+        }
+    };
+}
+
+ulid_id!(
+    /// A customer: one person as one channel knows them (merges group customers).
+    CustomerId, "cus_", "a customer id is 'cus_' and a lowercase ULID"
+);
+ulid_id!(
+    /// A merge of two customers' groups, which unmerge names.
+    MergeId, "mg_", "a merge id is 'mg_' and a lowercase ULID"
+);
+ulid_id!(
+    /// A fact of the ledger.
+    LedgerEntryId, "lg_", "a ledger entry id is 'lg_' and a lowercase ULID"
+);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn generated_ids_parse_and_sort_by_creation_and_others_do_not_parse() {
+        let first = CustomerId::generate();
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        let second = CustomerId::generate();
+        assert!(first < second, "ULIDs sort by time");
+        assert_eq!(CustomerId::parse(first.as_str()), Some(first.clone()));
+        assert_eq!(MergeId::parse(first.as_str()), None, "the prefix names the kind");
+        for bad in [
+            "cus_",
+            "cus_01JB2K8Z7M3Q4R5S6T7V8W9X0Y",
+            "cus_01jb2k8z7m3q4r5s6t7v8w9x0",
+            "cus_01jb2k8z7m3q4r5s6t7v8w9x0y!",
+        ] {
+            assert_eq!(CustomerId::parse(bad), None, "{bad}");
+        }
+        let id: LedgerEntryId = serde_json::from_str(&format!("\"{}\"", LedgerEntryId::generate())).unwrap();
+        assert!(id.as_str().starts_with("lg_"));
+        assert!(serde_json::from_str::<MergeId>("\"mg_x\"").is_err());
+    }
+
+    #[test]
+    fn a_suggestion_id_is_the_same_for_the_same_claim_only() {
+        let (a, b) = (CustomerId::generate(), CustomerId::generate());
+        let id = SuggestionId::derive(&a, &b, "email:ada@example.com");
+        assert_eq!(id, SuggestionId::derive(&a, &b, "email:ada@example.com"));
+        assert_ne!(id, SuggestionId::derive(&b, &a, "email:ada@example.com"));
+        assert_ne!(id, SuggestionId::derive(&a, &b, "email:bob@example.com"));
+        assert_eq!(SuggestionId::try_from(id.to_string()), Ok(id));
     }
 }

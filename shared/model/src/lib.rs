@@ -55,7 +55,7 @@ pub use channel::{Channel, Direction, Provider};
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};
 pub use identity::{Evidence, EvidenceSource, Identity};
-pub use ids::{ConversationId, InteractionId};
+pub use ids::{ConversationId, CustomerId, InteractionId, LedgerEntryId, MergeId, SuggestionId};
 pub use interaction::{
     Attachment, AttachmentSource, Change, Interaction, InteractionKind, InteractionUpdate, NewInteraction,
     SCHEMA_VERSION, StoredObject, ThreadHints,

@@ -12,10 +12,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use crate::CustomerId;
-
-/// A merge: `mg_` and a ULID.
-pub type MergeId = String;
+use throughline_model::{CustomerId, MergeId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Node {
@@ -120,13 +117,13 @@ impl Forest {
 
     /// Undoes `merge`: cuts its edge, so the merged customer and everything merged into it
     /// before become a group of their own again.
-    pub fn unmerge(&mut self, merge: &str) -> Result<Plan, GraphError> {
+    pub fn unmerge(&mut self, merge: &MergeId) -> Result<Plan, GraphError> {
         let child = self
             .nodes
             .iter()
             .find(|(_, n)| n.parent.as_ref().is_some_and(|(_, m)| m == merge))
             .map(|(c, _)| c.clone())
-            .ok_or_else(|| GraphError::NotMerged(merge.to_owned()))?;
+            .ok_or_else(|| GraphError::NotMerged(merge.clone()))?;
         let before = self.clone();
         self.nodes.get_mut(&child).expect("found").parent = None;
         Ok(self.recompute(&before))
@@ -180,7 +177,11 @@ mod tests {
     use super::*;
 
     fn id(n: usize) -> CustomerId {
-        CustomerId::from_trusted(format!("cus_{n:02}"))
+        CustomerId::parse(&format!("cus_{n:026}")).unwrap()
+    }
+
+    fn mg(n: usize) -> MergeId {
+        MergeId::parse(&format!("mg_{n:026}")).unwrap()
     }
 
     fn singletons(n: usize) -> Forest {
@@ -200,24 +201,21 @@ mod tests {
     #[test]
     fn a_chain_of_merges_resolves_to_one_survivor_and_unmerge_splits_it_back() {
         let mut forest = singletons(3);
-        forest.merge(&id(0), &id(1), "mg_a".into()).unwrap();
-        let plan = forest.merge(&id(1), &id(2), "mg_b".into()).unwrap();
+        forest.merge(&id(0), &id(1), mg(1)).unwrap();
+        let plan = forest.merge(&id(1), &id(2), mg(2)).unwrap();
         // The chain 0 → 1 → 2: both earlier customers now resolve to 2.
         assert_eq!(forest.node(&id(0)).unwrap().root, id(2));
         assert_eq!(plan.members[&id(2)], BTreeSet::from([id(0), id(1)]));
         assert_eq!(plan.members[&id(1)], BTreeSet::new(), "1 is no longer a root");
-        assert_eq!(
-            forest.merge(&id(0), &id(2), "mg_c".into()),
-            Err(GraphError::AlreadyMerged)
-        );
+        assert_eq!(forest.merge(&id(0), &id(2), mg(3)), Err(GraphError::AlreadyMerged));
 
         // Undo the first merge while the second stands: 0 leaves, 1 stays with 2.
-        let plan = forest.unmerge("mg_a").unwrap();
+        let plan = forest.unmerge(&mg(1)).unwrap();
         assert_eq!(forest.node(&id(0)).unwrap().root, id(0));
         assert_eq!(forest.node(&id(1)).unwrap().root, id(2));
         assert_eq!(plan.changes.len(), 1);
         assert_eq!(plan.members[&id(2)], BTreeSet::from([id(1)]));
-        assert_eq!(forest.unmerge("mg_a"), Err(GraphError::NotMerged("mg_a".into())));
+        assert_eq!(forest.unmerge(&mg(1)), Err(GraphError::NotMerged(mg(1))));
     }
 
     #[derive(Debug, Clone)]
@@ -258,7 +256,7 @@ mod tests {
                 match op {
                     Op::Merge(a, b) => {
                         let before = forest.clone();
-                        let merge = format!("mg_{step}");
+                        let merge = mg(step);
                         match forest.merge(&id(a), &id(b), merge.clone()) {
                             Ok(plan) => {
                                 prop_assert!(!plan.changes.is_empty());

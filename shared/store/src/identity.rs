@@ -11,11 +11,10 @@
 //!   owned) and, when another customer owns it, becomes a link suggestion for an agent.
 
 use chrono::Utc;
-use sha2::{Digest, Sha256};
-use throughline_model::{Evidence, Handle, Interaction, InteractionId};
+use throughline_model::{Evidence, Handle, Interaction, InteractionId, SuggestionId};
 
 use crate::items::{
-    Expr, Item, ProfileItem, key_item, keys, millis, optional_string_attr, s, string_attr, to_json, tx_put,
+    Expr, Item, ProfileItem, id_attr, key_item, keys, millis, optional_string_attr, s, to_json, tx_put,
 };
 use crate::merges::MergeRequest;
 use crate::suggestions::{LinkSuggestion, SuggestionStatus};
@@ -66,17 +65,6 @@ fn handle_item(customer: &CustomerId, identifier: Identifier, now: &str) -> Item
     item.insert("evidence".into(), s(identifier.evidence.as_str()));
     item.insert("created_at".into(), s(now));
     item
-}
-
-/// A suggestion's id: the same claimant, owner and identifier always give the same suggestion.
-fn suggestion_id(claimant: &CustomerId, owner: &CustomerId, identifier: &str) -> String {
-    let mut hasher = Sha256::new();
-    for part in [claimant.as_str(), owner.as_str(), identifier] {
-        hasher.update((part.len() as u64).to_be_bytes());
-        hasher.update(part.as_bytes());
-    }
-    let hex: String = hasher.finalize()[..16].iter().map(|b| format!("{b:02x}")).collect();
-    format!("sg_{hex}")
 }
 
 /// The customer an interaction belongs to; with its profile when this resolution created it
@@ -377,7 +365,7 @@ impl TimelineStore {
             return Ok(());
         }
         let suggestion = LinkSuggestion {
-            suggestion_id: suggestion_id(claimant, owner, &identifier.handle.key()),
+            suggestion_id: SuggestionId::derive(claimant, owner, &identifier.handle.key()),
             claimant: claimant.clone(),
             owner: owner.clone(),
             identifier: identifier.handle.key(),
@@ -403,7 +391,7 @@ impl TimelineStore {
     async fn owner(&self, handle: &Handle, consistent: bool) -> Result<Option<Owner>, StoreError> {
         match self.get(keys::handle(handle), consistent).await? {
             Some(item) => Ok(Some(Owner {
-                customer: CustomerId::from_trusted(string_attr(&item, "customer_id")?),
+                customer: id_attr::<CustomerId>(&item, "customer_id")?,
                 evidence: parse_evidence(&item),
             })),
             None => Ok(None),

@@ -6,8 +6,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
 use crate::items::{
-    Expr, Item, ProfileItem, count_attribute, key_item, keys, millis, optional_string_attr, s, string_attr, time_attr,
-    to_json, tx_check, tx_put, tx_update,
+    Expr, Item, ProfileItem, count_attribute, id_attr, key_item, keys, millis, optional_string_attr, s, string_attr,
+    time_attr, to_json, tx_check, tx_put, tx_update,
 };
 use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one, retry_optimistic};
 
@@ -290,7 +290,7 @@ impl TimelineStore {
     /// them apart and stopped between) is put back where the first delivery chose, only if
     /// neither the interaction nor its customer was erased.
     async fn repair(&self, interaction: &Interaction, marker: &Item) -> Result<Recorded, StoreError> {
-        let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
+        let customer = id_attr::<CustomerId>(marker, "customer_id")?;
         let sk = string_attr(marker, "timeline_sk")?;
         let entry_key = (keys::customer_pk(&customer), sk.clone());
         if let Some(entry) = self.get(entry_key.clone(), false).await? {
@@ -412,7 +412,7 @@ impl TimelineStore {
     }
 
     async fn change_entry(&self, marker: &Item, update: &InteractionUpdate) -> Result<Applied, StoreError> {
-        let customer = CustomerId::from_trusted(string_attr(marker, "customer_id")?);
+        let customer = id_attr::<CustomerId>(marker, "customer_id")?;
         let (entry_pk, entry_sk) = (keys::customer_pk(&customer), string_attr(marker, "timeline_sk")?);
         // The marker exists but its entry not yet (a writer stopped between the two writes):
         // fail, so the update is retried after the interaction's redelivery repairs it.

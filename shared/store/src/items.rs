@@ -5,10 +5,10 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use aws_sdk_dynamodb::types::{AttributeValue, ConditionCheck, Put, TransactWriteItem, Update};
 use chrono::{DateTime, SecondsFormat, Utc};
-use throughline_model::{Channel, Handle, InteractionId};
+use throughline_model::{Channel, Handle, InteractionId, MergeId, SuggestionId};
 
 use crate::conversation::ConversationState;
-use crate::forest::{MergeId, Node};
+use crate::forest::Node;
 use crate::{CustomerId, StoreError};
 
 pub type Item = HashMap<String, AttributeValue>;
@@ -40,13 +40,13 @@ pub mod keys {
         (customer_pk(customer), format!("{IDENTIFIER_PREFIX}{key}"))
     }
     pub const SUGGESTION_PREFIX: &str = "SUGGESTION#";
-    pub fn suggestion(customer: &CustomerId, id: &str) -> (String, String) {
+    pub fn suggestion(customer: &CustomerId, id: &SuggestionId) -> (String, String) {
         (customer_pk(customer), format!("{SUGGESTION_PREFIX}{id}"))
     }
     pub fn interaction(id: &InteractionId) -> (String, String) {
         (format!("INTERACTION#{id}"), "INTERACTION".into())
     }
-    pub fn merge(id: &str) -> (String, String) {
+    pub fn merge(id: &MergeId) -> (String, String) {
         (format!("MERGE#{id}"), "MERGE".into())
     }
     /// An erased identifier, by HMAC-SHA256 of its key under the deployment's secret
@@ -96,6 +96,25 @@ pub fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
 pub fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
     optional_string_attr(item, name)
         .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
+}
+
+/// A stored id (`CustomerId`, `MergeId`…). The store writes only ids it parsed or generated, so
+/// one that does not parse is a corrupt item.
+pub fn stored_id<T: TryFrom<String>>(value: String, name: &str) -> Result<T, StoreError> {
+    T::try_from(value).map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a valid id")))
+}
+
+/// An id attribute (see `stored_id`).
+pub fn id_attr<T: TryFrom<String>>(item: &Item, name: &str) -> Result<T, StoreError> {
+    stored_id(string_attr(item, name)?, name)
+}
+
+/// A string-set attribute of ids (see `stored_id`); absent is empty.
+pub fn id_set_attr<T: TryFrom<String>, C: FromIterator<T>>(item: &Item, name: &str) -> Result<C, StoreError> {
+    match item.get(name) {
+        Some(AttributeValue::Ss(ids)) => ids.iter().map(|id| stored_id(id.clone(), name)).collect(),
+        _ => Ok(std::iter::empty().collect()),
+    }
 }
 
 pub fn number_attr(item: &Item, name: &str) -> u64 {
@@ -238,21 +257,21 @@ pub fn count_attribute(channel: Channel) -> String {
 
 impl ProfileItem {
     pub fn from_item(item: &Item) -> Result<Self, StoreError> {
-        let customer = CustomerId::from_trusted(string_attr(item, "customer_id")?);
-        let root = optional_string_attr(item, "root")
-            .map(CustomerId::from_trusted)
-            .unwrap_or_else(|| customer.clone());
+        let customer: CustomerId = id_attr(item, "customer_id")?;
+        let root = match optional_string_attr(item, "root") {
+            Some(root) => stored_id(root, "root")?,
+            None => customer.clone(),
+        };
         let parent = match (
             optional_string_attr(item, "parent"),
             optional_string_attr(item, "merge_id"),
         ) {
-            (Some(parent), Some(merge)) => Some((CustomerId::from_trusted(parent), merge)),
+            (Some(parent), Some(merge)) => {
+                Some((stored_id(parent, "parent")?, stored_id::<MergeId>(merge, "merge_id")?))
+            }
             _ => None,
         };
-        let members = match item.get("members") {
-            Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(CustomerId::from_trusted).collect(),
-            _ => BTreeSet::new(),
-        };
+        let members = id_set_attr(item, "members")?;
         let counts = Channel::ALL
             .into_iter()
             .map(|c| (c, number_attr(item, &count_attribute(c))))
@@ -265,11 +284,10 @@ impl ProfileItem {
             members,
             version: number_attr(item, "version"),
             erased_at: time_attr(item, "erased_at")?,
-            erased_root: optional_string_attr(item, "erased_root").map(CustomerId::from_trusted),
-            erased_members: match item.get("erased_members") {
-                Some(AttributeValue::Ss(ids)) => ids.iter().cloned().map(CustomerId::from_trusted).collect(),
-                _ => Vec::new(),
-            },
+            erased_root: optional_string_attr(item, "erased_root")
+                .map(|root| stored_id(root, "erased_root"))
+                .transpose()?,
+            erased_members: id_set_attr(item, "erased_members")?,
             counts,
             conversation: json_attr(item, "conversation")?.unwrap_or_default(),
             customer,

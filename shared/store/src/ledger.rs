@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use throughline_model::{LedgerEntryId, MergeId, SuggestionId};
 
 use crate::items::{Expr, json_attr, key_item, keys, to_json, tx_put};
 use crate::{Actor, CustomerId, StoreError, TimelineStore};
@@ -25,7 +26,7 @@ pub enum LedgerAction {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LedgerEntry {
     /// `lg_` and a ULID: entries sort by time.
-    pub entry_id: String,
+    pub entry_id: LedgerEntryId,
     pub action: LedgerAction,
     pub at: DateTime<Utc>,
     pub actor: String,
@@ -36,7 +37,7 @@ pub struct LedgerEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge_id: Option<String>,
+    pub merge_id: Option<MergeId>,
     /// The merged (absorbed) customer, for merges and unmerges.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub source: Option<CustomerId>,
@@ -46,7 +47,7 @@ pub struct LedgerEntry {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifiers: Vec<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub suggestion_id: Option<String>,
+    pub suggestion_id: Option<SuggestionId>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conversations: Vec<String>,
     /// Set when a customer it names was erased: identifiers and reason are gone.
@@ -57,7 +58,7 @@ pub struct LedgerEntry {
 impl LedgerEntry {
     pub(crate) fn new(action: LedgerAction, actor: &Actor) -> Self {
         Self {
-            entry_id: format!("lg_{}", ulid::Ulid::new().to_string().to_lowercase()),
+            entry_id: LedgerEntryId::generate(),
             action,
             at: Utc::now(),
             actor: actor.who.clone(),
@@ -84,7 +85,7 @@ pub(crate) fn ledger_writes<'a>(
     customers
         .into_iter()
         .map(|customer| {
-            let mut item = key_item((keys::ledger_pk(customer), entry.entry_id.clone()));
+            let mut item = key_item((keys::ledger_pk(customer), entry.entry_id.to_string()));
             item.insert("entry".into(), to_json(entry));
             tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())
         })
@@ -104,7 +105,7 @@ impl TimelineStore {
     }
 
     pub(crate) async fn ledger_of(&self, customers: &[CustomerId]) -> Result<Vec<LedgerEntry>, StoreError> {
-        let mut entries: BTreeMap<String, LedgerEntry> = BTreeMap::new();
+        let mut entries: BTreeMap<LedgerEntryId, LedgerEntry> = BTreeMap::new();
         for customer in customers {
             for item in self.query_prefix(&keys::ledger_pk(customer), "lg_", false).await? {
                 if let Some(entry) = json_attr::<LedgerEntry>(&item, "entry")? {

@@ -30,9 +30,9 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
+use throughline_model::CustomerId;
 
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
-pub use forest::MergeId;
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Recorded};
 pub use ledger::{LedgerAction, LedgerEntry};
@@ -171,52 +171,6 @@ where
         Ok(_) => Ok(true),
         Err(e) if is_conditional_failure(&e) => Ok(false),
         Err(e) => Err(dynamo(operation)(e)),
-    }
-}
-
-/// A customer: `cus_` and a ULID, so ids sort by creation time.
-#[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-#[serde(try_from = "String", into = "String")]
-pub struct CustomerId(String);
-
-impl CustomerId {
-    fn generate() -> Self {
-        Self(format!("cus_{}", ulid::Ulid::new().to_string().to_lowercase()))
-    }
-
-    /// An id read back from the table, which only ever holds ids this code generated.
-    pub(crate) fn from_trusted(id: String) -> Self {
-        Self(id)
-    }
-
-    /// Parses an id from outside (an API path): `cus_` and a lowercase ULID.
-    pub fn parse(id: &str) -> Option<Self> {
-        let ulid = id.strip_prefix("cus_")?;
-        (ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
-            .then(|| Self(id.to_owned()))
-    }
-
-    pub fn as_str(&self) -> &str {
-        &self.0
-    }
-}
-
-impl TryFrom<String> for CustomerId {
-    type Error = String;
-    fn try_from(id: String) -> Result<Self, String> {
-        Self::parse(&id).ok_or_else(|| "a customer id is 'cus_' and a lowercase ULID".to_owned())
-    }
-}
-
-impl From<CustomerId> for String {
-    fn from(id: CustomerId) -> String {
-        id.0
-    }
-}
-
-impl std::fmt::Display for CustomerId {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(&self.0)
     }
 }
 
@@ -441,7 +395,7 @@ impl TimelineStore {
                 .await
                 .map_err(dynamo("Scan"))?;
             for item in output.items.unwrap_or_default() {
-                customers.push(CustomerId(items::string_attr(&item, "customer_id")?));
+                customers.push(items::id_attr(&item, "customer_id")?);
             }
             start = output.last_evaluated_key;
             if start.is_none() {

@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::conversation::ConversationState;
-use crate::forest::{Forest, GraphError, MergeId, Plan};
-use crate::items::{Expr, ProfileItem, key_item, keys, millis, s, string_attr, to_json, tx_put, tx_update};
+use throughline_model::MergeId;
+
+use crate::forest::{Forest, GraphError, Plan};
+use crate::items::{Expr, ProfileItem, id_attr, key_item, keys, millis, s, to_json, tx_put, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
 use crate::suggestions::{LinkSuggestion, SuggestionStatus, suggestion_writes};
@@ -120,7 +122,7 @@ pub(crate) fn plan_merge(
 pub(crate) fn plan_unmerge(
     table: &str,
     group: &Group,
-    merge_id: &str,
+    merge_id: &MergeId,
     (source, target): (&CustomerId, &CustomerId),
     given_back: &[String],
     mut entry: LedgerEntry,
@@ -130,7 +132,7 @@ pub(crate) fn plan_unmerge(
         forest.insert(profile.customer.clone(), profile.node());
     }
     let plan = forest.unmerge(merge_id)?;
-    entry.merge_id = Some(merge_id.to_owned());
+    entry.merge_id = Some(merge_id.clone());
     entry.source = Some(source.clone());
     entry.target = Some(target.clone());
     let profiles: Vec<&ProfileItem> = group.profiles().collect();
@@ -192,7 +194,9 @@ fn profile_writes(
         match change.map_or(&profile.parent, |c| &c.parent) {
             Some((parent, merge)) => {
                 set.push("parent = :parent, merge_id = :merge");
-                expr = expr.value(":parent", s(parent.as_str())).value(":merge", s(merge));
+                expr = expr
+                    .value(":parent", s(parent.as_str()))
+                    .value(":merge", s(merge.as_str()));
             }
             None => remove.push("parent, merge_id"),
         }
@@ -233,10 +237,6 @@ fn profile_writes(
     Ok(writes)
 }
 
-fn new_merge_id() -> MergeId {
-    format!("mg_{}", ulid::Ulid::new().to_string().to_lowercase())
-}
-
 impl TimelineStore {
     /// Merges `source`'s group into `target`'s: one transaction over every profile whose root
     /// changes, both roots (each only if unchanged since read), the merge record and the
@@ -259,7 +259,7 @@ impl TimelineStore {
                 Some(s) => vec![s.identifier.clone()],
                 None => self.owned_identifiers(&source).await?,
             };
-            let merge_id = new_merge_id();
+            let merge_id = MergeId::generate();
             let planned = plan_merge(
                 &self.table,
                 &source,
@@ -300,17 +300,17 @@ impl TimelineStore {
 
     /// Undoes a merge: the merged customer and what was merged into it before leave the group,
     /// with exactly the timelines they had (entries never moved).
-    pub async fn unmerge(&self, merge_id: &str, actor: &Actor) -> Result<LedgerEntry, StoreError> {
+    pub async fn unmerge(&self, merge_id: &MergeId, actor: &Actor) -> Result<LedgerEntry, StoreError> {
         retry_optimistic("unmerging customers", |_| async move {
             let record = self
                 .get(keys::merge(merge_id), true)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("merge {merge_id}")))?;
             if !matches!(record.get("active"), Some(AttributeValue::Bool(true))) {
-                return Err(GraphError::NotMerged(merge_id.to_owned()).into());
+                return Err(GraphError::NotMerged(merge_id.clone()).into());
             }
-            let source = CustomerId::from_trusted(string_attr(&record, "source")?);
-            let target = CustomerId::from_trusted(string_attr(&record, "target")?);
+            let source = id_attr::<CustomerId>(&record, "source")?;
+            let target = id_attr::<CustomerId>(&record, "target")?;
             let given_back: Vec<String> = match record.get("source_conversations") {
                 Some(AttributeValue::Ss(ids)) => ids.clone(),
                 _ => Vec::new(),
@@ -336,6 +336,8 @@ impl TimelineStore {
 
 #[cfg(test)]
 mod tests {
+    use throughline_model::SuggestionId;
+
     use super::*;
 
     const TABLE: &str = "timeline";
@@ -392,11 +394,12 @@ mod tests {
     #[test]
     fn a_merge_of_two_customers_moves_the_source_under_the_target_in_one_transaction() {
         let (source, target) = (CustomerId::generate(), CustomerId::generate());
+        let merge_id = MergeId::generate();
         let planned = plan_merge(
             TABLE,
             &alone(&source, 3),
             &alone(&target, 7),
-            "mg_one".into(),
+            merge_id.clone(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             vec!["email:ada@example.com".into()],
             None,
@@ -432,7 +435,7 @@ mod tests {
             "the fact on both customers' ledgers"
         );
         assert_eq!(planned.writes.len(), 5);
-        assert_eq!(planned.entry.merge_id.as_deref(), Some("mg_one"));
+        assert_eq!(planned.entry.merge_id, Some(merge_id));
         assert_eq!(planned.entry.source.as_ref(), Some(&source));
         assert_eq!(planned.entry.target.as_ref(), Some(&target));
         assert_eq!(planned.entry.identifiers, ["email:ada@example.com"]);
@@ -450,7 +453,7 @@ mod tests {
                 &[
                     ("root", s(root.as_str())),
                     ("parent", s(root.as_str())),
-                    ("merge_id", s("mg_old")),
+                    ("merge_id", s(MergeId::generate().as_str())),
                 ],
             )],
         };
@@ -458,7 +461,7 @@ mod tests {
             TABLE,
             &group,
             &group,
-            "mg_again".into(),
+            MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             Vec::new(),
             None,
@@ -469,8 +472,9 @@ mod tests {
     #[test]
     fn accepting_a_suggestion_decides_both_of_its_copies_in_the_merge() {
         let (claimant, owner) = (CustomerId::generate(), CustomerId::generate());
+        let suggestion_id = SuggestionId::derive(&claimant, &owner, "email:ada@example.com");
         let suggestion = LinkSuggestion {
-            suggestion_id: "sg_1".into(),
+            suggestion_id: suggestion_id.clone(),
             claimant: claimant.clone(),
             owner: owner.clone(),
             identifier: "email:ada@example.com".into(),
@@ -487,7 +491,7 @@ mod tests {
             TABLE,
             &alone(&claimant, 0),
             &alone(&owner, 0),
-            "mg_s".into(),
+            MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             vec![suggestion.identifier.clone()],
             Some(&suggestion),
@@ -495,14 +499,14 @@ mod tests {
         .expect("a plan");
         let decided: Vec<_> = updates(&planned.writes)
             .into_iter()
-            .filter(|(key, ..)| key.contains("sg_1"))
+            .filter(|(key, ..)| key.contains(suggestion_id.as_str()))
             .collect();
         assert_eq!(decided.len(), 2, "the claimant's and the owner's copy");
         assert!(
             decided.iter().all(|(_, _, condition)| condition == "#status = :open"),
             "only if still open"
         );
-        assert_eq!(planned.entry.suggestion_id.as_deref(), Some("sg_1"));
+        assert_eq!(planned.entry.suggestion_id, Some(suggestion_id));
         // A fresh profile (version 0) may predate the version attribute.
         assert!(
             updates(&planned.writes)
@@ -533,7 +537,7 @@ mod tests {
                         &[
                             ("root", s(source_root.as_str())),
                             ("parent", s(source_root.as_str())),
-                            ("merge_id", s("mg_x")),
+                            ("merge_id", s(MergeId::generate().as_str())),
                         ],
                     )
                 })
@@ -543,7 +547,7 @@ mod tests {
             TABLE,
             &source,
             &alone(&CustomerId::generate(), 0),
-            "mg_big".into(),
+            MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             Vec::new(),
             None,
@@ -557,6 +561,7 @@ mod tests {
     #[test]
     fn an_unmerge_cuts_the_merge_and_marks_its_record_inactive_only_if_active() {
         let (source, target) = (CustomerId::generate(), CustomerId::generate());
+        let merge_id = MergeId::generate();
         let group = Group {
             root: profile(&target, 1, &[("members", AttributeValue::Ss(vec![source.to_string()]))]),
             members: vec![profile(
@@ -565,14 +570,14 @@ mod tests {
                 &[
                     ("root", s(target.as_str())),
                     ("parent", s(target.as_str())),
-                    ("merge_id", s("mg_u")),
+                    ("merge_id", s(merge_id.as_str())),
                 ],
             )],
         };
         let planned = plan_unmerge(
             TABLE,
             &group,
-            "mg_u",
+            &merge_id,
             (&source, &target),
             &[],
             LedgerEntry::new(LedgerAction::Unmerge, &actor()),
@@ -586,7 +591,7 @@ mod tests {
         assert!(source_update.contains("REMOVE parent, merge_id"), "{source_update}");
         let (_, record_update, record_condition) = updates
             .iter()
-            .find(|(key, ..)| key.contains("mg_u"))
+            .find(|(key, ..)| key.contains(merge_id.as_str()))
             .expect("the merge record");
         assert!(record_update.starts_with("SET active = :no"));
         assert_eq!(record_condition, "active = :yes");
@@ -595,13 +600,13 @@ mod tests {
             plan_unmerge(
                 TABLE,
                 &alone(&target, 0),
-                "mg_u",
+                &merge_id,
                 (&source, &target),
                 &[],
                 LedgerEntry::new(LedgerAction::Unmerge, &actor())
             )
             .map(|p| p.writes.len()),
-            Err(StoreError::NotMerged("mg_u".into()))
+            Err(StoreError::NotMerged(merge_id.to_string()))
         );
     }
 }

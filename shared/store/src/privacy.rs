@@ -492,7 +492,7 @@ impl TimelineStore {
             .client
             .update_item()
             .table_name(&self.table)
-            .set_key(Some(key_item((keys::ledger_pk(holder), entry.entry_id.clone()))))
+            .set_key(Some(key_item((keys::ledger_pk(holder), entry.entry_id.to_string()))))
             .update_expression("SET #entry = :entry")
             .condition_expression("attribute_exists(pk)")
             .expression_attribute_names("#entry", "entry")

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::Evidence;
+use throughline_model::{Evidence, MergeId, SuggestionId};
 
 use crate::items::{Expr, json_attr, keys, s, to_json, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
@@ -35,7 +35,7 @@ impl SuggestionStatus {
 /// "The claimant may be the owner": a claimed identifier that another customer owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSuggestion {
-    pub suggestion_id: String,
+    pub suggestion_id: SuggestionId,
     /// The customer whose interaction claimed the identifier.
     pub claimant: CustomerId,
     /// The customer that owns it.
@@ -54,7 +54,7 @@ pub struct LinkSuggestion {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub merge_id: Option<String>,
+    pub merge_id: Option<MergeId>,
 }
 
 impl TimelineStore {
@@ -65,7 +65,7 @@ impl TimelineStore {
     }
 
     pub(crate) async fn suggestions_of(&self, customers: &[CustomerId]) -> Result<Vec<LinkSuggestion>, StoreError> {
-        let mut found: BTreeMap<String, LinkSuggestion> = BTreeMap::new();
+        let mut found: BTreeMap<SuggestionId, LinkSuggestion> = BTreeMap::new();
         for customer in customers {
             for item in self
                 .query_prefix(&keys::customer_pk(customer), keys::SUGGESTION_PREFIX, true)
@@ -84,13 +84,13 @@ impl TimelineStore {
     pub(crate) async fn open_suggestion(
         &self,
         customer: &CustomerId,
-        suggestion_id: &str,
+        suggestion_id: &SuggestionId,
     ) -> Result<LinkSuggestion, StoreError> {
         let suggestion = self
             .suggestions(customer)
             .await?
             .into_iter()
-            .find(|s| s.suggestion_id == suggestion_id)
+            .find(|s| &s.suggestion_id == suggestion_id)
             .ok_or_else(|| StoreError::NotFound(format!("suggestion {suggestion_id}")))?;
         if suggestion.status != SuggestionStatus::Open {
             return Err(StoreError::SuggestionDecided(suggestion_id.to_string()));
@@ -103,7 +103,7 @@ impl TimelineStore {
     pub async fn accept_suggestion(
         &self,
         customer: &CustomerId,
-        suggestion_id: &str,
+        suggestion_id: &SuggestionId,
         actor: &Actor,
     ) -> Result<LedgerEntry, StoreError> {
         let suggestion = self.open_suggestion(customer, suggestion_id).await?;
@@ -119,7 +119,7 @@ impl TimelineStore {
     pub async fn reject_suggestion(
         &self,
         customer: &CustomerId,
-        suggestion_id: &str,
+        suggestion_id: &SuggestionId,
         actor: &Actor,
     ) -> Result<LedgerEntry, StoreError> {
         let mut suggestion = self.open_suggestion(customer, suggestion_id).await?;

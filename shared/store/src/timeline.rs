@@ -419,7 +419,7 @@ mod tests {
             occurred_at: at,
             received_at: at,
         });
-        let customer = CustomerId::from_trusted(format!("cus_{member:026}"));
+        let customer = CustomerId::parse(&format!("cus_{member:026}")).unwrap();
         (
             keys::timeline_sk(at, &interaction.id),
             TimelineEntry {
