@@ -28,6 +28,7 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
     assert_ne!(mail, sms);
     // A mail whose sender nobody checked is a claim: it names its own customer and proves nothing.
     let mut spoofed = interaction(Channel::Email, email("grace@example.com"), "m2@mail.example", at(11));
+    spoofed.sender_check = Some(throughline_model::SenderCheck::Unverified);
     spoofed.attributes.remove("sender_verified");
     let grace = record(&store, &spoofed).await;
 

@@ -330,6 +330,7 @@ pub fn interaction(
     });
     interaction.text = Some(format!("message {message_id}"));
     if channel == Channel::Email {
+        interaction.sender_check = Some(throughline_model::SenderCheck::Verified);
         interaction.attributes.insert("sender_verified".into(), "true".into());
     }
     interaction

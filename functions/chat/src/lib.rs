@@ -15,7 +15,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use lambda_http::{Body, Request, Response};
 use serde::Deserialize;
 use throughline_edge::{Accepted, ConfigError, Rejection, Secret, WebhookRequest, config, metrics};
-use throughline_model::PlatformUserId;
+use throughline_model::{PlatformUserId, SenderCheck};
 use throughline_queue::InteractionPublisher;
 
 pub use telegram::TelegramBot;
@@ -145,15 +145,11 @@ pub async fn handle(req: Request, function: &ChatFunction) -> Response<Body> {
     if let Ok(accepted) = &verdict {
         for interaction in &accepted.interactions {
             if let Some(code) = interaction
-                .attributes
-                .get("identity")
-                .filter(|c| c.starts_with("identity_token_"))
+                .sender_check
+                .filter(|check| check.is_token_refused())
+                .map(SenderCheck::as_str)
             {
-                tracing::warn!(
-                    connector = CONNECTOR,
-                    code = code.as_str(),
-                    "identity token not accepted"
-                );
+                tracing::warn!(connector = CONNECTOR, code, "identity token not accepted");
                 metrics::count(CONNECTOR, metrics::UNVERIFIED_IDENTITY_TOKENS, code, 1);
             }
         }

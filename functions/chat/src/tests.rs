@@ -6,7 +6,7 @@ use throughline_edge::ErrorCode;
 use throughline_edge::{Rejection, Secret, WebhookRequest};
 use throughline_model::{
     AttachmentSource, Change, Channel, Direction, E164, EmailAddress, Evidence, EvidenceSource, Handle, InteractionId,
-    Platform, PlatformUserId, Provider, ProviderMessageId,
+    Platform, PlatformUserId, Provider, ProviderMessageId, SenderCheck,
 };
 
 use crate::widget::{self, IdentityClaims, TokenProblem, mint_identity_token, verify_identity_token};
@@ -120,6 +120,7 @@ fn a_signed_widget_message_becomes_an_anonymous_visitors_interaction() {
     assert_eq!(interaction.business_endpoint.key(), "web_chat::acme-web");
     assert_eq!(interaction.text.as_deref(), Some("Is the blue one back in stock?"));
     assert_eq!(interaction.occurred_at.to_rfc3339(), "2026-11-24T11:59:30+00:00");
+    assert_eq!(interaction.sender_check, Some(SenderCheck::Anonymous));
     assert_eq!(interaction.attributes["identity"], "anonymous");
     assert_eq!(interaction.attributes["page_url"], "https://shop.example.com/p/blue");
     assert_eq!(interaction.attributes["custom.plan"], "pro");
@@ -204,6 +205,7 @@ fn a_verified_identity_token_makes_the_user_id_the_handle_and_its_identifiers_ve
     m["prechat"] = json!({ "email": "someone.else@example.com", "name": "Typed Name" });
     let interaction = &accept_one(m);
     assert_eq!(interaction.customer.key(), "web_chat_user:acme-web:user-42");
+    assert_eq!(interaction.sender_check, Some(SenderCheck::Verified));
     assert_eq!(interaction.attributes["identity"], "verified");
     assert_eq!(interaction.attributes["visitor_id"], "v-7f3a");
     assert_eq!(interaction.customer_display_name.as_deref(), Some("Ada Lovelace"));
@@ -286,6 +288,7 @@ fn identity_tokens_that_do_not_verify_leave_an_anonymous_visitor() {
     m["identity_token"] = expired.into();
     let interaction = &accept_one(m);
     assert_eq!(interaction.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
+    assert_eq!(interaction.sender_check, Some(SenderCheck::TokenExpired));
     assert_eq!(interaction.attributes["identity"], "identity_token_expired");
     assert!(interaction.identities.is_empty());
 }

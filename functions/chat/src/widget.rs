@@ -18,7 +18,7 @@ use throughline_edge::signature::{self, Algorithm, Encoding};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, Direction, E164, EmailAddress, Evidence, EvidenceSource, Handle, Identity,
-    Interaction, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
+    Interaction, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId, SenderCheck,
 };
 
 use crate::text;
@@ -254,16 +254,22 @@ pub enum TokenProblem {
 
 impl TokenProblem {
     pub fn code(self) -> &'static str {
-        match self {
-            TokenProblem::Malformed => "identity_token_malformed",
-            TokenProblem::UnsupportedAlgorithm => "identity_token_unsupported_algorithm",
-            TokenProblem::UnsupportedCriticalHeader => "identity_token_unsupported_critical_header",
-            TokenProblem::BadSignature => "identity_token_bad_signature",
-            TokenProblem::Expired => "identity_token_expired",
-            TokenProblem::NotYetValid => "identity_token_not_yet_valid",
-            TokenProblem::IssuedInTheFuture => "identity_token_issued_in_the_future",
-            TokenProblem::LifetimeTooLong => "identity_token_lifetime_too_long",
-            TokenProblem::InvalidClaims => "identity_token_invalid_claims",
+        SenderCheck::from(self).as_str()
+    }
+}
+
+impl From<TokenProblem> for SenderCheck {
+    fn from(problem: TokenProblem) -> Self {
+        match problem {
+            TokenProblem::Malformed => SenderCheck::TokenMalformed,
+            TokenProblem::UnsupportedAlgorithm => SenderCheck::TokenUnsupportedAlgorithm,
+            TokenProblem::UnsupportedCriticalHeader => SenderCheck::TokenUnsupportedCriticalHeader,
+            TokenProblem::BadSignature => SenderCheck::TokenBadSignature,
+            TokenProblem::Expired => SenderCheck::TokenExpired,
+            TokenProblem::NotYetValid => SenderCheck::TokenNotYetValid,
+            TokenProblem::IssuedInTheFuture => SenderCheck::TokenIssuedInTheFuture,
+            TokenProblem::LifetimeTooLong => SenderCheck::TokenLifetimeTooLong,
+            TokenProblem::InvalidClaims => SenderCheck::TokenInvalidClaims,
         }
     }
 }
@@ -526,12 +532,14 @@ fn normalize(
 
     let attributes = &mut interaction.attributes;
     attributes.insert("visitor_id".into(), visitor_id.to_string());
-    let identity_state = match (&verified, token_problem) {
-        (Some(_), _) => "verified",
-        (None, Some(problem)) => problem.code(),
-        (None, None) => "anonymous",
+    let sender_check = match (&verified, token_problem) {
+        (Some(_), _) => SenderCheck::Verified,
+        (None, Some(problem)) => problem.into(),
+        (None, None) => SenderCheck::Anonymous,
     };
-    attributes.insert("identity".into(), identity_state.into());
+    // Kept for readers of the attribute from before the field; `sender_check` decides.
+    attributes.insert("identity".into(), sender_check.as_str().into());
+    interaction.sender_check = Some(sender_check);
     if let Some(claimed) = claimed_sent_at {
         attributes.insert(
             "claimed_sent_at".into(),

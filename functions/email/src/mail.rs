@@ -8,7 +8,7 @@ use mail_parser::{HeaderValue, MessageParser, MessagePart, MimeHeaders};
 use sha2::{Digest, Sha256};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, Direction, EmailAddress, Handle, Interaction, InteractionId,
-    InteractionKind, NewInteraction, Provider, ProviderMessageId, StoredObject,
+    InteractionKind, NewInteraction, Provider, ProviderMessageId, SenderCheck, StoredObject,
 };
 
 /// Longest text kept per field; the rest stays in the raw mail. Keeps an interaction well under
@@ -229,6 +229,12 @@ pub fn normalize(raw: &[u8], envelope: &Envelope) -> Result<Interaction, MailPro
     }
     // DKIM and DMARC both passing: the domain vouches that this sender is who From says.
     let verified = verdicts.dkim == Some(Verdict::Pass) && verdicts.dmarc == Some(Verdict::Pass);
+    interaction.sender_check = Some(if verified {
+        SenderCheck::Verified
+    } else {
+        SenderCheck::Unverified
+    });
+    // Kept for readers of the attribute from before the field; `sender_check` decides.
     interaction
         .attributes
         .insert("sender_verified".into(), verified.to_string());

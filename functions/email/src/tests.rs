@@ -9,7 +9,7 @@ use throughline_edge::ErrorCode;
 use throughline_edge::{Secret, WebhookRequest};
 use throughline_model::{
     AttachmentSource, Channel, EmailAddress, Handle, InteractionId, InteractionKind, Provider, ProviderMessageId,
-    StoredObject,
+    SenderCheck, StoredObject,
 };
 
 use crate::mail::{
@@ -74,6 +74,7 @@ fn a_plain_question_becomes_an_email_interaction() {
     assert!(i.text.as_deref().unwrap().contains("1042"));
     assert!(i.html.is_some());
     assert_eq!(i.customer_display_name.as_deref(), Some("Ada Lovelace"));
+    assert_eq!(i.sender_check, Some(SenderCheck::Verified));
     assert_eq!(i.attributes["sender_verified"], "true");
     assert_eq!(i.kind, InteractionKind::Message);
 }
@@ -173,6 +174,7 @@ fn automated_mail_is_flagged_and_spam_is_quarantined() {
         ..passing()
     };
     let i = normalize(&mime("01-ada-question.eml"), &envelope(unauthenticated)).unwrap();
+    assert_eq!(i.sender_check, Some(SenderCheck::Unverified));
     assert_eq!(i.attributes["sender_verified"], "false");
 }
 

@@ -754,6 +754,48 @@ mod tests {
     }
 
     #[test]
+    fn the_string_enums_openapi_lists_are_exactly_the_models() {
+        use throughline_model::{Evidence, EvidenceSource, IdentifierSource, Provider, SenderCheck};
+        use throughline_store::{LedgerAction, SuggestionStatus};
+        let spec: serde_yaml_ng::Value = serde_yaml_ng::from_str(include_str!("../openapi.yaml")).unwrap();
+        let documented = |name: &str| -> Vec<String> {
+            spec["components"]["schemas"][name]["enum"]
+                .as_sequence()
+                .unwrap_or_else(|| panic!("{name} has an enum"))
+                .iter()
+                .map(|v| v.as_str().unwrap().to_owned())
+                .collect()
+        };
+        let names = |all: &[&str]| all.iter().map(|s| s.to_string()).collect::<Vec<_>>();
+        assert_eq!(documented("Channel"), names(&Channel::ALL.map(Channel::as_str)));
+        assert_eq!(documented("Provider"), names(&Provider::ALL.map(Provider::as_str)));
+        assert_eq!(documented("Direction"), names(&Direction::ALL.map(Direction::as_str)));
+        assert_eq!(documented("Evidence"), names(&Evidence::ALL.map(Evidence::as_str)));
+        assert_eq!(
+            documented("EvidenceSource"),
+            names(&EvidenceSource::ALL.map(EvidenceSource::as_str))
+        );
+        assert_eq!(
+            documented("SenderCheck"),
+            names(&SenderCheck::ALL.map(SenderCheck::as_str))
+        );
+        let sources: Vec<&str> = Provider::ALL
+            .map(|p| IdentifierSource::Provider(p).as_str())
+            .into_iter()
+            .chain(EvidenceSource::ALL.map(|e| IdentifierSource::Evidence(e).as_str()))
+            .collect();
+        assert_eq!(documented("IdentifierSource"), names(&sources));
+        assert_eq!(
+            documented("SuggestionStatus"),
+            names(&SuggestionStatus::ALL.map(SuggestionStatus::as_str))
+        );
+        assert_eq!(
+            documented("LedgerAction"),
+            names(&LedgerAction::ALL.map(LedgerAction::as_str))
+        );
+    }
+
+    #[test]
     fn every_listed_route_is_served() {
         for (method, template, _) in ROUTES {
             let path = template

@@ -7,7 +7,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::values::ProviderMessageId;
-use crate::{Channel, ConversationId, Direction, Evidence, Handle, Identity, InteractionId, Provider, WireError};
+use crate::{
+    Channel, ConversationId, Direction, Evidence, Handle, Identity, InteractionId, Provider, SenderCheck, WireError,
+};
 
 /// Version of the wire format. Additive changes (a new optional field, a new enum variant) keep
 /// it; anything that changes the meaning of an existing field raises it.
@@ -123,6 +125,9 @@ pub struct Interaction {
     pub attachments: Vec<Attachment>,
     #[serde(default, skip_serializing_if = "ThreadHints::is_empty")]
     pub thread: ThreadHints,
+    /// The channel's own check of the sender (email, chat), where it has one.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub sender_check: Option<SenderCheck>,
     /// Provider facts worth keeping that have no field of their own (e.g. `from_country`).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub attributes: BTreeMap<String, String>,
@@ -180,6 +185,7 @@ impl Interaction {
             html: None,
             attachments: Vec::new(),
             thread: ThreadHints::default(),
+            sender_check: None,
             attributes: BTreeMap::new(),
             deleted_at: None,
             edited_at: None,
@@ -191,12 +197,15 @@ impl Interaction {
 
     /// How far the channel itself vouches for `customer`: carriers and platforms deliver the
     /// number or id they saw, while an email's From is only a claim unless the receiving
-    /// service checked DKIM and DMARC (the email connector's `sender_verified`).
+    /// service checked DKIM and DMARC (`sender_check`).
     pub fn customer_evidence(&self) -> Evidence {
+        let checked = match self.sender_check {
+            Some(check) => check == SenderCheck::Verified,
+            // Queued by an email connector from before `sender_check`: its attribute said so.
+            None => self.attributes.get("sender_verified").map(String::as_str) == Some("true"),
+        };
         match self.channel {
-            Channel::Email if self.attributes.get("sender_verified").map(String::as_str) != Some("true") => {
-                Evidence::Claimed
-            }
+            Channel::Email if !checked => Evidence::Claimed,
             _ => Evidence::Verified,
         }
     }
@@ -335,9 +344,15 @@ mod tests {
         let mut mail = sample();
         mail.channel = Channel::Email;
         assert_eq!(mail.customer_evidence(), Evidence::Claimed);
+        mail.sender_check = Some(SenderCheck::Verified);
+        assert_eq!(mail.customer_evidence(), Evidence::Verified);
+        mail.sender_check = Some(SenderCheck::Unverified);
+        assert_eq!(mail.customer_evidence(), Evidence::Claimed);
+        assert_eq!(sample().customer_evidence(), Evidence::Verified);
+        // A message queued before the field existed says it in its attribute.
+        mail.sender_check = None;
         mail.attributes.insert("sender_verified".into(), "true".into());
         assert_eq!(mail.customer_evidence(), Evidence::Verified);
-        assert_eq!(sample().customer_evidence(), Evidence::Verified);
     }
 
     #[test]

@@ -4,7 +4,9 @@
 
 /// Declares an enum whose variants travel as strings: each variant's wire name is written once
 /// and serves serde, the JSON Schema and `as_str`, with `ALL`, `parse` and `Display` made from
-/// the same list (so no two spellings of one name can drift apart).
+/// the same list (so no two spellings of one name can drift apart). Exported for the other
+/// crates' string-valued enums (the store's `SuggestionStatus`, `LedgerAction`).
+#[macro_export]
 macro_rules! wire_enum {
     (
         $(#[$meta:meta])*
@@ -54,7 +56,7 @@ mod values;
 pub use channel::{Channel, Direction, Provider};
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};
-pub use identity::{Evidence, EvidenceSource, Identity};
+pub use identity::{Evidence, EvidenceSource, IdentifierSource, Identity, SenderCheck};
 pub use ids::{ConversationId, CustomerId, InteractionId, LedgerEntryId, MergeId, SuggestionId};
 pub use interaction::{
     Attachment, AttachmentSource, Change, Interaction, InteractionKind, InteractionUpdate, NewInteraction,

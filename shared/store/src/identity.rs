@@ -11,7 +11,7 @@
 //!   owned) and, when another customer owns it, becomes a link suggestion for an agent.
 
 use chrono::Utc;
-use throughline_model::{Evidence, Handle, Interaction, InteractionId, SuggestionId};
+use throughline_model::{Evidence, Handle, IdentifierSource, Interaction, InteractionId, SuggestionId};
 
 use crate::items::{
     Expr, Item, ProfileItem, id_attr, key_item, keys, millis, optional_string_attr, s, to_json, tx_put,
@@ -30,7 +30,7 @@ struct Identifier<'a> {
     evidence: Evidence,
     /// Where the evidence comes from: the provider (`twilio`, `ses`…) for the interaction's own
     /// handle, the evidence source (`company_identity_token`, `prechat_form`) for the others.
-    source: &'a str,
+    source: IdentifierSource,
 }
 
 /// Who owns an identifier, and how well that customer's claim to it is backed.
@@ -53,7 +53,7 @@ fn identifier_item(customer: &CustomerId, identifier: Identifier, owned: bool, n
     let mut item = key_item(keys::identifier(customer, &identifier.handle.key()));
     item.insert("identifier".into(), s(identifier.handle.key()));
     item.insert("evidence".into(), s(identifier.evidence.as_str()));
-    item.insert("source".into(), s(identifier.source));
+    item.insert("source".into(), s(identifier.source.as_str()));
     item.insert("owned".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(owned));
     item.insert("first_seen_at".into(), s(now));
     item
@@ -94,7 +94,7 @@ impl TimelineStore {
         let primary = Identifier {
             handle: &interaction.customer,
             evidence: interaction.customer_evidence(),
-            source: interaction.provider.as_str(),
+            source: IdentifierSource::Provider(interaction.provider),
         };
         let mut verified: Vec<Identifier> = Vec::new();
         for identity in &interaction.identities {
@@ -104,7 +104,7 @@ impl TimelineStore {
                 verified.push(Identifier {
                     handle: &identity.handle,
                     evidence: Evidence::Verified,
-                    source: identity.source.as_str(),
+                    source: IdentifierSource::Evidence(identity.source),
                 });
             }
         }
@@ -120,7 +120,7 @@ impl TimelineStore {
             let claim = Identifier {
                 handle: &identity.handle,
                 evidence: Evidence::Claimed,
-                source: identity.source.as_str(),
+                source: IdentifierSource::Evidence(identity.source),
             };
             self.note_claim(&customer, claim, &interaction.id).await?;
             // What was just written may no longer be the profile as created.
@@ -328,7 +328,7 @@ impl TimelineStore {
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#source", "source")
                 .expression_attribute_values(":verified", s("verified"))
-                .expression_attribute_values(":source", s(identifier.source))
+                .expression_attribute_values(":source", s(identifier.source.as_str()))
                 .send()
                 .await;
             written("UpdateItem", result)?;
@@ -370,7 +370,7 @@ impl TimelineStore {
             owner: owner.clone(),
             identifier: identifier.handle.key(),
             evidence: identifier.evidence,
-            source: identifier.source.to_owned(),
+            source: identifier.source,
             interaction_id: interaction.to_string(),
             status: SuggestionStatus::Open,
             created_at: Utc::now(),

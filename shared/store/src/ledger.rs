@@ -11,15 +11,17 @@ use throughline_model::{LedgerEntryId, MergeId, SuggestionId};
 use crate::items::{Expr, json_attr, key_item, keys, to_json, tx_put};
 use crate::{Actor, CustomerId, StoreError, TimelineStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum LedgerAction {
-    Merge,
-    Unmerge,
-    SuggestionRejected,
-    ConversationSplit,
-    ConversationJoin,
-    Erase,
+throughline_model::wire_enum! {
+    /// What a ledger fact records.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum LedgerAction {
+        Merge = "merge",
+        Unmerge = "unmerge",
+        SuggestionRejected = "suggestion_rejected",
+        ConversationSplit = "conversation_split",
+        ConversationJoin = "conversation_join",
+        Erase = "erase",
+    }
 }
 
 /// One fact of the append-only ledger: who did what, when, why, to which identifiers.

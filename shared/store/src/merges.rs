@@ -479,7 +479,7 @@ mod tests {
             owner: owner.clone(),
             identifier: "email:ada@example.com".into(),
             evidence: throughline_model::Evidence::Claimed,
-            source: "ses".into(),
+            source: throughline_model::IdentifierSource::Provider(throughline_model::Provider::Ses),
             interaction_id: "ix_1".into(),
             status: SuggestionStatus::Open,
             created_at: chrono::Utc::now(),

@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Channel, Evidence, Handle};
+use throughline_model::{Channel, Evidence, Handle, IdentifierSource};
 
 use crate::conversation::ConversationRecord;
 use crate::items::{ProfileItem, key_item, keys, optional_string_attr, string_attr};
@@ -17,7 +17,9 @@ pub struct IdentifierView {
     pub identifier: String,
     /// `verified` or `claimed`.
     pub evidence: Evidence,
-    pub source: String,
+    /// Who gave it (absent on identifiers recorded before sources were).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<IdentifierSource>,
     /// Whether it routes this customer's interactions (claims never do).
     pub owned: bool,
     /// The group member it belongs to.
@@ -185,7 +187,7 @@ impl TimelineStore {
                 Ok(IdentifierView {
                     identifier: string_attr(item, "identifier")?,
                     evidence: crate::identity::parse_evidence(item),
-                    source: optional_string_attr(item, "source").unwrap_or_default(),
+                    source: optional_string_attr(item, "source").and_then(|s| IdentifierSource::parse(&s)),
                     owned: matches!(item.get("owned"), Some(AttributeValue::Bool(true))),
                     customer_id: customer.clone(),
                     first_seen_at: crate::items::time_attr(item, "first_seen_at")?,

@@ -6,29 +6,20 @@ use std::collections::BTreeMap;
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Evidence, MergeId, SuggestionId};
+use throughline_model::{Evidence, IdentifierSource, MergeId, SuggestionId};
 
 use crate::items::{Expr, json_attr, keys, s, to_json, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::merges::MergeRequest;
 use crate::{Actor, CustomerId, StoreError, TimelineStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum SuggestionStatus {
-    Open,
-    Accepted,
-    Rejected,
-}
-
-impl SuggestionStatus {
-    /// The wire name, also the `status` attribute conditions read.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            SuggestionStatus::Open => "open",
-            SuggestionStatus::Accepted => "accepted",
-            SuggestionStatus::Rejected => "rejected",
-        }
+throughline_model::wire_enum! {
+    /// Where a suggestion stands; also the `status` attribute conditions read.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+    pub enum SuggestionStatus {
+        Open = "open",
+        Accepted = "accepted",
+        Rejected = "rejected",
     }
 }
 
@@ -45,7 +36,8 @@ pub struct LinkSuggestion {
     /// `claimed`, or `verified` when the interaction vouched for it but the owner's own
     /// evidence is weaker or the claimant is a known customer already.
     pub evidence: Evidence,
-    pub source: String,
+    /// Who gave the claimed identifier.
+    pub source: IdentifierSource,
     pub interaction_id: String,
     pub status: SuggestionStatus,
     pub created_at: DateTime<Utc>,
