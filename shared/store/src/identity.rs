@@ -14,7 +14,7 @@ use chrono::Utc;
 use throughline_model::{Evidence, Handle, IdentifierSource, Interaction, InteractionId, SuggestionId};
 
 use crate::items::{
-    Expr, Item, ProfileItem, id_attr, key_item, keys, millis, optional_string_attr, s, to_json, tx_put,
+    Expr, Item, ProfileItem, id_attr, key_item, keys, millis, optional_string_attr, string_value, to_json, tx_put,
 };
 use crate::merges::MergeRequest;
 use crate::suggestions::{LinkSuggestion, SuggestionStatus};
@@ -51,19 +51,19 @@ pub(crate) fn parse_evidence(item: &Item) -> Evidence {
 /// `ID#` item: an identifier on a customer's profile.
 fn identifier_item(customer: &CustomerId, identifier: Identifier, owned: bool, now: &str) -> Item {
     let mut item = key_item(keys::identifier(customer, &identifier.handle.key()));
-    item.insert("identifier".into(), s(identifier.handle.key()));
-    item.insert("evidence".into(), s(identifier.evidence.as_str()));
-    item.insert("source".into(), s(identifier.source.as_str()));
+    item.insert("identifier".into(), string_value(identifier.handle.key()));
+    item.insert("evidence".into(), string_value(identifier.evidence.as_str()));
+    item.insert("source".into(), string_value(identifier.source.as_str()));
     item.insert("owned".into(), aws_sdk_dynamodb::types::AttributeValue::Bool(owned));
-    item.insert("first_seen_at".into(), s(now));
+    item.insert("first_seen_at".into(), string_value(now));
     item
 }
 
 fn handle_item(customer: &CustomerId, identifier: Identifier, now: &str) -> Item {
     let mut item = key_item(keys::handle(identifier.handle));
-    item.insert("customer_id".into(), s(customer.as_str()));
-    item.insert("evidence".into(), s(identifier.evidence.as_str()));
-    item.insert("created_at".into(), s(now));
+    item.insert("customer_id".into(), string_value(customer.as_str()));
+    item.insert("evidence".into(), string_value(identifier.evidence.as_str()));
+    item.insert("created_at".into(), string_value(now));
     item
 }
 
@@ -259,11 +259,11 @@ impl TimelineStore {
         let customer = CustomerId::generate();
         let now = millis(Utc::now());
         let mut profile = key_item(keys::profile(&customer));
-        profile.insert("customer_id".into(), s(customer.as_str()));
-        profile.insert("root".into(), s(customer.as_str()));
-        profile.insert("version".into(), crate::items::n(0));
-        profile.insert("created_at".into(), s(&now));
-        profile.insert("first_handle".into(), s(primary.handle.key()));
+        profile.insert("customer_id".into(), string_value(customer.as_str()));
+        profile.insert("root".into(), string_value(customer.as_str()));
+        profile.insert("version".into(), crate::items::number_value(0));
+        profile.insert("created_at".into(), string_value(&now));
+        profile.insert("first_handle".into(), string_value(primary.handle.key()));
 
         let created = ProfileItem::from_item(&profile)?;
         let absent = Some("attribute_not_exists(pk)");
@@ -327,8 +327,8 @@ impl TimelineStore {
                 .update_expression("SET evidence = :verified, #source = :source")
                 .condition_expression("attribute_exists(pk)")
                 .expression_attribute_names("#source", "source")
-                .expression_attribute_values(":verified", s("verified"))
-                .expression_attribute_values(":source", s(identifier.source.as_str()))
+                .expression_attribute_values(":verified", string_value("verified"))
+                .expression_attribute_values(":source", string_value(identifier.source.as_str()))
                 .send()
                 .await;
             written("UpdateItem", result)?;
@@ -381,7 +381,7 @@ impl TimelineStore {
         for customer in [claimant, owner] {
             let mut item = key_item(keys::suggestion(customer, &suggestion.suggestion_id));
             item.insert("suggestion".into(), to_json(&suggestion));
-            item.insert("status".into(), s(SuggestionStatus::Open.as_str()));
+            item.insert("status".into(), string_value(SuggestionStatus::Open.as_str()));
             self.put_new(item).await?;
         }
         tracing::info!(suggestion_id = %suggestion.suggestion_id, %claimant, %owner, "link suggested");

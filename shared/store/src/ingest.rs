@@ -6,10 +6,10 @@ use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
 use crate::items::{
-    Expr, Item, ProfileItem, count_attribute, id_attr, key_item, keys, millis, optional_string_attr, s, string_attr,
-    time_attr, to_json, tx_check, tx_put, tx_update,
+    Expr, Item, ProfileItem, count_attribute, id_attr, key_item, keys, millis, number_value, optional_string_attr,
+    string_attr, string_value, time_attr, to_json, tx_check, tx_put, tx_update,
 };
-use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, one, retry_optimistic};
+use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, retry_optimistic};
 
 /// What `record` did.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -82,8 +82,8 @@ impl Pending {
 fn entry_item(customer: &CustomerId, sk: &str, interaction: &Interaction) -> Result<Item, StoreError> {
     let mut item: Item =
         serde_dynamo::to_item(interaction).map_err(|e| StoreError::Corrupt(format!("serialize: {e}")))?;
-    item.insert("pk".into(), s(keys::customer_pk(customer)));
-    item.insert("sk".into(), s(sk));
+    item.insert("pk".into(), string_value(keys::customer_pk(customer)));
+    item.insert("sk".into(), string_value(sk));
     Ok(item)
 }
 
@@ -117,9 +117,9 @@ fn plan_record(
     let mut entry = match marker {
         None => {
             let mut item = key_item(marker_key);
-            item.insert("customer_id".into(), s(owner.customer.as_str()));
-            item.insert("timeline_sk".into(), s(&sk));
-            item.insert("conversation_id".into(), s(conversation.as_str()));
+            item.insert("customer_id".into(), string_value(owner.customer.as_str()));
+            item.insert("timeline_sk".into(), string_value(&sk));
+            item.insert("conversation_id".into(), string_value(conversation.as_str()));
             writes.push(tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())?);
             interaction.clone()
         }
@@ -132,9 +132,9 @@ fn plan_record(
                 "attribute_not_exists(erased_at)",
             ];
             let mut expr = Expr::new()
-                .value(":c", s(owner.customer.as_str()))
-                .value(":sk", s(&sk))
-                .value(":cv", s(conversation.as_str()));
+                .value(":c", string_value(owner.customer.as_str()))
+                .value(":sk", string_value(&sk))
+                .value(":cv", string_value(conversation.as_str()));
             for (attribute, placeholder, equal, absent) in [
                 (
                     "deleted_at",
@@ -171,7 +171,7 @@ fn plan_record(
     )?);
     let count = Expr::new()
         .name("#count", &count_attribute(interaction.channel))
-        .value(":one", one());
+        .value(":one", number_value(1));
     if owner.is_root() {
         let (condition, expr) = root.unchanged(
             count
@@ -191,13 +191,15 @@ fn plan_record(
             keys::profile(&owner.customer),
             "ADD #count :one",
             Some("#root = :root AND attribute_not_exists(erased_at)"),
-            count.name("#root", "root").value(":root", s(root.customer.as_str())),
+            count
+                .name("#root", "root")
+                .value(":root", string_value(root.customer.as_str())),
         )?);
         let (condition, expr) = root.unchanged(
             Expr::new()
                 .name("#conversation", "conversation")
                 .value(":state", to_json(&state))
-                .value(":one", one()),
+                .value(":one", number_value(1)),
         );
         writes.push(tx_update(
             table,
@@ -371,7 +373,7 @@ impl TimelineStore {
         let written = match &update.change {
             Change::Deleted => request
                 .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
-                .expression_attribute_values(":at", s(&at))
+                .expression_attribute_values(":at", string_value(&at))
                 .send()
                 .await
                 .map(drop),
@@ -387,10 +389,14 @@ impl TimelineStore {
                 let request = match text {
                     Some(text) => request
                         .update_expression("SET edited_at = :at, edited_text = :text")
-                        .expression_attribute_values(":text", s(text)),
+                        .expression_attribute_values(":text", string_value(text)),
                     None => request.update_expression("SET edited_at = :at REMOVE edited_text"),
                 };
-                match request.expression_attribute_values(":at", s(&at)).send().await {
+                match request
+                    .expression_attribute_values(":at", string_value(&at))
+                    .send()
+                    .await
+                {
                     Ok(_) => Ok(()),
                     // Another change landed on the marker meanwhile: start over from it.
                     Err(e) if is_conditional_failure(&e) => return Box::pin(self.apply(update)).await,
@@ -429,7 +435,7 @@ impl TimelineStore {
                     .set_key(Some(key_item((entry_pk, entry_sk))))
                     .update_expression("SET deleted_at = if_not_exists(deleted_at, :at)")
                     .condition_expression("attribute_exists(pk)")
-                    .expression_attribute_values(":at", s(millis(update.at)))
+                    .expression_attribute_values(":at", string_value(millis(update.at)))
                     .send()
                     .await;
                 return match result {
@@ -466,12 +472,12 @@ impl TimelineStore {
             .expression_attribute_values(":at", edited_at);
         if let Some(original) = &entry.original_text {
             set.push("original_text = :original");
-            request = request.expression_attribute_values(":original", s(original));
+            request = request.expression_attribute_values(":original", string_value(original));
         }
         let expression = match &entry.text {
             Some(text) => {
                 set.push("#text = :text");
-                request = request.expression_attribute_values(":text", s(text));
+                request = request.expression_attribute_values(":text", string_value(text));
                 format!("SET {}", set.join(", "))
             }
             None => format!("SET {} REMOVE #text", set.join(", ")),
@@ -633,7 +639,7 @@ mod tests {
         let interaction = sms("SM3");
         let deleted_at = "2026-11-24T09:05:00.000Z";
         let mut tombstone = key_item(keys::interaction(&interaction.id));
-        tombstone.insert("deleted_at".into(), s(deleted_at));
+        tombstone.insert("deleted_at".into(), string_value(deleted_at));
         let planned = plan_record(TABLE, &interaction, Some(&tombstone), (&owner, &owner), DEFAULT_WINDOW).unwrap();
         let claim = planned.writes[0].update().unwrap();
         assert_eq!(
@@ -651,7 +657,7 @@ mod tests {
         let entry = planned.writes[1].put().unwrap();
         assert_eq!(
             entry.item().get("deleted_at"),
-            Some(&s("2026-11-24T09:05:00Z")),
+            Some(&string_value("2026-11-24T09:05:00Z")),
             "the deletion it missed"
         );
         // A profile written before versions existed is still "unchanged" at version 0.

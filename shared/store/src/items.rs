@@ -69,16 +69,16 @@ pub mod keys {
     pub const REPLAY_PREFIX: &str = "REPLAY#";
 }
 
-pub fn s(value: impl Into<String>) -> AttributeValue {
+pub fn string_value(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn n(value: u64) -> AttributeValue {
+pub fn number_value(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
 pub fn key_item((pk, sk): (String, String)) -> Item {
-    HashMap::from([("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))])
+    HashMap::from([("pk".to_owned(), string_value(pk)), ("sk".to_owned(), string_value(sk))])
 }
 
 /// Fixed-width UTC time (milliseconds), as stored everywhere.
@@ -141,7 +141,7 @@ pub fn json_attr<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Res
 }
 
 pub fn to_json(value: &impl serde::Serialize) -> AttributeValue {
-    s(serde_json::to_string(value).expect("store values always serialize"))
+    string_value(serde_json::to_string(value).expect("store values always serialize"))
 }
 
 /// Names and values of one expression. Every attribute name goes through `#name` so that no
@@ -307,7 +307,9 @@ impl ProfileItem {
 
     /// The condition that this profile is still at the version read.
     pub fn unchanged(&self, expr: Expr) -> (String, Expr) {
-        let expr = expr.name("#version", "version").value(":version", n(self.version));
+        let expr = expr
+            .name("#version", "version")
+            .value(":version", number_value(self.version));
         let condition = if self.version == 0 {
             "(attribute_not_exists(#version) OR #version = :version) AND attribute_not_exists(erased_at)"
         } else {
@@ -323,8 +325,8 @@ impl ProfileItem {
     /// (`root`, `parent`, `merge_id`, `members`, `conversation`…).
     pub fn for_test(customer: &CustomerId, version: u64, extra: &[(&str, AttributeValue)]) -> Self {
         let mut item = key_item(keys::profile(customer));
-        item.insert("customer_id".into(), s(customer.as_str()));
-        item.insert("version".into(), n(version));
+        item.insert("customer_id".into(), string_value(customer.as_str()));
+        item.insert("version".into(), number_value(version));
         for (name, value) in extra {
             item.insert((*name).into(), value.clone());
         }

@@ -43,7 +43,7 @@ pub use profiles::{CustomerProfile, IdentifierView};
 pub use suggestions::{LinkSuggestion, SuggestionStatus};
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
-use items::{Item, key_item, keys, n, s};
+use items::{Item, key_item, keys, string_value};
 
 /// Largest timeline page a caller may ask for.
 pub const MAX_PAGE_SIZE: usize = 100;
@@ -360,10 +360,10 @@ impl TimelineStore {
             } else {
                 query
                     .key_condition_expression("pk = :pk AND begins_with(sk, :prefix)")
-                    .expression_attribute_values(":prefix", s(prefix))
+                    .expression_attribute_values(":prefix", string_value(prefix))
             };
             let output = query
-                .expression_attribute_values(":pk", s(pk))
+                .expression_attribute_values(":pk", string_value(pk))
                 .consistent_read(consistent)
                 .set_exclusive_start_key(start)
                 .send()
@@ -389,7 +389,7 @@ impl TimelineStore {
                 .table_name(&self.table)
                 .filter_expression("sk = :profile AND attribute_not_exists(erased_at) AND (attribute_not_exists(#root) OR #root = customer_id)")
                 .expression_attribute_names("#root", "root")
-                .expression_attribute_values(":profile", s(keys::PROFILE))
+                .expression_attribute_values(":profile", string_value(keys::PROFILE))
                 .set_exclusive_start_key(start)
                 .send()
                 .await
@@ -405,9 +405,4 @@ impl TimelineStore {
         customers.sort();
         Ok(customers)
     }
-}
-
-/// `n` as a DynamoDB number (for counters).
-fn one() -> AttributeValue {
-    n(1)
 }

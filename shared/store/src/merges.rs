@@ -10,11 +10,13 @@ use crate::conversation::ConversationState;
 use throughline_model::MergeId;
 
 use crate::forest::{Forest, GraphError, Plan};
-use crate::items::{Expr, ProfileItem, id_attr, key_item, keys, millis, s, to_json, tx_put, tx_update};
+use crate::items::{
+    Expr, ProfileItem, id_attr, key_item, keys, millis, number_value, string_value, to_json, tx_put, tx_update,
+};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
 use crate::suggestions::{LinkSuggestion, SuggestionStatus, suggestion_writes};
-use crate::{Actor, Attempt, CustomerId, StoreError, TimelineStore, one, retry_optimistic};
+use crate::{Actor, Attempt, CustomerId, StoreError, TimelineStore, retry_optimistic};
 
 /// Most items DynamoDB takes in one transaction.
 const MAX_TRANSACTION_ITEMS: usize = 100;
@@ -76,10 +78,10 @@ pub(crate) fn plan_merge(
     let survivor = BTreeMap::from([(target.root.customer.clone(), conversation)]);
     let mut writes = profile_writes(table, &plan, &profiles, &survivor)?;
     let mut record = key_item(keys::merge(&merge_id));
-    record.insert("source".into(), s(source.root.customer.as_str()));
-    record.insert("target".into(), s(target.root.customer.as_str()));
+    record.insert("source".into(), string_value(source.root.customer.as_str()));
+    record.insert("target".into(), string_value(target.root.customer.as_str()));
     record.insert("active".into(), AttributeValue::Bool(true));
-    record.insert("merged_at".into(), s(millis(entry.at)));
+    record.insert("merged_at".into(), string_value(millis(entry.at)));
     // The absorbed group's conversations, which the survivor continues while merged and gives
     // back on unmerge.
     let absorbed: Vec<String> = source
@@ -157,7 +159,7 @@ pub(crate) fn plan_unmerge(
         Expr::new()
             .value(":no", AttributeValue::Bool(false))
             .value(":yes", AttributeValue::Bool(true))
-            .value(":at", s(millis(entry.at))),
+            .value(":at", string_value(millis(entry.at))),
     )?);
     writes.extend(ledger_writes(table, &entry, [source, target])?);
     Ok(Planned { entry, writes })
@@ -187,16 +189,16 @@ fn profile_writes(
             .ok_or_else(|| StoreError::Corrupt(format!("profile {customer} not loaded")))?;
         let mut set = vec!["#root = :root"];
         let mut remove = Vec::new();
-        let mut expr = Expr::new().name("#root", "root").value(":one", one());
+        let mut expr = Expr::new().name("#root", "root").value(":one", number_value(1));
         let change = plan.changes.iter().find(|c| &c.customer == customer);
         let root = change.map_or(&profile.root, |c| &c.root);
-        expr = expr.value(":root", s(root.as_str()));
+        expr = expr.value(":root", string_value(root.as_str()));
         match change.map_or(&profile.parent, |c| &c.parent) {
             Some((parent, merge)) => {
                 set.push("parent = :parent, merge_id = :merge");
                 expr = expr
-                    .value(":parent", s(parent.as_str()))
-                    .value(":merge", s(merge.as_str()));
+                    .value(":parent", string_value(parent.as_str()))
+                    .value(":merge", string_value(merge.as_str()));
             }
             None => remove.push("parent, merge_id"),
         }
@@ -451,9 +453,9 @@ mod tests {
                 &member,
                 1,
                 &[
-                    ("root", s(root.as_str())),
-                    ("parent", s(root.as_str())),
-                    ("merge_id", s(MergeId::generate().as_str())),
+                    ("root", string_value(root.as_str())),
+                    ("parent", string_value(root.as_str())),
+                    ("merge_id", string_value(MergeId::generate().as_str())),
                 ],
             )],
         };
@@ -535,9 +537,9 @@ mod tests {
                         m,
                         1,
                         &[
-                            ("root", s(source_root.as_str())),
-                            ("parent", s(source_root.as_str())),
-                            ("merge_id", s(MergeId::generate().as_str())),
+                            ("root", string_value(source_root.as_str())),
+                            ("parent", string_value(source_root.as_str())),
+                            ("merge_id", string_value(MergeId::generate().as_str())),
                         ],
                     )
                 })
@@ -568,9 +570,9 @@ mod tests {
                 &source,
                 1,
                 &[
-                    ("root", s(target.as_str())),
-                    ("parent", s(target.as_str())),
-                    ("merge_id", s(merge_id.as_str())),
+                    ("root", string_value(target.as_str())),
+                    ("parent", string_value(target.as_str())),
+                    ("merge_id", string_value(merge_id.as_str())),
                 ],
             )],
         };

@@ -19,7 +19,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
 use crate::conversation::ConversationRecord;
-use crate::items::{json_attr, key_item, keys, millis, s, string_attr, to_json};
+use crate::items::{json_attr, key_item, keys, millis, string_attr, string_value, to_json};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::CustomerProfile;
 use crate::suggestions::LinkSuggestion;
@@ -150,7 +150,7 @@ impl TimelineStore {
                 .table_name(&self.table)
                 .set_key(Some(key_item(keys::profile(&root))))
                 .update_expression("SET erasure_completed_at = :at")
-                .expression_attribute_values(":at", s(millis(Utc::now())))
+                .expression_attribute_values(":at", string_value(millis(Utc::now())))
                 .send()
                 .await
                 .map_err(dynamo("UpdateItem"))?;
@@ -196,7 +196,7 @@ impl TimelineStore {
             .query()
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
-            .expression_attribute_values(":pk", s(&pk))
+            .expression_attribute_values(":pk", string_value(&pk))
             .projection_expression("#sk, #id, #owned, #suggestion, #raw")
             .expression_attribute_names("#sk", "sk")
             .expression_attribute_names("#raw", "raw_object")
@@ -298,10 +298,10 @@ impl TimelineStore {
             let erased_at = Utc::now();
             let tombstone = |member: &CustomerId| {
                 let mut item = key_item(keys::profile(member));
-                item.insert("customer_id".into(), s(member.as_str()));
-                item.insert("root".into(), s(member.as_str()));
-                item.insert("erased_root".into(), s(group.root.customer.as_str()));
-                item.insert("erased_at".into(), s(millis(erased_at)));
+                item.insert("customer_id".into(), string_value(member.as_str()));
+                item.insert("root".into(), string_value(member.as_str()));
+                item.insert("erased_root".into(), string_value(group.root.customer.as_str()));
+                item.insert("erased_at".into(), string_value(millis(erased_at)));
                 item
             };
             let mut root_item = tombstone(&group.root.customer);
@@ -347,7 +347,7 @@ impl TimelineStore {
     /// `SUPPRESSION_DAYS` (the table's TTL).
     async fn suppress(&self, identifier: &str, erased_at: DateTime<Utc>) -> Result<(), StoreError> {
         let mut item = key_item(keys::suppressed(self.suppression_key()?, identifier));
-        item.insert("erased_at".into(), s(millis(erased_at)));
+        item.insert("erased_at".into(), string_value(millis(erased_at)));
         item.insert(
             "expires_at".into(),
             aws_sdk_dynamodb::types::AttributeValue::N(
@@ -396,8 +396,8 @@ impl TimelineStore {
                     let id = throughline_model::InteractionId::try_from(id.clone())
                         .map_err(|e| StoreError::Corrupt(e.to_string()))?;
                     let mut marker = key_item(keys::interaction(&id));
-                    marker.insert("customer_id".into(), s(customer.as_str()));
-                    marker.insert("erased_at".into(), s(millis(at)));
+                    marker.insert("customer_id".into(), string_value(customer.as_str()));
+                    marker.insert("erased_at".into(), string_value(millis(at)));
                     PutRequest::builder()
                         .set_item(Some(marker))
                         .build()
@@ -418,7 +418,7 @@ impl TimelineStore {
             .table_name(&self.table)
             .set_key(Some(key_item(keys::handle_key(identifier))))
             .condition_expression("customer_id = :c")
-            .expression_attribute_values(":c", s(customer.as_str()))
+            .expression_attribute_values(":c", string_value(customer.as_str()))
             .send()
             .await;
         written("DeleteItem", result).map(drop)

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Evidence, IdentifierSource, MergeId, SuggestionId};
 
-use crate::items::{Expr, json_attr, keys, s, to_json, tx_update};
+use crate::items::{Expr, json_attr, keys, string_value, to_json, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::merges::MergeRequest;
 use crate::{Actor, CustomerId, StoreError, TimelineStore};
@@ -154,8 +154,8 @@ pub(crate) fn suggestion_writes(
                 Some("#status = :open"),
                 Expr::new()
                     .name("#status", "status")
-                    .value(":status", s(status))
-                    .value(":open", s(SuggestionStatus::Open.as_str()))
+                    .value(":status", string_value(status))
+                    .value(":open", string_value(SuggestionStatus::Open.as_str()))
                     .value(":suggestion", to_json(suggestion)),
             )
         })

@@ -10,12 +10,10 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Channel, ConversationId, Direction, Interaction, InteractionId};
 
-use crate::items::{Expr, Item, keys, millis, s, string_attr, to_json, tx_update};
+use crate::items::{Expr, Item, keys, millis, number_value, string_attr, string_value, to_json, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
-use crate::{
-    Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, one, retry_optimistic, written,
-};
+use crate::{Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, retry_optimistic, written};
 
 /// One interaction on a group's timeline.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -159,24 +157,26 @@ impl TimelineStore {
         }
         let mut conditions = Vec::new();
         let mut expr = Expr::new()
-            .value(":pk", s(keys::customer_pk(&member)))
-            .value(":low", s(&low))
-            .value(":high", s(&high));
+            .value(":pk", string_value(keys::customer_pk(&member)))
+            .value(":low", string_value(&low))
+            .value(":high", string_value(&high));
         if let Some(channel) = filter.channel {
             conditions.push("#channel = :channel");
-            expr = expr.name("#channel", "channel").value(":channel", s(channel.as_str()));
+            expr = expr
+                .name("#channel", "channel")
+                .value(":channel", string_value(channel.as_str()));
         }
         if let Some(direction) = filter.direction {
             conditions.push("#direction = :direction");
             expr = expr
                 .name("#direction", "direction")
-                .value(":direction", s(direction.as_str()));
+                .value(":direction", string_value(direction.as_str()));
         }
         if let Some(conversation) = &filter.conversation {
             conditions.push("#conversation = :conversation");
             expr = expr
                 .name("#conversation", "conversation_id")
-                .value(":conversation", s(conversation.as_str()));
+                .value(":conversation", string_value(conversation.as_str()));
         }
         let mut entries = Vec::new();
         if low > high {
@@ -224,8 +224,8 @@ impl TimelineStore {
                 .query()
                 .table_name(&self.table)
                 .key_condition_expression("pk = :pk AND begins_with(sk, :tl)")
-                .expression_attribute_values(":pk", s(keys::customer_pk(customer)))
-                .expression_attribute_values(":tl", s(keys::TIMELINE_PREFIX))
+                .expression_attribute_values(":pk", string_value(keys::customer_pk(customer)))
+                .expression_attribute_values(":tl", string_value(keys::TIMELINE_PREFIX))
                 .projection_expression("occurred_at")
                 .scan_index_forward(forward)
                 .limit(1)
@@ -343,8 +343,8 @@ impl TimelineStore {
             ))))
             .update_expression("SET conversation_id = :to")
             .condition_expression("conversation_id = :from")
-            .expression_attribute_values(":to", s(to.as_str()))
-            .expression_attribute_values(":from", s(from.as_str()))
+            .expression_attribute_values(":to", string_value(to.as_str()))
+            .expression_attribute_values(":from", string_value(from.as_str()))
             .send()
             .await;
         written("UpdateItem", result).map(drop)
@@ -368,7 +368,7 @@ impl TimelineStore {
                 Expr::new()
                     .name("#conversation", "conversation")
                     .value(":state", to_json(&state))
-                    .value(":one", one()),
+                    .value(":one", number_value(1)),
             );
             let write = tx_update(
                 &self.table,
