@@ -97,12 +97,12 @@ impl QueueMessage {
 }
 
 /// The JSON Schema of an update message.
-pub fn update_json_schema() -> schemars::Schema {
+pub(crate) fn update_json_schema() -> schemars::Schema {
     schemars::schema_for!(UpdateEnvelope)
 }
 
 /// The JSON Schema of an erasure step message.
-pub fn erasure_json_schema() -> schemars::Schema {
+pub(crate) fn erasure_json_schema() -> schemars::Schema {
     schemars::schema_for!(ErasureEnvelope)
 }
 

@@ -37,7 +37,7 @@ pub struct ConversationRecord {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ConversationState {
+pub(crate) struct ConversationState {
     /// Recent conversations; the open one is the one with the latest activity.
     #[serde(default)]
     pub recent: Vec<ConversationRecord>,
@@ -45,12 +45,12 @@ pub struct ConversationState {
 
 impl ConversationState {
     /// The open conversation: the most recently active one.
-    pub fn open(&self) -> Option<&ConversationRecord> {
+    pub(crate) fn open(&self) -> Option<&ConversationRecord> {
         self.recent.iter().max_by_key(|r| r.last_at)
     }
 
     /// Picks the interaction's conversation and advances the state.
-    pub fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
+    pub(crate) fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
         let at = interaction.occurred_at;
         if matches!(
             interaction.kind,
@@ -103,7 +103,7 @@ impl ConversationState {
     }
 
     /// An agent split `conversation` at an interaction at `at`: what follows is `new`.
-    pub fn split(&mut self, conversation: &ConversationId, new: ConversationId, at: DateTime<Utc>) {
+    pub(crate) fn split(&mut self, conversation: &ConversationId, new: ConversationId, at: DateTime<Utc>) {
         if let Some(record) = self.recent.iter_mut().find(|r| &r.id == conversation) {
             let last_at = record.last_at;
             record.last_at = record.started_at.max(at - TimeDelta::milliseconds(1));
@@ -118,7 +118,7 @@ impl ConversationState {
     }
 
     /// An agent joined `absorbed` into `kept`.
-    pub fn join(&mut self, kept: &ConversationId, absorbed: &ConversationId) {
+    pub(crate) fn join(&mut self, kept: &ConversationId, absorbed: &ConversationId) {
         let Some(gone) = self.recent.iter().position(|r| &r.id == absorbed) else {
             return;
         };
@@ -137,7 +137,7 @@ impl ConversationState {
     }
 
     /// Takes in another group's conversations (a merge): their customer continues them here.
-    pub fn absorb(&mut self, other: &ConversationState) {
+    pub(crate) fn absorb(&mut self, other: &ConversationState) {
         for record in &other.recent {
             if !self.recent.iter().any(|r| r.id == record.id) {
                 self.recent.push(record.clone());

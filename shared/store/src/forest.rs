@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use throughline_model::{CustomerId, MergeId};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Node {
+pub(crate) struct Node {
     /// The survivor this customer was merged into, and by which merge.
     pub parent: Option<(CustomerId, MergeId)>,
     /// Cached: the root of this node's tree.
@@ -24,13 +24,13 @@ pub struct Node {
 
 /// The nodes a merge or unmerge touches: whole groups, as loaded from their profiles.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Forest {
+pub(crate) struct Forest {
     nodes: BTreeMap<CustomerId, Node>,
 }
 
 /// One node's new place after an operation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct NodeChange {
+pub(crate) struct NodeChange {
     pub customer: CustomerId,
     pub parent: Option<(CustomerId, MergeId)>,
     pub root: CustomerId,
@@ -39,7 +39,7 @@ pub struct NodeChange {
 /// What an operation changes: the nodes whose root or parent changed, and every root whose
 /// member set changed (with the new set; empty when it is no longer a root or has no members).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub changes: Vec<NodeChange>,
     pub members: BTreeMap<CustomerId, BTreeSet<CustomerId>>,
 }
@@ -55,22 +55,22 @@ pub enum GraphError {
 }
 
 impl Forest {
-    pub fn insert(&mut self, customer: CustomerId, node: Node) {
+    pub(crate) fn insert(&mut self, customer: CustomerId, node: Node) {
         self.nodes.insert(customer, node);
     }
 
-    pub fn node(&self, customer: &CustomerId) -> Option<&Node> {
+    pub(crate) fn node(&self, customer: &CustomerId) -> Option<&Node> {
         self.nodes.get(customer)
     }
 
     /// Every customer in the forest (the property tests walk them all).
     #[cfg(test)]
-    pub fn customers(&self) -> impl Iterator<Item = &CustomerId> {
+    pub(crate) fn customers(&self) -> impl Iterator<Item = &CustomerId> {
         self.nodes.keys()
     }
 
     /// The root, found by walking parents (the cached `root` is what this must equal).
-    pub fn walk_to_root(&self, customer: &CustomerId) -> Result<CustomerId, GraphError> {
+    pub(crate) fn walk_to_root(&self, customer: &CustomerId) -> Result<CustomerId, GraphError> {
         let mut current = customer.clone();
         for _ in 0..=self.nodes.len() {
             match &self.get(&current)?.parent {
@@ -82,7 +82,7 @@ impl Forest {
     }
 
     /// Every customer whose root is `root`, the root included.
-    pub fn group(&self, root: &CustomerId) -> BTreeSet<CustomerId> {
+    pub(crate) fn group(&self, root: &CustomerId) -> BTreeSet<CustomerId> {
         self.nodes
             .iter()
             .filter(|(_, n)| &n.root == root)
@@ -91,7 +91,7 @@ impl Forest {
     }
 
     /// The members of `root`'s group, the root excluded: what the root's profile stores.
-    pub fn members(&self, root: &CustomerId) -> BTreeSet<CustomerId> {
+    pub(crate) fn members(&self, root: &CustomerId) -> BTreeSet<CustomerId> {
         let mut group = self.group(root);
         group.remove(root);
         group
@@ -105,7 +105,12 @@ impl Forest {
 
     /// Merges the group of `source` into the group of `target`: the source's root gets the
     /// target's root as parent; the target's root survives.
-    pub fn merge(&mut self, source: &CustomerId, target: &CustomerId, merge: MergeId) -> Result<Plan, GraphError> {
+    pub(crate) fn merge(
+        &mut self,
+        source: &CustomerId,
+        target: &CustomerId,
+        merge: MergeId,
+    ) -> Result<Plan, GraphError> {
         let (source_root, target_root) = (self.get(source)?.root.clone(), self.get(target)?.root.clone());
         if source_root == target_root {
             return Err(GraphError::AlreadyMerged);
@@ -117,7 +122,7 @@ impl Forest {
 
     /// Undoes `merge`: cuts its edge, so the merged customer and everything merged into it
     /// before become a group of their own again.
-    pub fn unmerge(&mut self, merge: &MergeId) -> Result<Plan, GraphError> {
+    pub(crate) fn unmerge(&mut self, merge: &MergeId) -> Result<Plan, GraphError> {
         let child = self
             .nodes
             .iter()

@@ -11,120 +11,120 @@ use crate::conversation::ConversationState;
 use crate::forest::Node;
 use crate::{CustomerId, StoreError};
 
-pub type Item = HashMap<String, AttributeValue>;
+pub(crate) type Item = HashMap<String, AttributeValue>;
 
-pub mod keys {
+pub(crate) mod keys {
     use super::*;
 
-    pub fn handle(handle: &Handle) -> (String, String) {
+    pub(crate) fn handle(handle: &Handle) -> (String, String) {
         handle_key(&handle.key())
     }
-    pub fn handle_key(key: &str) -> (String, String) {
+    pub(crate) fn handle_key(key: &str) -> (String, String) {
         (format!("HANDLE#{key}"), "HANDLE".into())
     }
-    pub fn customer_pk(customer: &CustomerId) -> String {
+    pub(crate) fn customer_pk(customer: &CustomerId) -> String {
         format!("{CUSTOMER_PREFIX}{customer}")
     }
-    pub const CUSTOMER_PREFIX: &str = "CUSTOMER#";
-    pub const PROFILE: &str = "PROFILE";
-    pub fn profile(customer: &CustomerId) -> (String, String) {
+    pub(crate) const CUSTOMER_PREFIX: &str = "CUSTOMER#";
+    pub(crate) const PROFILE: &str = "PROFILE";
+    pub(crate) fn profile(customer: &CustomerId) -> (String, String) {
         (customer_pk(customer), PROFILE.into())
     }
-    pub const TIMELINE_PREFIX: &str = "TL#";
+    pub(crate) const TIMELINE_PREFIX: &str = "TL#";
     /// Fixed-width UTC time so that string order is time order.
-    pub fn timeline_sk(occurred_at: DateTime<Utc>, id: &InteractionId) -> String {
+    pub(crate) fn timeline_sk(occurred_at: DateTime<Utc>, id: &InteractionId) -> String {
         format!("{TIMELINE_PREFIX}{}#{id}", millis(occurred_at))
     }
-    pub const IDENTIFIER_PREFIX: &str = "ID#";
-    pub fn identifier(customer: &CustomerId, key: &str) -> (String, String) {
+    pub(crate) const IDENTIFIER_PREFIX: &str = "ID#";
+    pub(crate) fn identifier(customer: &CustomerId, key: &str) -> (String, String) {
         (customer_pk(customer), format!("{IDENTIFIER_PREFIX}{key}"))
     }
-    pub const SUGGESTION_PREFIX: &str = "SUGGESTION#";
-    pub fn suggestion(customer: &CustomerId, id: &SuggestionId) -> (String, String) {
+    pub(crate) const SUGGESTION_PREFIX: &str = "SUGGESTION#";
+    pub(crate) fn suggestion(customer: &CustomerId, id: &SuggestionId) -> (String, String) {
         (customer_pk(customer), format!("{SUGGESTION_PREFIX}{id}"))
     }
-    pub fn interaction(id: &InteractionId) -> (String, String) {
+    pub(crate) fn interaction(id: &InteractionId) -> (String, String) {
         (format!("INTERACTION#{id}"), "INTERACTION".into())
     }
-    pub fn merge(id: &MergeId) -> (String, String) {
+    pub(crate) fn merge(id: &MergeId) -> (String, String) {
         (format!("MERGE#{id}"), "MERGE".into())
     }
     /// An erased identifier, by HMAC-SHA256 of its key under the deployment's secret
     /// suppression key, so the item neither holds the identifier nor lets anyone who reads the
     /// table test a guess (phone numbers are few enough to try them all against a plain hash).
-    pub fn suppressed(suppression_key: &[u8], identifier_key: &str) -> (String, String) {
+    pub(crate) fn suppressed(suppression_key: &[u8], identifier_key: &str) -> (String, String) {
         use hmac::{KeyInit as _, Mac as _};
         let mut mac = hmac::Hmac::<sha2::Sha256>::new_from_slice(suppression_key).expect("HMAC takes any key length");
         mac.update(identifier_key.as_bytes());
         let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
         (format!("SUPPRESSED#{hex}"), "SUPPRESSED".into())
     }
-    pub fn ledger_pk(customer: &CustomerId) -> String {
+    pub(crate) fn ledger_pk(customer: &CustomerId) -> String {
         format!("LEDGER#{customer}")
     }
     /// `REPLAY#` items are the only ones a webhook function may touch (IAM `LeadingKeys`).
-    pub fn replay(namespace: &str, value: &str) -> (String, String) {
+    pub(crate) fn replay(namespace: &str, value: &str) -> (String, String) {
         (format!("{REPLAY_PREFIX}{namespace}#{value}"), "REPLAY".into())
     }
-    pub const REPLAY_PREFIX: &str = "REPLAY#";
+    pub(crate) const REPLAY_PREFIX: &str = "REPLAY#";
 }
 
-pub fn string_value(value: impl Into<String>) -> AttributeValue {
+pub(crate) fn string_value(value: impl Into<String>) -> AttributeValue {
     AttributeValue::S(value.into())
 }
 
-pub fn number_value(value: u64) -> AttributeValue {
+pub(crate) fn number_value(value: u64) -> AttributeValue {
     AttributeValue::N(value.to_string())
 }
 
-pub fn key_item((pk, sk): (String, String)) -> Item {
+pub(crate) fn key_item((pk, sk): (String, String)) -> Item {
     HashMap::from([("pk".to_owned(), string_value(pk)), ("sk".to_owned(), string_value(sk))])
 }
 
 /// Fixed-width UTC time (milliseconds), as stored everywhere.
-pub fn millis(at: DateTime<Utc>) -> String {
+pub(crate) fn millis(at: DateTime<Utc>) -> String {
     at.to_rfc3339_opts(SecondsFormat::Millis, true)
 }
 
-pub fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
+pub(crate) fn optional_string_attr(item: &Item, name: &str) -> Option<String> {
     match item.get(name) {
         Some(AttributeValue::S(v)) => Some(v.clone()),
         _ => None,
     }
 }
 
-pub fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
+pub(crate) fn string_attr(item: &Item, name: &str) -> Result<String, StoreError> {
     optional_string_attr(item, name)
         .ok_or_else(|| StoreError::Corrupt(format!("attribute {name} missing or not a string")))
 }
 
 /// A stored id (`CustomerId`, `MergeId`…). The store writes only ids it parsed or generated, so
 /// one that does not parse is a corrupt item.
-pub fn stored_id<T: TryFrom<String>>(value: String, name: &str) -> Result<T, StoreError> {
+pub(crate) fn stored_id<T: TryFrom<String>>(value: String, name: &str) -> Result<T, StoreError> {
     T::try_from(value).map_err(|_| StoreError::Corrupt(format!("attribute {name} is not a valid id")))
 }
 
 /// An id attribute (see `stored_id`).
-pub fn id_attr<T: TryFrom<String>>(item: &Item, name: &str) -> Result<T, StoreError> {
+pub(crate) fn id_attr<T: TryFrom<String>>(item: &Item, name: &str) -> Result<T, StoreError> {
     stored_id(string_attr(item, name)?, name)
 }
 
 /// A string-set attribute of ids (see `stored_id`); absent is empty.
-pub fn id_set_attr<T: TryFrom<String>, C: FromIterator<T>>(item: &Item, name: &str) -> Result<C, StoreError> {
+pub(crate) fn id_set_attr<T: TryFrom<String>, C: FromIterator<T>>(item: &Item, name: &str) -> Result<C, StoreError> {
     match item.get(name) {
         Some(AttributeValue::Ss(ids)) => ids.iter().map(|id| stored_id(id.clone(), name)).collect(),
         _ => Ok(std::iter::empty().collect()),
     }
 }
 
-pub fn number_attr(item: &Item, name: &str) -> u64 {
+pub(crate) fn number_attr(item: &Item, name: &str) -> u64 {
     match item.get(name) {
         Some(AttributeValue::N(v)) => v.parse().unwrap_or(0),
         _ => 0,
     }
 }
 
-pub fn time_attr(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
+pub(crate) fn time_attr(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, StoreError> {
     optional_string_attr(item, name)
         .map(|t| {
             DateTime::parse_from_rfc3339(&t)
@@ -134,33 +134,33 @@ pub fn time_attr(item: &Item, name: &str) -> Result<Option<DateTime<Utc>>, Store
         .transpose()
 }
 
-pub fn json_attr<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
+pub(crate) fn json_attr<T: serde::de::DeserializeOwned>(item: &Item, name: &str) -> Result<Option<T>, StoreError> {
     optional_string_attr(item, name)
         .map(|text| serde_json::from_str(&text).map_err(|e| StoreError::Corrupt(format!("attribute {name}: {e}"))))
         .transpose()
 }
 
-pub fn to_json(value: &impl serde::Serialize) -> AttributeValue {
+pub(crate) fn to_json(value: &impl serde::Serialize) -> AttributeValue {
     string_value(serde_json::to_string(value).expect("store values always serialize"))
 }
 
 /// Names and values of one expression. Every attribute name goes through `#name` so that no
 /// reserved word ever breaks an expression.
 #[derive(Debug, Default, Clone)]
-pub struct Expr {
+pub(crate) struct Expr {
     pub names: HashMap<String, String>,
     pub values: HashMap<String, AttributeValue>,
 }
 
 impl Expr {
-    pub fn new() -> Self {
+    pub(crate) fn new() -> Self {
         Self::default()
     }
-    pub fn name(mut self, placeholder: &str, attribute: &str) -> Self {
+    pub(crate) fn name(mut self, placeholder: &str, attribute: &str) -> Self {
         self.names.insert(placeholder.into(), attribute.into());
         self
     }
-    pub fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
+    pub(crate) fn value(mut self, placeholder: &str, value: AttributeValue) -> Self {
         self.values.insert(placeholder.into(), value);
         self
     }
@@ -177,7 +177,12 @@ fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError>
 }
 
 /// One item of a `TransactWriteItems`.
-pub fn tx_put(table: &str, item: Item, condition: Option<&str>, expr: Expr) -> Result<TransactWriteItem, StoreError> {
+pub(crate) fn tx_put(
+    table: &str,
+    item: Item,
+    condition: Option<&str>,
+    expr: Expr,
+) -> Result<TransactWriteItem, StoreError> {
     let put = built(
         Put::builder()
             .table_name(table)
@@ -190,7 +195,7 @@ pub fn tx_put(table: &str, item: Item, condition: Option<&str>, expr: Expr) -> R
     Ok(TransactWriteItem::builder().put(put).build())
 }
 
-pub fn tx_update(
+pub(crate) fn tx_update(
     table: &str,
     key: (String, String),
     update: &str,
@@ -210,7 +215,7 @@ pub fn tx_update(
     Ok(TransactWriteItem::builder().update(update).build())
 }
 
-pub fn tx_check(
+pub(crate) fn tx_check(
     table: &str,
     key: (String, String),
     condition: &str,
@@ -230,7 +235,7 @@ pub fn tx_check(
 
 /// A customer's profile item, as stored.
 #[derive(Debug, Clone)]
-pub struct ProfileItem {
+pub(crate) struct ProfileItem {
     pub customer: CustomerId,
     pub created_at: Option<DateTime<Utc>>,
     /// The root of the customer's merge group (itself when not merged).
@@ -251,12 +256,12 @@ pub struct ProfileItem {
     pub conversation: ConversationState,
 }
 
-pub fn count_attribute(channel: Channel) -> String {
+pub(crate) fn count_attribute(channel: Channel) -> String {
     format!("count_{}", channel.as_str())
 }
 
 impl ProfileItem {
-    pub fn from_item(item: &Item) -> Result<Self, StoreError> {
+    pub(crate) fn from_item(item: &Item) -> Result<Self, StoreError> {
         let customer: CustomerId = id_attr(item, "customer_id")?;
         let root = match optional_string_attr(item, "root") {
             Some(root) => stored_id(root, "root")?,
@@ -294,11 +299,11 @@ impl ProfileItem {
         })
     }
 
-    pub fn is_root(&self) -> bool {
+    pub(crate) fn is_root(&self) -> bool {
         self.root == self.customer
     }
 
-    pub fn node(&self) -> Node {
+    pub(crate) fn node(&self) -> Node {
         Node {
             parent: self.parent.clone(),
             root: self.root.clone(),
@@ -306,7 +311,7 @@ impl ProfileItem {
     }
 
     /// The condition that this profile is still at the version read.
-    pub fn unchanged(&self, expr: Expr) -> (String, Expr) {
+    pub(crate) fn unchanged(&self, expr: Expr) -> (String, Expr) {
         let expr = expr
             .name("#version", "version")
             .value(":version", number_value(self.version));
@@ -323,7 +328,7 @@ impl ProfileItem {
 impl ProfileItem {
     /// A profile as `from_item` reads it: `customer` at `version`, with `extra` attributes
     /// (`root`, `parent`, `merge_id`, `members`, `conversation`…).
-    pub fn for_test(customer: &CustomerId, version: u64, extra: &[(&str, AttributeValue)]) -> Self {
+    pub(crate) fn for_test(customer: &CustomerId, version: u64, extra: &[(&str, AttributeValue)]) -> Self {
         let mut item = key_item(keys::profile(customer));
         item.insert("customer_id".into(), string_value(customer.as_str()));
         item.insert("version".into(), number_value(version));

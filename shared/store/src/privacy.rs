@@ -29,7 +29,7 @@ use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo,
 
 /// How long an erased identifier's in-flight deliveries are dropped: longer than SQS keeps a
 /// message (14 days) and than providers retry.
-pub const SUPPRESSION_DAYS: i64 = 30;
+pub(crate) const SUPPRESSION_DAYS: i64 = 30;
 
 /// Everything held on a customer, as one JSON document.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -56,14 +56,14 @@ pub(crate) struct Group {
 }
 
 impl Group {
-    pub fn ids(&self) -> Vec<CustomerId> {
+    pub(crate) fn ids(&self) -> Vec<CustomerId> {
         std::iter::once(&self.root)
             .chain(&self.members)
             .map(|p| p.customer.clone())
             .collect()
     }
 
-    pub fn profiles(&self) -> impl Iterator<Item = &ProfileItem> {
+    pub(crate) fn profiles(&self) -> impl Iterator<Item = &ProfileItem> {
         std::iter::once(&self.root).chain(&self.members)
     }
 }
