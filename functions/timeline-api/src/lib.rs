@@ -4,10 +4,12 @@
 //! `throughline_edge::error_response`, the one mapping from errors to HTTP. The contract is
 //! `functions/timeline-api/openapi.yaml`; a test holds the two together.
 
+pub mod views;
+
 use lambda_http::http::{Method, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
-use serde_json::{Value, json};
+use serde_json::Value;
 use throughline_edge::{ErrorCode, error_response, json_error};
 use throughline_model::{
     Channel, ConversationId, CustomerId, Direction, ErasureStep, Handle, InteractionId, MergeId, QueueMessage,
@@ -15,6 +17,7 @@ use throughline_model::{
 };
 use throughline_queue::InteractionPublisher;
 use throughline_store::{Actor, MergeRequest, StoreError, TimelineFilter, TimelineStore};
+use views::{ExportView, LedgerEntryView, LedgerList, SplitResult, SuggestionList, TimelinePageView};
 
 /// The default page size of a timeline.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -502,22 +505,26 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 store
                     .timeline(&id, query.limit, query.cursor.as_deref(), &query.filter)
                     .await
-                    .map(to_value)
+                    .map(|page| to_value(TimelinePageView::from(page)))
             }
-            Route::Suggestions(id) => store.suggestions(&id).await.map(|s| json!({ "suggestions": s })),
+            Route::Suggestions(id) => store.suggestions(&id).await.map(|suggestions| {
+                to_value(SuggestionList {
+                    suggestions: suggestions.into_iter().map(Into::into).collect(),
+                })
+            }),
             Route::AcceptSuggestion(id, suggestion) => {
                 let ReasonBody { reason } = body(&request)?;
                 store
                     .accept_suggestion(&id, &suggestion, &actor(reason))
                     .await
-                    .map(to_value)
+                    .map(ledger_entry)
             }
             Route::RejectSuggestion(id, suggestion) => {
                 let ReasonBody { reason } = body(&request)?;
                 store
                     .reject_suggestion(&id, &suggestion, &actor(reason))
                     .await
-                    .map(to_value)
+                    .map(ledger_entry)
             }
             Route::Merge(target) => {
                 let MergeBody {
@@ -531,13 +538,17 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                         actor: actor(reason),
                     })
                     .await
-                    .map(to_value)
+                    .map(ledger_entry)
             }
             Route::Unmerge(merge) => {
                 let ReasonBody { reason } = body(&request)?;
-                store.unmerge(&merge, &actor(reason)).await.map(to_value)
+                store.unmerge(&merge, &actor(reason)).await.map(ledger_entry)
             }
-            Route::Ledger(id) => store.ledger(&id).await.map(|e| json!({ "entries": e })),
+            Route::Ledger(id) => store.ledger(&id).await.map(|entries| {
+                to_value(LedgerList {
+                    entries: entries.into_iter().map(Into::into).collect(),
+                })
+            }),
             Route::SplitConversation(id, conversation) => {
                 let SplitBody {
                     at_interaction_id,
@@ -546,7 +557,12 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 store
                     .split_conversation(&id, &conversation, &at_interaction_id, &actor(reason))
                     .await
-                    .map(|(new, entry)| json!({ "conversation_id": new, "ledger_entry": entry }))
+                    .map(|(conversation_id, entry)| {
+                        to_value(SplitResult {
+                            conversation_id,
+                            ledger_entry: entry.into(),
+                        })
+                    })
             }
             Route::JoinConversations(id) => {
                 let JoinBody {
@@ -562,11 +578,14 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 store
                     .join_conversations(&id, &conversation_ids, &actor(reason))
                     .await
-                    .map(to_value)
+                    .map(ledger_entry)
             }
             Route::Export(id) => {
                 let pairs = query_pairs(request.uri().query());
-                store.export(&id, param(&pairs, "cursor")).await.map(to_value)
+                store
+                    .export(&id, param(&pairs, "cursor"))
+                    .await
+                    .map(|export| to_value(ExportView::from(export)))
             }
             Route::ErasureStatus(id) => store.erasure_status(&id).await.map(to_value),
             Route::Erase(id) => {
@@ -617,6 +636,10 @@ async fn continue_erasure(api: &TimelineApi, erasure: &throughline_store::Erasur
 
 fn to_value(value: impl serde::Serialize) -> Value {
     serde_json::to_value(value).expect("responses serialize")
+}
+
+fn ledger_entry(entry: throughline_store::LedgerEntry) -> Value {
+    to_value(LedgerEntryView::from(entry))
 }
 
 #[cfg(test)]

@@ -31,15 +31,14 @@ use crate::{Actor, CustomerId, StoreError, TimelineEntry, TimelineStore, dynamo,
 /// message (14 days) and than providers retry.
 pub(crate) const SUPPRESSION_DAYS: i64 = 30;
 
-/// Everything held on a customer, as one JSON document.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+/// Everything held on a customer (the API makes it one JSON document).
+#[derive(Debug, Clone, PartialEq)]
 pub struct Export {
     pub exported_at: DateTime<Utc>,
     pub profile: CustomerProfile,
     /// A page of them, newest first.
     pub interactions: Vec<TimelineEntry>,
     /// The next page's cursor (pass it back); absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
     pub conversations: Vec<ConversationRecord>,
     pub suggestions: Vec<LinkSuggestion>,

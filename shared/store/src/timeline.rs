@@ -7,7 +7,7 @@
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
+
 use throughline_model::{Channel, ConversationId, Direction, Interaction, InteractionId};
 
 use crate::items::{Expr, Item, keys, millis, number_value, string_attr, string_value, to_json, tx_update};
@@ -16,11 +16,10 @@ use crate::profiles::Group;
 use crate::{Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, retry_optimistic, written};
 
 /// One interaction on a group's timeline.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimelineEntry {
     /// The group member whose identifier it came in on (whose partition holds it).
     pub customer_id: CustomerId,
-    #[serde(flatten)]
     pub interaction: Interaction,
 }
 
@@ -34,7 +33,7 @@ pub struct TimelineFilter {
     pub to: Option<DateTime<Utc>>,
 }
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct TimelinePage {
     /// The group's root.
     pub customer_id: CustomerId,
@@ -42,7 +41,6 @@ pub struct TimelinePage {
     /// `next_cursor` is set: keep following it.
     pub entries: Vec<TimelineEntry>,
     /// Pass back to get the next (older) page; absent on the last page.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
 }
 
