@@ -5,15 +5,22 @@
 
 use std::fmt;
 
+/// A setting or secret a function cannot start without: its `from_env` fails, and so does the
+/// cold start.
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
+    /// Unset or empty: names the variable (or the SSM parameter whose value is empty).
     #[error("configuration {0} is not set")]
     Missing(String),
+    /// Set but not valid: says which and why.
     #[error("configuration is not valid: {0}")]
     Invalid(String),
+    /// The SSM parameter named by `{var}_PARAMETER` could not be read.
     #[error("could not read SSM parameter for {var}: {source}")]
     Ssm {
+        /// The secret's variable (`NAME`, not `NAME_PARAMETER`).
         var: String,
+        /// The SDK's error.
         #[source]
         source: Box<dyn std::error::Error + Send + Sync>,
     },
@@ -24,10 +31,12 @@ pub enum ConfigError {
 pub struct Secret(String);
 
 impl Secret {
+    /// A secret of this value.
     pub fn new(value: impl Into<String>) -> Self {
         Self(value.into())
     }
 
+    /// The value itself, to compute a MAC with; never to log.
     pub fn expose(&self) -> &str {
         &self.0
     }

@@ -3,6 +3,8 @@
 //! view, the signature helper, JSON event parsing, configuration and secrets, logging, metrics,
 //! and `respond`, which publishes and answers.
 
+#![warn(missing_docs)]
+
 pub mod config;
 pub mod json;
 pub mod logging;

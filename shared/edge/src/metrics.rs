@@ -3,6 +3,7 @@
 
 use serde_json::json;
 
+/// The CloudWatch namespace of every metric.
 pub const NAMESPACE: &str = "Throughline";
 
 /// Events accepted with 200 but not turned into interactions (status callbacks, unknown types).

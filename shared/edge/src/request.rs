@@ -3,12 +3,16 @@
 
 use lambda_http::http::{HeaderMap, Method};
 
+/// One webhook request: its method, headers, URL and the body's raw bytes.
 #[derive(Debug, Clone)]
 pub struct WebhookRequest {
+    /// The HTTP method.
     pub method: Method,
+    /// The request's headers, as received.
     pub headers: HeaderMap,
     /// Scheme, host, path and raw (undecoded) query, as the provider called them.
     pub url: String,
+    /// The body's bytes as the provider sent and signed them (a base64 event body decoded).
     pub body: Vec<u8>,
 }
 

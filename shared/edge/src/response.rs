@@ -17,17 +17,24 @@ use crate::metrics;
 pub enum Rejection {
     /// Missing or wrong signature. `status` is 401 or 403, as the provider expects.
     BadSignature {
+        /// 401 or 403.
         status: StatusCode,
+        /// What is wrong with the signature, as the caller is told.
         reason: &'static str,
     },
     /// The body or a parameter is not what the provider sends.
     Malformed {
+        /// What is wrong, as the caller is told; never the request's content.
         problem: String,
     },
+    /// The body is not of the media type the webhook takes (415).
     UnsupportedMediaType {
+        /// The media type it takes.
         expected: &'static str,
     },
+    /// The webhook does not take this method (405).
     MethodNotAllowed {
+        /// The methods it takes, as the `Allow` header lists them (`POST, GET`).
         allowed: &'static str,
     },
     /// No webhook at this path.
@@ -35,12 +42,14 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// `Malformed`, saying `problem`.
     pub fn malformed(problem: impl Into<String>) -> Self {
         Rejection::Malformed {
             problem: problem.into(),
         }
     }
 
+    /// The HTTP answer (`error_response`).
     pub fn into_response(self) -> Response<Body> {
         error_response(&self)
     }
@@ -142,6 +151,7 @@ pub const MALFORMED_EVENT: &str = "malformed_event";
 /// What a connector made of a verified request.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Accepted {
+    /// New interactions, to queue.
     pub interactions: Vec<Interaction>,
     /// Changes to interactions sent before (deletions).
     pub updates: Vec<InteractionUpdate>,
@@ -150,6 +160,7 @@ pub struct Accepted {
 }
 
 impl Accepted {
+    /// These interactions and nothing else.
     pub fn interactions(interactions: Vec<Interaction>) -> Self {
         Self {
             interactions,

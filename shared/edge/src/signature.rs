@@ -8,6 +8,7 @@ use hmac::{Hmac, KeyInit, Mac};
 use sha2::Digest as _;
 use subtle::ConstantTimeEq;
 
+/// The HMAC a provider signs with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Algorithm {
     /// Twilio.
@@ -16,8 +17,10 @@ pub enum Algorithm {
     HmacSha256,
 }
 
+/// How a provider writes a MAC as text.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Encoding {
+    /// Standard base64 with padding (Twilio, X, the chat webhook).
     Base64,
     /// URL-safe base64 without padding (JWT signatures).
     Base64Url,

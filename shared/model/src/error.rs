@@ -6,6 +6,7 @@
 pub trait ErrorCode: std::fmt::Display {
     /// A stable machine-readable code: the API's `error.code`, a metric's reason dimension.
     fn code(&self) -> &'static str;
+    /// The HTTP status the error is answered with.
     fn status(&self) -> http::StatusCode;
     /// What the caller is told. Never personal data nor stored values (`Display`, which may
     /// name ids and operations, is for logs).

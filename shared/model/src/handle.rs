@@ -10,9 +10,13 @@ wire_enum! {
     /// A platform on which user ids are only meaningful in a scope (a Messenger PSID within a page).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
     pub enum Platform {
+        /// Facebook Messenger: a customer's id (PSID) is scoped to the page.
         Messenger = "messenger",
+        /// Instagram: a customer id is scoped to the business account.
         Instagram = "instagram",
+        /// X: user ids are global (no scope).
         X = "x",
+        /// Telegram: a user id (global), or a bot named by its username.
         Telegram = "telegram",
         /// The company's web-chat site itself (a business endpoint, scope-less).
         WebChat = "web_chat",
@@ -29,20 +33,29 @@ wire_enum! {
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize, JsonSchema)]
 #[serde(tag = "kind", rename_all = "snake_case")]
 pub enum Handle {
+    /// A phone number (SMS, WhatsApp).
     Phone {
+        /// The number, in E.164 form.
         number: E164,
     },
+    /// A carrier short code (SMS).
     ShortCode {
+        /// The short code's digits.
         code: ShortCode,
     },
+    /// An email address.
     Email {
+        /// The address, lower-cased.
         address: EmailAddress,
     },
+    /// A user, page, account, bot or site on a messaging platform.
     Platform {
+        /// The platform the id belongs to.
         platform: Platform,
         /// The page, account or site the id belongs to, where the platform scopes ids.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         scope: Option<PlatformUserId>,
+        /// The platform's id (within `scope`, if any).
         id: PlatformUserId,
     },
 }

@@ -11,7 +11,9 @@ wire_enum! {
     /// (anyone can type someone else's email address into a form).
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
     pub enum Evidence {
+        /// The channel or the company vouches for it (a carrier's number, a checked token).
         Verified = "verified",
+        /// Only the sender's word (an unchecked email From, a pre-chat form).
         Claimed = "claimed",
     }
 }
@@ -41,13 +43,21 @@ wire_enum! {
         Anonymous = "anonymous",
         /// Chat: an identity token came and was refused, for the reason the name gives.
         TokenMalformed = "identity_token_malformed",
+        /// Chat: the token's `alg` is not HS256.
         TokenUnsupportedAlgorithm = "identity_token_unsupported_algorithm",
+        /// Chat: the token's header lists `crit` extensions, none of which the verifier understands.
         TokenUnsupportedCriticalHeader = "identity_token_unsupported_critical_header",
+        /// Chat: the signature matches none of the site's secrets.
         TokenBadSignature = "identity_token_bad_signature",
+        /// Chat: the token's `exp` has passed.
         TokenExpired = "identity_token_expired",
+        /// Chat: the token's `nbf` is still ahead.
         TokenNotYetValid = "identity_token_not_yet_valid",
+        /// Chat: the token's `iat` is ahead.
         TokenIssuedInTheFuture = "identity_token_issued_in_the_future",
+        /// Chat: the token's `exp` is further ahead than the site allows.
         TokenLifetimeTooLong = "identity_token_lifetime_too_long",
+        /// Chat: the token's claims do not parse, or `sub`, `email` or `phone` is not a valid value.
         TokenInvalidClaims = "identity_token_invalid_claims",
     }
 }
@@ -68,7 +78,9 @@ impl SenderCheck {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(untagged)]
 pub enum IdentifierSource {
+    /// The provider that delivered the interaction whose customer the identifier is.
     Provider(Provider),
+    /// Where an identity that came with the interaction got its evidence.
     Evidence(EvidenceSource),
 }
 
@@ -98,7 +110,10 @@ impl std::fmt::Display for IdentifierSource {
 /// An identifier of the customer beyond `Interaction::customer`, with its evidence.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Identity {
+    /// The identifier.
     pub handle: Handle,
+    /// How far it can be trusted.
     pub evidence: Evidence,
+    /// Where the evidence comes from.
     pub source: EvidenceSource,
 }

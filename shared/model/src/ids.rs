@@ -23,6 +23,7 @@ macro_rules! hex_id {
         impl $name {
             const PREFIX: &'static str = $prefix;
 
+            /// The whole id, prefix included.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -85,6 +86,7 @@ hex_id!(
 );
 
 impl InteractionId {
+    /// The id of the message `message_id` that `provider` delivered for `business_endpoint`.
     pub fn derive(provider: Provider, business_endpoint: &Handle, message_id: &ProviderMessageId) -> Self {
         let mut hasher = Sha256::new();
         // Length-prefixed parts: no two different triples can hash the same input.
@@ -120,6 +122,8 @@ hex_id!(
 );
 
 impl SuggestionId {
+    /// The id of the suggestion that `claimant`, who claimed `identifier` (a `Handle::key`), may be
+    /// `owner`, who holds it. The order matters: swapping the two is another suggestion.
     pub fn derive(claimant: &CustomerId, owner: &CustomerId, identifier: &str) -> Self {
         let mut hasher = Sha256::new();
         for part in [claimant.as_str(), owner.as_str(), identifier] {
@@ -155,6 +159,7 @@ macro_rules! ulid_id {
                     .then(|| Self(id.to_owned()))
             }
 
+            /// The whole id, prefix included.
             pub fn as_str(&self) -> &str {
                 &self.0
             }

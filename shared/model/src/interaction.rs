@@ -34,7 +34,9 @@ pub enum InteractionKind {
 /// An object in S3 that Throughline keeps for an interaction (a raw email).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, JsonSchema)]
 pub struct StoredObject {
+    /// The S3 bucket.
     pub bucket: String,
+    /// The object's key in `bucket`.
     pub key: String,
 }
 
@@ -43,21 +45,39 @@ pub struct StoredObject {
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum AttachmentSource {
     /// A URL at the provider (Twilio media URLs need the account's credentials to fetch).
-    Url { url: String },
+    Url {
+        /// The URL to fetch it from.
+        url: String,
+    },
     /// A file the provider keeps and hands out by id through its API (Telegram `file_id`,
     /// WhatsApp media id): fetched with the business's credentials when someone opens it.
-    ProviderFile { file_id: String },
+    ProviderFile {
+        /// The provider's id for the file.
+        file_id: String,
+    },
     /// A part of a raw email kept in S3: the object, and the part's index in its MIME tree.
-    MimePart { bucket: String, key: String, part: u32 },
+    MimePart {
+        /// The S3 bucket of the raw email.
+        bucket: String,
+        /// The raw email's key in `bucket`.
+        key: String,
+        /// The part's index in the parsed message's list of MIME parts.
+        part: u32,
+    },
 }
 
+/// A file that came with an interaction (an image, a document, a voice note), by reference.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct Attachment {
+    /// Where to fetch it.
     pub source: AttachmentSource,
+    /// The MIME type (`image/jpeg`), when the provider gives one.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub content_type: Option<String>,
+    /// The size in bytes, when the provider gives it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub size_bytes: Option<u64>,
+    /// The file's name as the sender gave it, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub file_name: Option<String>,
     /// The MIME `Content-ID`, by which an HTML body shows an inline image.
@@ -77,11 +97,13 @@ pub struct ThreadHints {
     /// The provider message id this message answers.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub in_reply_to: Option<String>,
+    /// The ids of the earlier messages of the thread (an email's `References`).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub references: Vec<String>,
 }
 
 impl ThreadHints {
+    /// No hint at all: the field is then left out of the wire.
     pub fn is_empty(&self) -> bool {
         self == &ThreadHints::default()
     }
@@ -90,14 +112,20 @@ impl ThreadHints {
 /// One message on one channel, normalized. This is the SQS message body.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, JsonSchema)]
 pub struct Interaction {
+    /// The wire format's version (`SCHEMA_VERSION`); a reader refuses others.
     pub schema_version: u32,
+    /// Derived from (provider, business endpoint, provider message id).
     pub id: InteractionId,
+    /// The channel the customer used.
     pub channel: Channel,
+    /// The company that delivered the webhook.
     pub provider: Provider,
+    /// Whether the customer or the company sent it.
     pub direction: Direction,
     /// Absent in messages written before it existed: those are messages.
     #[serde(default)]
     pub kind: InteractionKind,
+    /// The customer's handle on the channel, whichever way the message went.
     pub customer: Handle,
     /// Further identifiers of the customer that came with this interaction, with their evidence.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -105,24 +133,31 @@ pub struct Interaction {
     /// The name the provider shows for the customer (WhatsApp profile name), if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub customer_display_name: Option<String>,
+    /// The company's number, mailbox, page, account, bot or site at the other end.
     pub business_endpoint: Handle,
+    /// The provider's id for the message.
     pub provider_message_id: ProviderMessageId,
     /// When the provider says the message was sent; the time the webhook arrived when it says nothing.
     pub occurred_at: DateTime<Utc>,
     /// When the connector received the webhook.
     pub received_at: DateTime<Utc>,
+    /// The message's text, as plain text.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub text: Option<String>,
     /// The whole text when `text` holds only its new part (an email reply without the quoted
     /// history and signature).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub full_text: Option<String>,
+    /// An email's subject.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub subject: Option<String>,
+    /// An email's HTML body, as received (not sanitized).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub html: Option<String>,
+    /// The files that came with the message; their bytes stay where `source` says.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub attachments: Vec<Attachment>,
+    /// The provider's hints at the thread, read when the conversation is assigned.
     #[serde(default, skip_serializing_if = "ThreadHints::is_empty")]
     pub thread: ThreadHints,
     /// The channel's own check of the sender (email, chat), where it has one.
@@ -138,6 +173,7 @@ pub struct Interaction {
     /// version and `original_text` the first.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub edited_at: Option<DateTime<Utc>>,
+    /// The text before the first edit (`None` if there was none, or no edit).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub original_text: Option<String>,
     /// The customer conversation this interaction belongs to, across channels. Connectors leave
@@ -153,17 +189,27 @@ pub struct Interaction {
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
 #[derive(Debug, Clone)]
 pub struct NewInteraction {
+    /// `Interaction::channel`.
     pub channel: Channel,
+    /// `Interaction::provider`.
     pub provider: Provider,
+    /// `Interaction::direction`.
     pub direction: Direction,
+    /// `Interaction::customer`.
     pub customer: Handle,
+    /// `Interaction::business_endpoint`.
     pub business_endpoint: Handle,
+    /// `Interaction::provider_message_id`.
     pub provider_message_id: ProviderMessageId,
+    /// `Interaction::occurred_at`.
     pub occurred_at: DateTime<Utc>,
+    /// `Interaction::received_at`.
     pub received_at: DateTime<Utc>,
 }
 
 impl Interaction {
+    /// A `Message` with the connector's fields, its id derived, its version stamped and the rest
+    /// empty.
     pub fn new(n: NewInteraction) -> Self {
         Self {
             schema_version: SCHEMA_VERSION,
@@ -228,6 +274,7 @@ impl Interaction {
         Ok(interaction)
     }
 
+    /// The SQS body.
     pub fn to_json(&self) -> String {
         serde_json::to_string(self).expect("an Interaction always serializes")
     }
@@ -236,23 +283,29 @@ impl Interaction {
 /// A change to an interaction already sent (the customer deleted or edited it at the provider).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct InteractionUpdate {
+    /// The interaction changed.
     pub interaction_id: InteractionId,
+    /// What changed.
     pub change: Change,
     /// When the provider says the change happened.
     pub at: DateTime<Utc>,
 }
 
+/// What the customer did to a message at the provider.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum Change {
+    /// Deleted it.
     Deleted,
     /// The message's new text (`None`: the text was removed, e.g. a caption).
     Edited {
+        /// The text after the edit.
         text: Option<String>,
     },
 }
 
 impl InteractionUpdate {
+    /// `interaction_id` was deleted at `at`.
     pub fn deleted(interaction_id: InteractionId, at: DateTime<Utc>) -> Self {
         Self {
             interaction_id,
@@ -261,6 +314,7 @@ impl InteractionUpdate {
         }
     }
 
+    /// `interaction_id` was edited at `at`, to read `text`.
     pub fn edited(interaction_id: InteractionId, text: Option<String>, at: DateTime<Utc>) -> Self {
         Self {
             interaction_id,

@@ -2,6 +2,8 @@
 //! writer consumes. Values are parsed at the edge (`values`), so code holding an `Interaction`
 //! holds valid phone numbers, addresses and ids.
 
+#![warn(missing_docs)]
+
 /// Declares an enum whose variants travel as strings: each variant's wire name is written once
 /// and serves serde, the JSON Schema and `as_str`, with `ALL`, `parse` and `Display` made from
 /// the same list (so no two spellings of one name can drift apart). Exported for the other

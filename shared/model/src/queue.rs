@@ -11,8 +11,11 @@ use crate::{Interaction, InteractionUpdate, SCHEMA_VERSION};
 /// (`{"schema_version": 1, "erasure": {...}}`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueueMessage {
+    /// A new interaction, which is the body as it is.
     Interaction(Box<Interaction>),
+    /// A change to an interaction already sent, under `update`.
     Update(InteractionUpdate),
+    /// The rest of an erasure, under `erasure`.
     Erasure(ErasureStep),
 }
 
@@ -49,6 +52,7 @@ impl From<InteractionUpdate> for QueueMessage {
 }
 
 impl QueueMessage {
+    /// The SQS body, stamped with this build's `SCHEMA_VERSION`.
     pub fn to_json(&self) -> String {
         match self {
             QueueMessage::Interaction(i) => i.to_json(),
@@ -109,12 +113,17 @@ pub(crate) fn erasure_json_schema() -> schemars::Schema {
 /// Why an SQS body is not an interaction. Carries positions, never content.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum WireError {
+    /// Not JSON, or not a valid message (a field missing, a value invalid).
     #[error("not a valid interaction ({category} error at line {line}, column {column})")]
     Malformed {
+        /// Where the parser stopped: the line, from 1.
         line: usize,
+        /// Where the parser stopped: the column, from 1.
         column: usize,
+        /// `serde_json`'s category, lower-cased: `io`, `syntax`, `data` or `eof`.
         category: String,
     },
+    /// A `schema_version` other than the one this build reads (`SCHEMA_VERSION`).
     #[error("unsupported schema_version {0} (this build reads {SCHEMA_VERSION})")]
     UnsupportedVersion(u32),
 }

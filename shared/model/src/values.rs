@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("invalid {kind}: {rule}")]
 pub struct InvalidValue {
+    /// What was being parsed (`E.164 phone number`).
     pub kind: &'static str,
+    /// The rule the value broke (`must start with '+'`).
     pub rule: &'static str,
 }
 
@@ -33,6 +35,7 @@ macro_rules! parsed_string {
         pub struct $name(String);
 
         impl $name {
+            /// The parsed value.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
@@ -92,6 +95,7 @@ parsed_string!(
 );
 
 impl E164 {
+    /// Parses `+` and digits as they are: no spaces, dashes or national forms.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let invalid = |rule| InvalidValue::new("E.164 phone number", rule);
         let digits = s.strip_prefix('+').ok_or(invalid("must start with '+'"))?;
@@ -115,6 +119,7 @@ parsed_string!(
 );
 
 impl ShortCode {
+    /// Parses 3 to 8 ASCII digits.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         if (3..=8).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_digit()) {
             Ok(Self(s.to_owned()))
@@ -135,6 +140,7 @@ parsed_string!(
 );
 
 impl EmailAddress {
+    /// Parses `local@domain`, trimmed, and lower-cases it.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         let invalid = |rule| InvalidValue::new("email address", rule);
         let s = s.trim();
@@ -182,6 +188,7 @@ parsed_string!(
 );
 
 impl PlatformUserId {
+    /// Parses 1 to 256 bytes without whitespace or control characters.
     pub fn parse(s: &str) -> Result<Self, InvalidValue> {
         opaque_id(s, "platform user id", 256).map(Self)
     }

@@ -3,6 +3,8 @@
 //! provider only when this returns `Ok`: every message is then either queued or, if SQS can
 //! never take it, reported as dropped.
 
+#![warn(missing_docs)]
+
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchRequestEntry};
 use throughline_model::QueueMessage;
 use throughline_model::is_noncharacter;
@@ -18,10 +20,21 @@ const PARALLEL_BATCHES: usize = 8;
 /// A failure worth retrying: the provider is answered 5xx and sends the delivery again.
 #[derive(Debug, thiserror::Error)]
 pub enum PublishError {
+    /// A batch request failed after the SDK's own retries (or could not be built): the SDK's
+    /// error, with its context.
     #[error("SQS request failed: {0}")]
     Sqs(String),
+    /// SQS failed entries of a batch on its side, and still did on the last of
+    /// `ENTRY_ATTEMPTS` sends (or echoed ids that are not ours).
     #[error("SQS refused {failed} of {total} messages (first code: {code})")]
-    Refused { failed: usize, total: usize, code: String },
+    Refused {
+        /// The entries of the last send that SQS failed retryably.
+        failed: usize,
+        /// The entries of the last send.
+        total: usize,
+        /// SQS's error code for the first of them.
+        code: String,
+    },
 }
 
 impl throughline_model::ErrorCode for PublishError {
@@ -43,9 +56,15 @@ impl throughline_model::ErrorCode for PublishError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum DropReason {
     /// Larger than an SQS message can be, even alone in its batch.
-    TooLarge { bytes: usize },
+    TooLarge {
+        /// The body's size, noncharacters removed.
+        bytes: usize,
+    },
     /// SQS refused the entry as the sender's fault (`SenderFault`), with this error code.
-    RejectedByQueue { code: String },
+    RejectedByQueue {
+        /// SQS's error code (`InvalidMessageContents`).
+        code: String,
+    },
 }
 
 impl DropReason {
@@ -63,17 +82,20 @@ impl DropReason {
 pub struct Dropped {
     /// Its position in the slice given to `publish`.
     pub index: usize,
+    /// Why it was dropped.
     pub reason: DropReason,
 }
 
 /// What `publish` did: every message is either queued or in `dropped`.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Published {
+    /// How many messages SQS took.
     pub queued: usize,
     /// In the order of the messages given.
     pub dropped: Vec<Dropped>,
 }
 
+/// Puts queue messages on one SQS queue.
 #[derive(Debug, Clone)]
 pub struct InteractionPublisher {
     client: aws_sdk_sqs::Client,
@@ -81,6 +103,7 @@ pub struct InteractionPublisher {
 }
 
 impl InteractionPublisher {
+    /// A publisher to the queue at `queue_url`, through `client`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
         Self {
             client,
@@ -88,6 +111,7 @@ impl InteractionPublisher {
         }
     }
 
+    /// The URL of the queue it publishes to.
     pub fn queue_url(&self) -> &str {
         &self.queue_url
     }
