@@ -55,7 +55,11 @@ struct SiteSecretsDocument {
 impl ChatConfig {
     /// Parses the `CHAT_SECRETS` document. Errors name the problem, never a secret. Identity
     /// tokens get the default maximum lifetime (`DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS`).
-    pub fn from_secrets(document: &Secret, tolerance: TimeDelta) -> Result<Self, String> {
+    pub fn from_secrets(document: &Secret, tolerance: TimeDelta) -> Result<Self, ConfigError> {
+        Self::parse_secrets(document, tolerance).map_err(ConfigError::Invalid)
+    }
+
+    fn parse_secrets(document: &Secret, tolerance: TimeDelta) -> Result<Self, String> {
         let document: SecretsDocument = serde_json::from_str(document.expose())
             .map_err(|e| format!("CHAT_SECRETS is not a valid secrets document (line {})", e.line()))?;
         let secrets = |list: Vec<String>| -> Vec<Secret> {
@@ -112,7 +116,7 @@ impl ChatFunction {
             "CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS",
             DEFAULT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS,
         )?;
-        let mut chat = ChatConfig::from_secrets(&secrets, tolerance).map_err(ConfigError::Invalid)?;
+        let mut chat = ChatConfig::from_secrets(&secrets, tolerance)?;
         chat.widget.identity_token_max_lifetime = max_lifetime;
         Ok(Self {
             chat,

@@ -654,7 +654,8 @@ fn a_telegram_message_that_cannot_be_read_is_a_malformed_event() {
 fn a_telegram_secret_token_telegram_would_refuse_is_a_configuration_error() {
     for token in ["", "has space", "ünïcode", "semi;colon", &"x".repeat(257)] {
         let document = json!({ "telegram_bots": { BOT: token } });
-        let err = ChatConfig::from_secrets(&Secret::new(document.to_string()), TimeDelta::seconds(300)).unwrap_err();
+        let err =
+            invalid(ChatConfig::from_secrets(&Secret::new(document.to_string()), TimeDelta::seconds(300)).unwrap_err());
         assert_eq!(
             err,
             "CHAT_SECRETS telegram bot acme_support_bot: the secret token must be 1 to 256 characters of A-Z, a-z, 0-9, _ and -"
@@ -773,15 +774,25 @@ fn unknown_paths_are_not_found() {
     assert_eq!(status(accept(&req, &config(), now())), StatusCode::NOT_FOUND);
 }
 
+/// The problem a configuration error names.
+fn invalid(error: throughline_edge::ConfigError) -> String {
+    match error {
+        throughline_edge::ConfigError::Invalid(problem) => problem,
+        other => panic!("not an invalid-configuration error: {other}"),
+    }
+}
+
 #[test]
 fn the_secrets_document_is_checked_without_quoting_it() {
-    let err = ChatConfig::from_secrets(&Secret::new("{not json"), TimeDelta::seconds(300)).unwrap_err();
+    let err = invalid(ChatConfig::from_secrets(&Secret::new("{not json"), TimeDelta::seconds(300)).unwrap_err());
     assert!(!err.contains("not json"), "{err}");
-    let err = ChatConfig::from_secrets(
-        &Secret::new(r#"{"sites":{"s":{"webhook_secrets":[]}}}"#),
-        TimeDelta::seconds(300),
-    )
-    .unwrap_err();
+    let err = invalid(
+        ChatConfig::from_secrets(
+            &Secret::new(r#"{"sites":{"s":{"webhook_secrets":[]}}}"#),
+            TimeDelta::seconds(300),
+        )
+        .unwrap_err(),
+    );
     assert_eq!(err, "CHAT_SECRETS site s has no webhook secret");
 }
 

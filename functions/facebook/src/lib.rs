@@ -27,9 +27,13 @@ struct SecretsDocument {
 
 impl MetaConfig {
     /// Parses the `META_SECRETS` document. Errors name the problem, never a value.
-    pub fn from_secrets(document: &Secret) -> Result<Self, String> {
-        let document: SecretsDocument = serde_json::from_str(document.expose())
-            .map_err(|e| format!("META_SECRETS is not a valid secrets document (line {})", e.line()))?;
+    pub fn from_secrets(document: &Secret) -> Result<Self, ConfigError> {
+        let document: SecretsDocument = serde_json::from_str(document.expose()).map_err(|e| {
+            ConfigError::Invalid(format!(
+                "META_SECRETS is not a valid secrets document (line {})",
+                e.line()
+            ))
+        })?;
         let app_secrets: Vec<Secret> = document
             .app_secrets
             .into_iter()
@@ -37,10 +41,10 @@ impl MetaConfig {
             .map(Secret::new)
             .collect();
         if app_secrets.is_empty() {
-            return Err("META_SECRETS has no app secret".into());
+            return Err(ConfigError::Invalid("META_SECRETS has no app secret".into()));
         }
         if document.verify_token.is_empty() {
-            return Err("META_SECRETS has an empty verify_token".into());
+            return Err(ConfigError::Invalid("META_SECRETS has an empty verify_token".into()));
         }
         Ok(Self {
             app_secrets,
@@ -61,7 +65,7 @@ impl FacebookFunction {
         let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
         let secrets = config::load_secret(aws, "META_SECRETS").await?;
         Ok(Self {
-            meta: MetaConfig::from_secrets(&secrets).map_err(ConfigError::Invalid)?,
+            meta: MetaConfig::from_secrets(&secrets)?,
             publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
         })
     }
