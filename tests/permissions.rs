@@ -96,7 +96,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     stack.put_sample_secrets().await.unwrap();
     let binaries = [
         "throughline-sms",
-        "throughline-twitter",
+        "throughline-x",
         "throughline-chat",
         "throughline-facebook",
         "throughline-email-ses",
@@ -120,10 +120,8 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         .unwrap();
     let response = throughline_sms::handle(sample_request("sms/01-inbound-sms.json"), &sms).await;
     assert_eq!(response.status(), StatusCode::OK);
-    let x = throughline_twitter::XFunction::from_env(&aws("throughline-twitter"))
-        .await
-        .unwrap();
-    let response = throughline_twitter::handle(sample_request("twitter/02-dm-inbound.json"), &x).await;
+    let x = throughline_x::XFunction::from_env(&aws("throughline-x")).await.unwrap();
+    let response = throughline_x::handle(sample_request("x/02-dm-inbound.json"), &x).await;
     assert_eq!(response.status(), StatusCode::OK);
     let chat = throughline_chat::ChatFunction::from_env(&aws("throughline-chat"))
         .await

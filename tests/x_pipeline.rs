@@ -14,19 +14,19 @@ async fn dms_and_mentions_land_on_the_customers_timeline_and_deletes_mark_them()
     let function = x_function(&stack);
     let queue = stack.interactions_queue().url.clone();
 
-    let crc = send_x(&function, "twitter/01-crc.json").await;
+    let crc = send_x(&function, "x/01-crc.json").await;
     assert_eq!(crc.status(), StatusCode::OK);
     let crc: serde_json::Value = serde_json::from_str(&body_text(&crc)).unwrap();
     assert!(crc["response_token"].as_str().unwrap().starts_with("sha256="));
 
     for event in [
-        "twitter/02-dm-inbound.json",
-        "twitter/03-dm-outbound-echo.json",
-        "twitter/04-dm-with-media.json",
-        "twitter/05-mention.json",
-        "twitter/06-reply-thread.json",
-        "twitter/07-retweet.json",
-        "twitter/08-favorite.json",
+        "x/02-dm-inbound.json",
+        "x/03-dm-outbound-echo.json",
+        "x/04-dm-with-media.json",
+        "x/05-mention.json",
+        "x/06-reply-thread.json",
+        "x/07-retweet.json",
+        "x/08-favorite.json",
     ] {
         let response = send_x(&function, event).await;
         assert_eq!(response.status(), StatusCode::OK, "{event}: {}", body_text(&response));
@@ -37,7 +37,7 @@ async fn dms_and_mentions_land_on_the_customers_timeline_and_deletes_mark_them()
         "retweet and favorite are acknowledged, not queued"
     );
     assert_eq!(
-        send_x(&function, "twitter/10-bad-signature.json").await.status(),
+        send_x(&function, "x/10-bad-signature.json").await.status(),
         StatusCode::FORBIDDEN
     );
     assert_eq!(depth(&stack, &queue).await, 5);
@@ -46,10 +46,7 @@ async fn dms_and_mentions_land_on_the_customers_timeline_and_deletes_mark_them()
     let mapping = stack.writer_mapping(Some(1));
     drain(&mapping, &store).await;
     // The delete comes after its tweet was recorded.
-    assert_eq!(
-        send_x(&function, "twitter/09-delete.json").await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(send_x(&function, "x/09-delete.json").await.status(), StatusCode::OK);
     drain(&mapping, &store).await;
 
     let ada = timeline_of(&store, &x_user("4410000000000000042")).await;
@@ -89,14 +86,11 @@ async fn a_delete_that_arrives_before_its_tweet_is_not_lost() {
     let mapping = stack.writer_mapping(Some(1));
 
     // The writer sees the deletion first (SQS standard queues do not keep order)...
-    assert_eq!(
-        send_x(&function, "twitter/09-delete.json").await.status(),
-        StatusCode::OK
-    );
+    assert_eq!(send_x(&function, "x/09-delete.json").await.status(), StatusCode::OK);
     drain(&mapping, &store).await;
     // ...then the tweet, twice (a retry).
-    let mention = throughline_twitter::accept(
-        &throughline_edge::WebhookRequest::from_lambda(sample_request("twitter/05-mention.json"), None),
+    let mention = throughline_x::accept(
+        &throughline_edge::WebhookRequest::from_lambda(sample_request("x/05-mention.json"), None),
         &function.x,
         chrono::Utc::now(),
     )
@@ -119,27 +113,22 @@ async fn a_dm_forged_through_the_crc_answer_never_reaches_a_timeline() {
     let stack = start_stack().await;
     let function = x_function(&stack);
     let queue = stack.interactions_queue().url.clone();
-    let forged = sample_json("twitter/02-dm-inbound.json")["body"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+    let forged = sample_json("x/02-dm-inbound.json")["body"].as_str().unwrap().to_owned();
 
-    let mut crc = sample_json("twitter/01-crc.json");
+    let mut crc = sample_json("x/01-crc.json");
     crc["rawQueryString"] = form_urlencoded::Serializer::new(String::new())
         .append_pair("crc_token", &forged)
         .finish()
         .into();
-    let answer =
-        throughline_twitter::handle(lambda_http::request::from_str(&crc.to_string()).unwrap(), &function).await;
+    let answer = throughline_x::handle(lambda_http::request::from_str(&crc.to_string()).unwrap(), &function).await;
     assert_eq!(answer.status(), StatusCode::BAD_REQUEST, "{}", body_text(&answer));
     let answer: serde_json::Value = serde_json::from_str(&body_text(&answer)).unwrap();
     assert_eq!(answer["error"]["code"], "malformed_request");
 
     // Whatever the attacker signs with, the POST of the document is refused.
-    let mut post = sample_json("twitter/02-dm-inbound.json");
+    let mut post = sample_json("x/02-dm-inbound.json");
     post["headers"]["x-twitter-webhooks-signature"] = answer["response_token"].as_str().unwrap_or("sha256=").into();
-    let response =
-        throughline_twitter::handle(lambda_http::request::from_str(&post.to_string()).unwrap(), &function).await;
+    let response = throughline_x::handle(lambda_http::request::from_str(&post.to_string()).unwrap(), &function).await;
     assert_eq!(response.status(), StatusCode::FORBIDDEN);
     assert_eq!(depth(&stack, &queue).await, 0);
 

@@ -98,17 +98,17 @@ pub async fn depth(stack: &LocalStack, queue_url: &str) -> u64 {
 }
 
 /// The X function as `main` builds it, aimed at the stack's queue.
-pub fn x_function(stack: &LocalStack) -> throughline_twitter::XFunction {
-    throughline_twitter::XFunction {
-        x: throughline_twitter::XConfig {
+pub fn x_function(stack: &LocalStack) -> throughline_x::XFunction {
+    throughline_x::XFunction {
+        x: throughline_x::XConfig {
             consumer_secret: Secret::new(stack::TEST_X_CONSUMER_SECRET),
         },
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
     }
 }
 
-pub async fn send_x(function: &throughline_twitter::XFunction, relative: &str) -> Response<Body> {
-    throughline_twitter::handle(sample_request(relative), function).await
+pub async fn send_x(function: &throughline_x::XFunction, relative: &str) -> Response<Body> {
+    throughline_x::handle(sample_request(relative), function).await
 }
 
 /// A customer's whole timeline (up to 100 entries), newest first; panics if the handle is unknown.

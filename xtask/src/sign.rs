@@ -1,11 +1,11 @@
 //! `cargo xtask sign FILE...`: (re)computes the provider signature of sample events with the
-//! documented test secrets, exactly as the provider would: `X-Twilio-Signature` for files under
-//! `events/sms/` (over the event's public URL and parameters), `x-twitter-webhooks-signature`
-//! for files under `events/twitter/` and `x-hub-signature-256` under `events/facebook/` (over
-//! the body), and for web-chat files under `events/chat/`
-//! a fresh `X-Throughline-Timestamp` with its signature (identity tokens re-minted too), since
-//! the chat webhook refuses stale deliveries. Files whose name contains `bad-signature` are left
-//! wrong on purpose; a `stale-timestamp` file keeps its old timestamp, validly signed.
+//! documented test secrets, exactly as the provider would. Which signature a folder's events
+//! carry is `SIGNERS`: `X-Twilio-Signature` (over the event's public URL and parameters),
+//! `x-twitter-webhooks-signature` and `x-hub-signature-256` (over the body), for web chat a
+//! fresh `X-Throughline-Timestamp` with its signature (identity tokens re-minted too, since the
+//! chat webhook refuses stale deliveries), for Mailgun a fresh timestamp and token. The events
+//! that are signed otherwise on purpose (a wrong signature, a stale timestamp, a previous
+//! secret) are listed in `SIGNING`, with how.
 
 use std::path::Path;
 
@@ -20,34 +20,109 @@ use crate::stack::{
     TEST_META_APP_SECRET, TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET,
 };
 
-/// A sample event ready to send now: web-chat deliveries re-signed for this moment (see the
-/// module doc); every other event as it is on disk.
+/// The signature a folder's sample events carry: their provider's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signer {
+    /// `X-Twilio-Signature` over the public URL and the form parameters.
+    Twilio,
+    /// `x-twitter-webhooks-signature` over the body.
+    X,
+    /// `x-hub-signature-256` over the body.
+    Meta,
+    /// Web-chat deliveries (`/widget`): a timestamp and a signature over it and the body.
+    /// Telegram sends a fixed secret token: nothing to sign.
+    Chat,
+    /// Mailgun deliveries (`/mailgun`): a timestamp and token, signed. SES events are not
+    /// signed (SNS and SES trust the invoking service).
+    Email,
+}
+
+/// `events/<folder>` → what signs its events.
+const SIGNERS: [(&str, Signer); 5] = [
+    ("sms", Signer::Twilio),
+    ("x", Signer::X),
+    ("facebook", Signer::Meta),
+    ("chat", Signer::Chat),
+    ("email", Signer::Email),
+];
+
+/// How a sample event is signed: validly for now, or otherwise on purpose (it tests a refusal).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Signing {
+    Valid,
+    /// Left wrong; where the provider signs a time, the time is fresh, so that the event is
+    /// refused for its signature and not for its age.
+    WrongSignature,
+    /// Keeps its old timestamp, validly signed: refused for its age.
+    Stale,
+    /// Signed with the chat site's previous (still active) secret.
+    PreviousSecret,
+}
+
+/// The sample events (`<folder>/<file>` under `events/`) not signed `Valid`, and how.
+const SIGNING: [(&str, Signing); 8] = [
+    ("sms/06-bad-signature.json", Signing::WrongSignature),
+    ("x/10-bad-signature.json", Signing::WrongSignature),
+    ("facebook/19-bad-signature.json", Signing::WrongSignature),
+    ("chat/05-widget-stale-timestamp.json", Signing::Stale),
+    ("chat/06-widget-bad-signature.json", Signing::WrongSignature),
+    ("chat/07-widget-rotated-secret.json", Signing::PreviousSecret),
+    ("email/12-mailgun-bad-signature.json", Signing::WrongSignature),
+    ("email/13-mailgun-stale-timestamp.json", Signing::Stale),
+];
+
+/// `<folder>/<file>` of a path under `events/`.
+fn event_name(path: &Path) -> String {
+    let part = |p: Option<&Path>| {
+        p.and_then(Path::file_name)
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    };
+    format!("{}/{}", part(path.parent()), part(Some(path)))
+}
+
+fn signer_of(path: &Path) -> Option<Signer> {
+    let folder = event_name(path);
+    let folder = folder.split('/').next().unwrap_or_default();
+    SIGNERS.iter().find(|(f, _)| *f == folder).map(|(_, signer)| *signer)
+}
+
+fn signing_of(path: &Path) -> Signing {
+    let name = event_name(path);
+    SIGNING
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map_or(Signing::Valid, |(_, signing)| *signing)
+}
+
+/// A sample event ready to send now: those whose provider signs a time re-signed for this
+/// moment (see the module doc); every other event as it is on disk.
 pub fn fresh_event(path: &Path) -> Result<serde_json::Value> {
     let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-    let name = path.file_name().unwrap_or_default().to_string_lossy();
+    let signing = signing_of(path);
     if is_chat_widget_event(path, &event) {
-        refresh_chat_widget_event(&mut event, &name, Utc::now())?;
+        refresh_chat_widget_event(&mut event, signing, Utc::now())?;
     }
-    if is_mailgun_event(path, &event) && !name.contains("stale-timestamp") {
-        refresh_mailgun_event(&mut event, &name, Utc::now())?;
+    if is_mailgun_event(path, &event) && signing != Signing::Stale {
+        refresh_mailgun_event(&mut event, signing, Utc::now())?;
     }
     Ok(event)
 }
 
 fn is_mailgun_event(path: &Path, event: &serde_json::Value) -> bool {
-    path.to_string_lossy().contains("email") && event["rawPath"].as_str() == Some("/mailgun")
+    signer_of(path) == Some(Signer::Email) && event["rawPath"].as_str() == Some("/mailgun")
 }
 
 /// Re-signs a Mailgun route delivery at `now` with a new token (Mailgun signs timestamp and
 /// token, not the body, and Throughline refuses stale timestamps and reused tokens). A
-/// `bad-signature` file keeps its wrong signature.
-fn refresh_mailgun_event(event: &mut serde_json::Value, name: &str, now: DateTime<Utc>) -> Result<()> {
+/// `WrongSignature` event keeps its wrong signature.
+fn refresh_mailgun_event(event: &mut serde_json::Value, signing: Signing, now: DateTime<Utc>) -> Result<()> {
     let body = String::from_utf8(HttpCall::from_event(event)?.body)?;
     let timestamp = now.timestamp().to_string();
     let token = fresh_token(now);
     let mut body = replace_form_field(&body, "timestamp", &timestamp)?;
     body = replace_form_field(&body, "token", &token)?;
-    if !name.contains("bad-signature") {
+    if signing != Signing::WrongSignature {
         let signature = throughline_email::mailgun::sign(TEST_MAILGUN_SIGNING_KEY, &timestamp, &token);
         body = replace_form_field(&body, "signature", &signature)?;
     }
@@ -81,15 +156,15 @@ fn replace_form_field(body: &str, field: &str, value: &str) -> Result<String> {
 }
 
 fn is_chat_widget_event(path: &Path, event: &serde_json::Value) -> bool {
-    path.to_string_lossy().contains("chat") && event["rawPath"].as_str() == Some("/widget")
+    signer_of(path) == Some(Signer::Chat) && event["rawPath"].as_str() == Some("/widget")
 }
 
-/// Re-signs a web-chat delivery at `now` (a `bad-signature` one only gets a fresh timestamp):
-/// identity tokens re-minted to expire an hour later,
-/// the timestamp set to `now` (kept in a `stale-timestamp` file), the signature recomputed with
-/// the current secret (the previous one in a `rotated-secret` file).
-fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: DateTime<Utc>) -> Result<()> {
-    if name.contains("bad-signature") {
+/// Re-signs a web-chat delivery at `now` (a `WrongSignature` one only gets a fresh timestamp):
+/// identity tokens re-minted to expire an hour later, the timestamp set to `now` (kept when
+/// `Stale`), the signature recomputed with the current secret (the previous one for
+/// `PreviousSecret`).
+fn refresh_chat_widget_event(event: &mut serde_json::Value, signing: Signing, now: DateTime<Utc>) -> Result<()> {
+    if signing == Signing::WrongSignature {
         // Fresh, so that it is refused for its signature and not for its age.
         event["headers"][widget::TIMESTAMP_HEADER] = now.timestamp().to_string().into();
         return Ok(());
@@ -111,7 +186,7 @@ fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: Dat
         .filter_map(sent_at)
         .max();
     let shift = match newest {
-        Some(newest) if !name.contains("stale-timestamp") => now - newest,
+        Some(newest) if signing != Signing::Stale => now - newest,
         _ => chrono::TimeDelta::zero(),
     };
     for message in delivery["messages"].as_array_mut().into_iter().flatten() {
@@ -134,10 +209,10 @@ fn refresh_chat_widget_event(event: &mut serde_json::Value, name: &str, now: Dat
     }
     let body = delivery.to_string();
     let timestamp = match event["headers"][widget::TIMESTAMP_HEADER].as_str() {
-        Some(old) if name.contains("stale-timestamp") => old.to_owned(),
+        Some(old) if signing == Signing::Stale => old.to_owned(),
         _ => now.timestamp().to_string(),
     };
-    let secret = if name.contains("rotated-secret") {
+    let secret = if signing == Signing::PreviousSecret {
         TEST_CHAT_PREVIOUS_SECRET
     } else {
         TEST_CHAT_SECRET
@@ -181,59 +256,75 @@ fn form_urlencoded_pairs(body: &[u8]) -> Vec<(String, String)> {
 pub fn sign_files(files: &[String]) -> Result<()> {
     for file in files {
         let path = Path::new(file);
-        if path
-            .file_name()
-            .is_some_and(|n| n.to_string_lossy().contains("bad-signature"))
-        {
+        let signing = signing_of(path);
+        let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+        let signer = signer_of(path).ok_or_else(|| format!("{file}: not under events/<provider folder>/"))?;
+        if signing == Signing::WrongSignature {
             println!("{file}: left with its wrong signature");
             continue;
         }
-        let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
-        if file.contains("email") {
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            if !is_mailgun_event(path, &event) || name.contains("stale-timestamp") {
+        let signature = match signer {
+            Signer::Email if is_mailgun_event(path, &event) && signing != Signing::Stale => {
+                refresh_mailgun_event(&mut event, signing, Utc::now())?;
+                "signed with a fresh timestamp and token".to_owned()
+            }
+            Signer::Chat if is_chat_widget_event(path, &event) => {
+                refresh_chat_widget_event(&mut event, signing, Utc::now())?;
+                format!("signed at {}", event["headers"][widget::TIMESTAMP_HEADER])
+            }
+            Signer::Email => {
                 println!("{file}: left as it is (SES events are not signed; a stale one stays stale)");
                 continue;
             }
-            refresh_mailgun_event(&mut event, &name, Utc::now())?;
-            std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
-            println!("{file}: signed with a fresh timestamp and token");
-            continue;
-        }
-        if file.contains("chat") {
-            if !is_chat_widget_event(path, &event) {
+            Signer::Chat => {
                 println!("{file}: Telegram sends a fixed secret token, nothing to sign");
                 continue;
             }
-            let name = path.file_name().unwrap_or_default().to_string_lossy();
-            refresh_chat_widget_event(&mut event, &name, Utc::now())?;
-            std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
-            println!("{file}: signed at {}", event["headers"][widget::TIMESTAMP_HEADER]);
-            continue;
-        }
-        let signs_body = file.contains("twitter") || file.contains("facebook");
-        if signs_body && event["body"].is_null() {
-            println!("{file}: no body to sign");
-            continue;
-        }
-        let (header, signature) = if file.contains("twitter") {
-            let body = HttpCall::from_event(&event)?.body;
-            (
-                "x-twitter-webhooks-signature",
-                throughline_twitter::webhook::sign(TEST_X_CONSUMER_SECRET, &body),
-            )
-        } else if file.contains("facebook") {
-            let body = HttpCall::from_event(&event)?.body;
-            (
-                "x-hub-signature-256",
-                throughline_facebook::webhook::sign(TEST_META_APP_SECRET, &body),
-            )
-        } else {
-            ("x-twilio-signature", twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?)
+            Signer::Twilio => {
+                let signature = twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?;
+                event["headers"]["x-twilio-signature"] = signature.clone().into();
+                signature
+            }
+            Signer::X | Signer::Meta => {
+                if event["body"].is_null() {
+                    println!("{file}: no body to sign");
+                    continue;
+                }
+                let body = HttpCall::from_event(&event)?.body;
+                let (header, signature) = match signer {
+                    Signer::X => (
+                        "x-twitter-webhooks-signature",
+                        throughline_x::webhook::sign(TEST_X_CONSUMER_SECRET, &body),
+                    ),
+                    _ => (
+                        "x-hub-signature-256",
+                        throughline_facebook::webhook::sign(TEST_META_APP_SECRET, &body),
+                    ),
+                };
+                event["headers"][header] = signature.clone().into();
+                signature
+            }
         };
-        event["headers"][header] = signature.clone().into();
         std::fs::write(path, serde_json::to_string_pretty(&event)? + "\n")?;
         println!("{file}: {signature}");
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_event_signed_otherwise_on_purpose_exists_and_has_a_signer() {
+        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        for (name, signing) in SIGNING {
+            let path = events.join(name);
+            assert!(path.is_file(), "{name} is listed as {signing:?} but is not in events/");
+            assert_eq!(event_name(&path), name);
+            assert!(signer_of(&path).is_some(), "{name}: its folder has no signer");
+        }
+        assert_eq!(signing_of(&events.join("sms/01-inbound-sms.json")), Signing::Valid);
+        assert_eq!(signer_of(&events.join("timeline-api/01-find-customer.json")), None);
+    }
 }

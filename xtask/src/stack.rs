@@ -16,7 +16,7 @@ use crate::venv::Venv;
 
 pub const WRITER_BINARY: &str = "throughline-timeline-writer";
 pub const SMS_BINARY: &str = "throughline-sms";
-pub const X_BINARY: &str = "throughline-twitter";
+pub const X_BINARY: &str = "throughline-x";
 pub const CHAT_BINARY: &str = "throughline-chat";
 pub const FACEBOOK_BINARY: &str = "throughline-facebook";
 pub const SES_EMAIL_BINARY: &str = "throughline-email-ses";
@@ -25,7 +25,7 @@ pub const TIMELINE_API_BINARY: &str = "throughline-timeline-api";
 /// Every webhook function and the folder of its sample events.
 pub const WEBHOOKS: [(&str, &str); 4] = [
     (SMS_BINARY, "events/sms"),
-    (X_BINARY, "events/twitter"),
+    (X_BINARY, "events/x"),
     (CHAT_BINARY, "events/chat"),
     (FACEBOOK_BINARY, "events/facebook"),
 ];
@@ -33,7 +33,7 @@ pub const WEBHOOKS: [(&str, &str); 4] = [
 /// The auth token the sample events in `events/sms/` are signed with. A test value, published
 /// on purpose: never a real account's token.
 pub const TEST_TWILIO_AUTH_TOKEN: &str = "throughline-test-auth-token";
-/// The X consumer secret the sample events in `events/twitter/` are signed with (a test value).
+/// The X consumer secret the sample events in `events/x/` are signed with (a test value).
 pub const TEST_X_CONSUMER_SECRET: &str = "throughline-test-consumer-secret";
 /// The chat site of the sample events, its current and previous (still active) webhook secrets,
 /// and the secret its backend signs identity tokens with. Test values.

@@ -226,7 +226,10 @@ mod tests {
         ] {
             let documented = component(name);
             assert!(documented.is_object(), "openapi.yaml has no component {name}");
-            assert!(!shape(&schema).0.is_empty(), "{name}: the derived schema lists its properties");
+            assert!(
+                !shape(&schema).0.is_empty(),
+                "{name}: the derived schema lists its properties"
+            );
             assert_eq!(shape(&schema), shape(&documented), "{name}: (properties, required)");
         }
     }

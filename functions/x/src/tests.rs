@@ -1,5 +1,5 @@
 //! Unit tests on the pure core, with the published vectors and the sample events in
-//! events/twitter/ (signed with the documented test secret).
+//! events/x/ (signed with the documented test secret).
 
 use chrono::{DateTime, Utc};
 use lambda_http::http::StatusCode;
@@ -25,7 +25,7 @@ fn config() -> XConfig {
 }
 
 fn sample(name: &str) -> WebhookRequest {
-    let path = format!("{}/../../events/twitter/{name}", env!("CARGO_MANIFEST_DIR"));
+    let path = format!("{}/../../events/x/{name}", env!("CARGO_MANIFEST_DIR"));
     let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
     WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
 }
