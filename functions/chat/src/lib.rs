@@ -108,7 +108,7 @@ impl ChatFunction {
     /// optional `CHAT_TIMESTAMP_TOLERANCE_SECONDS` (default 300) and
     /// `CHAT_IDENTITY_TOKEN_MAX_LIFETIME_SECONDS` (default 86400).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
+        let publisher = InteractionPublisher::from_env(aws)?;
         let secrets = config::load_secret(aws, "CHAT_SECRETS").await?;
         let seconds = |var: &str, default: i64| config::positive_seconds(var, config::optional_env(var), default);
         let tolerance = seconds("CHAT_TIMESTAMP_TOLERANCE_SECONDS", DEFAULT_TOLERANCE_SECONDS)?;
@@ -118,10 +118,7 @@ impl ChatFunction {
         )?;
         let mut chat = ChatConfig::from_secrets(&secrets, tolerance)?;
         chat.widget.identity_token_max_lifetime = max_lifetime;
-        Ok(Self {
-            chat,
-            publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
-        })
+        Ok(Self { chat, publisher })
     }
 }
 

@@ -118,10 +118,7 @@ impl SesFunction {
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         Ok(Self {
             storage: MailStorage::from_env(aws)?,
-            publisher: InteractionPublisher::new(
-                aws_sdk_sqs::Client::new(aws),
-                config::required_env("INTERACTIONS_QUEUE_URL")?,
-            ),
+            publisher: InteractionPublisher::from_env(aws)?,
             sources: MailSources::from_env()?,
         })
     }
@@ -241,10 +238,7 @@ impl MailgunFunction {
                 aws_sdk_dynamodb::Client::new(aws),
                 config::required_env("TIMELINE_TABLE_NAME")?,
             ),
-            publisher: InteractionPublisher::new(
-                aws_sdk_sqs::Client::new(aws),
-                config::required_env("INTERACTIONS_QUEUE_URL")?,
-            ),
+            publisher: InteractionPublisher::from_env(aws)?,
         })
     }
 }

@@ -62,11 +62,11 @@ pub struct FacebookFunction {
 impl FacebookFunction {
     /// Reads `INTERACTIONS_QUEUE_URL` and `META_SECRETS` (or `META_SECRETS_PARAMETER`).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
+        let publisher = InteractionPublisher::from_env(aws)?;
         let secrets = config::load_secret(aws, "META_SECRETS").await?;
         Ok(Self {
             meta: MetaConfig::from_secrets(&secrets)?,
-            publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
+            publisher,
         })
     }
 }

@@ -28,12 +28,12 @@ impl SmsFunction {
     /// Reads `INTERACTIONS_QUEUE_URL`, `TWILIO_AUTH_TOKEN` (or `TWILIO_AUTH_TOKEN_PARAMETER`)
     /// and the optional `TWILIO_PUBLIC_URL`.
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
+        let publisher = InteractionPublisher::from_env(aws)?;
         let auth_token = config::load_secret(aws, "TWILIO_AUTH_TOKEN").await?;
         Ok(Self {
             twilio: TwilioConfig { auth_token },
             public_url: config::optional_env("TWILIO_PUBLIC_URL"),
-            publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
+            publisher,
         })
     }
 }

@@ -10,7 +10,7 @@ use lambda_http::http::{Method, StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, RequestExt, Response};
 use serde::Deserialize;
 use serde_json::Value;
-use throughline_edge::{ErrorCode, error_response, json_error};
+use throughline_edge::{ConfigError, ErrorCode, config, error_response, json_error};
 use throughline_model::{
     Channel, ConversationId, CustomerId, Direction, ErasureStep, Handle, InteractionId, MergeId, QueueMessage,
     SuggestionId,
@@ -34,6 +34,22 @@ pub struct TimelineApi {
     /// local stack, whose Function URL has no authorizer in front of it. Deployed, API Gateway's
     /// IAM authorizer always names the caller, so a request without one came some other way.
     pub allow_unsigned: bool,
+}
+
+impl TimelineApi {
+    /// Reads `TIMELINE_TABLE_NAME`, `SUPPRESSION_KEY` (or `SUPPRESSION_KEY_PARAMETER`),
+    /// `INTERACTIONS_QUEUE_URL` and the optional `TIMELINE_API_ALLOW_UNSIGNED` (`true` only on
+    /// the local stack).
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let table = config::required_env("TIMELINE_TABLE_NAME")?;
+        let suppression_key = config::load_secret(aws, "SUPPRESSION_KEY").await?;
+        Ok(Self {
+            store: TimelineStore::deployed(aws, table, suppression_key.expose()),
+            publisher: InteractionPublisher::from_env(aws)?,
+            erasure_budget: DEFAULT_ERASURE_BUDGET,
+            allow_unsigned: config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref() == Some("true"),
+        })
+    }
 }
 
 /// How long a request works on an erasure (API Gateway answers 503 after 29 s).

@@ -3,6 +3,7 @@
 //! redelivers only those, and moves a message that keeps failing to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
+use throughline_edge::{ConfigError, config};
 use throughline_model::CustomerId;
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
@@ -18,6 +19,36 @@ pub struct Writer {
     /// How long one message works on an erasure: a batch of ten must end within the
     /// function's 30 s even if every one of them is an erasure step.
     pub erasure_budget: std::time::Duration,
+}
+
+impl Writer {
+    /// Reads `TIMELINE_TABLE_NAME`, `SUPPRESSION_KEY` (or `SUPPRESSION_KEY_PARAMETER`),
+    /// `INTERACTIONS_QUEUE_URL` and the optional `CONVERSATION_WINDOW_MINUTES` (default 24 h).
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let table = config::required_env("TIMELINE_TABLE_NAME")?;
+        let window = match config::optional_env("CONVERSATION_WINDOW_MINUTES") {
+            Some(minutes) => minutes
+                .trim()
+                .parse()
+                .ok()
+                .filter(|m: &i64| *m > 0)
+                .and_then(chrono::TimeDelta::try_minutes)
+                .ok_or_else(|| ConfigError::Invalid("CONVERSATION_WINDOW_MINUTES must be positive minutes".into()))?,
+            None => throughline_store::DEFAULT_WINDOW,
+        };
+        let suppression_key = config::load_secret(aws, "SUPPRESSION_KEY").await?;
+        Ok(Self {
+            store: TimelineStore::deployed(aws, table, suppression_key.expose()).with_conversation_window(window),
+            publisher: InteractionPublisher::from_env(aws)?,
+            erasure_budget: DEFAULT_ERASURE_BUDGET,
+        })
+    }
+}
+
+/// The handler as the runtime calls it: it never fails the invocation (what failed is listed
+/// per message in the response).
+pub async fn serve(event: SqsEvent, writer: &Writer) -> Result<SqsBatchResponse, std::convert::Infallible> {
+    Ok(handle(event, writer).await)
 }
 
 /// Of one erasure step per message.

@@ -25,11 +25,11 @@ pub struct XFunction {
 impl XFunction {
     /// Reads `INTERACTIONS_QUEUE_URL` and `X_CONSUMER_SECRET` (or `X_CONSUMER_SECRET_PARAMETER`).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
-        let queue_url = config::required_env("INTERACTIONS_QUEUE_URL")?;
+        let publisher = InteractionPublisher::from_env(aws)?;
         let consumer_secret = config::load_secret(aws, "X_CONSUMER_SECRET").await?;
         Ok(Self {
             x: XConfig { consumer_secret },
-            publisher: InteractionPublisher::new(aws_sdk_sqs::Client::new(aws), queue_url),
+            publisher,
         })
     }
 }

@@ -26,6 +26,12 @@ pub enum ConfigError {
     },
 }
 
+impl From<throughline_queue::QueueUrlMissing> for ConfigError {
+    fn from(_: throughline_queue::QueueUrlMissing) -> Self {
+        ConfigError::Missing(throughline_queue::QUEUE_URL_VAR.to_owned())
+    }
+}
+
 /// A secret value; `Debug` never prints it.
 #[derive(Clone)]
 pub struct Secret(String);

@@ -102,6 +102,14 @@ pub struct InteractionPublisher {
     queue_url: String,
 }
 
+/// The variable that names the interactions queue.
+pub const QUEUE_URL_VAR: &str = "INTERACTIONS_QUEUE_URL";
+
+/// `INTERACTIONS_QUEUE_URL` is not set (a configuration error: the function cannot start).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("configuration INTERACTIONS_QUEUE_URL is not set")]
+pub struct QueueUrlMissing;
+
 impl InteractionPublisher {
     /// A publisher to the queue at `queue_url`, through `client`.
     pub fn new(client: aws_sdk_sqs::Client, queue_url: impl Into<String>) -> Self {
@@ -109,6 +117,16 @@ impl InteractionPublisher {
             client,
             queue_url: queue_url.into(),
         }
+    }
+
+    /// The publisher every function uses: to the queue `INTERACTIONS_QUEUE_URL` names (empty
+    /// counts as unset), through a client of `aws`.
+    pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, QueueUrlMissing> {
+        let queue_url = std::env::var(QUEUE_URL_VAR)
+            .ok()
+            .filter(|url| !url.trim().is_empty())
+            .ok_or(QueueUrlMissing)?;
+        Ok(Self::new(aws_sdk_sqs::Client::new(aws), queue_url))
     }
 
     /// The URL of the queue it publishes to.

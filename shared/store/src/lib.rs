@@ -252,6 +252,14 @@ impl TimelineStore {
         }
     }
 
+    /// The store as the writer and the API run it: the table, through clients of `aws`, with
+    /// the deployment's suppression key and S3 for erasing raw mail.
+    pub fn deployed(aws: &aws_config::SdkConfig, table: impl Into<String>, suppression_key: &str) -> Self {
+        Self::new(Client::new(aws), table)
+            .with_suppression_key(suppression_key)
+            .with_objects(s3_client(aws))
+    }
+
     /// The S3 client that deletes entries' raw objects (raw mail) when their customer is
     /// erased. Required by the writer and the API: an erasure that meets an entry with an
     /// object and has no client stops with an error rather than leave the object behind.
