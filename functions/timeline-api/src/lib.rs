@@ -625,7 +625,7 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
 /// `Location`). If the step cannot be queued, the tombstones stand and asking again continues.
 async fn continue_erasure(api: &TimelineApi, erasure: &throughline_store::Erasure) -> Response<Body> {
     let step = QueueMessage::Erasure(ErasureStep {
-        customer_id: erasure.customer_id.to_string(),
+        customer_id: erasure.customer_id.clone(),
     });
     match api.publisher.publish(&[step]).await {
         Ok(_) => {

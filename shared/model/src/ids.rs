@@ -155,8 +155,12 @@ macro_rules! ulid_id {
             /// Parses an id from outside (an API path or body, a stored item).
             pub fn parse(id: &str) -> Option<Self> {
                 let ulid = id.strip_prefix(Self::PREFIX)?;
-                (ulid.len() == 26 && ulid.bytes().all(|b| b.is_ascii_digit() || b.is_ascii_lowercase()))
-                    .then(|| Self(id.to_owned()))
+                // Crockford base32 as the generator writes it: lowercase, no i, l, o or u, the
+                // first digit at most 7 (128 bits).
+                let canonical = ulid.len() == 26
+                    && ulid.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'h' | b'j' | b'k' | b'm' | b'n' | b'p'..=b't' | b'v'..=b'z'))
+                    && ulid.as_bytes()[0] <= b'7';
+                canonical.then(|| Self(id.to_owned()))
             }
 
             /// The whole id, prefix included.
@@ -191,7 +195,7 @@ macro_rules! ulid_id {
             fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
                 schemars::json_schema!({
                     "type": "string",
-                    "pattern": concat!("^", $prefix, "[0-9a-z]{26}$"),
+                    "pattern": concat!("^", $prefix, "[0-7][0-9a-hjkmnp-tv-z]{25}$"),
                     "description": $rule
                 })
             }
@@ -229,6 +233,8 @@ mod tests {
             "cus_01JB2K8Z7M3Q4R5S6T7V8W9X0Y",
             "cus_01jb2k8z7m3q4r5s6t7v8w9x0",
             "cus_01jb2k8z7m3q4r5s6t7v8w9x0y!",
+            "cus_01jb2k8z7m3q4r5s6t7v8w9x0u",
+            "cus_81jb2k8z7m3q4r5s6t7v8w9x0y",
         ] {
             assert_eq!(CustomerId::parse(bad), None, "{bad}");
         }

@@ -4,7 +4,7 @@
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{Interaction, InteractionUpdate, SCHEMA_VERSION};
+use crate::{CustomerId, Interaction, InteractionUpdate, SCHEMA_VERSION};
 
 /// Every SQS message body: an interaction, an update to one
 /// (`{"schema_version": 1, "update": {...}}`), or the rest of an erasure
@@ -23,8 +23,8 @@ pub enum QueueMessage {
 /// takes it up where the last step stopped, and queues another step until it is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct ErasureStep {
-    /// The erased customer (`cus_…`), any member of its group.
-    pub customer_id: String,
+    /// The erased customer, any member of its group.
+    pub customer_id: CustomerId,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
