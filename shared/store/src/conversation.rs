@@ -26,10 +26,15 @@ pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
 /// Conversations remembered per customer for thread stickiness; older ones are forgotten.
 const REMEMBERED: usize = 50;
 
+/// One conversation in a group's state: its id and its activity span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ConversationRecord {
+    /// Named after the interaction that opened it (`cv_` + its id's hex).
     pub id: ConversationId,
+    /// Start of its activity span: its earliest interaction's `occurred_at`.
     pub started_at: DateTime<Utc>,
+    /// End of its activity span: its latest interaction's `occurred_at` (or, on the part a
+    /// split kept, just before the split).
     pub last_at: DateTime<Utc>,
     /// The email thread this conversation holds, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]

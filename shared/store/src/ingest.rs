@@ -16,20 +16,30 @@ use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_condition
 pub enum Recorded {
     /// First time this interaction was seen: now on the customer's timeline.
     New {
+        /// The owner of the handle it came in on: its partition holds the entry.
         customer: CustomerId,
+        /// The conversation the rule put it in.
         conversation: ConversationId,
     },
     /// Seen before (a retry or a redelivery): the timeline already has it.
-    Duplicate { customer: CustomerId },
+    Duplicate {
+        /// The customer its marker records: its partition holds the entry.
+        customer: CustomerId,
+    },
     /// Its id was recorded before for another customer handle: two different messages with
     /// one (provider, endpoint, message id), which a provider never sends (a forged or broken
     /// id). The first stays; this one is not recorded, and the writer counts it.
-    Collision { customer: CustomerId },
+    Collision {
+        /// The customer the first one was recorded for.
+        customer: CustomerId,
+    },
     /// Its customer was erased (a data-subject request): it stays erased.
     Erased,
 }
 
 impl Recorded {
+    /// The customer whose partition holds an entry under this interaction's id; `None` when
+    /// erased.
     pub fn customer(&self) -> Option<&CustomerId> {
         match self {
             Recorded::New { customer, .. } | Recorded::Duplicate { customer } | Recorded::Collision { customer } => {
@@ -44,7 +54,10 @@ impl Recorded {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Applied {
     /// The interaction's timeline entry now carries the change.
-    Updated { customer: CustomerId },
+    Updated {
+        /// The customer whose partition holds the entry.
+        customer: CustomerId,
+    },
     /// Not recorded (yet): kept as a tombstone that the interaction gets if it ever arrives.
     Pending,
     /// The interaction's customer was erased: nothing to change.

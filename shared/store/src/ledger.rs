@@ -15,11 +15,18 @@ throughline_model::wire_enum! {
     /// What a ledger fact records.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum LedgerAction {
+        /// One group merged into another (by an agent, an accepted suggestion or verified
+        /// evidence).
         Merge = "merge",
+        /// A merge undone.
         Unmerge = "unmerge",
+        /// An agent rejected a link suggestion (accepting one is a `Merge`).
         SuggestionRejected = "suggestion_rejected",
+        /// A conversation split at an interaction.
         ConversationSplit = "conversation_split",
+        /// Conversations joined into the first one named.
         ConversationJoin = "conversation_join",
+        /// A group erased: appended to each member's ledger, as the actor who asked.
         Erase = "erase",
     }
 }
@@ -29,15 +36,20 @@ throughline_model::wire_enum! {
 pub struct LedgerEntry {
     /// `lg_` and a ULID: entries sort by time.
     pub entry_id: LedgerEntryId,
+    /// What it records.
     pub action: LedgerAction,
+    /// When the change was made (the store's clock).
     pub at: DateTime<Utc>,
+    /// Who: `Actor::who` (an IAM ARN, or a system name such as `VERIFIED_EVIDENCE_ACTOR`).
     pub actor: String,
     /// The actor's IAM principal id, when an API caller (its ARN's session name is the caller's
     /// choice; this id is not).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actor_principal_id: Option<String>,
+    /// Why, in the actor's words; removed by redaction.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
+    /// The merge made (`Merge`) or undone (`Unmerge`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_id: Option<MergeId>,
     /// The merged (absorbed) customer, for merges and unmerges.
@@ -46,10 +58,15 @@ pub struct LedgerEntry {
     /// The surviving customer.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub target: Option<CustomerId>,
+    /// Identifier keys involved: those a merge moved (the absorbed group's owned ones, or the
+    /// accepted suggestion's), a rejected suggestion's; removed by redaction.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub identifiers: Vec<String>,
+    /// The suggestion accepted (`Merge`) or rejected; removed by redaction (it is derived from
+    /// an identifier).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub suggestion_id: Option<SuggestionId>,
+    /// Conversation ids: the one split then the new one, or those joined (the kept one first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conversations: Vec<String>,
     /// Set when a customer it names was erased: identifiers and reason are gone.

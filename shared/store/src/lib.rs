@@ -12,6 +12,8 @@
 //!   itself is the pure `conversation`).
 //! - `privacy`: export and erasure.
 
+#![warn(missing_docs)]
+
 mod conversation;
 mod forest;
 mod identity;
@@ -48,38 +50,66 @@ use items::{Item, key_item, keys, string_value};
 /// Largest timeline page a caller may ask for.
 pub const MAX_PAGE_SIZE: usize = 100;
 
+/// Why a store operation failed; `ErrorCode` gives each its code and HTTP status.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum StoreError {
+    /// A DynamoDB call failed (503: retry later).
     #[error("DynamoDB {operation} failed: {message}")]
-    Dynamo { operation: &'static str, message: String },
+    Dynamo {
+        /// The DynamoDB operation (`GetItem`, `TransactWriteItems`…).
+        operation: &'static str,
+        /// What went wrong, with its causes; for logs (the error's `message` is generic).
+        message: String,
+    },
+    /// An S3 call failed (503: retry later).
     #[error("S3 {operation} failed: {message}")]
-    ObjectStore { operation: &'static str, message: String },
+    ObjectStore {
+        /// The S3 operation (`ListObjectVersions`, `DeleteObject`).
+        operation: &'static str,
+        /// What went wrong, with its causes; for logs (the error's `message` is generic).
+        message: String,
+    },
     /// The store was built without something this operation needs.
     #[error("the store is not configured for this: {0}")]
     Unconfigured(&'static str),
     /// The detail (kept for `Debug`) may quote stored values: never shown or logged.
     #[error("a stored item or a request could not be read or built")]
     Corrupt(String),
+    /// The cursor is not a timeline position this store hands out (400).
     #[error("cursor is not valid")]
     BadCursor,
+    /// No such customer, or no customer owns the identifier looked up (404): the id, or the
+    /// identifier's key.
     #[error("customer {0} not found")]
     CustomerNotFound(String),
+    /// The customer named (its id), or its group's root, was erased (404).
     #[error("customer {0} was erased")]
     CustomerErased(String),
+    /// Something else named is not found (404): what, by id (`merge mg_…`, `suggestion sg_…`).
     #[error("{0} not found")]
     NotFound(String),
     // The request contradicts the current state (409).
+    /// The two customers are in one group already (409).
     #[error("the customers are already one customer")]
     AlreadyMerged,
     /// The merge named is not active (never made, or undone).
     #[error("merge {0} is not active")]
     NotMerged(String),
+    /// The merge needs more writes than one DynamoDB transaction takes (409).
     #[error("merging these groups changes {items} items; one transaction takes {limit}")]
-    GroupTooLarge { items: usize, limit: usize },
+    GroupTooLarge {
+        /// Writes the merge's transaction would hold.
+        items: usize,
+        /// Most items one transaction takes (100).
+        limit: usize,
+    },
+    /// The suggestion (its id) was accepted or rejected already (409).
     #[error("suggestion {0} was decided already")]
     SuggestionDecided(String),
+    /// The interaction named is its conversation's first: nothing to split off (409).
     #[error("the conversation starts at that interaction")]
     NothingToSplit,
+    /// A join that names no conversation (409).
     #[error("name at least two conversations")]
     NothingToJoin,
     /// Other writers kept changing the same items; retrying later will do.
@@ -182,10 +212,13 @@ pub struct Actor {
     /// The IAM principal's unique id (`AIDA…`, `AROA…:<session>`), when an API caller.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub principal_id: Option<String>,
+    /// Why, in the actor's words; the ledger keeps it until an erasure redacts it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
 }
 
+/// The timeline table and the clients and settings for it: every read and write of the table
+/// goes through it.
 #[derive(Debug, Clone)]
 pub struct TimelineStore {
     client: Client,
@@ -242,6 +275,8 @@ async fn backoff(attempt: usize) {
 }
 
 impl TimelineStore {
+    /// The store over `table` through `client`: the default conversation window, no
+    /// suppression key and no S3 client (`deployed` adds both).
     pub fn new(client: Client, table: impl Into<String>) -> Self {
         Self {
             client,

@@ -24,8 +24,11 @@ const MAX_TRANSACTION_ITEMS: usize = 100;
 /// An agent's merge: `source`'s group joins `target`'s, whose root survives.
 #[derive(Debug, Clone)]
 pub struct MergeRequest {
+    /// A customer of the group that joins (its root stops being a root).
     pub source: CustomerId,
+    /// A customer of the group that survives (its root stays the root).
     pub target: CustomerId,
+    /// Who asks, and why.
     pub actor: Actor,
 }
 

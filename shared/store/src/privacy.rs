@@ -34,14 +34,19 @@ pub(crate) const SUPPRESSION_DAYS: i64 = 30;
 /// Everything held on a customer (the API makes it one JSON document).
 #[derive(Debug, Clone, PartialEq)]
 pub struct Export {
+    /// When this page was read.
     pub exported_at: DateTime<Utc>,
+    /// The group's profile.
     pub profile: CustomerProfile,
     /// A page of them, newest first.
     pub interactions: Vec<TimelineEntry>,
     /// The next page's cursor (pass it back); absent on the last page.
     pub next_cursor: Option<String>,
+    /// The conversations the group's root remembers (at most 50).
     pub conversations: Vec<ConversationRecord>,
+    /// The link suggestions involving any member, newest first.
     pub suggestions: Vec<LinkSuggestion>,
+    /// Every member's ledger entries, newest first.
     pub ledger: Vec<LedgerEntry>,
 }
 
@@ -50,8 +55,11 @@ pub struct Export {
 pub struct ErasureStatus {
     /// The erased group's root.
     pub customer_id: CustomerId,
+    /// When the group was tombstoned.
     pub erased_at: DateTime<Utc>,
+    /// The last step is done: nothing of the group is left and its ledgers are redacted.
     pub complete: bool,
+    /// When the last step was done; absent until then.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub completed_at: Option<DateTime<Utc>>,
 }
@@ -62,14 +70,24 @@ const ERASURE_PAGE: i32 = 100;
 /// What an erasure step removed, and whether the erasure is done.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Erasure {
+    /// The erased group's root.
     pub customer_id: CustomerId,
+    /// Every customer of the group: the root, then the other members.
     pub customers: Vec<CustomerId>,
+    /// Timeline entries deleted by this step.
     pub interactions: usize,
     /// Raw objects (raw mail) deleted, every version.
     pub objects: usize,
+    /// `ID#` items deleted by this step (the owned ones also suppressed and their handle items
+    /// deleted).
     pub identifiers: usize,
+    /// Suggestion items in the members' partitions deleted by this step (each with its copy in
+    /// the other customer's partition).
     pub suggestions: usize,
+    /// Entries of the members' ledgers redacted (an entry in two members' ledgers counts
+    /// twice); only the last step redacts.
     pub ledger_entries_redacted: usize,
+    /// When the group was tombstoned (by the erasure's first step).
     pub erased_at: DateTime<Utc>,
     /// Nothing of the group is left; else another step continues it.
     pub complete: bool,

@@ -12,8 +12,10 @@ use crate::conversation::ConversationRecord;
 use crate::items::{ProfileItem, key_item, keys, optional_string_attr, string_attr};
 use crate::{CustomerId, StoreError, TimelineStore, dynamo};
 
+/// An identifier on a customer's profile (its `ID#` item).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct IdentifierView {
+    /// Its key (`phone:+14155550100`, `email:ada@example.com`).
     pub identifier: String,
     /// `verified` or `claimed`.
     pub evidence: Evidence,
@@ -24,6 +26,7 @@ pub struct IdentifierView {
     pub owned: bool,
     /// The group member it belongs to.
     pub customer_id: CustomerId,
+    /// When it was first recorded on that member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen_at: Option<DateTime<Utc>>,
 }
@@ -35,16 +38,24 @@ pub struct CustomerProfile {
     pub customer_id: CustomerId,
     /// The customers merged into it.
     pub members: Vec<CustomerId>,
+    /// When the root customer was created.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub created_at: Option<DateTime<Utc>>,
+    /// Every member's identifiers, the root's first.
     pub identifiers: Vec<IdentifierView>,
+    /// The channels the group has interactions on, by wire name in alphabetical order.
     pub channels: Vec<Channel>,
+    /// Interactions per channel (by wire name), summed over the members.
     pub counts: BTreeMap<String, u64>,
+    /// Every interaction of the group: the sum of `counts`.
     pub interaction_count: u64,
+    /// When the group's earliest interaction occurred; absent with none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen_at: Option<DateTime<Utc>>,
+    /// When the group's latest interaction occurred; absent with none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<DateTime<Utc>>,
+    /// The group's most recently active conversation; absent with none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_conversation: Option<ConversationRecord>,
 }

@@ -17,8 +17,11 @@ throughline_model::wire_enum! {
     /// Where a suggestion stands; also the `status` attribute conditions read.
     #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
     pub enum SuggestionStatus {
+        /// Waiting for an agent's decision.
         Open = "open",
+        /// Accepted: the claimant's group merged into the owner's.
         Accepted = "accepted",
+        /// Rejected: the ledger keeps the decision.
         Rejected = "rejected",
     }
 }
@@ -26,6 +29,7 @@ throughline_model::wire_enum! {
 /// "The claimant may be the owner": a claimed identifier that another customer owns.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct LinkSuggestion {
+    /// `sg_` and a hash of (claimant, owner, identifier): one suggestion per claim.
     pub suggestion_id: SuggestionId,
     /// The customer whose interaction claimed the identifier.
     pub claimant: CustomerId,
@@ -38,13 +42,19 @@ pub struct LinkSuggestion {
     pub evidence: Evidence,
     /// Who gave the claimed identifier.
     pub source: IdentifierSource,
+    /// The interaction that brought the claim.
     pub interaction_id: String,
+    /// Where it stands.
     pub status: SuggestionStatus,
+    /// When it was made.
     pub created_at: DateTime<Utc>,
+    /// When it was accepted or rejected.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_at: Option<DateTime<Utc>>,
+    /// Who accepted or rejected it (`Actor::who`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub decided_by: Option<String>,
+    /// The merge its acceptance made.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub merge_id: Option<MergeId>,
 }

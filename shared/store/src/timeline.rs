@@ -20,19 +20,26 @@ use crate::{Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore
 pub struct TimelineEntry {
     /// The group member whose identifier it came in on (whose partition holds it).
     pub customer_id: CustomerId,
+    /// The interaction as recorded, with its conversation id and any deletion or edit.
     pub interaction: Interaction,
 }
 
 /// What a page is restricted to. Time bounds are inclusive.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct TimelineFilter {
+    /// Only interactions on this channel.
     pub channel: Option<Channel>,
+    /// Only interactions in this direction.
     pub direction: Option<Direction>,
+    /// Only interactions in this conversation.
     pub conversation: Option<ConversationId>,
+    /// Only interactions that occurred at or after this (to the millisecond).
     pub from: Option<DateTime<Utc>>,
+    /// Only interactions that occurred at or before this (to the millisecond).
     pub to: Option<DateTime<Utc>>,
 }
 
+/// One page of a group's timeline.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TimelinePage {
     /// The group's root.
