@@ -10,11 +10,11 @@ use throughline_model::{
 use throughline_store::Applied;
 
 fn chat_user(id: &str) -> Handle {
-    platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), id)
+    platform_user(Platform::WebChatUser, Some(secrets::TEST_CHAT_SITE), id)
 }
 
 fn chat_visitor(id: &str) -> Handle {
-    platform_user(Platform::WebChatVisitor, Some(stack::TEST_CHAT_SITE), id)
+    platform_user(Platform::WebChatVisitor, Some(secrets::TEST_CHAT_SITE), id)
 }
 
 fn telegram_user(id: &str) -> Handle {
@@ -161,7 +161,7 @@ async fn an_edit_that_arrives_before_its_message_is_applied_when_the_message_arr
     );
 
     // An older edit delivered late does not undo the newer one; a newer one wins.
-    let bot = platform_user(Platform::Telegram, None, stack::TEST_TELEGRAM_BOT);
+    let bot = platform_user(Platform::Telegram, None, secrets::TEST_TELEGRAM_BOT);
     let id = InteractionId::derive(
         Provider::Telegram,
         &bot,
@@ -189,7 +189,7 @@ fn widget_delivery(messages: serde_json::Value) -> lambda_http::Request {
     let body = serde_json::json!({ "messages": messages }).to_string();
     let timestamp = Utc::now().timestamp().to_string();
     event["headers"][widget::SIGNATURE_HEADER] =
-        widget::sign(stack::TEST_CHAT_SECRET, &timestamp, body.as_bytes()).into();
+        widget::sign(secrets::TEST_CHAT_SECRET, &timestamp, body.as_bytes()).into();
     event["headers"][widget::TIMESTAMP_HEADER] = timestamp.into();
     event["body"] = body.into();
     lambda_http::request::from_str(&event.to_string()).unwrap()

@@ -148,7 +148,7 @@ fn messenger_delivery(psid: &str, messages: &[(&str, &str)]) -> lambda_http::Req
     .to_string();
     let mut event = sample_json("facebook/03-messenger-text.json");
     event["headers"]["x-hub-signature-256"] =
-        throughline_facebook::webhook::sign(stack::TEST_META_APP_SECRET, body.as_bytes()).into();
+        throughline_facebook::webhook::sign(secrets::TEST_META_APP_SECRET, body.as_bytes()).into();
     event["body"] = body.into();
     lambda_http::request::from_str(&event.to_string()).unwrap()
 }

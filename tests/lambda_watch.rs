@@ -5,8 +5,9 @@
 
 use std::process::Command;
 
-use throughline_e2e::stack::{CHAT_BINARY, SAMPLE_PUBLIC_URL, SMS_BINARY, TIMELINE_API_BINARY, WRITER_BINARY};
+use throughline_e2e::stack::{CHAT_BINARY, SMS_BINARY, TIMELINE_API_BINARY, WRITER_BINARY};
 use throughline_e2e::*;
+use throughline_testkit::events::SAMPLE_PUBLIC_URL;
 use xtask::lambda::{HttpCall, LambdaEmulator};
 use xtask::venv::Venv;
 

@@ -179,7 +179,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     // The writer, on its own table client.
     let writer_aws = aws("throughline-timeline-writer");
     let writer = TimelineStore::new(aws_sdk_dynamodb::Client::new(&writer_aws), stack.table_name())
-        .with_suppression_key(stack::TEST_SUPPRESSION_KEY)
+        .with_suppression_key(secrets::TEST_SUPPRESSION_KEY)
         .with_objects(throughline_store::s3_client(&writer_aws));
     let writer_function = throughline_timeline_writer::Writer {
         store: writer.clone(),
@@ -208,7 +208,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     let api_aws = aws("throughline-timeline-api");
     let timeline_api = throughline_timeline_api::TimelineApi {
         store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&api_aws), stack.table_name())
-            .with_suppression_key(stack::TEST_SUPPRESSION_KEY)
+            .with_suppression_key(secrets::TEST_SUPPRESSION_KEY)
             .with_objects(throughline_store::s3_client(&api_aws)),
         publisher: throughline_queue::InteractionPublisher::new(
             aws_sdk_sqs::Client::new(&api_aws),

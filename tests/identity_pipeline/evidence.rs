@@ -57,7 +57,7 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
             ("phone:+14155550100".into(), "verified".into(), true),
             ("email:ada@example.com".into(), "verified".into(), true),
             (
-                format!("web_chat_user:{}:user-1042", stack::TEST_CHAT_SITE),
+                format!("web_chat_user:{}:user-1042", secrets::TEST_CHAT_SITE),
                 "verified".into(),
                 true
             ),

@@ -24,7 +24,7 @@ fn at(minutes: i64) -> DateTime<Utc> {
 }
 
 fn chat_user(id: &str) -> throughline_model::Handle {
-    platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), id)
+    platform_user(Platform::WebChatUser, Some(secrets::TEST_CHAT_SITE), id)
 }
 
 async fn record(store: &TimelineStore, interaction: &Interaction) -> CustomerId {

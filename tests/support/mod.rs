@@ -2,18 +2,18 @@
 //! template's resources), the real handlers wired to it, and the sample events.
 //! A missing emulator is a failure with instructions, never a skip.
 
-use std::path::PathBuf;
-
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::{Body, Request, Response};
 use throughline_edge::Secret;
 use throughline_queue::InteractionPublisher;
 use throughline_sms::{SmsFunction, TwilioConfig};
 use throughline_store::TimelineStore;
+use throughline_testkit::secrets::TEST_TWILIO_AUTH_TOKEN;
 use xtask::poller::{EventSourceMapping, PollOutcome, queue_depth};
-use xtask::stack::{LocalStack, TEST_TWILIO_AUTH_TOKEN};
+use xtask::stack::LocalStack;
 use xtask::venv::Venv;
 
+pub use throughline_testkit::secrets;
 pub use xtask::stack;
 
 /// A fresh local stack (its own tables, buckets and queues in the emulator this test binary
@@ -40,15 +40,7 @@ pub fn sms_function_for_queue(stack: &LocalStack, queue_url: &str) -> SmsFunctio
     }
 }
 
-pub fn event_path(relative: &str) -> PathBuf {
-    xtask::workspace_root().join("events").join(relative)
-}
-
-/// A sample event file as the Lambda HTTP request the function receives.
-pub fn sample_request(relative: &str) -> Request {
-    let text = std::fs::read_to_string(event_path(relative)).unwrap();
-    lambda_http::request::from_str(&text).unwrap_or_else(|e| panic!("{relative} is not an HTTP event: {e}"))
-}
+pub use throughline_testkit::events::{event_json as sample_json, event_path, lambda_request as sample_request};
 
 pub async fn send(function: &SmsFunction, relative: &str) -> Response<Body> {
     throughline_sms::handle(sample_request(relative), function).await
@@ -101,7 +93,7 @@ pub async fn depth(stack: &LocalStack, queue_url: &str) -> u64 {
 pub fn x_function(stack: &LocalStack) -> throughline_x::XFunction {
     throughline_x::XFunction {
         x: throughline_x::XConfig {
-            consumer_secret: Secret::new(stack::TEST_X_CONSUMER_SECRET),
+            consumer_secret: Secret::new(secrets::TEST_X_CONSUMER_SECRET),
         },
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
     }
@@ -133,7 +125,7 @@ pub async fn timeline_of(
 
 /// The chat function as `main` builds it, with the sample events' secrets.
 pub fn chat_function(stack: &LocalStack) -> throughline_chat::ChatFunction {
-    let secrets = Secret::new(stack::test_chat_secrets());
+    let secrets = Secret::new(secrets::test_chat_secrets());
     throughline_chat::ChatFunction {
         chat: throughline_chat::ChatConfig::from_secrets(
             &secrets,
@@ -172,7 +164,7 @@ pub fn platform_user(
 /// The Facebook function as `main` builds it, with the sample events' secrets.
 pub fn facebook_function(stack: &LocalStack) -> throughline_facebook::FacebookFunction {
     throughline_facebook::FacebookFunction {
-        meta: throughline_facebook::MetaConfig::from_secrets(&Secret::new(stack::test_meta_secrets())).unwrap(),
+        meta: throughline_facebook::MetaConfig::from_secrets(&Secret::new(secrets::test_meta_secrets())).unwrap(),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
     }
 }
@@ -208,18 +200,13 @@ pub fn ses_function(stack: &LocalStack) -> throughline_email::SesFunction {
 pub fn mailgun_function(stack: &LocalStack) -> throughline_email::MailgunFunction {
     throughline_email::MailgunFunction {
         mailgun: throughline_email::MailgunConfig {
-            signing_keys: vec![Secret::new(stack::TEST_MAILGUN_SIGNING_KEY)],
+            signing_keys: vec![Secret::new(secrets::TEST_MAILGUN_SIGNING_KEY)],
             tolerance: chrono::TimeDelta::seconds(throughline_email::DEFAULT_TOLERANCE_SECONDS),
         },
         storage: mail_storage(stack),
         store: stack.store(),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
     }
-}
-
-/// A sample SES event (an SNS or SES Lambda event) as JSON.
-pub fn sample_json(relative: &str) -> serde_json::Value {
-    serde_json::from_str(&std::fs::read_to_string(event_path(relative)).unwrap()).unwrap()
 }
 
 /// A sample HTTP event as a sender would send it now: chat and Mailgun deliveries re-signed
@@ -350,7 +337,7 @@ pub fn verified_chat(
     verified: &[throughline_model::Handle],
 ) -> throughline_model::Interaction {
     use throughline_model::{Channel, Evidence, EvidenceSource, Identity, Platform};
-    let user = platform_user(Platform::WebChatUser, Some(stack::TEST_CHAT_SITE), user);
+    let user = platform_user(Platform::WebChatUser, Some(secrets::TEST_CHAT_SITE), user);
     let mut chat = interaction(Channel::Chat, user, message_id, when);
     chat.identities = verified
         .iter()

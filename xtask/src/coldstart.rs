@@ -144,11 +144,11 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         ),
         (
             "TWILIO_AUTH_TOKEN".to_owned(),
-            crate::stack::TEST_TWILIO_AUTH_TOKEN.to_owned(),
+            throughline_testkit::secrets::TEST_TWILIO_AUTH_TOKEN.to_owned(),
         ),
         (
             "TWILIO_PUBLIC_URL".to_owned(),
-            crate::stack::SAMPLE_PUBLIC_URL.to_owned(),
+            throughline_testkit::events::SAMPLE_PUBLIC_URL.to_owned(),
         ),
         ("TIMELINE_TABLE_NAME".to_owned(), "TimelineTable".to_owned()),
     ];

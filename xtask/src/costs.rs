@@ -267,7 +267,7 @@ pub async fn run() -> Result<()> {
         .interceptor(recorder.clone())
         .build();
     let measured = TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name())
-        .with_suppression_key(crate::stack::TEST_SUPPRESSION_KEY);
+        .with_suppression_key(throughline_testkit::secrets::TEST_SUPPRESSION_KEY);
     let reader = aws_sdk_dynamodb::Client::new(&stack.aws);
     let table = stack.table_name().to_owned();
     let mut rows = Vec::new();

@@ -11,8 +11,8 @@ use crate::agent::TimelineClient;
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
 use crate::stack::{
-    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SAMPLE_PUBLIC_URL, SES_EMAIL_BINARY, SMS_BINARY,
-    TIMELINE_API_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY,
+    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SES_EMAIL_BINARY, SMS_BINARY, TIMELINE_API_BINARY,
+    WEBHOOKS, WRITER_BINARY, X_BINARY,
 };
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
@@ -64,7 +64,8 @@ async fn run_stack(serve: bool) -> Result<()> {
     let mut env = stack.functions_env(&FUNCTION_BINARIES)?;
     // The sample events were signed for this public URL, as if the function sat behind it. With
     // a tunnel in front of the local webhook, set TWILIO_PUBLIC_URL to the tunnel's URL instead.
-    let public_url = std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| SAMPLE_PUBLIC_URL.into());
+    let public_url =
+        std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| throughline_testkit::events::SAMPLE_PUBLIC_URL.into());
     env.push(("TWILIO_PUBLIC_URL".into(), public_url.clone()));
     // One writer instance per poller, so their batches are written side by side.
     let lambda = LambdaEmulator::start(&venv, &env, true, SERVE_POLLERS).await?;

@@ -15,7 +15,7 @@ use throughline_sms::signature::{Signed, compute};
 
 use crate::Result;
 use crate::lambda::HttpCall;
-use crate::stack::{
+use throughline_testkit::secrets::{
     TEST_CHAT_IDENTITY_SECRET, TEST_CHAT_PREVIOUS_SECRET, TEST_CHAT_SECRET, TEST_MAILGUN_SIGNING_KEY,
     TEST_META_APP_SECRET, TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET,
 };

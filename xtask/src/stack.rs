@@ -7,6 +7,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use aws_config::SdkConfig;
 use aws_sdk_ssm::types::ParameterType;
 use throughline_store::TimelineStore;
+use throughline_testkit::secrets::{
+    TEST_MAILGUN_SIGNING_KEY, TEST_SUPPRESSION_KEY, TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET, test_chat_secrets,
+    test_meta_secrets,
+};
 
 use crate::Result;
 use crate::emulator::Moto;
@@ -30,55 +34,9 @@ pub const WEBHOOKS: [(&str, &str); 4] = [
     (FACEBOOK_BINARY, "events/facebook"),
 ];
 
-/// The auth token the sample events in `events/sms/` are signed with. A test value, published
-/// on purpose: never a real account's token.
-pub const TEST_TWILIO_AUTH_TOKEN: &str = "throughline-test-auth-token";
-/// The X consumer secret the sample events in `events/x/` are signed with (a test value).
-pub const TEST_X_CONSUMER_SECRET: &str = "throughline-test-consumer-secret";
-/// The chat site of the sample events, its current and previous (still active) webhook secrets,
-/// and the secret its backend signs identity tokens with. Test values.
-pub const TEST_CHAT_SITE: &str = "acme-web";
-/// Keys the local stack's `SUPPRESSED#` items (deployed: a random secret in SSM).
-pub const TEST_SUPPRESSION_KEY: &str = "throughline-test-suppression-key";
-pub const TEST_CHAT_SECRET: &str = "throughline-test-chat-secret";
-pub const TEST_CHAT_PREVIOUS_SECRET: &str = "throughline-test-chat-secret-2025";
-pub const TEST_CHAT_IDENTITY_SECRET: &str = "throughline-test-identity-secret";
-/// The Telegram bot of the sample events and its `secret_token`. Test values.
-pub const TEST_TELEGRAM_BOT: &str = "acme_support_bot";
-pub const TEST_TELEGRAM_SECRET_TOKEN: &str = "throughline-test-telegram-token";
-
-/// The Meta app secret the sample events in `events/facebook/` are signed with, and the
-/// handshake's verify token. Test values.
-pub const TEST_META_APP_SECRET: &str = "throughline-test-meta-app-secret";
-pub const TEST_META_VERIFY_TOKEN: &str = "throughline-test-verify-token";
-
-/// The `META_SECRETS` document for the sample events.
-pub fn test_meta_secrets() -> String {
-    serde_json::json!({ "app_secrets": [TEST_META_APP_SECRET], "verify_token": TEST_META_VERIFY_TOKEN }).to_string()
-}
-
-/// The Mailgun webhook signing key the sample events in `events/email/` are signed with (a test
-/// value).
-pub const TEST_MAILGUN_SIGNING_KEY: &str = "throughline-test-mailgun-key";
-
 /// An S3 client for the emulator (the stack's configuration overrides the endpoint, so it
 /// addresses buckets path-style).
 pub use throughline_store::s3_client;
-
-/// The `CHAT_SECRETS` document for the sample events.
-pub fn test_chat_secrets() -> String {
-    serde_json::json!({
-        "sites": { TEST_CHAT_SITE: {
-            "webhook_secrets": [TEST_CHAT_SECRET, TEST_CHAT_PREVIOUS_SECRET],
-            "identity_secrets": [TEST_CHAT_IDENTITY_SECRET]
-        }},
-        "telegram_bots": { TEST_TELEGRAM_BOT: TEST_TELEGRAM_SECRET_TOKEN }
-    })
-    .to_string()
-}
-
-/// The public URL the sample events were signed for (their `requestContext.domainName`).
-pub const SAMPLE_PUBLIC_URL: &str = "https://sms.throughline.example/";
 
 pub struct LocalStack {
     pub moto: Arc<Moto>,

@@ -18,25 +18,18 @@ use crate::mail::{
 use crate::mailgun::{self, MailgunConfig};
 use crate::ses::{self, MailSources, Refused};
 
-/// Must match `xtask::stack::TEST_MAILGUN_SIGNING_KEY`, which signed the sample events.
-const TEST_MAILGUN_KEY: &str = "throughline-test-mailgun-key";
+use throughline_testkit::secrets::TEST_MAILGUN_SIGNING_KEY as TEST_MAILGUN_KEY;
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap().to_utc()
-}
-
-fn events_dir() -> String {
-    format!("{}/../../events/email", env!("CARGO_MANIFEST_DIR"))
+    throughline_testkit::sample_day_at(12, 0)
 }
 
 fn mime(name: &str) -> Vec<u8> {
-    let path = format!("{}/mime/{name}", events_dir());
-    std::fs::read(&path).unwrap_or_else(|e| panic!("{path}: {e}"))
+    throughline_testkit::events::event_bytes(&format!("email/mime/{name}"))
 }
 
 fn event(name: &str) -> serde_json::Value {
-    let path = format!("{}/{name}", events_dir());
-    serde_json::from_str(&std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"))).unwrap()
+    throughline_testkit::events::event_json(&format!("email/{name}"))
 }
 
 fn envelope(verdicts: Verdicts) -> Envelope {
@@ -245,8 +238,10 @@ fn mailgun_config() -> MailgunConfig {
 }
 
 fn mailgun_request(name: &str) -> WebhookRequest {
-    let text = std::fs::read_to_string(format!("{}/{name}", events_dir())).unwrap();
-    WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
+    WebhookRequest::from_lambda(
+        throughline_testkit::events::lambda_request(&format!("email/{name}")),
+        None,
+    )
 }
 
 fn at(seconds: i64) -> DateTime<Utc> {

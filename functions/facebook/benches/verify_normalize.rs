@@ -7,14 +7,15 @@ use throughline_edge::{Secret, WebhookRequest};
 use throughline_facebook::{MetaConfig, accept};
 
 fn sample(name: &str) -> WebhookRequest {
-    let path = format!("{}/../../events/facebook/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
+    WebhookRequest::from_lambda(
+        throughline_testkit::events::lambda_request(&format!("facebook/{name}")),
+        None,
+    )
 }
 
 fn bench(c: &mut Criterion) {
     let config = MetaConfig {
-        app_secrets: vec![Secret::new("throughline-test-meta-app-secret")],
+        app_secrets: vec![Secret::new(throughline_testkit::secrets::TEST_META_APP_SECRET)],
         verify_token: Secret::new("unused"),
     };
     let now = chrono::Utc::now();

@@ -12,12 +12,12 @@ use throughline_model::{AttachmentSource, Change, Channel, Direction, Interactio
 
 use crate::webhook::{MetaConfig, SIGNATURE_HEADER, accept, handshake, sign};
 
-/// Must match `xtask::stack::TEST_META_APP_SECRET` / `TEST_META_VERIFY_TOKEN`.
-const TEST_APP_SECRET: &str = "throughline-test-meta-app-secret";
-const TEST_VERIFY_TOKEN: &str = "throughline-test-verify-token";
+use throughline_testkit::secrets::{
+    TEST_META_APP_SECRET as TEST_APP_SECRET, TEST_META_VERIFY_TOKEN as TEST_VERIFY_TOKEN,
+};
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T12:00:00Z").unwrap().to_utc()
+    throughline_testkit::sample_day_at(12, 0)
 }
 
 fn config() -> MetaConfig {
@@ -28,9 +28,10 @@ fn config() -> MetaConfig {
 }
 
 fn sample(name: &str) -> WebhookRequest {
-    let path = format!("{}/../../events/facebook/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
+    WebhookRequest::from_lambda(
+        throughline_testkit::events::lambda_request(&format!("facebook/{name}")),
+        None,
+    )
 }
 
 fn accepted(name: &str) -> Accepted {

@@ -220,7 +220,7 @@ mod tests {
     const URL: &str = "https://hooks.example.com/twilio/sms";
 
     fn now() -> DateTime<Utc> {
-        DateTime::parse_from_rfc3339("2026-11-24T10:00:00Z").unwrap().to_utc()
+        throughline_testkit::sample_day_at(10, 0)
     }
 
     fn config() -> TwilioConfig {

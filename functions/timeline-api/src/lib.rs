@@ -874,7 +874,7 @@ mod tests {
 
     #[test]
     fn the_sample_events_route_and_name_their_iam_caller() {
-        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../events/timeline-api");
+        let dir = throughline_testkit::events::event_path("timeline-api");
         let mut seen = 0;
         for entry in std::fs::read_dir(dir).unwrap() {
             let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();

@@ -4,7 +4,6 @@
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use throughline_edge::{ConfigError, config};
-use throughline_model::CustomerId;
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
 use throughline_queue::InteractionPublisher;

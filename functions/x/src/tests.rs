@@ -9,13 +9,13 @@ use throughline_model::{Channel, Direction, InteractionId, InteractionKind, Plat
 
 use crate::webhook::{SIGNATURE_HEADER, XConfig, accept, crc_response, sign};
 
-/// Must match `xtask::stack::TEST_X_CONSUMER_SECRET`, which signed the sample events.
-const TEST_SECRET: &str = "throughline-test-consumer-secret";
+use throughline_testkit::secrets::TEST_X_CONSUMER_SECRET as TEST_SECRET;
+
 const ACCOUNT: &str = "3001000000000000001";
 const ADA: &str = "4410000000000000042";
 
 fn now() -> DateTime<Utc> {
-    DateTime::parse_from_rfc3339("2026-11-24T11:30:00Z").unwrap().to_utc()
+    throughline_testkit::sample_day_at(11, 30)
 }
 
 fn config() -> XConfig {
@@ -25,9 +25,7 @@ fn config() -> XConfig {
 }
 
 fn sample(name: &str) -> WebhookRequest {
-    let path = format!("{}/../../events/x/{name}", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    WebhookRequest::from_lambda(lambda_http::request::from_str(&text).unwrap(), None)
+    WebhookRequest::from_lambda(throughline_testkit::events::lambda_request(&format!("x/{name}")), None)
 }
 
 fn accepted(name: &str) -> Accepted {

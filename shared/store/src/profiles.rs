@@ -151,7 +151,8 @@ impl TimelineStore {
         let owner = self
             .customer_for(handle, false)
             .await?
-            .ok_or_else(|| StoreError::CustomerNotFound(handle.key()))?;
+            // Not the identifier itself: it is personal data, and errors reach logs.
+            .ok_or_else(|| StoreError::CustomerNotFound("for that identifier".into()))?;
         self.customer_profile(&owner).await
     }
 
