@@ -155,7 +155,7 @@ async fn mailgun_routes_are_verified_and_replays_refused() {
 
     // Queueing fails: 503, and the token is given back, so Mailgun's retry of the very same
     // post (same timestamp, token and signature) is accepted once.
-    let delivery = xtask::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
+    let delivery = throughline_localstack::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
     let failed = post(&broken, &delivery).await;
     assert_eq!(
         failed.status(),
@@ -170,7 +170,7 @@ async fn mailgun_routes_are_verified_and_replays_refused() {
     assert!(body_text(&replay).contains("token was used before"));
 
     // Two posts of one token at once (a replay racing the original): exactly one is taken.
-    let raced = xtask::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
+    let raced = throughline_localstack::sign::fresh_event(&event_path("email/11-mailgun-mime.json")).unwrap();
     let (a, b) = tokio::join!(post(&mailgun, &raced), post(&mailgun, &raced));
     let mut statuses = [a.status(), b.status()];
     statuses.sort();

@@ -7,9 +7,9 @@ use std::process::Command;
 
 use throughline_e2e::stack::{CHAT_BINARY, SMS_BINARY, TIMELINE_API_BINARY, WRITER_BINARY};
 use throughline_e2e::*;
+use throughline_localstack::lambda::{HttpCall, LambdaEmulator};
+use throughline_localstack::venv::Venv;
 use throughline_testkit::events::SAMPLE_PUBLIC_URL;
-use xtask::lambda::{HttpCall, LambdaEmulator};
-use xtask::venv::Venv;
 
 #[tokio::test(flavor = "multi_thread")]
 async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
@@ -42,7 +42,7 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
         .arg("--data-file")
         .arg(event_path("sms/01-inbound-sms.json"))
         .env("PATH", venv.path_env())
-        .current_dir(xtask::workspace_root())
+        .current_dir(throughline_localstack::workspace_root())
         .output()
         .expect("cargo lambda invoke runs");
     let stdout = String::from_utf8_lossy(&output.stdout);
@@ -78,7 +78,9 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
     assert_eq!(depth(&stack, &stack.interactions_queue().url).await, 2);
 
     // The chat function routes by path below its Function URL.
-    let fresh = |file: &str| HttpCall::from_event(&xtask::sign::fresh_event(&event_path(file)).unwrap()).unwrap();
+    let fresh = |file: &str| {
+        HttpCall::from_event(&throughline_localstack::sign::fresh_event(&event_path(file)).unwrap()).unwrap()
+    };
     for (file, expected) in [
         ("chat/01-widget-message.json", 200),
         ("chat/08-telegram-text.json", 200),
@@ -99,10 +101,7 @@ async fn built_binaries_serve_sample_events_under_cargo_lambda_watch() {
         if mapping.backlog().await.unwrap() == 0 {
             break;
         }
-        mapping
-            .poll_once(1, |event| xtask::demo::invoke_writer(&lambda, event))
-            .await
-            .unwrap();
+        mapping.poll_once(1, |event| lambda.invoke_writer(event)).await.unwrap();
     }
     let store = stack.store();
     let ada = phone("+14155550100");

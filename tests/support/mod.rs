@@ -5,16 +5,16 @@
 use aws_lambda_events::event::sqs::SqsEvent;
 use lambda_http::{Body, Request, Response};
 use throughline_edge::Secret;
+use throughline_localstack::poller::{EventSourceMapping, PollOutcome, queue_depth};
+use throughline_localstack::stack::LocalStack;
+use throughline_localstack::venv::Venv;
 use throughline_queue::InteractionPublisher;
 use throughline_sms::{SmsFunction, TwilioConfig};
 use throughline_store::TimelineStore;
 use throughline_testkit::secrets::TEST_TWILIO_AUTH_TOKEN;
-use xtask::poller::{EventSourceMapping, PollOutcome, queue_depth};
-use xtask::stack::LocalStack;
-use xtask::venv::Venv;
 
+pub use throughline_localstack::stack;
 pub use throughline_testkit::secrets;
-pub use xtask::stack;
 
 /// A fresh local stack (its own tables, buckets and queues in the emulator this test binary
 /// shares), or a panic saying how to get the emulator.
@@ -212,7 +212,7 @@ pub fn mailgun_function(stack: &LocalStack) -> throughline_email::MailgunFunctio
 /// A sample HTTP event as a sender would send it now: chat and Mailgun deliveries re-signed
 /// (their webhooks refuse stale timestamps and, for Mailgun, reused tokens).
 pub fn fresh_request(relative: &str) -> Request {
-    let event = xtask::sign::fresh_event(&event_path(relative)).unwrap();
+    let event = throughline_localstack::sign::fresh_event(&event_path(relative)).unwrap();
     lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 

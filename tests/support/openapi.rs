@@ -18,7 +18,7 @@ impl Spec {
     }
 
     fn read() -> Self {
-        let path = xtask::workspace_root().join("functions/timeline-api/openapi.yaml");
+        let path = throughline_localstack::workspace_root().join("functions/timeline-api/openapi.yaml");
         let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let document: Value = serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("openapi.yaml: {e}"));
         Self { document }

@@ -3,7 +3,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use aws_lambda_events::event::sqs::{SqsBatchResponse, SqsEvent};
+use aws_lambda_events::event::sqs::SqsEvent;
 use throughline_model::{Handle, Interaction};
 use throughline_store::TimelineStore;
 
@@ -187,7 +187,7 @@ async fn poll_forever(
         mapping
             .poll_once(1, |event| async move {
                 let handles = handles_in(&event);
-                let answer = invoke_writer(lambda, event).await;
+                let answer = lambda.invoke_writer(event).await;
                 let _ = touched.send(handles);
                 answer
             })
@@ -349,11 +349,6 @@ async fn send_event(lambda: &LambdaEmulator, binary: &str, path: &Path) -> Resul
     Ok(())
 }
 
-pub async fn invoke_writer(lambda: &LambdaEmulator, event: SqsEvent) -> Result<SqsBatchResponse> {
-    let response = lambda.invoke(WRITER_BINARY, &serde_json::to_value(event)?).await?;
-    Ok(serde_json::from_value(response)?)
-}
-
 /// Polls until the queue is empty (failed messages are retried until SQS moves them to the DLQ).
 async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &LambdaEmulator) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -361,7 +356,7 @@ async fn drain(stack: &LocalStack, mapping: &EventSourceMapping, lambda: &Lambda
         if Instant::now() > deadline {
             return Err("the queue did not drain within 120 s".into());
         }
-        let outcome = mapping.poll_once(1, |event| invoke_writer(lambda, event)).await?;
+        let outcome = mapping.poll_once(1, |event| lambda.invoke_writer(event)).await?;
         if outcome.received > 0 {
             println!(
                 "    batch of {}: {} processed and deleted, {} reported failed",

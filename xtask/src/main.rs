@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use xtask::venv::{Venv, run};
+use throughline_localstack::venv::{Venv, run};
 use xtask::{Result, workspace_root};
 
 const HELP: &str = "\
@@ -39,7 +39,7 @@ async fn main() {
         Some("timeline") => xtask::agent::run(&args[1..]).await,
         Some("costs") => xtask::costs::run().await,
         Some("schema") => schema(),
-        Some("sign") => xtask::sign::sign_files(&args[1..]),
+        Some("sign") => throughline_localstack::sign::sign_files(&args[1..]),
         Some("coldstart") => {
             let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20);
             let bin_dir = args

@@ -317,7 +317,7 @@ mod tests {
 
     #[test]
     fn every_event_signed_otherwise_on_purpose_exists_and_has_a_signer() {
-        let events = Path::new(env!("CARGO_MANIFEST_DIR")).join("../events");
+        let events = throughline_testkit::events::events_dir();
         for (name, signing) in SIGNING {
             let path = events.join(name);
             assert!(path.is_file(), "{name} is listed as {signing:?} but is not in events/");

@@ -104,6 +104,17 @@ impl LambdaEmulator {
         format!("http://127.0.0.1:{}/lambda-url/{binary}/", self.port)
     }
 
+    /// Invokes the timeline writer with an SQS batch, as the event source mapping does.
+    pub async fn invoke_writer(
+        &self,
+        event: aws_lambda_events::event::sqs::SqsEvent,
+    ) -> Result<aws_lambda_events::event::sqs::SqsBatchResponse> {
+        let response = self
+            .invoke(crate::stack::WRITER_BINARY, &serde_json::to_value(event)?)
+            .await?;
+        Ok(serde_json::from_value(response)?)
+    }
+
     /// Invokes a function synchronously with a JSON event, as the Lambda Invoke API does.
     pub async fn invoke(&self, binary: &str, event: &serde_json::Value) -> Result<serde_json::Value> {
         let url = format!(
