@@ -1,0 +1,218 @@
+//! The routes: one table of method, path template and how the parameters make the `Route`,
+//! and the pure matching of a request against it; the timeline's query parameters.
+
+use lambda_http::http::Method;
+use throughline_model::{Channel, ConversationId, CustomerId, Direction, MergeId, SuggestionId};
+use throughline_store::TimelineFilter;
+
+use crate::{ApiError, DEFAULT_PAGE_SIZE};
+
+/// One operation of the API, with its path parameters parsed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Route {
+    FindCustomer,
+    Profile(CustomerId),
+    Timeline(CustomerId),
+    Suggestions(CustomerId),
+    AcceptSuggestion(CustomerId, SuggestionId),
+    RejectSuggestion(CustomerId, SuggestionId),
+    Merge(CustomerId),
+    Unmerge(MergeId),
+    Ledger(CustomerId),
+    SplitConversation(CustomerId, ConversationId),
+    JoinConversations(CustomerId),
+    Export(CustomerId),
+    Erase(CustomerId),
+    ErasureStatus(CustomerId),
+}
+
+/// How a route's path parameters (in template order) make its `Route`.
+pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
+
+/// Every route: its method, its path template as the OpenAPI document writes it, and how its
+/// parameters make the `Route`. The one table: `route` matches requests against it, and the
+/// OpenAPI test compares it with the document.
+pub const ROUTES: [(&str, &str, RouteBuilder); 14] = [
+    ("GET", "/customers", |_| Ok(Route::FindCustomer)),
+    ("GET", "/customers/{customer_id}", |p| {
+        Ok(Route::Profile(customer(p[0])?))
+    }),
+    ("DELETE", "/customers/{customer_id}", |p| {
+        Ok(Route::Erase(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/timeline", |p| {
+        Ok(Route::Timeline(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/suggestions", |p| {
+        Ok(Route::Suggestions(customer(p[0])?))
+    }),
+    (
+        "POST",
+        "/customers/{customer_id}/suggestions/{suggestion_id}/accept",
+        |p| Ok(Route::AcceptSuggestion(customer(p[0])?, suggestion_id(p[1])?)),
+    ),
+    (
+        "POST",
+        "/customers/{customer_id}/suggestions/{suggestion_id}/reject",
+        |p| Ok(Route::RejectSuggestion(customer(p[0])?, suggestion_id(p[1])?)),
+    ),
+    ("POST", "/customers/{customer_id}/merge", |p| {
+        Ok(Route::Merge(customer(p[0])?))
+    }),
+    ("POST", "/merges/{merge_id}/unmerge", |p| {
+        Ok(Route::Unmerge(merge_id(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/ledger", |p| {
+        Ok(Route::Ledger(customer(p[0])?))
+    }),
+    (
+        "POST",
+        "/customers/{customer_id}/conversations/{conversation_id}/split",
+        |p| {
+            let conversation = ConversationId::try_from(p[1].to_owned())
+                .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;
+            Ok(Route::SplitConversation(customer(p[0])?, conversation))
+        },
+    ),
+    ("POST", "/customers/{customer_id}/conversations/join", |p| {
+        Ok(Route::JoinConversations(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/export", |p| {
+        Ok(Route::Export(customer(p[0])?))
+    }),
+    ("GET", "/customers/{customer_id}/erasure", |p| {
+        Ok(Route::ErasureStatus(customer(p[0])?))
+    }),
+];
+
+pub(crate) fn suggestion_id(segment: &str) -> Result<SuggestionId, ApiError> {
+    SuggestionId::try_from(segment.to_owned()).map_err(|_| {
+        ApiError::bad(
+            "invalid_suggestion_id",
+            "not a valid id: expected 'sg_' and 32 characters",
+        )
+    })
+}
+
+pub(crate) fn merge_id(segment: &str) -> Result<MergeId, ApiError> {
+    MergeId::parse(segment)
+        .ok_or_else(|| ApiError::bad("invalid_merge_id", "not a valid id: expected 'mg_' and 26 characters"))
+}
+
+pub(crate) fn customer(segment: &str) -> Result<CustomerId, ApiError> {
+    CustomerId::parse(segment)
+        .ok_or_else(|| ApiError::bad("invalid_customer_id", "a customer id is 'cus_' and a lowercase ULID"))
+}
+
+/// The route of a method and path (a trailing slash is ignored).
+pub fn route(method: &Method, path: &str) -> Result<Route, ApiError> {
+    let segments: Vec<&str> = path.trim_matches('/').split('/').collect();
+    // The path decides first, then the method (405 naming what the path allows), then the
+    // parameters' values.
+    let mut allowed: Vec<&str> = Vec::new();
+    for (route_method, template, build) in ROUTES {
+        let Some(parameters) = path_parameters(template, &segments) else {
+            continue;
+        };
+        if method.as_str() == route_method {
+            return build(&parameters);
+        }
+        allowed.push(route_method);
+    }
+    if allowed.is_empty() {
+        Err(ApiError::NotFound)
+    } else {
+        Err(ApiError::MethodNotAllowed(allowed.join(", ")))
+    }
+}
+
+/// The values of a template's `{parameters}` if `segments` is a path of that template.
+pub(crate) fn path_parameters<'a>(template: &str, segments: &[&'a str]) -> Option<Vec<&'a str>> {
+    let parts: Vec<&str> = template.trim_matches('/').split('/').collect();
+    if parts.len() != segments.len() {
+        return None;
+    }
+    let mut parameters = Vec::new();
+    for (part, segment) in parts.iter().zip(segments) {
+        if part.starts_with('{') {
+            parameters.push(*segment);
+        } else if part != segment {
+            return None;
+        }
+    }
+    Some(parameters)
+}
+
+/// The query parameters, decoded (`application/x-www-form-urlencoded`, as browsers and
+/// API Gateway send them).
+pub(crate) fn query_pairs(query: Option<&str>) -> Vec<(String, String)> {
+    form_urlencoded::parse(query.unwrap_or_default().as_bytes())
+        .into_owned()
+        .collect()
+}
+
+pub(crate) fn param<'a>(pairs: &'a [(String, String)], name: &str) -> Option<&'a str> {
+    pairs.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
+}
+
+/// A timeline request's page size, cursor and filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TimelineQuery {
+    pub limit: usize,
+    pub cursor: Option<String>,
+    pub filter: TimelineFilter,
+}
+
+pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
+    let pairs = query_pairs(query);
+    let limit = match param(&pairs, "limit") {
+        None => DEFAULT_PAGE_SIZE,
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=throughline_store::MAX_PAGE_SIZE).contains(&n) => n,
+            _ => {
+                return Err(ApiError::bad(
+                    "invalid_parameter",
+                    "limit must be a number from 1 to 100",
+                ));
+            }
+        },
+    };
+    let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
+        param(&pairs, name)
+            .map(|t| {
+                chrono::DateTime::parse_from_rfc3339(t)
+                    .map(|t| t.to_utc())
+                    .map_err(|_| ApiError::bad("invalid_parameter", format!("{name} must be an RFC 3339 time")))
+            })
+            .transpose()
+    };
+    let filter = TimelineFilter {
+        channel: param(&pairs, "channel")
+            .map(|c| {
+                Channel::parse(c).ok_or_else(|| ApiError::bad("invalid_parameter", "channel is not a known channel"))
+            })
+            .transpose()?,
+        direction: param(&pairs, "direction")
+            .map(|d| match d {
+                "inbound" => Ok(Direction::Inbound),
+                "outbound" => Ok(Direction::Outbound),
+                _ => Err(ApiError::bad(
+                    "invalid_parameter",
+                    "direction must be inbound or outbound",
+                )),
+            })
+            .transpose()?,
+        conversation: param(&pairs, "conversation")
+            .map(|c| {
+                ConversationId::try_from(c.to_owned()).map_err(|e| ApiError::bad("invalid_parameter", e.to_string()))
+            })
+            .transpose()?,
+        from: time("from")?,
+        to: time("to")?,
+    };
+    Ok(TimelineQuery {
+        limit,
+        cursor: param(&pairs, "cursor").map(str::to_owned),
+        filter,
+    })
+}
