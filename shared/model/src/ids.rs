@@ -11,22 +11,57 @@ use sha2::{Digest, Sha256};
 use crate::values::{InvalidValue, ProviderMessageId};
 use crate::{Handle, Provider};
 
-/// Declares an id that is a prefix and 32 lowercase hex digits, with its parser wired to serde
-/// and its JSON Schema.
-macro_rules! hex_id {
-    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal, $description:literal) => {
+/// What every string id has, whatever its grammar: the struct (serde through its parser,
+/// `TryFrom<String>`), `as_str`, `String::from`, `Display`, and a JSON Schema of its `pattern`.
+macro_rules! string_id {
+    ($(#[$doc:meta])* $name:ident, $pattern:expr, $description:expr) => {
         $(#[$doc])*
         #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
         #[serde(try_from = "String", into = "String")]
         pub struct $name(String);
 
         impl $name {
-            const PREFIX: &'static str = $prefix;
-
             /// The whole id, prefix included.
             pub fn as_str(&self) -> &str {
                 &self.0
             }
+        }
+
+        impl From<$name> for String {
+            fn from(id: $name) -> String {
+                id.0
+            }
+        }
+
+        impl fmt::Display for $name {
+            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                schemars::json_schema!({
+                    "type": "string",
+                    "pattern": $pattern,
+                    "description": $description
+                })
+            }
+        }
+    };
+}
+
+/// Declares an id that is a prefix and 32 lowercase hex digits, with its parser wired to serde
+/// and its JSON Schema.
+macro_rules! hex_id {
+    ($(#[$doc:meta])* $name:ident, $prefix:literal, $kind:literal, $description:literal) => {
+        string_id!($(#[$doc])* $name, concat!("^", $prefix, "[0-9a-f]{32}$"), $description);
+
+        impl $name {
+            const PREFIX: &'static str = $prefix;
 
             /// The 32 hex digits.
             pub fn hex(&self) -> &str {
@@ -48,31 +83,6 @@ macro_rules! hex_id {
                         rule: concat!("must be '", $prefix, "' and 32 lowercase hex digits"),
                     })
                 }
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(v: $name) -> String {
-                v.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($name).into()
-            }
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({
-                    "type": "string",
-                    "pattern": concat!("^", $prefix, "[0-9a-f]{32}$"),
-                    "description": $description
-                })
             }
         }
     };
@@ -139,10 +149,7 @@ impl SuggestionId {
 /// creation time; `parse` (and serde, and the JSON Schema) accept exactly that.
 macro_rules! ulid_id {
     ($(#[$doc:meta])* $name:ident, $prefix:literal, $rule:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
-        #[serde(try_from = "String", into = "String")]
-        pub struct $name(String);
+        string_id!($(#[$doc])* $name, concat!("^", $prefix, "[0-7][0-9a-hjkmnp-tv-z]{25}$"), $rule);
 
         impl $name {
             const PREFIX: &'static str = $prefix;
@@ -162,42 +169,12 @@ macro_rules! ulid_id {
                     && ulid.as_bytes()[0] <= b'7';
                 canonical.then(|| Self(id.to_owned()))
             }
-
-            /// The whole id, prefix included.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
         }
 
         impl TryFrom<String> for $name {
             type Error = String;
             fn try_from(id: String) -> Result<Self, String> {
                 Self::parse(&id).ok_or_else(|| $rule.to_owned())
-            }
-        }
-
-        impl From<$name> for String {
-            fn from(id: $name) -> String {
-                id.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl JsonSchema for $name {
-            fn schema_name() -> std::borrow::Cow<'static, str> {
-                stringify!($name).into()
-            }
-            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-                schemars::json_schema!({
-                    "type": "string",
-                    "pattern": concat!("^", $prefix, "[0-7][0-9a-hjkmnp-tv-z]{25}$"),
-                    "description": $rule
-                })
             }
         }
     };
