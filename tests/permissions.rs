@@ -238,30 +238,21 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         ("GET", format!("/customers/{ada}/ledger")),
         ("GET", format!("/customers/{ada}/export")),
     ] {
-        let (status, body) = api(&timeline_api, method, &path, None).await;
+        let (status, body) = ApiClient(&timeline_api).raw(method, &path, None).await;
         assert_eq!(status, 200, "{method} {path}: {body}");
     }
-    let (status, merge) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{ada}/merge"),
-        Some(json!({"source_customer_id": x_customer, "reason": "same person"})),
-    )
-    .await;
+    let (status, merge) = ApiClient(&timeline_api)
+        .merge(&ada, &x_customer, Some("same person"))
+        .await;
     assert_eq!(status, 200, "{merge}");
-    let unmerge = format!("/merges/{}/unmerge", merge["merge_id"].as_str().unwrap());
-    let (status, body) = api(&timeline_api, "POST", &unmerge, Some(json!({"reason": "not her"}))).await;
+    let (status, body) = ApiClient(&timeline_api)
+        .unmerge(merge["merge_id"].as_str().unwrap(), Some("not her"))
+        .await;
     assert_eq!(status, 200, "{body}");
-    let (status, body) = api(
-        &timeline_api,
-        "DELETE",
-        &format!("/customers/{ada}"),
-        Some(json!({"reason": "request DSR-2"})),
-    )
-    .await;
+    let (status, body) = ApiClient(&timeline_api).erase(&ada, "request DSR-2").await;
     assert_eq!(status, 202, "{body}");
     drain_as_the_writer().await;
-    let (_, state) = api(&timeline_api, "GET", &format!("/customers/{ada}/erasure"), None).await;
+    let (_, state) = ApiClient(&timeline_api).erasure_status(&ada).await;
     assert_eq!(state["complete"], true, "{state}");
     // Her mail that SES's S3 action kept went with her, every version.
     let versions = stack::s3_client(&stack.aws)

@@ -35,35 +35,29 @@ async fn the_api_refuses_unsigned_calls_overlong_reasons_and_erasure_without_a_r
     assert_eq!(error["error"]["code"], "unauthenticated");
 
     // A reason over 1 KiB is the caller's mistake (400), not the store's (503); nothing merged.
-    let (status, error) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/merge"),
-        Some(json!({"source_customer_id": other, "reason": "x".repeat(1025)})),
-    )
-    .await;
+    let (status, error) = ApiClient(&timeline_api)
+        .merge(&customer, &other, Some(&"x".repeat(1025)))
+        .await;
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (400, Some("invalid_body")),
         "{error}"
     );
-    let (_, profile) = api(&timeline_api, "GET", &format!("/customers/{other}"), None).await;
+    let (_, profile) = ApiClient(&timeline_api).profile(&other).await;
     assert_eq!(profile["customer_id"], other.to_string());
 
     // Erasure needs a reason, and the ledger names the caller's principal id.
-    let (status, error) = api(&timeline_api, "DELETE", &format!("/customers/{customer}"), None).await;
+    let (status, error) = ApiClient(&timeline_api)
+        .raw("DELETE", &format!("/customers/{customer}"), None)
+        .await;
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (400, Some("invalid_body")),
         "{error}"
     );
-    let (status, merge) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/merge"),
-        Some(json!({"source_customer_id": other, "reason": "x".repeat(1024)})),
-    )
-    .await;
+    let (status, merge) = ApiClient(&timeline_api)
+        .merge(&customer, &other, Some(&"x".repeat(1024)))
+        .await;
     assert_eq!(status, 200, "{merge}");
     assert_eq!(merge["actor"], AGENT_ARN);
     assert_eq!(merge["actor_principal_id"], "AIDAEXAMPLE");

@@ -21,7 +21,7 @@ async fn conversations_span_channels_and_agents_split_and_join_them() {
         customer = Some(record(&store, item).await);
     }
     let customer = customer.unwrap();
-    let (_, page) = api(&timeline_api, "GET", &format!("/customers/{customer}/timeline"), None).await;
+    let (_, page) = ApiClient(&timeline_api).timeline(&customer, "").await;
     let by_id = |id: &str| -> String {
         page["entries"]
             .as_array()
@@ -42,17 +42,11 @@ async fn conversations_span_channels_and_agents_split_and_join_them() {
     );
     let second = by_id(items[3].id.as_str());
     assert_ne!(second, first);
-    let (_, profile) = api(&timeline_api, "GET", &format!("/customers/{customer}"), None).await;
+    let (_, profile) = ApiClient(&timeline_api).profile(&customer).await;
     assert_eq!(profile["open_conversation"]["id"], second);
 
     // Split the first conversation at the WhatsApp message, then join everything back.
-    let (status, split) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/conversations/{first}/split"),
-        Some(json!({"at_interaction_id": items[1].id})),
-    )
-    .await;
+    let (status, split) = ApiClient(&timeline_api).split(&customer, &first, &items[1].id).await;
     assert_eq!(status, 200, "{split}");
     let new = split["conversation_id"].as_str().unwrap().to_owned();
     assert_eq!(
@@ -63,24 +57,14 @@ async fn conversations_span_channels_and_agents_split_and_join_them() {
         timeline_ids(&timeline_api, customer.as_str(), &format!("conversation={new}")).await,
         vec![items[2].id.to_string(), items[1].id.to_string()]
     );
-    let (status, nothing) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/conversations/{first}/split"),
-        Some(json!({"at_interaction_id": items[0].id})),
-    )
-    .await;
+    let (status, nothing) = ApiClient(&timeline_api).split(&customer, &first, &items[0].id).await;
     assert_eq!(
         (status, nothing["error"]["code"].as_str()),
         (409, Some("nothing_to_split"))
     );
-    let (status, joined) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/conversations/join"),
-        Some(json!({"conversation_ids": [first, new, second]})),
-    )
-    .await;
+    let (status, joined) = ApiClient(&timeline_api)
+        .join(&customer, json!([first, new, second]))
+        .await;
     assert_eq!((status, joined["action"].as_str()), (200, Some("conversation_join")));
     assert_eq!(
         timeline_ids(&timeline_api, customer.as_str(), &format!("conversation={first}"))
@@ -88,13 +72,13 @@ async fn conversations_span_channels_and_agents_split_and_join_them() {
             .len(),
         4
     );
-    let (status, bad) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/conversations/join"),
-        Some(json!({"conversation_ids": [first], "extra": 1})),
-    )
-    .await;
+    let (status, bad) = ApiClient(&timeline_api)
+        .raw(
+            "POST",
+            &format!("/customers/{customer}/conversations/join"),
+            Some(json!({"conversation_ids": [first], "extra": 1})),
+        )
+        .await;
     assert_eq!((status, bad["error"]["code"].as_str()), (400, Some("invalid_body")));
 }
 
@@ -114,13 +98,9 @@ async fn an_edit_changes_only_the_text_and_keeps_a_deletion_and_a_relabel() {
         .clone()
         .unwrap();
     // An agent splits at the second message; the customer deletes it, then edits it.
-    let (status, split) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/conversations/{conversation}/split"),
-        Some(json!({"at_interaction_id": second.id})),
-    )
-    .await;
+    let (status, split) = ApiClient(&timeline_api)
+        .split(&customer, &conversation, &second.id)
+        .await;
     assert_eq!(status, 200, "{split}");
     let deleted = throughline_model::InteractionUpdate::deleted(second.id.clone(), at(2));
     store.apply(&deleted).await.unwrap();

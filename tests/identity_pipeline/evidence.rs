@@ -40,13 +40,7 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
     )
     .await;
     assert_eq!(chat, sms, "the chat user joins the first vouched customer");
-    let (status, profile) = api(
-        &timeline_api,
-        "GET",
-        "/customers?identifier=email%3Aada%40example.com",
-        None,
-    )
-    .await;
+    let (status, profile) = ApiClient(&timeline_api).find("email:ada@example.com").await;
     assert_eq!(status, 200);
     let ada = profile["customer_id"].as_str().unwrap().to_owned();
     assert_eq!(ada, sms.to_string(), "the token's customer survives");
@@ -70,14 +64,14 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
     assert_eq!(profile["interaction_count"], 4);
     assert_eq!(profile["first_seen_at"], "2026-11-20T09:00:00Z");
     assert_eq!(profile["last_seen_at"], "2026-11-20T09:20:00Z");
-    let (_, ledger) = api(&timeline_api, "GET", &format!("/customers/{ada}/ledger"), None).await;
+    let (_, ledger) = ApiClient(&timeline_api).ledger(&ada).await;
     let merge = &ledger["entries"][0];
     assert_eq!(merge["action"], "merge");
     assert_eq!(merge["actor"], throughline_store::VERIFIED_EVIDENCE_ACTOR);
     assert_eq!(merge["identifiers"], json!(["email:ada@example.com"]));
 
     // Grace's unchecked address stays her own and is listed as a claim.
-    let (_, grace_profile) = api(&timeline_api, "GET", &format!("/customers/{grace}"), None).await;
+    let (_, grace_profile) = ApiClient(&timeline_api).profile(&grace).await;
     assert_eq!(
         identifiers(&grace_profile),
         BTreeSet::from([("email:grace@example.com".into(), "claimed".into(), true)])
@@ -88,11 +82,11 @@ async fn verified_evidence_links_channels_and_a_token_joins_two_known_customers(
         &interaction(Channel::Email, email("grace@example.com"), "m3@mail.example", at(30)),
     )
     .await;
-    let (_, grace_profile) = api(&timeline_api, "GET", &format!("/customers/{grace}"), None).await;
+    let (_, grace_profile) = ApiClient(&timeline_api).profile(&grace).await;
     assert_eq!(grace_profile["identifiers"][0]["evidence"], "verified");
 
     // The same person's SMS → email → chat within 24 h is one conversation.
-    let (_, page) = api(&timeline_api, "GET", &format!("/customers/{ada}/timeline"), None).await;
+    let (_, page) = ApiClient(&timeline_api).timeline(&ada, "").await;
     let conversations: BTreeSet<&str> = page["entries"]
         .as_array()
         .unwrap()
@@ -129,7 +123,7 @@ async fn a_claim_never_links_it_suggests_and_an_agent_decides() {
     assert_ne!(claimant, ada);
     // The redelivery makes no second suggestion.
     record(&store, &prechat).await;
-    let (_, list) = api(&timeline_api, "GET", &format!("/customers/{ada}/suggestions"), None).await;
+    let (_, list) = ApiClient(&timeline_api).suggestions(&ada).await;
     let suggestions = list["suggestions"].as_array().unwrap();
     assert_eq!(suggestions.len(), 1);
     let suggestion = &suggestions[0];
@@ -137,9 +131,9 @@ async fn a_claim_never_links_it_suggests_and_an_agent_decides() {
     assert_eq!(suggestion["owner"], ada.to_string());
     assert_eq!(suggestion["identifier"], "email:ada@example.com");
     assert_eq!(suggestion["status"], "open");
-    let (_, claimant_profile) = api(&timeline_api, "GET", &format!("/customers/{claimant}"), None).await;
+    let (_, claimant_profile) = ApiClient(&timeline_api).profile(&claimant).await;
     assert!(identifiers(&claimant_profile).contains(&("email:ada@example.com".into(), "claimed".into(), false)));
-    let (_, ada_page) = api(&timeline_api, "GET", &format!("/customers/{ada}/timeline"), None).await;
+    let (_, ada_page) = ApiClient(&timeline_api).timeline(&ada, "").await;
     assert_eq!(
         ada_page["entries"].as_array().unwrap().len(),
         1,
@@ -148,28 +142,18 @@ async fn a_claim_never_links_it_suggests_and_an_agent_decides() {
 
     // An agent accepts it (from the claimant's side, as the suggestion is on both): merged.
     let id = suggestion["suggestion_id"].as_str().unwrap();
-    let (status, entry) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{claimant}/suggestions/{id}/accept"),
-        Some(json!({"reason": "confirmed in the chat"})),
-    )
-    .await;
+    let (status, entry) = ApiClient(&timeline_api)
+        .accept(&claimant, &id, Some("confirmed in the chat"))
+        .await;
     assert_eq!(status, 200, "{entry}");
     assert_eq!(entry["action"], "merge");
     assert_eq!(entry["actor"], AGENT_ARN);
     assert_eq!(entry["reason"], "confirmed in the chat");
     assert_eq!(entry["suggestion_id"], id);
-    let (_, ada_page) = api(&timeline_api, "GET", &format!("/customers/{claimant}/timeline"), None).await;
+    let (_, ada_page) = ApiClient(&timeline_api).timeline(&claimant, "").await;
     assert_eq!(ada_page["customer_id"], ada.to_string(), "the claimant resolves to Ada");
     assert_eq!(ada_page["entries"].as_array().unwrap().len(), 2);
-    let (status, again) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{ada}/suggestions/{id}/reject"),
-        None,
-    )
-    .await;
+    let (status, again) = ApiClient(&timeline_api).reject(&ada, &id, None).await;
     assert_eq!(
         (status, again["error"]["code"].as_str()),
         (409, Some("suggestion_decided"))
@@ -183,26 +167,14 @@ async fn a_claim_never_links_it_suggests_and_an_agent_decides() {
         source: EvidenceSource::PrechatForm,
     }];
     let stranger = record(&store, &other).await;
-    let (_, list) = api(
-        &timeline_api,
-        "GET",
-        &format!("/customers/{stranger}/suggestions"),
-        None,
-    )
-    .await;
+    let (_, list) = ApiClient(&timeline_api).suggestions(&stranger).await;
     let id = list["suggestions"][0]["suggestion_id"].as_str().unwrap().to_owned();
-    let (status, rejected) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{stranger}/suggestions/{id}/reject"),
-        None,
-    )
-    .await;
+    let (status, rejected) = ApiClient(&timeline_api).reject(&stranger, &id, None).await;
     assert_eq!(
         (status, rejected["action"].as_str()),
         (200, Some("suggestion_rejected"))
     );
-    let (_, stranger_profile) = api(&timeline_api, "GET", &format!("/customers/{stranger}"), None).await;
+    let (_, stranger_profile) = ApiClient(&timeline_api).profile(&stranger).await;
     assert_eq!(stranger_profile["customer_id"], stranger.to_string());
     assert_eq!(stranger_profile["members"], json!([]));
 }

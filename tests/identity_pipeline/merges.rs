@@ -35,40 +35,22 @@ async fn merge_then_unmerge_restores_both_timelines_exactly_and_chains_resolve_t
     );
 
     // a into b, then b into c: a chain; every id resolves to c, the survivor.
-    let (status, first) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{b}/merge"),
-        Some(json!({"source_customer_id": a, "reason": "same person"})),
-    )
-    .await;
+    let (status, first) = ApiClient(&timeline_api).merge(&b, &a, Some("same person")).await;
     assert_eq!(status, 200, "{first}");
-    let (status, second) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{c}/merge"),
-        Some(json!({"source_customer_id": a})),
-    )
-    .await;
+    let (status, second) = ApiClient(&timeline_api).merge(&c, &a, None).await;
     assert_eq!(status, 200, "{second}");
     assert_eq!(
         second["source"],
         b.to_string(),
         "merging a member merges its whole group"
     );
-    let (status, already) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{a}/merge"),
-        Some(json!({"source_customer_id": c})),
-    )
-    .await;
+    let (status, already) = ApiClient(&timeline_api).merge(&a, &c, None).await;
     assert_eq!(
         (status, already["error"]["code"].as_str()),
         (409, Some("already_merged"))
     );
     for member in [&a, &b, &c] {
-        let (_, profile) = api(&timeline_api, "GET", &format!("/customers/{member}"), None).await;
+        let (_, profile) = ApiClient(&timeline_api).profile(&member).await;
         assert_eq!(profile["customer_id"], c.to_string());
     }
     let merged = own_timeline(&store, &a).await;
@@ -78,23 +60,13 @@ async fn merge_then_unmerge_restores_both_timelines_exactly_and_chains_resolve_t
             .windows(2)
             .all(|w| w[0].interaction.occurred_at >= w[1].interaction.occurred_at)
     );
-    let (_, filtered) = api(
-        &timeline_api,
-        "GET",
-        &format!("/customers/{c}/timeline?channel=sms"),
-        None,
-    )
-    .await;
+    let (_, filtered) = ApiClient(&timeline_api).timeline(&c, "channel=sms").await;
     assert_eq!(filtered["entries"].as_array().unwrap().len(), 2);
 
     // Undo the first merge while the second stands: a alone again, b still with c.
-    let (status, undone) = api(
-        &timeline_api,
-        "POST",
-        &format!("/merges/{}/unmerge", first["merge_id"].as_str().unwrap()),
-        Some(json!({"reason": "different people"})),
-    )
-    .await;
+    let (status, undone) = ApiClient(&timeline_api)
+        .unmerge(first["merge_id"].as_str().unwrap(), Some("different people"))
+        .await;
     assert_eq!((status, undone["action"].as_str()), (200, Some("unmerge")));
     assert_eq!(
         own_timeline(&store, &a).await,
@@ -102,21 +74,13 @@ async fn merge_then_unmerge_restores_both_timelines_exactly_and_chains_resolve_t
         "a's timeline exactly as before"
     );
     assert_eq!(own_timeline(&store, &c).await.len(), 2);
-    let (status, twice) = api(
-        &timeline_api,
-        "POST",
-        &format!("/merges/{}/unmerge", first["merge_id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    let (status, twice) = ApiClient(&timeline_api)
+        .unmerge(first["merge_id"].as_str().unwrap(), None)
+        .await;
     assert_eq!((status, twice["error"]["code"].as_str()), (409, Some("not_merged")));
-    api(
-        &timeline_api,
-        "POST",
-        &format!("/merges/{}/unmerge", second["merge_id"].as_str().unwrap()),
-        None,
-    )
-    .await;
+    ApiClient(&timeline_api)
+        .unmerge(second["merge_id"].as_str().unwrap(), None)
+        .await;
     assert_eq!(own_timeline(&store, &b).await, before_b);
     assert_eq!(own_timeline(&store, &c).await, before_c);
     // While merged, b's group continued a's conversations; unmerged, it gave them back: b's next
@@ -143,7 +107,7 @@ async fn merge_then_unmerge_restores_both_timelines_exactly_and_chains_resolve_t
     );
 
     // The ledger keeps every step: two merges, two unmerges, with who and why.
-    let (_, ledger) = api(&timeline_api, "GET", &format!("/customers/{b}/ledger"), None).await;
+    let (_, ledger) = ApiClient(&timeline_api).ledger(&b).await;
     let actions: Vec<&str> = ledger["entries"]
         .as_array()
         .unwrap()
@@ -175,13 +139,9 @@ async fn cursors_stay_stable_while_interactions_arrive_and_across_merge_and_unme
     }
     let phone_owner = store.customer_for(&sms_number, true).await.unwrap().unwrap();
     let messenger_owner = store.customer_for(&messenger, true).await.unwrap().unwrap();
-    let (_, merge) = api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{phone_owner}/merge"),
-        Some(json!({"source_customer_id": messenger_owner})),
-    )
-    .await;
+    let (_, merge) = ApiClient(&timeline_api)
+        .merge(&phone_owner, &messenger_owner, None)
+        .await;
     expected.reverse();
 
     // Page through 7 at a time; between pages new messages arrive (newer than everything).
@@ -192,7 +152,7 @@ async fn cursors_stay_stable_while_interactions_arrive_and_across_merge_and_unme
         if let Some(c) = &cursor {
             path.push_str(&format!("&cursor={c}"));
         }
-        let (status, page) = api(&timeline_api, "GET", &path, None).await;
+        let (status, page) = ApiClient(&timeline_api).raw("GET", &path, None).await;
         assert_eq!(status, 200);
         let entries = page["entries"].as_array().unwrap();
         assert!(entries.len() <= 7);
@@ -206,20 +166,12 @@ async fn cursors_stay_stable_while_interactions_arrive_and_across_merge_and_unme
         record(&store, &late).await;
         if page_number == 2 {
             // An unmerge and a re-merge mid-way change which partitions are read, not the cursor.
-            api(
-                &timeline_api,
-                "POST",
-                &format!("/merges/{}/unmerge", merge["merge_id"].as_str().unwrap()),
-                None,
-            )
-            .await;
-            api(
-                &timeline_api,
-                "POST",
-                &format!("/customers/{phone_owner}/merge"),
-                Some(json!({"source_customer_id": messenger_owner})),
-            )
-            .await;
+            ApiClient(&timeline_api)
+                .unmerge(merge["merge_id"].as_str().unwrap(), None)
+                .await;
+            ApiClient(&timeline_api)
+                .merge(&phone_owner, &messenger_owner, None)
+                .await;
         }
         match page["next_cursor"].as_str() {
             Some(next) => cursor = Some(next.to_owned()),
@@ -232,13 +184,9 @@ async fn cursors_stay_stable_while_interactions_arrive_and_across_merge_and_unme
     );
 
     // A cursor that is not one is a 400 with its code.
-    let (status, error) = api(
-        &timeline_api,
-        "GET",
-        &format!("/customers/{phone_owner}/timeline?cursor=bm90LWEtY3Vyc29y"),
-        None,
-    )
-    .await;
+    let (status, error) = ApiClient(&timeline_api)
+        .timeline(&phone_owner, "cursor=bm90LWEtY3Vyc29y")
+        .await;
     assert_eq!((status, error["error"]["code"].as_str()), (400, Some("bad_cursor")));
     // Filters: direction, time range (inclusive), and a page size over the limit.
     let window = timeline_ids(
@@ -253,15 +201,11 @@ async fn cursors_stay_stable_while_interactions_arrive_and_across_merge_and_unme
             .await
             .is_empty()
     );
-    let (status, _) = api(
-        &timeline_api,
-        "GET",
-        &format!("/customers/{phone_owner}/timeline?limit=101"),
-        None,
-    )
-    .await;
+    let (status, _) = ApiClient(&timeline_api).timeline(&phone_owner, "limit=101").await;
     assert_eq!(status, 400);
-    let (status, error) = api(&timeline_api, "GET", "/customers/cus_00000000000000000000000000", None).await;
+    let (status, error) = ApiClient(&timeline_api)
+        .raw("GET", "/customers/cus_00000000000000000000000000", None)
+        .await;
     assert_eq!(
         (status, error["error"]["code"].as_str()),
         (404, Some("customer_not_found"))

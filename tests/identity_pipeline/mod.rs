@@ -1,7 +1,7 @@
 //! One customer across channels, against the moto emulator: verified evidence links, claims
 //! suggest, merges and unmerges are exact, conversations span channels, the timeline API pages
 //! stably, and data-subject requests export everything and erase for good. Every API answer is
-//! checked against `functions/timeline-api/openapi.yaml` (see `support::api`).
+//! checked against `functions/timeline-api/openapi.yaml` (see `support::ApiClient`).
 
 use std::collections::BTreeSet;
 
@@ -40,11 +40,11 @@ async fn timeline_ids(api_: &throughline_timeline_api::TimelineApi, customer: &s
     let mut ids = Vec::new();
     let mut cursor: Option<String> = None;
     for _ in 0..100 {
-        let mut path = format!("/customers/{customer}/timeline?{query}");
+        let mut query = query.to_owned();
         if let Some(c) = &cursor {
-            path.push_str(&format!("&cursor={c}"));
+            query.push_str(&format!("&cursor={c}"));
         }
-        let (status, page) = api(api_, "GET", &path, None).await;
+        let (status, page) = ApiClient(api_).timeline(customer, &query).await;
         assert_eq!(status, 200, "{page}");
         ids.extend(
             page["entries"]

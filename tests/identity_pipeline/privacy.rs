@@ -28,15 +28,11 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
         &interaction(Channel::X, platform_user(Platform::X, None, "133"), "x-e4", at(5)),
     )
     .await;
-    api(
-        &timeline_api,
-        "POST",
-        &format!("/customers/{customer}/merge"),
-        Some(json!({"source_customer_id": other, "reason": "ticket 4711"})),
-    )
-    .await;
+    ApiClient(&timeline_api)
+        .merge(&customer, &other, Some("ticket 4711"))
+        .await;
 
-    let (status, export) = api(&timeline_api, "GET", &format!("/customers/{customer}/export"), None).await;
+    let (status, export) = ApiClient(&timeline_api).export(&customer, None).await;
     assert_eq!(status, 200);
     let ids: Vec<&str> = export["interactions"]
         .as_array()
@@ -67,40 +63,22 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     assert_eq!(export["interactions"][1]["text"], "message wm-e2");
 
     // Erase: everything of the group goes; the claimant keeps only their own message.
-    let (status, erasure) = api(
-        &timeline_api,
-        "DELETE",
-        &format!("/customers/{customer}"),
-        Some(json!({"reason": "request DSR-1"})),
-    )
-    .await;
+    let (status, erasure) = ApiClient(&timeline_api).erase(&customer, "request DSR-1").await;
     assert_eq!(status, 200, "{erasure}");
     assert_eq!(
         (erasure["interactions"].as_u64(), erasure["identifiers"].as_u64()),
         (Some(3), Some(4))
     );
     for path in [format!("/customers/{customer}"), format!("/customers/{other}/timeline")] {
-        let (status, error) = api(&timeline_api, "GET", &path, None).await;
+        let (status, error) = ApiClient(&timeline_api).raw("GET", &path, None).await;
         assert_eq!(
             (status, error["error"]["code"].as_str()),
             (404, Some("customer_erased"))
         );
     }
-    let (status, _) = api(
-        &timeline_api,
-        "GET",
-        "/customers?identifier=phone%3A%2B14155550133",
-        None,
-    )
-    .await;
+    let (status, _) = ApiClient(&timeline_api).find("phone:+14155550133").await;
     assert_eq!(status, 404, "the identifier no longer leads anywhere");
-    let (_, claimant_suggestions) = api(
-        &timeline_api,
-        "GET",
-        &format!("/customers/{claimant}/suggestions"),
-        None,
-    )
-    .await;
+    let (_, claimant_suggestions) = ApiClient(&timeline_api).suggestions(&claimant).await;
     assert_eq!(claimant_suggestions["suggestions"], json!([]));
 
     // The ledger keeps the facts, without identifiers or reasons.
@@ -155,13 +133,7 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     assert_ne!(newcomer, customer);
     assert_eq!(own_timeline(&store, &newcomer).await.len(), 1);
     // Erasing again finishes an interrupted erasure; here there is nothing left.
-    let (status, again) = api(
-        &timeline_api,
-        "DELETE",
-        &format!("/customers/{customer}"),
-        Some(json!({"reason": "request DSR-1"})),
-    )
-    .await;
+    let (status, again) = ApiClient(&timeline_api).erase(&customer, "request DSR-1").await;
     assert_eq!(status, StatusCode::OK.as_u16(), "{again}");
     assert_eq!(
         (again["interactions"].as_u64(), again["identifiers"].as_u64()),
@@ -283,15 +255,9 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
 
     let mut timeline_api = timeline_api(&stack);
     timeline_api.erasure_budget = std::time::Duration::from_millis(300);
-    let (status, first) = api(
-        &timeline_api,
-        "DELETE",
-        &format!("/customers/{customer}"),
-        Some(json!({"reason": "request DSR-5000"})),
-    )
-    .await;
+    let (status, first) = ApiClient(&timeline_api).erase(&customer, "request DSR-5000").await;
     assert_eq!((status, first["complete"].as_bool()), (202, Some(false)), "{first}");
-    let (_, state) = api(&timeline_api, "GET", &format!("/customers/{customer}/erasure"), None).await;
+    let (_, state) = ApiClient(&timeline_api).erasure_status(&customer).await;
     assert_eq!(state["complete"], false);
 
     // The writer's steps, each a bounded amount of work, until none is queued any more.
@@ -303,7 +269,7 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
         assert!(steps < 200, "the erasure does not finish");
     }
     assert!(steps > 1, "the rest took several steps ({steps})");
-    let (_, state) = api(&timeline_api, "GET", &format!("/customers/{customer}/erasure"), None).await;
+    let (_, state) = ApiClient(&timeline_api).erasure_status(&customer).await;
     assert_eq!(state["complete"], true, "{state}");
     assert_eq!(depth(&stack, &stack.dead_letter_queue().url).await, 0);
 
@@ -374,6 +340,6 @@ async fn a_customer_with_5000_entries_is_erased_over_several_steps() {
             handle.key()
         );
     }
-    let (status, _) = api(&timeline_api, "GET", &format!("/customers/{customer}"), None).await;
+    let (status, _) = ApiClient(&timeline_api).profile(&customer).await;
     assert_eq!(status, 404);
 }

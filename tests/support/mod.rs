@@ -216,7 +216,10 @@ pub fn fresh_request(relative: &str) -> Request {
     lambda_http::request::from_str(&event.to_string()).unwrap_or_else(|e| panic!("{relative}: {e}"))
 }
 
+pub mod client;
 pub mod openapi;
+
+pub use client::ApiClient;
 
 /// The IAM principal the tests' API calls are signed as.
 pub const AGENT_ARN: &str = "arn:aws:iam::123456789012:user/agent-grace";
@@ -264,29 +267,6 @@ pub fn api_event(method: &str, path_and_query: &str, body: Option<&serde_json::V
         "body": body.map(|b| b.to_string()),
         "isBase64Encoded": false
     })
-}
-
-/// Calls the API in-process; the status and the JSON body. Every answer is checked against
-/// the OpenAPI document.
-pub async fn api(
-    api: &throughline_timeline_api::TimelineApi,
-    method: &str,
-    path_and_query: &str,
-    body: Option<serde_json::Value>,
-) -> (u16, serde_json::Value) {
-    let response = throughline_timeline_api::handle(api_request(method, path_and_query, body.as_ref()), api).await;
-    let status = response.status().as_u16();
-    let json: serde_json::Value = serde_json::from_slice(response.body().as_ref())
-        .unwrap_or_else(|e| panic!("{method} {path_and_query}: not JSON ({e}): {}", body_text(&response)));
-    openapi::Spec::load()
-        .check_response(method, path_and_query, status, &json)
-        .unwrap_or_else(|errors| {
-            panic!(
-                "{method} {path_and_query} → {status} does not match openapi.yaml:\n{}\n{json:#}",
-                errors.join("\n")
-            )
-        });
-    (status, json)
 }
 
 /// A normalized interaction as a connector would queue it.
