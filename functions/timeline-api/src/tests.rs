@@ -80,7 +80,7 @@ fn every_store_error() -> Vec<StoreError> {
         StoreError::CustomerErased("x".into()),
         StoreError::NotFound("x".into()),
         StoreError::AlreadyMerged,
-        StoreError::NotMerged("x".into()),
+        StoreError::NotMerged(throughline_model::MergeId::generate()),
         StoreError::GroupTooLarge { items: 101, limit: 100 },
         StoreError::SuggestionDecided("x".into()),
         StoreError::NothingToSplit,

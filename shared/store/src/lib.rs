@@ -32,7 +32,7 @@ use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::CustomerId;
+use throughline_model::{CustomerId, MergeId};
 
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
@@ -94,7 +94,7 @@ pub enum StoreError {
     AlreadyMerged,
     /// The merge named is not active (never made, or undone).
     #[error("merge {0} is not active")]
-    NotMerged(String),
+    NotMerged(MergeId),
     /// The merge needs more writes than one DynamoDB transaction takes (409).
     #[error("merging these groups changes {items} items; one transaction takes {limit}")]
     GroupTooLarge {

@@ -36,7 +36,7 @@ impl From<GraphError> for StoreError {
     fn from(e: GraphError) -> Self {
         match e {
             GraphError::AlreadyMerged => StoreError::AlreadyMerged,
-            GraphError::NotMerged(merge) => StoreError::NotMerged(merge.to_string()),
+            GraphError::NotMerged(merge) => StoreError::NotMerged(merge),
             GraphError::Unknown(c) => StoreError::CustomerNotFound(c.to_string()),
         }
     }
@@ -611,7 +611,7 @@ mod tests {
                 LedgerEntry::new(LedgerAction::Unmerge, &actor())
             )
             .map(|p| p.writes.len()),
-            Err(StoreError::NotMerged(merge_id.to_string()))
+            Err(StoreError::NotMerged(merge_id.clone()))
         );
     }
 }
