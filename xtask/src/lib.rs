@@ -5,6 +5,7 @@ pub mod agent;
 pub mod coldstart;
 pub mod costs;
 pub mod demo;
+pub mod throughput;
 // The commands' own code names the local stack's modules as its own.
 pub use throughline_localstack::{Result, workspace_root};
 pub(crate) use throughline_localstack::{lambda, poller, sign, stack, venv};

@@ -20,6 +20,9 @@ cargo xtask <command>
                   the timeline conversation by conversation, open link suggestions
   costs           DynamoDB requests and capacity units per ingested interaction (new, known, merged
                   customer, duplicate) and per timeline page, measured against the emulator
+  throughput      the writer's time per batch (1 message; 10 for 10 customers; 10 for one customer)
+                  and the Meta connector's answer to a 1000-message delivery, with 8 ms added to
+                  every DynamoDB call and 15 ms to every SQS call, against the emulator
   setup           only set up .venv
   schema          regenerate the committed JSON Schemas (queue message, chat webhook) from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
@@ -38,6 +41,7 @@ async fn main() {
         Some("setup") => Venv::ensure().map(|_| ()),
         Some("timeline") => xtask::agent::run(&args[1..]).await,
         Some("costs") => xtask::costs::run().await,
+        Some("throughput") => xtask::throughput::run().await,
         Some("schema") => schema(),
         Some("sign") => throughline_localstack::sign::sign_files(&args[1..]),
         Some("coldstart") => {

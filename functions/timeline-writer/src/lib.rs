@@ -60,18 +60,79 @@ const ERASURE_JOB: &str = "throughline:erasure-job";
 /// Deliveries whose interaction id was already recorded for another customer handle.
 pub const DEDUPE_COLLISIONS: &str = "DedupeCollisions";
 
+/// How many lanes of a batch are worked at once. A batch has at most 10 messages (the
+/// template's `BatchSize`); every lane is mostly waiting on DynamoDB, so all of them can.
+pub const LANES_AT_ONCE: usize = 10;
+
 /// Handles one batch. Never fails as a whole: every message that could not be recorded is
 /// listed in `batch_item_failures`, and only those come back.
+///
+/// Messages about different customers are worked concurrently (up to `LANES_AT_ONCE` lanes);
+/// the messages of one lane (see `lanes`) one after another, in the batch's order. The store is
+/// correct under any interleaving; lanes keep one customer's messages in the order they came.
 pub async fn handle(event: SqsEvent, writer: &Writer) -> SqsBatchResponse {
+    use futures_util::StreamExt;
+    let records = &event.records;
+    let mut failed: Vec<(usize, String)> = futures_util::stream::iter(lanes(records))
+        .map(|lane| async move {
+            let mut failed = Vec::new();
+            for index in lane {
+                if let Err(message_id) = process(&records[index], writer).await {
+                    failed.push((index, message_id));
+                }
+            }
+            failed
+        })
+        .buffer_unordered(LANES_AT_ONCE)
+        .flat_map(futures_util::stream::iter)
+        .collect()
+        .await;
+    // In the batch's order, whatever order the lanes finished in.
+    failed.sort();
     let mut response = SqsBatchResponse::default();
-    for message in &event.records {
-        if let Err(message_id) = process(message, writer).await {
-            let mut failure = BatchItemFailure::default();
-            failure.item_identifier = message_id;
-            response.batch_item_failures.push(failure);
-        }
+    for (_, message_id) in failed {
+        let mut failure = BatchItemFailure::default();
+        failure.item_identifier = message_id;
+        response.batch_item_failures.push(failure);
     }
     response
+}
+
+/// The batch's messages (by index) in lanes: one lane per customer handle an interaction came
+/// in on (an update joins the lane of its interaction when that is in the batch, else has one
+/// of its own), one per customer an erasure step is about, one per unreadable message. Each
+/// lane keeps the batch's order; lanes are in the order of their first message. Pure.
+fn lanes(records: &[SqsMessage]) -> Vec<Vec<usize>> {
+    let parsed: Vec<Option<QueueMessage>> = records
+        .iter()
+        .map(|r| QueueMessage::from_json(r.body.as_deref().unwrap_or_default()).ok())
+        .collect();
+    let interaction_lane = |id: &throughline_model::InteractionId| {
+        parsed.iter().find_map(|m| match m {
+            Some(QueueMessage::Interaction(i)) if &i.id == id => Some(format!("handle:{}", i.customer.key())),
+            _ => None,
+        })
+    };
+    let mut keys: Vec<String> = Vec::new();
+    let mut lanes: Vec<Vec<usize>> = Vec::new();
+    for (index, message) in parsed.iter().enumerate() {
+        let key = match message {
+            Some(QueueMessage::Interaction(i)) => format!("handle:{}", i.customer.key()),
+            Some(QueueMessage::Update(u)) => {
+                interaction_lane(&u.interaction_id).unwrap_or_else(|| format!("interaction:{}", u.interaction_id))
+            }
+            Some(QueueMessage::Erasure(step)) => format!("erasure:{}", step.customer_id),
+            None => format!("unreadable:{index}"),
+        };
+        match keys.iter().position(|k| *k == key) {
+            Some(lane) => lanes[lane].push(index),
+            None => {
+                keys.push(key);
+                lanes.push(vec![index]);
+            }
+        }
+    }
+    lanes
 }
 
 /// Records one message; on failure returns the id SQS needs to redeliver it.
@@ -159,4 +220,69 @@ async fn erasure_step(step: &ErasureStep, writer: &Writer) -> Result<(), String>
             .map_err(|e| e.to_string())?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::{TimeZone, Utc};
+    use throughline_model::{
+        Change, Channel, CustomerId, Direction, E164, Handle, Interaction, InteractionUpdate, NewInteraction, Provider,
+        ProviderMessageId,
+    };
+
+    use super::*;
+
+    fn sms(from: &str, id: &str) -> Interaction {
+        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
+        let phone = |n: &str| Handle::Phone {
+            number: E164::parse(n).unwrap(),
+        };
+        Interaction::new(NewInteraction {
+            channel: Channel::Sms,
+            provider: Provider::Twilio,
+            direction: Direction::Inbound,
+            business_endpoint: phone("+14155550199"),
+            customer: phone(from),
+            provider_message_id: ProviderMessageId::parse(id).unwrap(),
+            occurred_at: at,
+            received_at: at,
+        })
+    }
+
+    fn message(body: String) -> SqsMessage {
+        let mut message = SqsMessage::default();
+        message.body = Some(body);
+        message
+    }
+
+    #[test]
+    fn one_lane_per_customer_handle_in_the_batch_order_with_updates_behind_their_interaction() {
+        let ada = sms("+14155550100", "SM1");
+        let deleted = InteractionUpdate {
+            interaction_id: ada.id.clone(),
+            change: Change::Deleted,
+            at: ada.occurred_at,
+        };
+        let elsewhere = InteractionUpdate {
+            interaction_id: sms("+14155550177", "SM9").id,
+            ..deleted.clone()
+        };
+        let erasure = QueueMessage::Erasure(ErasureStep {
+            customer_id: CustomerId::generate(),
+        });
+        let records = [
+            message(QueueMessage::Interaction(Box::new(ada.clone())).to_json()),
+            message(QueueMessage::Interaction(Box::new(sms("+14155550111", "SM2"))).to_json()),
+            message(QueueMessage::Update(deleted).to_json()),
+            message("not json".into()),
+            message(QueueMessage::Interaction(Box::new(sms("+14155550100", "SM3"))).to_json()),
+            message(erasure.to_json()),
+            message(QueueMessage::Update(elsewhere).to_json()),
+            message("{}".into()),
+        ];
+        assert_eq!(
+            lanes(&records),
+            [vec![0, 2, 4], vec![1], vec![3], vec![5], vec![6], vec![7]]
+        );
+    }
 }
