@@ -243,7 +243,8 @@ fn phone(n: &str) -> Handle {
     }
 }
 
-fn sms(from: &str, id: &str, minutes: i64) -> Interaction {
+/// An SMS from `from` to the sample business number, `minutes` after the sample day's 09:00.
+pub(crate) fn sms(from: &str, id: &str, minutes: i64) -> Interaction {
     let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap() + TimeDelta::minutes(minutes);
     let mut interaction = Interaction::new(NewInteraction {
         channel: Channel::Sms,
@@ -349,8 +350,79 @@ pub async fn run() -> Result<()> {
         "merged customer (SMS from a group member)",
         measured.record(&sms("+14155550111", "SM5", 5)).await?
     );
+    // Two more: a group of five.
+    for from in ["+14155550166", "+14155550177"] {
+        let member = measured
+            .record(&sms(from, &format!("SMg{from}"), 7))
+            .await?
+            .customer()
+            .cloned()
+            .ok_or("recorded")?;
+        measured
+            .merge(&MergeRequest {
+                source: member,
+                target: ada.clone(),
+                actor: agent.clone(),
+            })
+            .await?;
+    }
+    scenario!(
+        "group of 5: SMS from its root",
+        measured.record(&sms("+14155550100", "SMg1", 8)).await?
+    );
+    scenario!(
+        "group of 5: SMS from a member",
+        measured.record(&sms("+14155550177", "SMg2", 9)).await?
+    );
+
+    // 60 earlier conversations, three days apart: the state remembers its cap of 50.
+    let days = |n: i64| n * 3 * 24 * 60;
+    for n in 0..60 {
+        measured
+            .record(&sms("+14155550144", &format!("SMh{n}"), days(n - 70)))
+            .await?;
+    }
+    scenario!(
+        "50 remembered conversations: SMS continuing the open one",
+        measured.record(&sms("+14155550144", "SMh-next", days(-11) + 5)).await?
+    );
+    scenario!(
+        "50 remembered conversations: SMS opening a new one",
+        measured.record(&sms("+14155550144", "SMh-new", days(-8))).await?
+    );
+
+    // 10,000 entries on one customer's timeline, recorded as any other (unmeasured).
+    let seeder = TimelineStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), stack.table_name())
+        .with_suppression_key(throughline_testkit::secrets::TEST_SUPPRESSION_KEY);
+    let long = seeder
+        .record(&sms("+14155550155", "SMl-first", -20_000))
+        .await?
+        .customer()
+        .cloned()
+        .ok_or("recorded")?;
+    // One after another: concurrent writes for one customer contend for its profile's version.
+    for n in 1..10_000 {
+        seeder
+            .record(&sms("+14155550155", &format!("SMl{n}"), n - 20_000))
+            .await?;
+    }
+    scenario!(
+        "10,000 entries: SMS",
+        measured.record(&sms("+14155550155", "SMl-next", 0)).await?
+    );
+    scenario!(
+        "10,000 entries: timeline page of 50",
+        measured.timeline(&long, 50, None, &TimelineFilter::default()).await?
+    );
+
     for n in 0..120 {
-        let from = ["+14155550100", "+14155550111", "+14155550122"][n % 3];
+        let from = [
+            "+14155550100",
+            "+14155550111",
+            "+14155550122",
+            "+14155550166",
+            "+14155550177",
+        ][n % 5];
         measured.record(&sms(from, &format!("SMp{n}"), 10 + n as i64)).await?;
     }
     let single = measured
@@ -370,11 +442,11 @@ pub async fn run() -> Result<()> {
         measured.timeline(&single, 50, None, &all).await?
     );
     scenario!(
-        "timeline page of 50, group of 3 customers",
+        "timeline page of 50, group of 5 customers",
         measured.timeline(&ada, 50, None, &all).await?
     );
     scenario!(
-        "profile by identifier (group of 3)",
+        "profile by identifier (group of 5)",
         measured.find_customer(&phone("+14155550111")).await?
     );
 

@@ -21,17 +21,16 @@ use aws_smithy_runtime_api::client::http::{
 };
 use aws_smithy_runtime_api::client::orchestrator::HttpRequest;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::Utc;
 use throughline_edge::Secret;
-use throughline_model::{
-    Channel, Direction, E164, Handle, Interaction, NewInteraction, Provider, ProviderMessageId, QueueMessage,
-};
+use throughline_model::{Interaction, QueueMessage};
 use throughline_queue::InteractionPublisher;
 use throughline_store::TimelineStore;
 use throughline_testkit::secrets;
 use throughline_timeline_writer::{DEFAULT_ERASURE_BUDGET, Writer};
 
 use crate::Result;
+use crate::costs::sms;
 use crate::stack::LocalStack;
 use crate::venv::Venv;
 
@@ -136,25 +135,6 @@ impl HttpConnector for BatchAcceptor {
             Ok(response)
         })
     }
-}
-
-fn sms(from: &str, id: &str, minutes: i64) -> Interaction {
-    let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap() + TimeDelta::minutes(minutes);
-    let phone = |n: &str| Handle::Phone {
-        number: E164::parse(n).expect("valid"),
-    };
-    let mut interaction = Interaction::new(NewInteraction {
-        channel: Channel::Sms,
-        provider: Provider::Twilio,
-        direction: Direction::Inbound,
-        customer: phone(from),
-        business_endpoint: phone("+14155550199"),
-        provider_message_id: ProviderMessageId::parse(id).expect("valid"),
-        occurred_at: at,
-        received_at: at,
-    });
-    interaction.text = Some("Hi, my order #1042 hasn't arrived yet. Can you check?".into());
-    interaction
 }
 
 fn batch(interactions: &[Interaction]) -> SqsEvent {
