@@ -1,6 +1,8 @@
-//! Which conversation an interaction belongs to. Pure: the state lives on the customer's (group
-//! root's) profile and is read, advanced and written back with the interaction's marker in one
-//! transaction.
+//! Which conversation an interaction belongs to. Pure: the state of a group lives with its root
+//! in two parts: the open conversation on the root's profile, read and written back with every
+//! interaction, and the rest (`History`, an item of its own, up to 50 records of ~150 bytes),
+//! read and written only by an interaction the open conversation alone does not decide
+//! (`open_decides`), and by merges, unmerges, splits and joins.
 //!
 //! The rule, in order:
 //! 1. Automated and quarantined mail (auto-replies, bounces, lists, spam) is never part of the
@@ -16,9 +18,13 @@
 //!    a different email thread: it is a separate topic, a new conversation.
 //! 4. Otherwise a new conversation, named after this interaction.
 
+use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_model::{Channel, ConversationId, Interaction, InteractionKind};
+use throughline_model::{Channel, ConversationId, CustomerId, Interaction, InteractionKind};
+
+use crate::StoreError;
+use crate::items::{Expr, Item, json_attr, key_item, keys, number_attr, number_value, to_json, tx_put};
 
 /// The default inactivity window.
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
@@ -48,10 +54,66 @@ pub(crate) struct ConversationState {
     pub recent: Vec<ConversationRecord>,
 }
 
+/// A root's conversation history item as read: its conversations other than the open one, and
+/// its version (`None`: no item yet).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct History {
+    pub state: ConversationState,
+    pub version: Option<u64>,
+}
+
+impl History {
+    pub(crate) fn from_item(item: Option<&Item>) -> Result<Self, StoreError> {
+        Ok(match item {
+            None => Self::default(),
+            Some(item) => Self {
+                state: json_attr(item, "recent")?.unwrap_or_default(),
+                version: Some(number_attr(item, "version")),
+            },
+        })
+    }
+
+    /// A group's whole state, `open` being what its root's profile holds.
+    pub(crate) fn around(&self, open: &ConversationState) -> ConversationState {
+        open.with_history(&self.state)
+    }
+
+    /// What writing `whole` back means: the part for the root's profile, and the history item's
+    /// write (only if this history is at the version read) when its part changed. Pure.
+    pub(crate) fn write_back(
+        &self,
+        table: &str,
+        root: &CustomerId,
+        whole: &ConversationState,
+    ) -> Result<(ConversationState, Option<TransactWriteItem>), StoreError> {
+        let (open, rest) = whole.split_open();
+        if rest == self.state {
+            return Ok((open, None));
+        }
+        let mut item = key_item(keys::conversation_history(root));
+        item.insert("recent".into(), to_json(&rest));
+        item.insert("version".into(), number_value(self.version.map_or(1, |v| v + 1)));
+        let write = match self.version {
+            None => tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())?,
+            Some(version) => tx_put(
+                table,
+                item,
+                Some("#version = :version"),
+                Expr::new()
+                    .name("#version", "version")
+                    .value(":version", number_value(version)),
+            )?,
+        };
+        Ok((open, Some(write)))
+    }
+}
+
 impl ConversationState {
-    /// The open conversation: the most recently active one.
+    /// The open conversation: the most recently active one (of two as recent, the greater id:
+    /// the answer never depends on the records' order, which storing the state in two parts
+    /// does not keep).
     pub(crate) fn open(&self) -> Option<&ConversationRecord> {
-        self.recent.iter().max_by_key(|r| r.last_at)
+        self.recent.iter().max_by_key(|r| (r.last_at, &r.id))
     }
 
     /// Picks the interaction's conversation and advances the state.
@@ -81,7 +143,7 @@ impl ConversationState {
             let candidates = || self.recent.iter().enumerate().filter(|(_, r)| fits(r));
             candidates()
                 .find(|(_, r)| Some(&r.id) == open.as_ref())
-                .or_else(|| candidates().max_by_key(|(_, r)| r.last_at))
+                .or_else(|| candidates().max_by_key(|(_, r)| (r.last_at, &r.id)))
                 .map(|(i, _)| i)
         });
         let index = match continued {
@@ -151,10 +213,59 @@ impl ConversationState {
         self.forget_oldest();
     }
 
+    /// Whether `assign` on the whole state would pick what it picks on this part of it alone,
+    /// the open conversation (`split_open`'s first half): for automated and quarantined mail,
+    /// which changes nothing; for an email in the open conversation's thread; for anything else
+    /// without a thread that falls within the open conversation's window (the open one is
+    /// preferred, and no other record can hold the thread). The rest of the state is read only
+    /// when this is false.
+    pub(crate) fn open_decides(&self, interaction: &Interaction, window: TimeDelta) -> bool {
+        if matches!(
+            interaction.kind,
+            InteractionKind::Automated | InteractionKind::Quarantined
+        ) {
+            return true;
+        }
+        let Some(open) = self.open() else {
+            return false;
+        };
+        let thread = (interaction.channel == Channel::Email)
+            .then_some(interaction.thread.provider_thread_id.as_ref())
+            .flatten();
+        match thread {
+            Some(thread) => open.email_thread.as_ref() == Some(thread),
+            None => {
+                let at = interaction.occurred_at;
+                at <= open.last_at + window && at >= open.started_at - window
+            }
+        }
+    }
+
+    /// The open conversation (written with every interaction, on the root's profile) and the
+    /// rest, in their order (the history item, written only when it changes).
+    pub(crate) fn split_open(&self) -> (ConversationState, ConversationState) {
+        let open = self.open().map(|o| o.id.clone());
+        let (hot, history): (Vec<_>, Vec<_>) = self.recent.iter().cloned().partition(|r| Some(&r.id) == open.as_ref());
+        (ConversationState { recent: hot }, ConversationState { recent: history })
+    }
+
+    /// This part of a state with the rest (`history`) around it: one record per conversation,
+    /// this part's where both have one.
+    pub(crate) fn with_history(&self, history: &ConversationState) -> ConversationState {
+        let mut recent: Vec<ConversationRecord> = history
+            .recent
+            .iter()
+            .filter(|r| !self.recent.iter().any(|own| own.id == r.id))
+            .cloned()
+            .collect();
+        recent.extend(self.recent.iter().cloned());
+        ConversationState { recent }
+    }
+
     fn forget_oldest(&mut self) {
         while self.recent.len() > REMEMBERED {
             let oldest = (0..self.recent.len())
-                .min_by_key(|&i| self.recent[i].last_at)
+                .min_by_key(|&i| (self.recent[i].last_at, &self.recent[i].id))
                 .expect("not empty");
             self.recent.remove(oldest);
         }
@@ -296,6 +407,47 @@ mod tests {
         state.join(&first, &split);
         assert_eq!(state.open().unwrap().id, first);
         assert_eq!(state.recent.len(), 1);
+    }
+
+    proptest::proptest! {
+        /// The open conversation alone decides whenever `open_decides` says so: assigning on it,
+        /// and on the whole state only otherwise, gives the same conversations and the same state
+        /// as assigning on the whole state every time.
+        #[test]
+        fn the_open_conversation_alone_decides_what_the_whole_state_would(
+            steps in proptest::collection::vec((0i64..400, 0usize..4, proptest::bool::ANY), 1..80)
+        ) {
+            let mut whole = ConversationState::default();
+            let (mut open, mut history) = (ConversationState::default(), ConversationState::default());
+            for (n, (hour, kind, automated)) in steps.into_iter().enumerate() {
+                let id = format!("m{n}");
+                let mut item = match kind {
+                    0 => message(Channel::Sms, &id, at(hour)),
+                    1 => message(Channel::Chat, &id, at(hour)),
+                    2 => email(&id, &format!("t-{}", hour % 3), at(hour)),
+                    _ => message(Channel::Email, &id, at(hour)),
+                };
+                if automated && n % 5 == 0 {
+                    item.kind = InteractionKind::Automated;
+                }
+                let expected = whole.assign(&item, DEFAULT_WINDOW);
+                let got = if open.open_decides(&item, DEFAULT_WINDOW) {
+                    open.assign(&item, DEFAULT_WINDOW)
+                } else {
+                    let mut state = open.with_history(&history);
+                    let id = state.assign(&item, DEFAULT_WINDOW);
+                    (open, history) = state.split_open();
+                    id
+                };
+                proptest::prop_assert_eq!(&got, &expected);
+                proptest::prop_assert!(open.recent.len() <= 1);
+                let mut joined = open.with_history(&history).recent;
+                let mut reference = whole.recent.clone();
+                joined.sort_by(|a, b| a.id.cmp(&b.id));
+                reference.sort_by(|a, b| a.id.cmp(&b.id));
+                proptest::prop_assert_eq!(joined, reference);
+            }
+        }
     }
 
     #[test]

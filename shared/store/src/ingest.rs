@@ -5,6 +5,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
+use crate::conversation::History;
 use crate::items::{
     Expr, Item, ProfileItem, count_attribute, id_attr, key_item, keys, millis, number_value, optional_string_attr,
     string_attr, string_value, time_attr, to_json, tx_check, tx_put, tx_update,
@@ -110,23 +111,36 @@ struct PlannedRecord {
 
 /// What recording `interaction` for `owner` (whose group's root is `root`, possibly the owner
 /// itself) writes, given its marker as read (`None`, or a tombstone of changes that arrived
-/// first): the marker (only if absent, or claiming the tombstone only if no other change landed
-/// since), the entry in the conversation the rule picks (carrying the tombstone's changes), the
-/// owner's channel count (only if its root is still the one read) and the root's conversation
-/// state (only if its version is still the one read). Pure.
+/// first) and the root's conversation history when the open conversation alone does not
+/// decide (`None`: it does): the marker (only if absent, or claiming the tombstone only if no
+/// other change landed since), the entry in the conversation the rule picks (carrying the
+/// tombstone's changes), the owner's channel count (only if its root is still the one read),
+/// the root's open conversation (only if its version is still the one read) and, when the rest
+/// changed, the history (only if at the version read). Pure.
 fn plan_record(
     table: &str,
     interaction: &Interaction,
     marker: Option<&Item>,
     (owner, root): (&ProfileItem, &ProfileItem),
+    history: Option<&History>,
     window: TimeDelta,
 ) -> Result<PlannedRecord, StoreError> {
     let marker_key = keys::interaction(&interaction.id);
-    let mut state = root.conversation.clone();
-    let conversation = state.assign(interaction, window);
+    let (conversation, state, history_write) = match history {
+        None => {
+            let mut state = root.conversation.clone();
+            (state.assign(interaction, window), state, None)
+        }
+        Some(history) => {
+            let mut whole = history.around(&root.conversation);
+            let conversation = whole.assign(interaction, window);
+            let (open, write) = history.write_back(table, &root.customer, &whole)?;
+            (conversation, open, write)
+        }
+    };
     let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
 
-    let mut writes = Vec::with_capacity(4);
+    let mut writes = Vec::with_capacity(5);
     let mut entry = match marker {
         None => {
             let mut item = key_item(marker_key);
@@ -222,6 +236,7 @@ fn plan_record(
             expr,
         )?);
     }
+    writes.extend(history_write);
     Ok(PlannedRecord { conversation, writes })
 }
 
@@ -260,6 +275,7 @@ impl TimelineStore {
             let owner = resolved.customer;
             // A customer created just now: its profile is the one written (if that changed
             // since, the transaction's version condition fails and the next try reads).
+            let created = resolved.created.is_some();
             let owner_profile = match resolved.created {
                 Some(created) => Some(created),
                 None => self.profile_item(&owner, consistent).await?,
@@ -281,11 +297,23 @@ impl TimelineStore {
                 // Not visible yet.
                 None => return Ok(Attempt::Again),
             };
+            // The history is read only when the open conversation does not decide (a new
+            // customer has none; a profile written before the history item existed holds it).
+            let history = if created {
+                Some(History::default())
+            } else if root_profile.conversation.recent.len() <= 1
+                && root_profile.conversation.open_decides(interaction, self.window)
+            {
+                None
+            } else {
+                Some(self.history(&root_profile.customer, consistent).await?)
+            };
             let planned = plan_record(
                 &self.table,
                 interaction,
                 marker.as_ref(),
                 (&owner_profile, &root_profile),
+                history.as_ref(),
                 self.window,
             )?;
             if self.transact(planned.writes).await? {
@@ -566,7 +594,7 @@ mod tests {
     fn a_first_delivery_writes_its_marker_entry_and_root_state_in_one_transaction() {
         let owner = ProfileItem::for_test(&CustomerId::generate(), 4, &[]);
         let interaction = sms("SM1");
-        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), DEFAULT_WINDOW).unwrap();
+        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), None, DEFAULT_WINDOW).unwrap();
         assert_eq!(
             planned.conversation,
             ConversationId::opened_by(&interaction.id),
@@ -622,7 +650,7 @@ mod tests {
             2,
             &[("root", AttributeValue::S(root.customer.to_string()))],
         );
-        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), DEFAULT_WINDOW).unwrap();
+        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), None, DEFAULT_WINDOW).unwrap();
         assert_eq!(planned.writes.len(), 4);
         let count = planned.writes[2].update().unwrap();
         assert_eq!(
@@ -653,7 +681,15 @@ mod tests {
         let deleted_at = "2026-11-24T09:05:00.000Z";
         let mut tombstone = key_item(keys::interaction(&interaction.id));
         tombstone.insert("deleted_at".into(), string_value(deleted_at));
-        let planned = plan_record(TABLE, &interaction, Some(&tombstone), (&owner, &owner), DEFAULT_WINDOW).unwrap();
+        let planned = plan_record(
+            TABLE,
+            &interaction,
+            Some(&tombstone),
+            (&owner, &owner),
+            None,
+            DEFAULT_WINDOW,
+        )
+        .unwrap();
         let claim = planned.writes[0].update().unwrap();
         assert_eq!(
             claim.update_expression(),

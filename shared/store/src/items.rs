@@ -26,6 +26,11 @@ pub(crate) mod keys {
         format!("{CUSTOMER_PREFIX}{customer}")
     }
     pub(crate) const CUSTOMER_PREFIX: &str = "CUSTOMER#";
+    pub(crate) const CONVERSATION_HISTORY: &str = "CONVERSATIONS";
+    /// A group root's conversations other than its open one (the open one is on its profile).
+    pub(crate) fn conversation_history(customer: &CustomerId) -> (String, String) {
+        (customer_pk(customer), CONVERSATION_HISTORY.to_owned())
+    }
     pub(crate) const PROFILE: &str = "PROFILE";
     pub(crate) fn profile(customer: &CustomerId) -> (String, String) {
         (customer_pk(customer), PROFILE.into())
@@ -252,7 +257,8 @@ pub(crate) struct ProfileItem {
     pub erased_members: Vec<CustomerId>,
     /// Interactions recorded in this customer's partition, per channel.
     pub counts: BTreeMap<Channel, u64>,
-    /// On a root: the group's conversations.
+    /// On a root: the group's open conversation (the rest is its history item; a profile
+    /// written before the history item existed holds all of them here).
     pub conversation: ConversationState,
 }
 

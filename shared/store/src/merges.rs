@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
-use crate::conversation::ConversationState;
+use crate::conversation::{ConversationState, History};
 use throughline_model::MergeId;
 
 use crate::forest::{Forest, GraphError, Plan};
@@ -56,8 +56,8 @@ pub(crate) struct Planned {
 /// `identifiers` the ones the ledger names. Pure.
 pub(crate) fn plan_merge(
     table: &str,
-    source: &Group,
-    target: &Group,
+    (source, target): (&Group, &Group),
+    histories: &BTreeMap<CustomerId, History>,
     merge_id: MergeId,
     mut entry: LedgerEntry,
     identifiers: Vec<String>,
@@ -75,11 +75,13 @@ pub(crate) fn plan_merge(
     entry.suggestion_id = suggestion.map(|s| s.suggestion_id.clone());
 
     // The survivor continues the absorbed group's conversations too.
-    let mut conversation = target.root.conversation.clone();
-    conversation.absorb(&source.root.conversation);
+    let whole = |root: &ProfileItem| history_of(histories, &root.customer).around(&root.conversation);
+    let absorbed_state = whole(&source.root);
+    let mut conversation = whole(&target.root);
+    conversation.absorb(&absorbed_state);
     let profiles: Vec<&ProfileItem> = source.profiles().chain(target.profiles()).collect();
     let survivor = BTreeMap::from([(target.root.customer.clone(), conversation)]);
-    let mut writes = profile_writes(table, &plan, &profiles, &survivor)?;
+    let mut writes = profile_writes(table, &plan, &profiles, &survivor, histories)?;
     let mut record = key_item(keys::merge(&merge_id));
     record.insert("source".into(), string_value(source.root.customer.as_str()));
     record.insert("target".into(), string_value(target.root.customer.as_str()));
@@ -87,13 +89,7 @@ pub(crate) fn plan_merge(
     record.insert("merged_at".into(), string_value(millis(entry.at)));
     // The absorbed group's conversations, which the survivor continues while merged and gives
     // back on unmerge.
-    let absorbed: Vec<String> = source
-        .root
-        .conversation
-        .recent
-        .iter()
-        .map(|r| r.id.to_string())
-        .collect();
+    let absorbed: Vec<String> = absorbed_state.recent.iter().map(|r| r.id.to_string()).collect();
     if !absorbed.is_empty() {
         record.insert("source_conversations".into(), AttributeValue::Ss(absorbed));
     }
@@ -127,6 +123,7 @@ pub(crate) fn plan_merge(
 pub(crate) fn plan_unmerge(
     table: &str,
     group: &Group,
+    histories: &BTreeMap<CustomerId, History>,
     merge_id: &MergeId,
     (source, target): (&CustomerId, &CustomerId),
     given_back: &[String],
@@ -147,13 +144,14 @@ pub(crate) fn plan_unmerge(
     let mut states = BTreeMap::new();
     for profile in group.profiles() {
         let leaving = forest.node(&profile.customer).is_some_and(|n| &n.root == source);
-        let mut remaining = profile.conversation.clone();
+        let whole = history_of(histories, &profile.customer).around(&profile.conversation);
+        let mut remaining = whole.clone();
         remaining.recent.retain(|r| !given_back.contains(&r.id.to_string()));
-        if !leaving && remaining != profile.conversation {
+        if !leaving && remaining != whole {
             states.insert(profile.customer.clone(), remaining);
         }
     }
-    let mut writes = profile_writes(table, &plan, &profiles, &states)?;
+    let mut writes = profile_writes(table, &plan, &profiles, &states, histories)?;
     writes.push(tx_update(
         table,
         keys::merge(merge_id),
@@ -168,14 +166,27 @@ pub(crate) fn plan_unmerge(
     Ok(Planned { entry, writes })
 }
 
+/// A customer's conversation history as loaded (none loaded: none).
+fn history_of<'a>(
+    histories: &'a BTreeMap<CustomerId, History>,
+    customer: &CustomerId,
+) -> std::borrow::Cow<'a, History> {
+    histories.get(customer).map_or_else(
+        || std::borrow::Cow::Owned(History::default()),
+        std::borrow::Cow::Borrowed,
+    )
+}
+
 /// The profile writes of a forest plan: every changed node's root and parent, every affected
-/// root's member set, the given conversation states, each only if the profile is at the
-/// version read.
+/// root's member set, the given whole conversation states (the open conversation on the
+/// profile, the rest on its history item when it changed), each only if the profile (and the
+/// history) is at the version read.
 fn profile_writes(
     table: &str,
     plan: &Plan,
     profiles: &[&ProfileItem],
     conversations: &BTreeMap<CustomerId, ConversationState>,
+    histories: &BTreeMap<CustomerId, History>,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
     let touched: BTreeSet<&CustomerId> = plan
         .changes
@@ -219,11 +230,13 @@ fn profile_writes(
             }
             None => {}
         }
-        if let Some(state) = conversations.get(customer) {
+        if let Some(whole) = conversations.get(customer) {
+            let (open, history_write) = history_of(histories, customer).write_back(table, customer, whole)?;
+            writes.extend(history_write);
             set.push("#conversation = :state");
             expr = expr
                 .name("#conversation", "conversation")
-                .value(":state", to_json(state));
+                .value(":state", to_json(&open));
         }
         let mut update = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
@@ -265,10 +278,11 @@ impl TimelineStore {
                 None => self.owned_identifiers(&source).await?,
             };
             let merge_id = MergeId::generate();
+            let histories = self.histories([&source.root, &target.root]).await?;
             let planned = plan_merge(
                 &self.table,
-                &source,
-                &target,
+                (&source, &target),
+                &histories,
                 merge_id.clone(),
                 LedgerEntry::new(LedgerAction::Merge, &request.actor),
                 identifiers,
@@ -286,6 +300,21 @@ impl TimelineStore {
             Ok(Attempt::Again)
         })
         .await
+    }
+
+    /// The conversation histories of these profiles (consistent reads), of those that have one.
+    async fn histories<'a>(
+        &self,
+        profiles: impl IntoIterator<Item = &'a ProfileItem>,
+    ) -> Result<BTreeMap<CustomerId, History>, StoreError> {
+        let mut histories = BTreeMap::new();
+        for profile in profiles {
+            let history = self.history(&profile.customer, true).await?;
+            if history.version.is_some() {
+                histories.insert(profile.customer.clone(), history);
+            }
+        }
+        Ok(histories)
     }
 
     /// The identifiers a group's members own (those a merge moves into the survivor's group).
@@ -321,9 +350,11 @@ impl TimelineStore {
                 _ => Vec::new(),
             };
             let group = self.load_group(&source, true).await?;
+            let histories = self.histories(group.profiles()).await?;
             let planned = plan_unmerge(
                 &self.table,
                 &group,
+                &histories,
                 merge_id,
                 (&source, &target),
                 &given_back,
@@ -402,8 +433,8 @@ mod tests {
         let merge_id = MergeId::generate();
         let planned = plan_merge(
             TABLE,
-            &alone(&source, 3),
-            &alone(&target, 7),
+            (&alone(&source, 3), &alone(&target, 7)),
+            &BTreeMap::new(),
             merge_id.clone(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             vec!["email:ada@example.com".into()],
@@ -464,8 +495,8 @@ mod tests {
         };
         let refused = plan_merge(
             TABLE,
-            &group,
-            &group,
+            (&group, &group),
+            &BTreeMap::new(),
             MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             Vec::new(),
@@ -494,8 +525,8 @@ mod tests {
         };
         let planned = plan_merge(
             TABLE,
-            &alone(&claimant, 0),
-            &alone(&owner, 0),
+            (&alone(&claimant, 0), &alone(&owner, 0)),
+            &BTreeMap::new(),
             MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             vec![suggestion.identifier.clone()],
@@ -550,8 +581,8 @@ mod tests {
         };
         let refused = plan_merge(
             TABLE,
-            &source,
-            &alone(&CustomerId::generate(), 0),
+            (&source, &alone(&CustomerId::generate(), 0)),
+            &BTreeMap::new(),
             MergeId::generate(),
             LedgerEntry::new(LedgerAction::Merge, &actor()),
             Vec::new(),
@@ -582,6 +613,7 @@ mod tests {
         let planned = plan_unmerge(
             TABLE,
             &group,
+            &BTreeMap::new(),
             &merge_id,
             (&source, &target),
             &[],
@@ -605,6 +637,7 @@ mod tests {
             plan_unmerge(
                 TABLE,
                 &alone(&target, 0),
+                &BTreeMap::new(),
                 &merge_id,
                 (&source, &target),
                 &[],

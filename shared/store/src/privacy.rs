@@ -109,7 +109,7 @@ impl TimelineStore {
             profile,
             interactions: page.entries,
             next_cursor: page.next_cursor,
-            conversations: group.root.conversation.recent.clone(),
+            conversations: self.conversations(&group.root, true).await?.0.recent,
             suggestions: self.suggestions_of(&ids).await?,
             ledger: self.ledger_of(&ids).await?,
         })

@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Channel, Evidence, Handle, IdentifierSource};
 
-use crate::conversation::ConversationRecord;
+use crate::conversation::{ConversationRecord, ConversationState, History};
 use crate::items::{ProfileItem, key_item, keys, optional_string_attr, string_attr};
 use crate::{CustomerId, StoreError, TimelineStore, dynamo};
 
@@ -139,6 +139,22 @@ impl TimelineStore {
         }
         profiles.sort_by(|a, b| a.customer.cmp(&b.customer));
         Ok(profiles)
+    }
+
+    /// A root's conversation history item (its conversations other than the open one).
+    pub(crate) async fn history(&self, root: &CustomerId, consistent: bool) -> Result<History, StoreError> {
+        History::from_item(self.get(keys::conversation_history(root), consistent).await?.as_ref())
+    }
+
+    /// A root's whole conversation state (its open conversation and its history) and the
+    /// history as read.
+    pub(crate) async fn conversations(
+        &self,
+        root: &ProfileItem,
+        consistent: bool,
+    ) -> Result<(ConversationState, History), StoreError> {
+        let history = self.history(&root.customer, consistent).await?;
+        Ok((history.around(&root.conversation), history))
     }
 
     /// The group a customer id belongs to: its root's id.

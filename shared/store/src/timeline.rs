@@ -355,7 +355,8 @@ impl TimelineStore {
         written("UpdateItem", result).map(drop)
     }
 
-    /// Read-modify-write of a root's conversation state, only if unchanged since read.
+    /// Read-modify-write of a root's whole conversation state (its open conversation and its
+    /// history), only if unchanged since read.
     async fn change_conversations(
         &self,
         root: &CustomerId,
@@ -367,22 +368,24 @@ impl TimelineStore {
                 .profile_item(root, true)
                 .await?
                 .ok_or_else(|| StoreError::CustomerNotFound(root.to_string()))?;
-            let mut state = profile.conversation.clone();
+            let (mut state, history) = self.conversations(&profile, true).await?;
             change(&mut state);
+            let (open, history_write) = history.write_back(&self.table, root, &state)?;
             let (condition, expr) = profile.unchanged(
                 Expr::new()
                     .name("#conversation", "conversation")
-                    .value(":state", to_json(&state))
+                    .value(":state", to_json(&open))
                     .value(":one", number_value(1)),
             );
-            let write = tx_update(
+            let mut writes = vec![tx_update(
                 &self.table,
                 keys::profile(root),
                 "SET #conversation = :state ADD #version :one",
                 Some(&condition),
                 expr,
-            )?;
-            Ok(if self.transact(vec![write]).await? {
+            )?];
+            writes.extend(history_write);
+            Ok(if self.transact(writes).await? {
                 Attempt::Done(())
             } else {
                 Attempt::Again
