@@ -169,6 +169,38 @@ impl ConversationState {
         id
     }
 
+    /// Advances the state with an interaction whose conversation was chosen before (its marker
+    /// holds the choice, made against the state then): that conversation's span widens to take
+    /// it in (remembered again if it was forgotten), as `assign` would have done.
+    pub(crate) fn assign_as(&mut self, interaction: &Interaction, conversation: &ConversationId) {
+        if matches!(
+            interaction.kind,
+            InteractionKind::Automated | InteractionKind::Quarantined
+        ) {
+            return;
+        }
+        let at = interaction.occurred_at;
+        let thread = (interaction.channel == Channel::Email)
+            .then(|| interaction.thread.provider_thread_id.clone())
+            .flatten();
+        match self.recent.iter_mut().find(|r| &r.id == conversation) {
+            Some(record) => {
+                record.started_at = record.started_at.min(at);
+                record.last_at = record.last_at.max(at);
+                if record.email_thread.is_none() {
+                    record.email_thread = thread;
+                }
+            }
+            None => self.recent.push(ConversationRecord {
+                id: conversation.clone(),
+                started_at: at,
+                last_at: at,
+                email_thread: thread,
+            }),
+        }
+        self.forget_oldest();
+    }
+
     /// An agent split `conversation` at an interaction at `at`: what follows is `new`.
     pub(crate) fn split(&mut self, conversation: &ConversationId, new: ConversationId, at: DateTime<Utc>) {
         if let Some(record) = self.recent.iter_mut().find(|r| &r.id == conversation) {
@@ -430,6 +462,7 @@ mod tests {
                 if automated && n % 5 == 0 {
                     item.kind = InteractionKind::Automated;
                 }
+                let before = whole.clone();
                 let expected = whole.assign(&item, DEFAULT_WINDOW);
                 let got = if open.open_decides(&item, DEFAULT_WINDOW) {
                     open.assign(&item, DEFAULT_WINDOW)
@@ -440,6 +473,13 @@ mod tests {
                     id
                 };
                 proptest::prop_assert_eq!(&got, &expected);
+                // Applying the choice made (a redelivery finishing a recording) is what making it
+                // did, and applying it once more changes nothing.
+                let mut replayed = before;
+                replayed.assign_as(&item, &expected);
+                proptest::prop_assert_eq!(&replayed, &whole);
+                replayed.assign_as(&item, &expected);
+                proptest::prop_assert_eq!(&replayed, &whole);
                 proptest::prop_assert!(open.recent.len() <= 1);
                 let mut joined = open.with_history(&history).recent;
                 let mut reference = whole.recent.clone();

@@ -5,10 +5,11 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
-use crate::conversation::History;
+use crate::conversation::{ConversationState, History};
 use crate::items::{
-    Expr, Item, ProfileItem, count_attribute, id_attr, key_item, keys, millis, number_value, optional_string_attr,
-    string_attr, string_value, time_attr, to_json, tx_check, tx_put, tx_update,
+    Commit, Expr, Item, ProfileItem, commit_slot, count_attribute, id_attr, key_item, keys, member_count_attribute,
+    millis, number_value, optional_string_attr, string_attr, string_value, time_attr, to_json, tx_check, tx_put,
+    tx_update,
 };
 use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, retry_optimistic};
 
@@ -65,6 +66,16 @@ pub enum Applied {
     Erased,
 }
 
+/// The customer an interaction is for, with its group's root.
+enum Owner {
+    /// Its profile and its group's root's (the same when it is the root).
+    Live(Box<(ProfileItem, ProfileItem)>),
+    /// It (or its group) was erased.
+    Erased,
+    /// Its profile is not visible yet (a read that raced its creation).
+    NotVisible,
+}
+
 /// Changes that reached an interaction's marker before the interaction itself.
 #[derive(Debug, Default)]
 struct Pending {
@@ -101,22 +112,77 @@ fn entry_item(customer: &CustomerId, sk: &str, interaction: &Interaction) -> Res
     Ok(item)
 }
 
-/// An interaction's recording as planned: its conversation and the writes of its one
-/// transaction.
+/// An interaction's recording as planned: its conversation and its writes, made in this order
+/// (no transaction; see `TimelineStore::record` for why the order is safe).
 #[derive(Debug)]
 struct PlannedRecord {
     conversation: ConversationId,
-    writes: Vec<TransactWriteItem>,
+    /// The marker: only if absent (or claiming a tombstone only if no other change landed
+    /// since); it fixes the position, the conversation, the root and the version of the commit.
+    marker: TransactWriteItem,
+    /// The entry: only if absent.
+    entry: TransactWriteItem,
+    /// The root's history, when its part changed: only if at the version read.
+    history: Option<TransactWriteItem>,
+    /// The commit on the root's profile (open conversation, channel count, commit slot, version):
+    /// only if at the version read and not erased.
+    commit: TransactWriteItem,
+}
+
+/// A customer handle's fingerprint on a marker: a redelivery tells a colliding id (the same
+/// interaction id for another handle) from a duplicate without reading the entry.
+fn handle_fingerprint(handle: &throughline_model::Handle) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(handle.key().as_bytes())[..6]
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// The commit of `interaction` on its group's root (`root`; `owner` is the customer whose
+/// handle it came in on): the root's open conversation becomes `open`, the owner's count on the
+/// channel grows by one (on the root's profile: its own count, or its member's), the commit slot
+/// of the next version names the interaction; only if the root is at the version read, not
+/// erased and (for a member) still the owner's root. Pure.
+fn plan_commit(
+    table: &str,
+    interaction: &Interaction,
+    (owner, root): (&ProfileItem, &ProfileItem),
+    open: &ConversationState,
+) -> Result<TransactWriteItem, StoreError> {
+    let (slot, value) = commit_slot(root.version + 1, &interaction.id);
+    let count = if owner.is_root() {
+        count_attribute(interaction.channel)
+    } else {
+        member_count_attribute(&owner.customer, interaction.channel)
+    };
+    let expr = Expr::new()
+        .name("#conversation", "conversation")
+        .name("#slot", &slot)
+        .name("#count", &count)
+        .value(":state", to_json(open))
+        .value(":commit", string_value(value))
+        .value(":one", number_value(1));
+    let (mut condition, mut expr) = root.unchanged(expr);
+    if !owner.is_root() {
+        condition.push_str(" AND contains(#members, :owner)");
+        expr = expr
+            .name("#members", "members")
+            .value(":owner", string_value(owner.customer.as_str()));
+    }
+    tx_update(
+        table,
+        keys::profile(&root.customer),
+        "SET #conversation = :state, #slot = :commit ADD #count :one, #version :one",
+        Some(&condition),
+        expr,
+    )
 }
 
 /// What recording `interaction` for `owner` (whose group's root is `root`, possibly the owner
 /// itself) writes, given its marker as read (`None`, or a tombstone of changes that arrived
 /// first) and the root's conversation history when the open conversation alone does not
-/// decide (`None`: it does): the marker (only if absent, or claiming the tombstone only if no
-/// other change landed since), the entry in the conversation the rule picks (carrying the
-/// tombstone's changes), the owner's channel count (only if its root is still the one read),
-/// the root's open conversation (only if its version is still the one read) and, when the rest
-/// changed, the history (only if at the version read). Pure.
+/// decide (`None`: it does). Pure.
 fn plan_record(
     table: &str,
     interaction: &Interaction,
@@ -126,7 +192,7 @@ fn plan_record(
     window: TimeDelta,
 ) -> Result<PlannedRecord, StoreError> {
     let marker_key = keys::interaction(&interaction.id);
-    let (conversation, state, history_write) = match history {
+    let (conversation, open, history) = match history {
         None => {
             let mut state = root.conversation.clone();
             (state.assign(interaction, window), state, None)
@@ -139,16 +205,24 @@ fn plan_record(
         }
     };
     let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
-
-    let mut writes = Vec::with_capacity(5);
-    let mut entry = match marker {
+    let fields = [
+        ("customer_id", string_value(owner.customer.as_str())),
+        ("timeline_sk", string_value(&sk)),
+        ("conversation_id", string_value(conversation.as_str())),
+        ("root", string_value(root.customer.as_str())),
+        ("commit", number_value(root.version + 1)),
+        ("handle", string_value(handle_fingerprint(&interaction.customer))),
+    ];
+    let (marker, mut entry) = match marker {
         None => {
             let mut item = key_item(marker_key);
-            item.insert("customer_id".into(), string_value(owner.customer.as_str()));
-            item.insert("timeline_sk".into(), string_value(&sk));
-            item.insert("conversation_id".into(), string_value(conversation.as_str()));
-            writes.push(tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())?);
-            interaction.clone()
+            for (name, value) in fields {
+                item.insert(name.into(), value);
+            }
+            (
+                tx_put(table, item, Some("attribute_not_exists(pk)"), Expr::new())?,
+                interaction.clone(),
+            )
         }
         // Changed before it arrived: claim the tombstone for this position, with the changes it
         // holds, only if no other change landed since it was read.
@@ -158,10 +232,12 @@ fn plan_record(
                 "attribute_not_exists(timeline_sk)",
                 "attribute_not_exists(erased_at)",
             ];
-            let mut expr = Expr::new()
-                .value(":c", string_value(owner.customer.as_str()))
-                .value(":sk", string_value(&sk))
-                .value(":cv", string_value(conversation.as_str()));
+            let mut expr = Expr::new();
+            let mut set = Vec::new();
+            for (n, (name, value)) in fields.into_iter().enumerate() {
+                set.push(format!("#f{n} = :f{n}"));
+                expr = expr.name(&format!("#f{n}"), name).value(&format!(":f{n}"), value);
+            }
             for (attribute, placeholder, equal, absent) in [
                 (
                     "deleted_at",
@@ -179,65 +255,33 @@ fn plan_record(
                     None => condition.push(absent),
                 }
             }
-            writes.push(tx_update(
-                table,
-                marker_key,
-                "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv",
-                Some(&condition.join(" AND ")),
-                expr,
-            )?);
-            Pending::from_marker(tombstone)?.applied_to(interaction)
+            (
+                tx_update(
+                    table,
+                    marker_key,
+                    &format!("SET {}", set.join(", ")),
+                    Some(&condition.join(" AND ")),
+                    expr,
+                )?,
+                Pending::from_marker(tombstone)?.applied_to(interaction),
+            )
         }
     };
     entry.conversation_id = Some(conversation.clone());
-    writes.push(tx_put(
+    let entry = tx_put(
         table,
         entry_item(&owner.customer, &sk, &entry)?,
         Some("attribute_not_exists(pk)"),
         Expr::new(),
-    )?);
-    let count = Expr::new()
-        .name("#count", &count_attribute(interaction.channel))
-        .value(":one", number_value(1));
-    if owner.is_root() {
-        let (condition, expr) = root.unchanged(
-            count
-                .name("#conversation", "conversation")
-                .value(":state", to_json(&state)),
-        );
-        writes.push(tx_update(
-            table,
-            keys::profile(&owner.customer),
-            "SET #conversation = :state ADD #count :one, #version :one",
-            Some(&condition),
-            expr,
-        )?);
-    } else {
-        writes.push(tx_update(
-            table,
-            keys::profile(&owner.customer),
-            "ADD #count :one",
-            Some("#root = :root AND attribute_not_exists(erased_at)"),
-            count
-                .name("#root", "root")
-                .value(":root", string_value(root.customer.as_str())),
-        )?);
-        let (condition, expr) = root.unchanged(
-            Expr::new()
-                .name("#conversation", "conversation")
-                .value(":state", to_json(&state))
-                .value(":one", number_value(1)),
-        );
-        writes.push(tx_update(
-            table,
-            keys::profile(&root.customer),
-            "SET #conversation = :state ADD #version :one",
-            Some(&condition),
-            expr,
-        )?);
-    }
-    writes.extend(history_write);
-    Ok(PlannedRecord { conversation, writes })
+    )?;
+    let commit = plan_commit(table, interaction, (owner, root), &open)?;
+    Ok(PlannedRecord {
+        conversation,
+        marker,
+        entry,
+        history,
+        commit,
+    })
 }
 
 impl TimelineStore {
@@ -245,20 +289,29 @@ impl TimelineStore {
     /// deliveries, in the conversation the rule picks (`conversation`). Safe to run
     /// concurrently for the same interaction, the same customer or the same new identifier.
     ///
-    /// 1. The interaction's marker decides first: erased → nothing; recorded → a duplicate
-    ///    (repairs a missing entry, never makes a second one).
+    /// 1. The interaction's marker decides first: erased → nothing; written → a redelivery,
+    ///    which finishes what is unfinished (`finish`) and never makes a second entry.
     /// 2. The customer: the owner of the interaction's handle (see `identity`), whose entries
-    ///    live in its own partition; its group's root holds the conversation state.
-    /// 3. One transaction: the marker (only if absent, or claiming a tombstone), the entry (at
-    ///    the position and in the conversation the marker records), the owner's channel count
-    ///    (only if its root is still the one read) and the root's conversation state (only if
-    ///    its version is still the one read). Cancelled → re-read and decide again: a
-    ///    duplicate, or start over against the changed profiles. Nothing is written after it,
-    ///    so a crash never leaves half an interaction.
+    ///    live in its own partition; its group's root holds the conversation state and counts.
+    /// 3. Four single-item conditional writes, in this order (no transaction, which would
+    ///    double the price of each):
+    ///    - the **marker** (only if absent, or claiming a tombstone): it fixes the position,
+    ///      the conversation, the root and the root's version this interaction commits as;
+    ///    - the **entry** (only if absent), in the owner's partition;
+    ///    - the root's conversation **history**, only when its part changed (rare);
+    ///    - the **commit** on the root's profile: open conversation, the owner's channel count,
+    ///      the commit slot of that version naming the interaction, the version +1; only if the
+    ///      root is at the version read and not erased.
+    ///
+    /// Everything before the commit is idempotent and is redone by a redelivery; the commit is
+    /// made at most once (its version condition), and a redelivery tells whether it was made
+    /// from the commit slot. The entry precedes the commit, so an erasure (which tombstones the
+    /// root first: no commit can follow) always finds the entry of a committed interaction;
+    /// one whose commit fails on a tombstone withdraws what it wrote (`withdraw`).
     pub async fn record(&self, interaction: &Interaction) -> Result<Recorded, StoreError> {
         let marker_key = &keys::interaction(&interaction.id);
         retry_optimistic("recording an interaction", |attempt| async move {
-            // After a cancelled try everything is read again, consistently.
+            // After a write whose condition failed everything is read again, consistently.
             let consistent = attempt > 0;
             let marker = self.get(marker_key.clone(), consistent).await?;
             if let Some(existing) = &marker {
@@ -266,7 +319,7 @@ impl TimelineStore {
                     return Ok(Attempt::Done(Recorded::Erased));
                 }
                 if existing.contains_key("timeline_sk") {
-                    return self.repair(interaction, existing).await.map(Attempt::Done);
+                    return self.finish(interaction, existing).await;
                 }
             }
             let Some(resolved) = self.resolve_interaction_customer(interaction).await? else {
@@ -274,29 +327,26 @@ impl TimelineStore {
             };
             let owner = resolved.customer;
             // A customer created just now: its profile is the one written (if that changed
-            // since, the transaction's version condition fails and the next try reads).
+            // since, the commit's version condition fails and the next try reads).
             let created = resolved.created.is_some();
             let owner_profile = match resolved.created {
                 Some(created) => Some(created),
                 None => self.profile_item(&owner, consistent).await?,
             };
-            let (owner_profile, root_profile) = match owner_profile {
-                Some(profile) if profile.erased_at.is_none() && profile.is_root() => (profile.clone(), profile),
-                Some(profile) if profile.erased_at.is_none() => {
-                    match self.profile_item(&profile.root, consistent).await? {
-                        Some(root) => (profile, root),
-                        None => return Err(StoreError::Corrupt(format!("root of {owner} has no profile"))),
-                    }
-                }
+            let (owner_profile, root_profile) = match self.group_of(owner_profile, consistent).await? {
+                Owner::Live(both) => *both,
                 // The handle still routes to an erased customer (an identifier attached while the
                 // erasure ran): release it, so the next try gives it a customer of its own.
-                Some(_) => {
+                Owner::Erased => {
                     self.release_handle(&interaction.customer.key(), &owner).await?;
                     return Ok(Attempt::Again);
                 }
-                // Not visible yet.
-                None => return Ok(Attempt::Again),
+                Owner::NotVisible => return Ok(Attempt::Again),
             };
+            if !owner_profile.is_root() && !root_profile.members.contains(&owner) {
+                // Read before a merge or unmerge that the root's profile shows: read again.
+                return Ok(Attempt::Again);
+            }
             // The history is read only when the open conversation does not decide (a new
             // customer has none; a profile written before the history item existed holds it).
             let history = if created {
@@ -316,16 +366,190 @@ impl TimelineStore {
                 history.as_ref(),
                 self.window,
             )?;
-            if self.transact(planned.writes).await? {
+            if !self.write_one(planned.marker).await? {
+                // Another delivery wrote it first, or another change reached the tombstone.
+                return Ok(Attempt::Again);
+            }
+            self.write_one(planned.entry).await?;
+            if let Some(history) = planned.history
+                && !self.write_one(history).await?
+            {
+                return Ok(Attempt::Again);
+            }
+            if self.write_one(planned.commit).await? {
                 return Ok(Attempt::Done(Recorded::New {
                     customer: owner,
                     conversation: planned.conversation,
                 }));
             }
-            // Cancelled: a duplicate got there first, or a profile changed. Decide again.
+            // The root changed (another interaction, a merge), or a concurrent delivery of this
+            // one committed, or it was erased: the next try finishes from the marker.
             Ok(Attempt::Again)
         })
         .await
+    }
+
+    /// A profile (`None`: not visible yet) and its group's root, as they are.
+    async fn group_of(&self, profile: Option<ProfileItem>, consistent: bool) -> Result<Owner, StoreError> {
+        Ok(match profile {
+            Some(profile) if profile.erased_at.is_none() && profile.is_root() => {
+                Owner::Live(Box::new((profile.clone(), profile)))
+            }
+            Some(profile) if profile.erased_at.is_none() => match self.profile_item(&profile.root, consistent).await? {
+                Some(root) if root.erased_at.is_none() => Owner::Live(Box::new((profile, root))),
+                Some(_) => Owner::Erased,
+                None => {
+                    return Err(StoreError::Corrupt(format!(
+                        "root of {} has no profile",
+                        profile.customer
+                    )));
+                }
+            },
+            Some(_) => Owner::Erased,
+            None => Owner::NotVisible,
+        })
+    }
+
+    /// A delivery of an interaction whose marker is written: a duplicate once its commit is
+    /// made (read from the root's commit slot: one eventually consistent read), else what is
+    /// left of its recording, against its group as it is now (the conversation the marker
+    /// fixed; the commit moved to the current root and version, the marker first).
+    async fn finish(&self, interaction: &Interaction, marker: &Item) -> Result<Attempt<Recorded>, StoreError> {
+        let owner = id_attr::<CustomerId>(marker, "customer_id")?;
+        let Some(commit) = marker
+            .get("commit")
+            .map(|_| crate::items::number_attr(marker, "commit"))
+        else {
+            // Written with its entry in one transaction, by an earlier version of the writer.
+            return self.repair(interaction, marker).await.map(Attempt::Done);
+        };
+        if optional_string_attr(marker, "handle").is_some_and(|h| h != handle_fingerprint(&interaction.customer)) {
+            return Ok(Attempt::Done(Recorded::Collision { customer: owner }));
+        }
+        let root = id_attr::<CustomerId>(marker, "root")?;
+        let committed = |profile: &Option<ProfileItem>| {
+            profile
+                .as_ref()
+                .map_or(Commit::NotDone, |p| p.commit_of(&interaction.id, commit))
+        };
+        if committed(&self.profile_item(&root, false).await?) == Commit::Done {
+            return Ok(Attempt::Done(Recorded::Duplicate { customer: owner }));
+        }
+        let root_profile = self.profile_item(&root, true).await?;
+        if root_profile.as_ref().is_some_and(|r| r.erased_at.is_some()) {
+            self.withdraw(interaction, marker, &owner, Some(&root)).await?;
+            return Ok(Attempt::Done(Recorded::Erased));
+        }
+        let sk = string_attr(marker, "timeline_sk")?;
+        let entry_key = (keys::customer_pk(&owner), sk.clone());
+        match committed(&root_profile) {
+            Commit::Done => return Ok(Attempt::Done(Recorded::Duplicate { customer: owner })),
+            // Eight more interactions of the group came between: whether its commit was made
+            // is no longer known. Its entry is put back if missing, and it is not counted again
+            // (a count may be one short, never doubled).
+            Commit::Forgotten => {
+                tracing::warn!(interaction_id = %interaction.id, "commit no longer known; not counted again");
+                if self.get(entry_key, true).await?.is_none() {
+                    self.write_one(self.entry_write(interaction, marker, &owner, &sk)?)
+                        .await?;
+                }
+                return Ok(Attempt::Done(Recorded::Duplicate { customer: owner }));
+            }
+            Commit::NotDone => {}
+        }
+        // Unfinished: the entry (if the first try stopped before it), the state, the commit.
+        let conversation = optional_string_attr(marker, "conversation_id")
+            .and_then(|c| ConversationId::try_from(c).ok())
+            .ok_or_else(|| StoreError::Corrupt(format!("marker of {} has no conversation", interaction.id)))?;
+        let owner_profile = self.profile_item(&owner, true).await?;
+        let (owner_profile, current_root) = match self.group_of(owner_profile, true).await? {
+            Owner::Live(both) => *both,
+            Owner::Erased => {
+                self.withdraw(interaction, marker, &owner, None).await?;
+                return Ok(Attempt::Done(Recorded::Erased));
+            }
+            Owner::NotVisible => return Ok(Attempt::Again),
+        };
+        if !owner_profile.is_root() && !current_root.members.contains(&owner) {
+            return Ok(Attempt::Again);
+        }
+        if self.get(entry_key, true).await?.is_none() {
+            self.write_one(self.entry_write(interaction, marker, &owner, &sk)?)
+                .await?;
+        }
+        let (mut whole, history) = self.conversations(&current_root, true).await?;
+        whole.assign_as(interaction, &conversation);
+        let (open, history_write) = history.write_back(&self.table, &current_root.customer, &whole)?;
+        let next = current_root.version + 1;
+        if (&current_root.customer, next) != (&root, commit) {
+            // The commit moves to the root and version it can be made at now, the marker first
+            // (only if no other delivery moved it meanwhile).
+            let moved = tx_update(
+                &self.table,
+                keys::interaction(&interaction.id),
+                "SET #root = :root, #commit = :next",
+                Some("#commit = :commit AND attribute_not_exists(erased_at)"),
+                Expr::new()
+                    .name("#root", "root")
+                    .name("#commit", "commit")
+                    .value(":root", string_value(current_root.customer.as_str()))
+                    .value(":next", number_value(next))
+                    .value(":commit", number_value(commit)),
+            )?;
+            if !self.write_one(moved).await? {
+                return Ok(Attempt::Again);
+            }
+        }
+        if let Some(history) = history_write
+            && !self.write_one(history).await?
+        {
+            return Ok(Attempt::Again);
+        }
+        let commit = plan_commit(&self.table, interaction, (&owner_profile, &current_root), &open)?;
+        if self.write_one(commit).await? {
+            return Ok(Attempt::Done(Recorded::New {
+                customer: owner,
+                conversation,
+            }));
+        }
+        Ok(Attempt::Again)
+    }
+
+    /// The entry of an interaction whose marker is written, as the marker has it: its
+    /// position, its conversation and the changes that reached the marker first.
+    fn entry_write(
+        &self,
+        interaction: &Interaction,
+        marker: &Item,
+        owner: &CustomerId,
+        sk: &str,
+    ) -> Result<TransactWriteItem, StoreError> {
+        let mut entry = Pending::from_marker(marker)?.applied_to(interaction);
+        entry.conversation_id =
+            optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
+        tx_put(
+            &self.table,
+            entry_item(owner, sk, &entry)?,
+            Some("attribute_not_exists(pk)"),
+            Expr::new(),
+        )
+    }
+
+    /// An interaction whose group was erased before its commit: what it wrote goes (its entry,
+    /// and the erased root's history in case it wrote that after the erasure passed), and its
+    /// marker says erased, so that every later delivery is dropped.
+    async fn withdraw(
+        &self,
+        interaction: &Interaction,
+        marker: &Item,
+        owner: &CustomerId,
+        erased_root: Option<&CustomerId>,
+    ) -> Result<(), StoreError> {
+        let sk = string_attr(marker, "timeline_sk")?;
+        let mut doomed = vec![(keys::customer_pk(owner), sk)];
+        doomed.extend(erased_root.map(keys::conversation_history));
+        self.delete_all(doomed).await?;
+        self.mark_erased(&[interaction.id.to_string()], owner, Utc::now()).await
     }
 
     /// A redelivery of a recorded interaction. The entry is written with its marker, so it
@@ -591,7 +815,7 @@ mod tests {
     }
 
     #[test]
-    fn a_first_delivery_writes_its_marker_entry_and_root_state_in_one_transaction() {
+    fn a_first_delivery_writes_marker_entry_and_commit_each_once_and_only_at_the_version_read() {
         let owner = ProfileItem::for_test(&CustomerId::generate(), 4, &[]);
         let interaction = sms("SM1");
         let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), None, DEFAULT_WINDOW).unwrap();
@@ -600,9 +824,8 @@ mod tests {
             ConversationId::opened_by(&interaction.id),
             "it opens one"
         );
-        let keys: Vec<String> = planned.writes.iter().map(key_of).collect();
         assert_eq!(
-            keys,
+            [&planned.marker, &planned.entry, &planned.commit].map(key_of),
             [
                 format!("INTERACTION#{}|INTERACTION", interaction.id),
                 format!(
@@ -613,64 +836,80 @@ mod tests {
                 format!("CUSTOMER#{}|PROFILE", owner.customer),
             ]
         );
-        let marker = planned.writes[0].put().unwrap();
+        assert!(planned.history.is_none(), "nothing but the open conversation changed");
+        let marker = planned.marker.put().unwrap();
         assert_eq!(
             marker.condition_expression(),
             Some("attribute_not_exists(pk)"),
             "only once"
         );
-        let entry = planned.writes[1].put().unwrap();
+        for (name, value) in [
+            ("root", string_value(owner.customer.as_str())),
+            ("commit", number_value(5)),
+            ("conversation_id", string_value(planned.conversation.as_str())),
+        ] {
+            assert_eq!(marker.item().get(name), Some(&value), "the marker fixes {name}");
+        }
+        let entry = planned.entry.put().unwrap();
+        assert_eq!(entry.condition_expression(), Some("attribute_not_exists(pk)"));
         assert_eq!(
             entry.item().get("conversation_id"),
             Some(&AttributeValue::S(planned.conversation.to_string()))
         );
-        let profile = planned.writes[2].update().unwrap();
+        let commit = planned.commit.update().unwrap();
         assert_eq!(
-            profile.update_expression(),
-            "SET #conversation = :state ADD #count :one, #version :one"
+            commit.update_expression(),
+            "SET #conversation = :state, #slot = :commit ADD #count :one, #version :one"
         );
         assert_eq!(
-            profile.condition_expression(),
+            commit.condition_expression(),
             Some("#version = :version AND attribute_not_exists(erased_at)")
         );
+        let names = commit.expression_attribute_names().unwrap();
+        assert_eq!(names.get("#count").map(String::as_str), Some("count_sms"));
+        assert_eq!(names.get("#slot").map(String::as_str), Some("ix5"));
+        let fingerprint = &interaction.id.as_str()[3..15];
         assert_eq!(
-            profile
-                .expression_attribute_names()
-                .and_then(|n| n.get("#count"))
-                .map(String::as_str),
-            Some("count_sms")
+            commit.expression_attribute_values().unwrap().get(":commit"),
+            Some(&string_value(format!("{fingerprint}@5"))),
+            "the slot of version 5 names it"
         );
     }
 
     #[test]
-    fn a_merged_member_counts_on_its_own_profile_and_the_conversation_on_its_root() {
-        let root = ProfileItem::for_test(&CustomerId::generate(), 9, &[]);
+    fn a_merged_member_is_counted_and_committed_on_its_root_while_still_a_member() {
+        let root_id = CustomerId::generate();
         let member = ProfileItem::for_test(
             &CustomerId::generate(),
             2,
-            &[("root", AttributeValue::S(root.customer.to_string()))],
+            &[("root", AttributeValue::S(root_id.to_string()))],
+        );
+        let root = ProfileItem::for_test(
+            &root_id,
+            9,
+            &[("members", AttributeValue::Ss(vec![member.customer.to_string()]))],
         );
         let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), None, DEFAULT_WINDOW).unwrap();
-        assert_eq!(planned.writes.len(), 4);
-        let count = planned.writes[2].update().unwrap();
+        assert_eq!(key_of(&planned.commit), format!("CUSTOMER#{root_id}|PROFILE"));
+        let commit = planned.commit.update().unwrap();
         assert_eq!(
-            key_of(&planned.writes[2]),
-            format!("CUSTOMER#{}|PROFILE", member.customer)
-        );
-        assert_eq!(count.update_expression(), "ADD #count :one");
-        assert_eq!(
-            count.condition_expression(),
-            Some("#root = :root AND attribute_not_exists(erased_at)"),
+            commit.condition_expression(),
+            Some("#version = :version AND attribute_not_exists(erased_at) AND contains(#members, :owner)"),
             "only while still in the group read"
         );
-        let state = planned.writes[3].update().unwrap();
         assert_eq!(
-            key_of(&planned.writes[3]),
-            format!("CUSTOMER#{}|PROFILE", root.customer)
+            commit
+                .expression_attribute_names()
+                .and_then(|n| n.get("#count"))
+                .map(String::as_str),
+            Some(format!("n_{}_sms", member.customer).as_str()),
+            "the member's count, on its root"
         );
+        let entry = planned.entry.put().unwrap();
         assert_eq!(
-            state.update_expression(),
-            "SET #conversation = :state ADD #version :one"
+            entry.item().get("pk"),
+            Some(&string_value(keys::customer_pk(&member.customer))),
+            "the entry in the member's own partition"
         );
     }
 
@@ -690,11 +929,8 @@ mod tests {
             DEFAULT_WINDOW,
         )
         .unwrap();
-        let claim = planned.writes[0].update().unwrap();
-        assert_eq!(
-            claim.update_expression(),
-            "SET customer_id = :c, timeline_sk = :sk, conversation_id = :cv"
-        );
+        let claim = planned.marker.update().unwrap();
+        assert!(claim.update_expression().starts_with("SET #f0 = :f0, #f1 = :f1"));
         assert_eq!(
             claim.condition_expression(),
             Some(
@@ -703,16 +939,16 @@ mod tests {
             ),
             "only if no other change landed since it was read"
         );
-        let entry = planned.writes[1].put().unwrap();
+        let entry = planned.entry.put().unwrap();
         assert_eq!(
             entry.item().get("deleted_at"),
             Some(&string_value("2026-11-24T09:05:00Z")),
             "the deletion it missed"
         );
         // A profile written before versions existed is still "unchanged" at version 0.
-        let profile = planned.writes[2].update().unwrap();
+        let commit = planned.commit.update().unwrap();
         assert!(
-            profile
+            commit
                 .condition_expression()
                 .unwrap()
                 .starts_with("(attribute_not_exists(#version)")

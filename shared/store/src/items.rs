@@ -255,8 +255,15 @@ pub(crate) struct ProfileItem {
     /// root) every member, so that an interrupted erasure can be finished.
     pub erased_root: Option<CustomerId>,
     pub erased_members: Vec<CustomerId>,
-    /// Interactions recorded in this customer's partition, per channel.
+    /// Interactions recorded in this customer's partition, per channel (on a member: those
+    /// counted before it joined its group's root, whose profile counts the rest).
     pub counts: BTreeMap<Channel, u64>,
+    /// On a root: its members' interactions since they joined it, per member and channel
+    /// (settled into the members' own `counts` when a merge or an unmerge moves them).
+    pub member_counts: BTreeMap<CustomerId, BTreeMap<Channel, u64>>,
+    /// On a root: the last `COMMIT_SLOTS` interactions recorded against it, slot by version
+    /// (`version % COMMIT_SLOTS` → the interaction's fingerprint and that version).
+    pub commits: BTreeMap<u64, (String, u64)>,
     /// On a root: the group's open conversation (the rest is its history item; a profile
     /// written before the history item existed holds all of them here).
     pub conversation: ConversationState,
@@ -264,6 +271,41 @@ pub(crate) struct ProfileItem {
 
 pub(crate) fn count_attribute(channel: Channel) -> String {
     format!("count_{}", channel.as_str())
+}
+
+/// On a root, a member's interactions on a channel since it joined.
+pub(crate) fn member_count_attribute(member: &CustomerId, channel: Channel) -> String {
+    format!("n_{member}_{}", channel.as_str())
+}
+
+/// The interactions a root remembers having counted: enough for a redelivery that finds its
+/// recording unfinished to tell whether the root's part was done, unless this many others of
+/// the group were recorded in between.
+pub(crate) const COMMIT_SLOTS: u64 = 8;
+
+/// The attribute of the commit slot of `version`, and its value for `interaction`.
+pub(crate) fn commit_slot(version: u64, interaction: &InteractionId) -> (String, String) {
+    (
+        format!("ix{}", version % COMMIT_SLOTS),
+        format!("{}@{version}", interaction_fingerprint(interaction)),
+    )
+}
+
+/// 48 bits of an interaction id: enough to tell the few a slot could hold apart.
+pub(crate) fn interaction_fingerprint(interaction: &InteractionId) -> &str {
+    let id = interaction.as_str();
+    id.get(3..15).unwrap_or(id)
+}
+
+/// What a root's commit slots say of an interaction's commit at `version`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Commit {
+    /// Its slot holds it at that version.
+    Done,
+    /// Not at that version (another interaction, or a merge, took it; or not yet).
+    NotDone,
+    /// Its slot has been taken by a later version: no longer known.
+    Forgotten,
 }
 
 impl ProfileItem {
@@ -288,6 +330,23 @@ impl ProfileItem {
             .map(|c| (c, number_attr(item, &count_attribute(c))))
             .filter(|(_, count)| *count > 0)
             .collect();
+        let mut member_counts: BTreeMap<CustomerId, BTreeMap<Channel, u64>> = BTreeMap::new();
+        let mut commits = BTreeMap::new();
+        for (name, value) in item {
+            if let Some((member, channel)) = name.strip_prefix("n_").and_then(|rest| rest.rsplit_once('_')) {
+                if let (Some(member), Some(channel)) = (CustomerId::parse(member), Channel::parse(channel)) {
+                    let count = number_attr(item, name);
+                    if count > 0 {
+                        member_counts.entry(member).or_default().insert(channel, count);
+                    }
+                }
+            } else if let (Some(slot), AttributeValue::S(text)) = (name.strip_prefix("ix"), value)
+                && let (Ok(slot), Some((fingerprint, version))) = (slot.parse::<u64>(), text.split_once('@'))
+                && let Ok(version) = version.parse()
+            {
+                commits.insert(slot, (fingerprint.to_owned(), version));
+            }
+        }
         Ok(Self {
             created_at: time_attr(item, "created_at")?,
             root,
@@ -300,6 +359,8 @@ impl ProfileItem {
                 .transpose()?,
             erased_members: id_set_attr(item, "erased_members")?,
             counts,
+            member_counts,
+            commits,
             conversation: json_attr(item, "conversation")?.unwrap_or_default(),
             customer,
         })
@@ -307,6 +368,17 @@ impl ProfileItem {
 
     pub(crate) fn is_root(&self) -> bool {
         self.root == self.customer
+    }
+
+    /// Whether `interaction` was recorded against this root at `version`.
+    pub(crate) fn commit_of(&self, interaction: &InteractionId, version: u64) -> Commit {
+        match self.commits.get(&(version % COMMIT_SLOTS)) {
+            Some((fingerprint, at)) if *at == version && fingerprint == interaction_fingerprint(interaction) => {
+                Commit::Done
+            }
+            Some((_, at)) if *at > version => Commit::Forgotten,
+            _ => Commit::NotDone,
+        }
     }
 
     pub(crate) fn node(&self) -> Node {

@@ -370,6 +370,52 @@ impl TimelineStore {
         Ok(output.item)
     }
 
+    /// Runs one planned write on its own, not in a transaction (a write of the one vocabulary
+    /// the planners use); `false` when its condition did not hold.
+    async fn write_one(&self, write: TransactWriteItem) -> Result<bool, StoreError> {
+        if let Some(put) = write.put {
+            let result = self
+                .client
+                .put_item()
+                .table_name(put.table_name)
+                .set_item(Some(put.item))
+                .set_condition_expression(put.condition_expression)
+                .set_expression_attribute_names(put.expression_attribute_names)
+                .set_expression_attribute_values(put.expression_attribute_values)
+                .send()
+                .await;
+            return written("PutItem", result);
+        }
+        if let Some(update) = write.update {
+            let result = self
+                .client
+                .update_item()
+                .table_name(update.table_name)
+                .set_key(Some(update.key))
+                .update_expression(update.update_expression)
+                .set_condition_expression(update.condition_expression)
+                .set_expression_attribute_names(update.expression_attribute_names)
+                .set_expression_attribute_values(update.expression_attribute_values)
+                .send()
+                .await;
+            return written("UpdateItem", result);
+        }
+        if let Some(delete) = write.delete {
+            let result = self
+                .client
+                .delete_item()
+                .table_name(delete.table_name)
+                .set_key(Some(delete.key))
+                .set_condition_expression(delete.condition_expression)
+                .set_expression_attribute_names(delete.expression_attribute_names)
+                .set_expression_attribute_values(delete.expression_attribute_values)
+                .send()
+                .await;
+            return written("DeleteItem", result);
+        }
+        Err(StoreError::Corrupt("a condition check alone writes nothing".into()))
+    }
+
     /// Runs a transaction; `false` when DynamoDB cancelled it (a condition did not hold, or a
     /// concurrent transaction touched the same items): the caller re-reads and decides.
     async fn transact(&self, items: Vec<TransactWriteItem>) -> Result<bool, StoreError> {

@@ -7,11 +7,12 @@ use std::collections::{BTreeMap, BTreeSet};
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
 use crate::conversation::{ConversationState, History};
-use throughline_model::MergeId;
+use throughline_model::{Channel, MergeId};
 
 use crate::forest::{Forest, GraphError, Plan};
 use crate::items::{
-    Expr, ProfileItem, id_attr, key_item, keys, millis, number_value, string_value, to_json, tx_put, tx_update,
+    Expr, ProfileItem, count_attribute, id_attr, key_item, keys, member_count_attribute, millis, number_value,
+    string_value, to_json, tx_put, tx_update,
 };
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
@@ -188,12 +189,29 @@ fn profile_writes(
     conversations: &BTreeMap<CustomerId, ConversationState>,
     histories: &BTreeMap<CustomerId, History>,
 ) -> Result<Vec<TransactWriteItem>, StoreError> {
+    let find = |customer: &CustomerId| profiles.iter().find(|p| &p.customer == customer);
+    // What a root counted for its members moves into their own counts whenever its member set
+    // changes, so that every count is where its customer's group is.
+    let mut settled: BTreeMap<&CustomerId, &BTreeMap<Channel, u64>> = BTreeMap::new();
+    let mut settling: BTreeMap<&CustomerId, Vec<String>> = BTreeMap::new();
+    for root in plan.members.keys().filter_map(&find) {
+        for (member, counts) in &root.member_counts {
+            if find(member).is_some() {
+                settled.insert(member, counts);
+                settling
+                    .entry(&root.customer)
+                    .or_default()
+                    .extend(counts.keys().map(|c| member_count_attribute(member, *c)));
+            }
+        }
+    }
     let touched: BTreeSet<&CustomerId> = plan
         .changes
         .iter()
         .map(|c| &c.customer)
         .chain(plan.members.keys())
         .chain(conversations.keys())
+        .chain(settled.keys().copied())
         .collect();
     let mut writes = Vec::new();
     for customer in touched {
@@ -238,11 +256,23 @@ fn profile_writes(
                 .name("#conversation", "conversation")
                 .value(":state", to_json(&open));
         }
+        let mut remove: Vec<String> = remove.into_iter().map(str::to_owned).collect();
+        for (n, name) in settling.get(customer).into_iter().flatten().enumerate() {
+            remove.push(format!("#drop{n}"));
+            expr = expr.name(&format!("#drop{n}"), name);
+        }
+        let mut add = vec!["#version :one".to_owned()];
+        for (n, (channel, count)) in settled.get(customer).into_iter().flat_map(|c| c.iter()).enumerate() {
+            add.push(format!("#settle{n} :settle{n}"));
+            expr = expr
+                .name(&format!("#settle{n}"), &count_attribute(*channel))
+                .value(&format!(":settle{n}"), number_value(*count));
+        }
         let mut update = format!("SET {}", set.join(", "));
         if !remove.is_empty() {
             update.push_str(&format!(" REMOVE {}", remove.join(", ")));
         }
-        update.push_str(" ADD #version :one");
+        update.push_str(&format!(" ADD {}", add.join(", ")));
         let (condition, expr) = profile.unchanged(expr);
         writes.push(tx_update(
             table,

@@ -400,7 +400,7 @@ impl TimelineStore {
     /// The markers of these interactions remember the erasure, and nothing else of them but
     /// whose they were: 25 per BatchWriteItem (a marker's other attributes, such as a pending
     /// edit's text, go with the rewrite).
-    async fn mark_erased(
+    pub(crate) async fn mark_erased(
         &self,
         interaction_ids: &[String],
         customer: &CustomerId,
@@ -460,7 +460,7 @@ impl TimelineStore {
     }
 
     /// Deletes items, 25 per BatchWriteItem, retrying what DynamoDB leaves unprocessed.
-    async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
+    pub(crate) async fn delete_all(&self, keys: Vec<(String, String)>) -> Result<(), StoreError> {
         for chunk in keys.chunks(25) {
             let requests: Vec<WriteRequest> = chunk
                 .iter()

@@ -186,11 +186,11 @@ impl TimelineStore {
         }
         let mut counts: BTreeMap<String, u64> = BTreeMap::new();
         let mut channels = BTreeSet::new();
-        for profile in group.profiles() {
-            for (channel, count) in &profile.counts {
-                *counts.entry(channel.as_str().to_owned()).or_default() += count;
-                channels.insert(channel.as_str());
-            }
+        // Each member's own counts, and what its root counted for it since it joined.
+        let since_joined = group.root.member_counts.values().flat_map(|c| c.iter());
+        for (channel, count) in group.profiles().flat_map(|p| p.counts.iter()).chain(since_joined) {
+            *counts.entry(channel.as_str().to_owned()).or_default() += count;
+            channels.insert(channel.as_str());
         }
         Ok(CustomerProfile {
             customer_id: group.root.customer.clone(),
