@@ -403,3 +403,154 @@ async fn entries_sqs_fails_on_its_side_are_sent_again_and_queued_once() {
     assert_eq!(unused().await, 10 - 3, "three sends in all, then the publish gave up");
     assert_eq!(depth(&stack, &queue.url).await, 12);
 }
+
+/// Lets `allowed` writes through, then fails that write and every request after it: the
+/// writer's process stopping there (a timeout, a crash), with nothing of it sent afterwards.
+#[derive(Debug, Clone)]
+struct StopAfter {
+    allowed: usize,
+    writes: std::sync::Arc<std::sync::atomic::AtomicUsize>,
+    stopped: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl aws_sdk_dynamodb::config::Intercept for StopAfter {
+    fn name(&self) -> &'static str {
+        "stop-after"
+    }
+
+    fn read_before_execution(
+        &self,
+        context: &aws_sdk_dynamodb::config::interceptors::BeforeSerializationInterceptorContextRef<'_>,
+        _: &mut aws_sdk_dynamodb::config::ConfigBag,
+    ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+        use aws_sdk_dynamodb::operation::{
+            batch_write_item::BatchWriteItemInput, delete_item::DeleteItemInput, put_item::PutItemInput,
+            transact_write_items::TransactWriteItemsInput, update_item::UpdateItemInput,
+        };
+        use std::sync::atomic::Ordering;
+        if self.stopped.load(Ordering::SeqCst) {
+            return Err("the writer stopped".into());
+        }
+        let input = context.input();
+        let write = input.downcast_ref::<PutItemInput>().is_some()
+            || input.downcast_ref::<UpdateItemInput>().is_some()
+            || input.downcast_ref::<DeleteItemInput>().is_some()
+            || input.downcast_ref::<BatchWriteItemInput>().is_some()
+            || input.downcast_ref::<TransactWriteItemsInput>().is_some();
+        if write && self.writes.fetch_add(1, Ordering::SeqCst) >= self.allowed {
+            self.stopped.store(true, Ordering::SeqCst);
+            return Err("the writer stopped before this write".into());
+        }
+        Ok(())
+    }
+}
+
+/// The store as a writer that stops after `allowed` writes would run it.
+fn stopping_store(stack: &stack::LocalStack, allowed: usize) -> TimelineStore {
+    let config = aws_sdk_dynamodb::config::Builder::from(&stack.aws)
+        .interceptor(StopAfter {
+            allowed,
+            writes: Default::default(),
+            stopped: Default::default(),
+        })
+        .build();
+    TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name())
+}
+
+/// A writer can stop between any two of an interaction's writes (they are not one transaction);
+/// the redelivery finishes it: one entry, counted once, in the conversation it opened, and a
+/// further delivery is a duplicate. Here the interaction opens a conversation, so it writes all
+/// four (marker, entry, the history its predecessor moves into, the commit); once the stopped
+/// writer is simply redelivered, once after another interaction of the customer was recorded
+/// in between (the commit then moves to the root's next version).
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_stopped_after_any_write_is_finished_by_its_redelivery_exactly_once() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let day = chrono::Utc::now() - chrono::TimeDelta::days(30);
+    for interleaved in [false, true] {
+        for allowed in 0..=4 {
+            let ada = phone(&format!("+1415555{}{allowed:03}", u8::from(interleaved) + 6));
+            let message = |n: u32, days: i64| {
+                interaction(
+                    Channel::Sms,
+                    ada.clone(),
+                    &format!("SMstop{interleaved}{allowed}-{n}"),
+                    day + chrono::TimeDelta::days(days) + chrono::TimeDelta::minutes(n.into()),
+                )
+            };
+            let (first, opening, later) = (message(1, 0), message(2, 3), message(3, 3));
+            let Recorded::New { conversation: old, .. } = store.record(&first).await.unwrap() else {
+                panic!("first is new");
+            };
+            let outcome = stopping_store(&stack, allowed).record(&opening).await;
+            assert_eq!(
+                outcome.is_ok(),
+                allowed == 4,
+                "stopped after {allowed} writes: {outcome:?}"
+            );
+            let mut expected = vec![first.id.clone(), opening.id.clone()];
+            if interleaved {
+                store.record(&later).await.unwrap();
+                expected.push(later.id.clone());
+            }
+            let finished = store.record(&opening).await.unwrap();
+            assert!(
+                matches!(
+                    (&finished, allowed),
+                    (Recorded::New { .. }, 0..=3) | (Recorded::Duplicate { .. }, 4)
+                ),
+                "after {allowed} writes: {finished:?}"
+            );
+            assert!(matches!(
+                store.record(&opening).await.unwrap(),
+                Recorded::Duplicate { .. }
+            ));
+
+            let timeline = timeline_of(&store, &ada).await;
+            let mut ids: Vec<_> = timeline.iter().map(|i| i.id.clone()).collect();
+            ids.sort();
+            expected.sort();
+            assert_eq!(
+                ids, expected,
+                "each once (interleaved {interleaved}, after {allowed} writes)"
+            );
+            let profile = store.find_customer(&ada).await.unwrap();
+            assert_eq!(
+                profile.counts.get("sms"),
+                Some(&(expected.len() as u64)),
+                "counted once each"
+            );
+            let conversation_of = |id: &throughline_model::InteractionId| {
+                timeline
+                    .iter()
+                    .find(|i| &i.id == id)
+                    .and_then(|i| i.conversation_id.clone())
+                    .unwrap()
+            };
+            assert_eq!(conversation_of(&first.id), old);
+            let opened = conversation_of(&opening.id);
+            assert_ne!(opened, old, "three days later: a conversation of its own");
+            // Every entry's conversation is one the customer's state knows, and the open one is
+            // the latest.
+            let export = store.export(&profile.customer_id, None).await.unwrap();
+            let known: Vec<_> = export.conversations.iter().map(|c| c.id.clone()).collect();
+            for entry in &timeline {
+                assert!(known.contains(entry.conversation_id.as_ref().unwrap()), "{known:?}");
+            }
+            let open = profile.open_conversation.unwrap().id;
+            assert_eq!(
+                open,
+                conversation_of(
+                    expected
+                        .iter()
+                        .max_by_key(|id| { timeline.iter().find(|i| &i.id == *id).map(|i| i.occurred_at) })
+                        .unwrap()
+                )
+            );
+            if !interleaved {
+                assert_eq!(open, opened);
+            }
+        }
+    }
+}
