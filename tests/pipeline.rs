@@ -455,6 +455,7 @@ fn stopping_store(stack: &stack::LocalStack, allowed: usize) -> TimelineStore {
         })
         .build();
     TimelineStore::new(aws_sdk_dynamodb::Client::from_conf(config), stack.table_name())
+        .with_suppression_key(throughline_testkit::secrets::TEST_SUPPRESSION_KEY)
 }
 
 /// A writer can stop between any two of an interaction's writes (they are not one transaction);
@@ -552,5 +553,47 @@ async fn a_writer_stopped_after_any_write_is_finished_by_its_redelivery_exactly_
                 assert_eq!(open, opened);
             }
         }
+    }
+}
+
+/// The same for a first message from a new number: its customer is created in single writes
+/// too (the handle, its profile, its identifier), and the redelivery of a writer stopped after
+/// any of them (or of the recording's) finishes the customer and its one entry.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_writer_stopped_while_creating_a_customer_is_finished_by_its_redelivery() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let at = chrono::Utc::now() - chrono::TimeDelta::days(1);
+    for allowed in 0..=6 {
+        let newcomer = phone(&format!("+1415555080{allowed}"));
+        let first = interaction(Channel::Sms, newcomer.clone(), &format!("SMnew{allowed}"), at);
+        let outcome = stopping_store(&stack, allowed).record(&first).await;
+        assert_eq!(
+            outcome.is_ok(),
+            allowed == 6,
+            "stopped after {allowed} writes: {outcome:?}"
+        );
+        store.record(&first).await.unwrap();
+        assert!(matches!(
+            store.record(&first).await.unwrap(),
+            Recorded::Duplicate { .. }
+        ));
+        let profile = store.find_customer(&newcomer).await.unwrap();
+        assert_eq!(profile.counts.get("sms"), Some(&1), "after {allowed} writes");
+        assert_eq!(
+            profile
+                .identifiers
+                .iter()
+                .map(|i| i.identifier.as_str())
+                .collect::<Vec<_>>(),
+            [newcomer.key()],
+            "after {allowed} writes"
+        );
+        let timeline = timeline_of(&store, &newcomer).await;
+        assert_eq!(timeline.len(), 1);
+        assert_eq!(
+            profile.open_conversation.unwrap().id,
+            timeline[0].conversation_id.clone().unwrap()
+        );
     }
 }

@@ -395,7 +395,7 @@ pub async fn run() -> Result<()> {
     let seeder = TimelineStore::new(aws_sdk_dynamodb::Client::new(&stack.aws), stack.table_name())
         .with_suppression_key(throughline_testkit::secrets::TEST_SUPPRESSION_KEY);
     let long = seeder
-        .record(&sms("+14155550155", "SMl-first", -20_000))
+        .record(&sms("+14155550155", "SMl-first", -10_000))
         .await?
         .customer()
         .cloned()
@@ -403,7 +403,7 @@ pub async fn run() -> Result<()> {
     // One after another: concurrent writes for one customer contend for its profile's version.
     for n in 1..10_000 {
         seeder
-            .record(&sms("+14155550155", &format!("SMl{n}"), n - 20_000))
+            .record(&sms("+14155550155", &format!("SMl{n}"), n - 10_000))
             .await?;
     }
     scenario!(

@@ -33,6 +33,17 @@ struct Identifier<'a> {
     source: IdentifierSource,
 }
 
+impl<'a> Identifier<'a> {
+    /// The handle an interaction came in on, with the channel's evidence.
+    fn primary(interaction: &'a Interaction) -> Self {
+        Identifier {
+            handle: &interaction.customer,
+            evidence: interaction.customer_evidence(),
+            source: IdentifierSource::Provider(interaction.provider),
+        }
+    }
+}
+
 /// Who owns an identifier, and how well that customer's claim to it is backed.
 #[derive(Debug, Clone)]
 struct Owner {
@@ -46,6 +57,17 @@ pub(crate) fn parse_evidence(item: &Item) -> Evidence {
         // Handles written before evidence was recorded came from carriers and platforms.
         _ => Evidence::Verified,
     }
+}
+
+/// A new customer's profile: its own root, at version 0.
+fn new_profile(customer: &CustomerId, primary: Identifier, now: &str) -> Item {
+    let mut profile = key_item(keys::profile(customer));
+    profile.insert("customer_id".into(), string_value(customer.as_str()));
+    profile.insert("root".into(), string_value(customer.as_str()));
+    profile.insert("version".into(), crate::items::number_value(0));
+    profile.insert("created_at".into(), string_value(now));
+    profile.insert("first_handle".into(), string_value(primary.handle.key()));
+    profile
 }
 
 /// `ID#` item: an identifier on a customer's profile.
@@ -91,11 +113,7 @@ impl TimelineStore {
         &self,
         interaction: &Interaction,
     ) -> Result<Option<Resolved>, StoreError> {
-        let primary = Identifier {
-            handle: &interaction.customer,
-            evidence: interaction.customer_evidence(),
-            source: IdentifierSource::Provider(interaction.provider),
-        };
+        let primary = Identifier::primary(interaction);
         let mut verified: Vec<Identifier> = Vec::new();
         for identity in &interaction.identities {
             let duplicate =
@@ -249,8 +267,12 @@ impl TimelineStore {
         }
     }
 
-    /// Creates a customer owning `primary` and `more`, in one transaction, and returns it with
-    /// the profile it wrote; `None` when one of the handles got a customer meanwhile.
+    /// Creates a customer owning `primary` and `more` and returns it with the profile it
+    /// wrote; `None` when one of the handles got a customer meanwhile. With one identifier (a
+    /// first message from a number, an address, an account): three single conditional writes,
+    /// the handle first (its claim decides a race; a writer stopped after it leaves a handle
+    /// whose customer has no profile yet, which `complete_customer` finishes on the
+    /// redelivery). With more, one transaction: they are owned together or not at all.
     async fn create_customer(
         &self,
         primary: Identifier<'_>,
@@ -258,15 +280,17 @@ impl TimelineStore {
     ) -> Result<Option<(CustomerId, ProfileItem)>, StoreError> {
         let customer = CustomerId::generate();
         let now = millis(Utc::now());
-        let mut profile = key_item(keys::profile(&customer));
-        profile.insert("customer_id".into(), string_value(customer.as_str()));
-        profile.insert("root".into(), string_value(customer.as_str()));
-        profile.insert("version".into(), crate::items::number_value(0));
-        profile.insert("created_at".into(), string_value(&now));
-        profile.insert("first_handle".into(), string_value(primary.handle.key()));
-
-        let created = ProfileItem::from_item(&profile)?;
         let absent = Some("attribute_not_exists(pk)");
+        if more.is_empty() {
+            let handle = tx_put(&self.table, handle_item(&customer, primary, &now), absent, Expr::new())?;
+            if !self.write_one(handle).await? {
+                return Ok(None);
+            }
+            let created = self.complete_customer(&customer, primary, &now).await?;
+            return Ok(Some((customer, created)));
+        }
+        let profile = new_profile(&customer, primary, &now);
+        let created = ProfileItem::from_item(&profile)?;
         let mut writes = vec![tx_put(&self.table, profile, absent, Expr::new())?];
         for &identifier in std::iter::once(&primary).chain(more) {
             writes.push(tx_put(
@@ -283,6 +307,46 @@ impl TimelineStore {
             )?);
         }
         Ok(self.transact(writes).await?.then_some((customer, created)))
+    }
+
+    /// The `ID#` item and profile of a customer created owning `primary` alone, each only if
+    /// absent: the rest of its creation after its handle (also when the writer that claimed
+    /// the handle stopped there).
+    async fn complete_customer(
+        &self,
+        customer: &CustomerId,
+        primary: Identifier<'_>,
+        now: &str,
+    ) -> Result<ProfileItem, StoreError> {
+        // The profile last: once it is visible, the customer is whole.
+        let absent = Some("attribute_not_exists(pk)");
+        let identifier = identifier_item(customer, primary, true, now);
+        self.write_one(tx_put(&self.table, identifier, absent, Expr::new())?)
+            .await?;
+        let profile = new_profile(customer, primary, now);
+        let created = ProfileItem::from_item(&profile)?;
+        self.write_one(tx_put(&self.table, profile, absent, Expr::new())?)
+            .await?;
+        Ok(created)
+    }
+
+    /// An interaction's handle routes to `customer`, which has no profile (read consistently):
+    /// its creation stopped after the handle. Finishes it, if the handle still routes there.
+    pub(crate) async fn finish_creation(
+        &self,
+        interaction: &Interaction,
+        customer: &CustomerId,
+    ) -> Result<(), StoreError> {
+        let primary = Identifier::primary(interaction);
+        if self
+            .owner(primary.handle, true)
+            .await?
+            .is_some_and(|o| &o.customer == customer)
+        {
+            tracing::warn!(customer_id = %customer, "finishing a customer whose creation stopped after its handle");
+            self.complete_customer(customer, primary, &millis(Utc::now())).await?;
+        }
+        Ok(())
     }
 
     /// Gives `identifier` to `customer` unless it has a customer already; returns the

@@ -341,7 +341,12 @@ impl TimelineStore {
                     self.release_handle(&interaction.customer.key(), &owner).await?;
                     return Ok(Attempt::Again);
                 }
-                Owner::NotVisible => return Ok(Attempt::Again),
+                Owner::NotVisible => {
+                    if consistent {
+                        self.finish_creation(interaction, &owner).await?;
+                    }
+                    return Ok(Attempt::Again);
+                }
             };
             if !owner_profile.is_root() && !root_profile.members.contains(&owner) {
                 // Read before a merge or unmerge that the root's profile shows: read again.
