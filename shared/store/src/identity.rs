@@ -49,6 +49,9 @@ impl<'a> Identifier<'a> {
 struct Owner {
     customer: CustomerId,
     evidence: Evidence,
+    /// The root of its group when the handle was last used, if it was a member then (a hint:
+    /// recording checks it against the root's member list).
+    root: Option<CustomerId>,
 }
 
 pub(crate) fn parse_evidence(item: &Item) -> Evidence {
@@ -94,6 +97,8 @@ fn handle_item(customer: &CustomerId, identifier: Identifier, now: &str) -> Item
 pub(crate) struct Resolved {
     pub customer: CustomerId,
     pub created: Option<ProfileItem>,
+    /// The handle item's hint of the customer's group root (see `Owner::root`).
+    pub root_hint: Option<CustomerId>,
 }
 
 impl Resolved {
@@ -101,6 +106,7 @@ impl Resolved {
         Self {
             customer,
             created: None,
+            root_hint: None,
         }
     }
 }
@@ -169,7 +175,10 @@ impl TimelineStore {
                 if own.evidence == Evidence::Claimed && primary.evidence == Evidence::Verified {
                     self.upgrade_evidence(&own.customer, primary).await?;
                 }
-                return Ok(Some(Resolved::known(own.customer.clone())));
+                return Ok(Some(Resolved {
+                    root_hint: own.root.clone(),
+                    ..Resolved::known(own.customer.clone())
+                }));
             }
             // Verified identifiers: customers that own one on verified evidence are this
             // person (joined); one owned on a mere claim gets a suggestion; unknown ones are
@@ -208,7 +217,10 @@ impl TimelineStore {
                             for (other, identifier) in suggested {
                                 self.suggest(&customer, &other, identifier, interaction).await?;
                             }
-                            return Ok(Some(Resolved { customer, created }));
+                            return Ok(Some(Resolved {
+                                created,
+                                ..Resolved::known(customer)
+                            }));
                         }
                         None => {
                             // Another writer created one of these handles first: read again.
@@ -457,9 +469,31 @@ impl TimelineStore {
             Some(item) => Ok(Some(Owner {
                 customer: id_attr::<CustomerId>(&item, "customer_id")?,
                 evidence: parse_evidence(&item),
+                root: optional_string_attr(&item, "root").and_then(|r| CustomerId::parse(&r)),
             })),
             None => Ok(None),
         }
+    }
+
+    /// Notes on a handle's item the root of its owner's group, so that recording the next
+    /// interaction on it reads that root directly (only while the handle is still the owner's).
+    pub(crate) async fn hint_root(
+        &self,
+        handle: &Handle,
+        owner: &CustomerId,
+        root: &CustomerId,
+    ) -> Result<(), StoreError> {
+        let hint = crate::items::tx_update(
+            &self.table,
+            keys::handle(handle),
+            "SET #root = :root",
+            Some("customer_id = :owner"),
+            Expr::new()
+                .name("#root", "root")
+                .value(":root", string_value(root.as_str()))
+                .value(":owner", string_value(owner.as_str())),
+        )?;
+        self.write_one(hint).await.map(drop)
     }
 
     /// The customer that owns a handle (not its group's root), if any.

@@ -326,14 +326,37 @@ impl TimelineStore {
                 return Ok(Attempt::Done(Recorded::Erased));
             };
             let owner = resolved.customer;
+            // A member whose handle names its root: that root's member list says all that is
+            // needed of it (a stale hint is no longer believed: the owner's profile is read).
+            let hinted = match resolved.root_hint.as_ref().filter(|r| **r != owner) {
+                Some(hint) => self
+                    .profile_item(hint, consistent)
+                    .await?
+                    .filter(|r| r.erased_at.is_none() && r.is_root() && r.members.contains(&owner)),
+                None => None,
+            };
             // A customer created just now: its profile is the one written (if that changed
             // since, the commit's version condition fails and the next try reads).
             let created = resolved.created.is_some();
-            let owner_profile = match resolved.created {
-                Some(created) => Some(created),
-                None => self.profile_item(&owner, consistent).await?,
+            let found = match (hinted, resolved.created) {
+                (Some(root), _) => Owner::Live(Box::new((ProfileItem::member_of(&owner, &root), root))),
+                (None, Some(created)) => self.group_of(Some(created), consistent).await?,
+                (None, None) => {
+                    let found = self
+                        .group_of(self.profile_item(&owner, consistent).await?, consistent)
+                        .await?;
+                    // Note the root on the handle when it is another customer, or when the
+                    // handle still names a root it no longer belongs to.
+                    if let Owner::Live(both) = &found
+                        && (!both.0.is_root() || resolved.root_hint.is_some())
+                        && resolved.root_hint.as_ref() != Some(&both.1.customer)
+                    {
+                        self.hint_root(&interaction.customer, &owner, &both.1.customer).await?;
+                    }
+                    found
+                }
             };
-            let (owner_profile, root_profile) = match self.group_of(owner_profile, consistent).await? {
+            let (owner_profile, root_profile) = match found {
                 Owner::Live(both) => *both,
                 // The handle still routes to an erased customer (an identifier attached while the
                 // erasure ran): release it, so the next try gives it a customer of its own.

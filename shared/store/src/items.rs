@@ -370,6 +370,26 @@ impl ProfileItem {
         self.root == self.customer
     }
 
+    /// A member as its root's profile shows it (listed in its `members`): enough to record an
+    /// interaction for it, whose count and commit are on the root.
+    pub(crate) fn member_of(customer: &CustomerId, root: &ProfileItem) -> Self {
+        Self {
+            customer: customer.clone(),
+            created_at: None,
+            root: root.customer.clone(),
+            parent: None,
+            members: BTreeSet::new(),
+            version: 0,
+            erased_at: None,
+            erased_root: None,
+            erased_members: Vec::new(),
+            counts: BTreeMap::new(),
+            member_counts: BTreeMap::new(),
+            commits: BTreeMap::new(),
+            conversation: ConversationState::default(),
+        }
+    }
+
     /// Whether `interaction` was recorded against this root at `version`.
     pub(crate) fn commit_of(&self, interaction: &InteractionId, version: u64) -> Commit {
         match self.commits.get(&(version % COMMIT_SLOTS)) {
