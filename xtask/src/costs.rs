@@ -371,8 +371,12 @@ pub async fn run() -> Result<()> {
         measured.record(&sms("+14155550100", "SMg1", 8)).await?
     );
     scenario!(
-        "group of 5: SMS from a member",
+        "group of 5: first SMS from a member since it was merged",
         measured.record(&sms("+14155550177", "SMg2", 9)).await?
+    );
+    scenario!(
+        "group of 5: next SMS from that member",
+        measured.record(&sms("+14155550177", "SMg3", 10)).await?
     );
 
     // 60 earlier conversations, three days apart: the state remembers its cap of 50.
