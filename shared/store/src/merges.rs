@@ -458,6 +458,67 @@ mod tests {
     }
 
     #[test]
+    fn what_a_root_counted_for_its_members_moves_into_their_own_counts_when_its_group_changes() {
+        let (source, member, target) = (CustomerId::generate(), CustomerId::generate(), CustomerId::generate());
+        let since_joined = format!("n_{member}_sms");
+        let group = Group {
+            root: profile(
+                &source,
+                4,
+                &[
+                    ("members", AttributeValue::Ss(vec![member.to_string()])),
+                    (since_joined.as_str(), AttributeValue::N("3".into())),
+                ],
+            ),
+            members: vec![profile(
+                &member,
+                1,
+                &[
+                    ("root", AttributeValue::S(source.to_string())),
+                    ("parent", AttributeValue::S(source.to_string())),
+                    ("merge_id", AttributeValue::S(MergeId::generate().to_string())),
+                    ("count_sms", AttributeValue::N("2".into())),
+                ],
+            )],
+        };
+        assert_eq!(group.root.member_counts[&member][&Channel::Sms], 3);
+        let planned = plan_merge(
+            TABLE,
+            (&group, &alone(&target, 0)),
+            &BTreeMap::new(),
+            MergeId::generate(),
+            LedgerEntry::new(LedgerAction::Merge, &actor()),
+            Vec::new(),
+            None,
+        )
+        .unwrap();
+        let update_of = |customer: &CustomerId| {
+            planned
+                .writes
+                .iter()
+                .filter_map(|w| w.update())
+                .find(|u| u.key().get("pk") == Some(&AttributeValue::S(keys::customer_pk(customer))))
+                .cloned()
+                .unwrap()
+        };
+        let source_update = update_of(&source);
+        let names = source_update.expression_attribute_names().unwrap();
+        assert!(source_update.update_expression().contains("#drop0"));
+        assert_eq!(names["#drop0"], since_joined, "the root no longer counts for it");
+        let member_update = update_of(&member);
+        assert!(member_update.update_expression().contains("#settle0 :settle0"));
+        assert_eq!(
+            member_update.expression_attribute_names().unwrap()["#settle0"],
+            "count_sms"
+        );
+        assert_eq!(
+            member_update.expression_attribute_values().unwrap()[":settle0"],
+            AttributeValue::N("3".into()),
+            "its own count takes the 3"
+        );
+    }
+
+    #[test]
     fn a_merge_of_two_customers_moves_the_source_under_the_target_in_one_transaction() {
         let (source, target) = (CustomerId::generate(), CustomerId::generate());
         let merge_id = MergeId::generate();
