@@ -442,6 +442,52 @@ mod tests {
     use super::keys;
 
     #[test]
+    fn a_commit_slot_tells_done_from_not_done_until_a_later_version_takes_it() {
+        use super::*;
+        let (ours, theirs) = (
+            InteractionId::derive(
+                throughline_model::Provider::Twilio,
+                &Handle::Phone {
+                    number: throughline_model::E164::parse("+14155550199").unwrap(),
+                },
+                &throughline_model::ProviderMessageId::parse("SM1").unwrap(),
+            ),
+            InteractionId::derive(
+                throughline_model::Provider::Twilio,
+                &Handle::Phone {
+                    number: throughline_model::E164::parse("+14155550199").unwrap(),
+                },
+                &throughline_model::ProviderMessageId::parse("SM2").unwrap(),
+            ),
+        );
+        let customer = CustomerId::generate();
+        let with_slot = |interaction: &InteractionId, version: u64| {
+            let (slot, value) = commit_slot(version, interaction);
+            ProfileItem::for_test(&customer, version, &[(slot.as_str(), AttributeValue::S(value))])
+        };
+        assert_eq!(with_slot(&ours, 5).commit_of(&ours, 5), Commit::Done);
+        assert_eq!(
+            with_slot(&theirs, 5).commit_of(&ours, 5),
+            Commit::NotDone,
+            "another took 5"
+        );
+        assert_eq!(
+            with_slot(&ours, 4).commit_of(&ours, 12),
+            Commit::NotDone,
+            "12 not reached"
+        );
+        assert_eq!(
+            with_slot(&theirs, 5 + COMMIT_SLOTS).commit_of(&ours, 5),
+            Commit::Forgotten,
+            "the slot of 5 is 13's now"
+        );
+        assert_eq!(
+            ProfileItem::for_test(&customer, 9, &[]).commit_of(&ours, 5),
+            Commit::NotDone
+        );
+    }
+
+    #[test]
     fn suppressed_items_are_keyed_by_a_secret_not_a_plain_hash() {
         use sha2::Digest as _;
         let identifier = "phone:+14155550100";
