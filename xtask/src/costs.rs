@@ -22,10 +22,9 @@ use aws_sdk_dynamodb::operation::{
     update_item::UpdateItemInput,
 };
 use aws_sdk_dynamodb::types::AttributeValue;
-use chrono::{TimeDelta, TimeZone, Utc};
+use chrono::TimeDelta;
 use throughline_model::{
-    Channel, Direction, E164, Evidence, EvidenceSource, Handle, Identity, Interaction, NewInteraction, Platform,
-    PlatformUserId, Provider, ProviderMessageId,
+    Channel, E164, Evidence, EvidenceSource, Handle, Identity, Interaction, Platform, PlatformUserId, Provider,
 };
 use throughline_store::{Actor, MergeRequest, TimelineFilter, TimelineStore};
 
@@ -245,17 +244,8 @@ fn phone(n: &str) -> Handle {
 
 /// An SMS from `from` to the sample business number, `minutes` after the sample day's 09:00.
 pub(crate) fn sms(from: &str, id: &str, minutes: i64) -> Interaction {
-    let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap() + TimeDelta::minutes(minutes);
-    let mut interaction = Interaction::new(NewInteraction {
-        channel: Channel::Sms,
-        provider: Provider::Twilio,
-        direction: Direction::Inbound,
-        customer: phone(from),
-        business_endpoint: phone("+14155550199"),
-        provider_message_id: ProviderMessageId::parse(id).expect("valid"),
-        occurred_at: at,
-        received_at: at,
-    });
+    let at = throughline_testkit::sample_day_at(9, 0) + TimeDelta::minutes(minutes);
+    let mut interaction = throughline_testkit::inbound_sms(from, id, at);
     interaction.text = Some("Hi, my order #1042 hasn't arrived yet. Can you check?".into());
     interaction
 }

@@ -224,29 +224,12 @@ async fn erasure_step(step: &ErasureStep, writer: &Writer) -> Result<(), String>
 
 #[cfg(test)]
 mod tests {
-    use chrono::{TimeZone, Utc};
-    use throughline_model::{
-        Change, Channel, CustomerId, Direction, E164, Handle, Interaction, InteractionUpdate, NewInteraction, Provider,
-        ProviderMessageId,
-    };
+    use throughline_model::{Change, CustomerId, Interaction, InteractionUpdate};
 
     use super::*;
 
     fn sms(from: &str, id: &str) -> Interaction {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
-        let phone = |n: &str| Handle::Phone {
-            number: E164::parse(n).unwrap(),
-        };
-        Interaction::new(NewInteraction {
-            channel: Channel::Sms,
-            provider: Provider::Twilio,
-            direction: Direction::Inbound,
-            business_endpoint: phone("+14155550199"),
-            customer: phone(from),
-            provider_message_id: ProviderMessageId::parse(id).unwrap(),
-            occurred_at: at,
-            received_at: at,
-        })
+        throughline_testkit::inbound_sms(from, id, throughline_testkit::sample_day_at(9, 0))
     }
 
     fn message(body: String) -> SqsMessage {

@@ -804,8 +804,6 @@ impl TimelineStore {
 #[cfg(test)]
 mod tests {
     use aws_sdk_dynamodb::types::AttributeValue;
-    use chrono::TimeZone;
-    use throughline_model::{Channel, Direction, E164, Handle, NewInteraction, Provider, ProviderMessageId};
 
     use super::*;
     use crate::conversation::DEFAULT_WINDOW;
@@ -813,20 +811,7 @@ mod tests {
     const TABLE: &str = "timeline";
 
     fn sms(id: &str) -> Interaction {
-        let at = Utc.with_ymd_and_hms(2026, 11, 24, 9, 0, 0).unwrap();
-        let phone = |n: &str| Handle::Phone {
-            number: E164::parse(n).unwrap(),
-        };
-        Interaction::new(NewInteraction {
-            channel: Channel::Sms,
-            provider: Provider::Twilio,
-            direction: Direction::Inbound,
-            business_endpoint: phone("+14155550199"),
-            customer: phone("+14155550100"),
-            provider_message_id: ProviderMessageId::parse(id).unwrap(),
-            occurred_at: at,
-            received_at: at,
-        })
+        throughline_testkit::inbound_sms("+14155550100", id, throughline_testkit::sample_day_at(9, 0))
     }
 
     fn key_of(write: &TransactWriteItem) -> String {
