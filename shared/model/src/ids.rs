@@ -122,6 +122,12 @@ impl ConversationId {
     pub fn opened_by(opener: &InteractionId) -> Self {
         Self(format!("{}{}", Self::PREFIX, opener.hex()))
     }
+
+    /// The interaction this conversation is named after: the one that opened it (or, for a
+    /// conversation split off, the one it was split at).
+    pub fn opener(&self) -> InteractionId {
+        InteractionId(format!("{}{}", InteractionId::PREFIX, self.hex()))
+    }
 }
 
 hex_id!(

@@ -30,7 +30,7 @@ use crate::items::{Expr, Item, json_attr, key_item, keys, number_attr, number_va
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// Conversations remembered per customer for thread stickiness; older ones are forgotten.
-const REMEMBERED: usize = 50;
+pub(crate) const REMEMBERED: usize = 50;
 
 /// One conversation in a group's state: its id and its activity span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -54,11 +54,27 @@ pub(crate) struct ConversationState {
     pub recent: Vec<ConversationRecord>,
 }
 
-/// A root's conversation history item as read: its conversations other than the open one, and
-/// its version (`None`: no item yet).
+/// What deciding an interaction's conversation needs of its group's state (`placement`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Placement {
+    /// The open conversation alone decides.
+    Open,
+    /// A new conversation, the open one retiring (to the new one's marker: `previous`).
+    AfterOpen,
+    /// The whole state: the history is read.
+    Whole,
+}
+
+/// A root's conversations other than the open one, as read: the history item (`stored`, at
+/// `version`; `None`: no item yet) and the conversations retired since it was last written,
+/// found by walking back from the open conversation through the `previous` record each
+/// opening interaction's marker keeps (a new conversation retires the open one onto its own
+/// marker, one small write it makes anyway, instead of rewriting the history item).
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub(crate) struct History {
+    /// All of them: the stored ones and the retired ones.
     pub state: ConversationState,
+    pub stored: ConversationState,
     pub version: Option<u64>,
 }
 
@@ -66,11 +82,26 @@ impl History {
     pub(crate) fn from_item(item: Option<&Item>) -> Result<Self, StoreError> {
         Ok(match item {
             None => Self::default(),
-            Some(item) => Self {
-                state: json_attr(item, "recent")?.unwrap_or_default(),
-                version: Some(number_attr(item, "version")),
-            },
+            Some(item) => {
+                let stored: ConversationState = json_attr(item, "recent")?.unwrap_or_default();
+                Self {
+                    state: stored.clone(),
+                    stored,
+                    version: Some(number_attr(item, "version")),
+                }
+            }
         })
+    }
+
+    /// Adds conversations retired since the item was written (newest first, as walked).
+    pub(crate) fn with_retired(mut self, retired: Vec<ConversationRecord>) -> Self {
+        for record in retired.into_iter().rev() {
+            if !self.state.recent.iter().any(|r| r.id == record.id) {
+                self.state.recent.push(record);
+            }
+        }
+        self.state.forget_oldest();
+        self
     }
 
     /// A group's whole state, `open` being what its root's profile holds.
@@ -87,7 +118,8 @@ impl History {
         whole: &ConversationState,
     ) -> Result<(ConversationState, Option<TransactWriteItem>), StoreError> {
         let (open, rest) = whole.split_open();
-        if rest == self.state {
+        // Written when what is stored differs (retired conversations are folded in).
+        if rest == self.stored {
             return Ok((open, None));
         }
         let mut item = key_item(keys::conversation_history(root));
@@ -245,6 +277,23 @@ impl ConversationState {
         self.forget_oldest();
     }
 
+    /// What `assign` on the whole state needs of it, this being its open conversation alone
+    /// (`split_open`'s first half): `Open` when the open one decides (see `open_decides`);
+    /// `AfterOpen` when the interaction comes more than the window after the open
+    /// conversation's last activity with no email thread to look up: no remembered
+    /// conversation can be that recent, so it opens a new one and the open one retires;
+    /// `Whole` otherwise.
+    pub(crate) fn placement(&self, interaction: &Interaction, window: TimeDelta) -> Placement {
+        if self.open_decides(interaction, window) {
+            return Placement::Open;
+        }
+        let threaded = interaction.channel == Channel::Email && interaction.thread.provider_thread_id.is_some();
+        match self.open() {
+            Some(open) if !threaded && interaction.occurred_at > open.last_at + window => Placement::AfterOpen,
+            _ => Placement::Whole,
+        }
+    }
+
     /// Whether `assign` on the whole state would pick what it picks on this part of it alone,
     /// the open conversation (`split_open`'s first half): for automated and quarantined mail,
     /// which changes nothing; for an email in the open conversation's thread; for anything else
@@ -294,7 +343,7 @@ impl ConversationState {
         ConversationState { recent }
     }
 
-    fn forget_oldest(&mut self) {
+    pub(crate) fn forget_oldest(&mut self) {
         while self.recent.len() > REMEMBERED {
             let oldest = (0..self.recent.len())
                 .min_by_key(|&i| (self.recent[i].last_at, &self.recent[i].id))
@@ -442,15 +491,24 @@ mod tests {
     }
 
     proptest::proptest! {
-        /// The open conversation alone decides whenever `open_decides` says so: assigning on it,
-        /// and on the whole state only otherwise, gives the same conversations and the same state
-        /// as assigning on the whole state every time.
+        /// The open conversation alone decides whenever `placement` says so, a retiring one is
+        /// only appended (to the markers' chain), and the whole state is read otherwise: the
+        /// same conversations and the same state as assigning on the whole state every time.
         #[test]
         fn the_open_conversation_alone_decides_what_the_whole_state_would(
             steps in proptest::collection::vec((0i64..400, 0usize..4, proptest::bool::ANY), 1..80)
         ) {
             let mut whole = ConversationState::default();
             let (mut open, mut history) = (ConversationState::default(), ConversationState::default());
+            // Conversations retired onto markers since the history was last written.
+            let mut retired: Vec<ConversationRecord> = Vec::new();
+            let all = |open: &ConversationState, history: &ConversationState, retired: &[ConversationRecord]| {
+                let mut rest = history.clone();
+                rest.recent.extend(retired.iter().cloned());
+                let mut state = open.with_history(&rest);
+                state.forget_oldest();
+                state
+            };
             for (n, (hour, kind, automated)) in steps.into_iter().enumerate() {
                 let id = format!("m{n}");
                 let mut item = match kind {
@@ -464,13 +522,23 @@ mod tests {
                 }
                 let before = whole.clone();
                 let expected = whole.assign(&item, DEFAULT_WINDOW);
-                let got = if open.open_decides(&item, DEFAULT_WINDOW) {
-                    open.assign(&item, DEFAULT_WINDOW)
-                } else {
-                    let mut state = open.with_history(&history);
-                    let id = state.assign(&item, DEFAULT_WINDOW);
-                    (open, history) = state.split_open();
-                    id
+                let got = match open.placement(&item, DEFAULT_WINDOW) {
+                    Placement::Open => open.assign(&item, DEFAULT_WINDOW),
+                    Placement::AfterOpen => {
+                        let id = open.assign(&item, DEFAULT_WINDOW);
+                        let rest;
+                        (open, rest) = open.split_open();
+                        proptest::prop_assert_eq!(rest.recent.len(), 1, "one retires");
+                        retired.extend(rest.recent);
+                        id
+                    }
+                    Placement::Whole => {
+                        let mut state = all(&open, &history, &retired);
+                        let id = state.assign(&item, DEFAULT_WINDOW);
+                        (open, history) = state.split_open();
+                        retired.clear();
+                        id
+                    }
                 };
                 proptest::prop_assert_eq!(&got, &expected);
                 // Applying the choice made (a redelivery finishing a recording) is what making it
@@ -481,7 +549,7 @@ mod tests {
                 replayed.assign_as(&item, &expected);
                 proptest::prop_assert_eq!(&replayed, &whole);
                 proptest::prop_assert!(open.recent.len() <= 1);
-                let mut joined = open.with_history(&history).recent;
+                let mut joined = all(&open, &history, &retired).recent;
                 let mut reference = whole.recent.clone();
                 joined.sort_by(|a, b| a.id.cmp(&b.id));
                 reference.sort_by(|a, b| a.id.cmp(&b.id));

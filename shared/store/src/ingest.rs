@@ -5,7 +5,7 @@ use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Interaction, InteractionUpdate};
 
-use crate::conversation::{ConversationState, History};
+use crate::conversation::{ConversationState, History, Placement};
 use crate::items::{
     Commit, Expr, Item, ProfileItem, commit_slot, count_attribute, id_attr, key_item, keys, member_count_attribute,
     millis, number_value, optional_string_attr, string_attr, string_value, time_attr, to_json, tx_check, tx_put,
@@ -192,20 +192,24 @@ fn plan_record(
     window: TimeDelta,
 ) -> Result<PlannedRecord, StoreError> {
     let marker_key = keys::interaction(&interaction.id);
-    let (conversation, open, history) = match history {
+    let (conversation, open, history, retired) = match history {
+        // The open conversation continues, or (`Placement::AfterOpen`) retires: then it goes
+        // onto this interaction's marker, which the history's readers walk back through.
         None => {
             let mut state = root.conversation.clone();
-            (state.assign(interaction, window), state, None)
+            let conversation = state.assign(interaction, window);
+            let (open, rest) = state.split_open();
+            (conversation, open, None, rest.recent.into_iter().next())
         }
         Some(history) => {
             let mut whole = history.around(&root.conversation);
             let conversation = whole.assign(interaction, window);
             let (open, write) = history.write_back(table, &root.customer, &whole)?;
-            (conversation, open, write)
+            (conversation, open, write, None)
         }
     };
     let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
-    let fields = [
+    let mut fields = vec![
         ("customer_id", string_value(owner.customer.as_str())),
         ("timeline_sk", string_value(&sk)),
         ("conversation_id", string_value(conversation.as_str())),
@@ -213,6 +217,9 @@ fn plan_record(
         ("commit", number_value(root.version + 1)),
         ("handle", string_value(handle_fingerprint(&interaction.customer))),
     ];
+    if let Some(retired) = &retired {
+        fields.push(("previous", to_json(retired)));
+    }
     let (marker, mut entry) = match marker {
         None => {
             let mut item = key_item(marker_key);
@@ -375,16 +382,18 @@ impl TimelineStore {
                 // Read before a merge or unmerge that the root's profile shows: read again.
                 return Ok(Attempt::Again);
             }
-            // The history is read only when the open conversation does not decide (a new
-            // customer has none; a profile written before the history item existed holds it).
-            let history = if created {
-                Some(History::default())
-            } else if root_profile.conversation.recent.len() <= 1
-                && root_profile.conversation.open_decides(interaction, self.window)
-            {
-                None
+            // The history is read only when the open conversation neither decides nor simply
+            // retires (a new customer has none; a profile written before the history item
+            // existed holds it whole).
+            let placement = if root_profile.conversation.recent.len() > 1 {
+                Placement::Whole
             } else {
-                Some(self.history(&root_profile.customer, consistent).await?)
+                root_profile.conversation.placement(interaction, self.window)
+            };
+            let history = match placement {
+                _ if created => Some(History::default()),
+                Placement::Open | Placement::AfterOpen => None,
+                Placement::Whole => Some(self.history(&root_profile, consistent).await?),
             };
             let planned = plan_record(
                 &self.table,

@@ -339,8 +339,8 @@ impl TimelineStore {
     ) -> Result<BTreeMap<CustomerId, History>, StoreError> {
         let mut histories = BTreeMap::new();
         for profile in profiles {
-            let history = self.history(&profile.customer, true).await?;
-            if history.version.is_some() {
+            let history = self.history(profile, true).await?;
+            if history.version.is_some() || !history.state.recent.is_empty() {
                 histories.insert(profile.customer.clone(), history);
             }
         }

@@ -141,9 +141,35 @@ impl TimelineStore {
         Ok(profiles)
     }
 
-    /// A root's conversation history item (its conversations other than the open one).
-    pub(crate) async fn history(&self, root: &CustomerId, consistent: bool) -> Result<History, StoreError> {
-        History::from_item(self.get(keys::conversation_history(root), consistent).await?.as_ref())
+    /// A root's conversations other than its open one: its history item, and those retired
+    /// since it was written (walked back from the open conversation, marker by marker, to the
+    /// first one the item holds: one eventually consistent read each).
+    pub(crate) async fn history(&self, root: &ProfileItem, consistent: bool) -> Result<History, StoreError> {
+        let history = History::from_item(
+            self.get(keys::conversation_history(&root.customer), consistent)
+                .await?
+                .as_ref(),
+        )?;
+        let mut retired: Vec<ConversationRecord> = Vec::new();
+        let mut next = root.conversation.open().map(|open| open.id.clone());
+        while let Some(conversation) = next.take() {
+            if retired.len() >= crate::conversation::REMEMBERED {
+                break;
+            }
+            let Some(marker) = self.get(keys::interaction(&conversation.opener()), consistent).await? else {
+                break;
+            };
+            let Some(previous) = crate::items::json_attr::<ConversationRecord>(&marker, "previous")? else {
+                break;
+            };
+            if history.stored.recent.iter().any(|r| r.id == previous.id) || retired.iter().any(|r| r.id == previous.id)
+            {
+                break;
+            }
+            next = Some(previous.id.clone());
+            retired.push(previous);
+        }
+        Ok(history.with_retired(retired))
     }
 
     /// A root's whole conversation state (its open conversation and its history) and the
@@ -153,7 +179,7 @@ impl TimelineStore {
         root: &ProfileItem,
         consistent: bool,
     ) -> Result<(ConversationState, History), StoreError> {
-        let history = self.history(&root.customer, consistent).await?;
+        let history = self.history(root, consistent).await?;
         Ok((history.around(&root.conversation), history))
     }
 
