@@ -7,7 +7,7 @@ use throughline_edge::{ConfigError, config};
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, Applied, Recorded, TimelineStore};
+use throughline_store::{Actor, Applied, Lane, Recorded, TimelineStore};
 
 /// Everything the writer needs, built once per cold start.
 #[derive(Debug, Clone)]
@@ -76,8 +76,10 @@ pub async fn handle(event: SqsEvent, writer: &Writer) -> SqsBatchResponse {
     let mut failed: Vec<(usize, String)> = futures_util::stream::iter(lanes(records))
         .map(|lane| async move {
             let mut failed = Vec::new();
+            // What the lane's last commit left of its customer: the next message need not read it.
+            let mut memory = Lane::default();
             for index in lane {
-                if let Err(message_id) = process(&records[index], writer).await {
+                if let Err(message_id) = process(&records[index], writer, &mut memory).await {
                     failed.push((index, message_id));
                 }
             }
@@ -136,7 +138,7 @@ fn lanes(records: &[SqsMessage]) -> Vec<Vec<usize>> {
 }
 
 /// Records one message; on failure returns the id SQS needs to redeliver it.
-async fn process(message: &SqsMessage, writer: &Writer) -> Result<(), String> {
+async fn process(message: &SqsMessage, writer: &Writer, lane: &mut Lane) -> Result<(), String> {
     let store = &writer.store;
     let message_id = message.message_id.clone().unwrap_or_default();
     let receive_count = message
@@ -161,7 +163,7 @@ async fn process(message: &SqsMessage, writer: &Writer) -> Result<(), String> {
         }
         QueueMessage::Interaction(interaction) => (
             &interaction.id,
-            store.record(interaction).await.map(|recorded| match recorded {
+            store.record_in(interaction, lane).await.map(|recorded| match recorded {
                 Recorded::New { customer, .. } => ("recorded", Some(customer)),
                 Recorded::Duplicate { customer } => ("duplicate", Some(customer)),
                 Recorded::Collision { customer } => {

@@ -36,7 +36,7 @@ use throughline_model::{CustomerId, MergeId};
 
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
-pub use ingest::{Applied, Recorded};
+pub use ingest::{Applied, Lane, Recorded};
 pub use ledger::{LedgerAction, LedgerEntry};
 pub use merges::MergeRequest;
 pub use objects::{s3_client, s3_failed};
