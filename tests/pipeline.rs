@@ -653,3 +653,50 @@ async fn a_late_delivery_rejoins_a_conversation_retired_onto_a_marker() {
     assert_eq!(exported, expected);
     assert_eq!(export.profile.open_conversation.unwrap().id, conversations[3]);
 }
+
+/// A writer lane's memory of its customer (`Lane`) is only a guess: when another writer
+/// recorded an interaction of that customer in between, or merged it, the lane's next commit
+/// fails its condition and is made again from what is stored; nothing is counted twice or lost.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_lane_that_remembers_a_root_since_changed_records_against_the_root_as_it_is() {
+    let stack = start_stack().await;
+    let store = stack.store();
+    let (ada, grace) = (phone("+14155550781"), phone("+14155550782"));
+    let at = chrono::Utc::now() - chrono::TimeDelta::days(2);
+    let message = |handle: &throughline_model::Handle, id: &str, minutes: i64| {
+        interaction(
+            Channel::Sms,
+            handle.clone(),
+            id,
+            at + chrono::TimeDelta::minutes(minutes),
+        )
+    };
+    let mut lane = throughline_store::Lane::default();
+    store.record_in(&message(&ada, "SMlane1", 0), &mut lane).await.unwrap();
+    // Another writer, meanwhile: one more of Ada's, then Ada merged into Grace.
+    store.record(&message(&ada, "SMlane2", 1)).await.unwrap();
+    let grace_id = match store.record(&message(&grace, "SMlane3", 2)).await.unwrap() {
+        Recorded::New { customer, .. } => customer,
+        other => panic!("{other:?}"),
+    };
+    let ada_id = store.customer_for(&ada, true).await.unwrap().unwrap();
+    store
+        .merge(&throughline_store::MergeRequest {
+            source: ada_id.clone(),
+            target: grace_id.clone(),
+            actor: throughline_store::Actor {
+                who: "test".into(),
+                principal_id: None,
+                reason: None,
+            },
+        })
+        .await
+        .unwrap();
+    // The lane remembers Ada as her own root, at a version long gone.
+    store.record_in(&message(&ada, "SMlane4", 3), &mut lane).await.unwrap();
+    store.record_in(&message(&ada, "SMlane5", 4), &mut lane).await.unwrap();
+    let profile = store.customer_profile(&grace_id).await.unwrap();
+    assert_eq!(profile.members, [ada_id]);
+    assert_eq!(profile.counts.get("sms"), Some(&5), "each once, in the group");
+    assert_eq!(timeline_of(&store, &ada).await.len(), 5, "the group's timeline");
+}
