@@ -670,9 +670,6 @@ impl TimelineStore {
             }
             return Ok(Recorded::Duplicate { customer });
         }
-        let mut entry = Pending::from_marker(marker)?.applied_to(interaction);
-        entry.conversation_id =
-            optional_string_attr(marker, "conversation_id").and_then(|c| ConversationId::try_from(c).ok());
         let written = self
             .transact(vec![
                 tx_check(
@@ -687,12 +684,7 @@ impl TimelineStore {
                     "attribute_not_exists(erased_at)",
                     Expr::new(),
                 )?,
-                tx_put(
-                    &self.table,
-                    entry_item(&customer, &sk, &entry)?,
-                    Some("attribute_not_exists(pk)"),
-                    Expr::new(),
-                )?,
+                self.entry_write(interaction, marker, &customer, &sk)?,
             ])
             .await?;
         if written || self.get(entry_key, true).await?.is_some() {
