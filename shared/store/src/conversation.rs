@@ -140,6 +140,13 @@ impl History {
     }
 }
 
+/// The email thread an interaction is in (the email connector's thread key); none off email.
+fn email_thread(interaction: &Interaction) -> Option<&String> {
+    (interaction.channel == Channel::Email)
+        .then_some(interaction.thread.provider_thread_id.as_ref())
+        .flatten()
+}
+
 impl ConversationState {
     /// The open conversation: the most recently active one (of two as recent, the greater id:
     /// the answer never depends on the records' order, which storing the state in two parts
@@ -157,9 +164,7 @@ impl ConversationState {
         ) {
             return ConversationId::opened_by(&interaction.id);
         }
-        let thread = (interaction.channel == Channel::Email)
-            .then(|| interaction.thread.provider_thread_id.clone())
-            .flatten();
+        let thread = email_thread(interaction).cloned();
         let by_thread = thread
             .as_ref()
             .and_then(|t| self.recent.iter().position(|r| r.email_thread.as_ref() == Some(t)));
@@ -212,9 +217,7 @@ impl ConversationState {
             return;
         }
         let at = interaction.occurred_at;
-        let thread = (interaction.channel == Channel::Email)
-            .then(|| interaction.thread.provider_thread_id.clone())
-            .flatten();
+        let thread = email_thread(interaction).cloned();
         match self.recent.iter_mut().find(|r| &r.id == conversation) {
             Some(record) => {
                 record.started_at = record.started_at.min(at);
@@ -287,7 +290,7 @@ impl ConversationState {
         if self.open_decides(interaction, window) {
             return Placement::Open;
         }
-        let threaded = interaction.channel == Channel::Email && interaction.thread.provider_thread_id.is_some();
+        let threaded = email_thread(interaction).is_some();
         match self.open() {
             Some(open) if !threaded && interaction.occurred_at > open.last_at + window => Placement::AfterOpen,
             _ => Placement::Whole,
@@ -310,9 +313,7 @@ impl ConversationState {
         let Some(open) = self.open() else {
             return false;
         };
-        let thread = (interaction.channel == Channel::Email)
-            .then_some(interaction.thread.provider_thread_id.as_ref())
-            .flatten();
+        let thread = email_thread(interaction);
         match thread {
             Some(thread) => open.email_thread.as_ref() == Some(thread),
             None => {
