@@ -66,12 +66,7 @@ pub struct WidgetConfig {
 /// `base64(HMAC-SHA256(secret, timestamp + "." + body))`: what a sender puts in
 /// `X-Throughline-Signature`.
 pub fn sign(secret: &str, timestamp: &str, body: &[u8]) -> String {
-    let mac = signature::hmac(
-        Algorithm::HmacSha256,
-        secret.as_bytes(),
-        &[timestamp.as_bytes(), b".", body],
-    );
-    signature::encode(Encoding::Base64, &mac)
+    signature::chat_signature(secret, timestamp, body)
 }
 
 fn unauthorized(reason: &'static str) -> Rejection {

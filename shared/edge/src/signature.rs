@@ -52,6 +52,18 @@ pub fn encode(encoding: Encoding, mac: &[u8]) -> String {
     }
 }
 
+/// `base64(HMAC-SHA256(secret, timestamp + "." + body))`: the Throughline chat scheme. A site
+/// signs what it delivers to the chat webhook with it; the sender signs what it delivers to the
+/// site's backend the same way.
+pub fn chat_signature(secret: &str, timestamp: &str, body: &[u8]) -> String {
+    let mac = hmac(
+        Algorithm::HmacSha256,
+        secret.as_bytes(),
+        &[timestamp.as_bytes(), b".", body],
+    );
+    encode(Encoding::Base64, &mac)
+}
+
 /// Does the signature a request carries (`provided`, as text) equal the MAC we computed?
 /// The provided text is decoded first and the bytes compared in constant time, so neither the
 /// length of a common prefix nor the text's case leaks through timing.

@@ -52,6 +52,7 @@ mod handle;
 mod identity;
 mod ids;
 mod interaction;
+mod outbound;
 mod queue;
 mod values;
 
@@ -63,6 +64,11 @@ pub use ids::{ConversationId, CustomerId, InteractionId, LedgerEntryId, MergeId,
 pub use interaction::{
     Attachment, AttachmentSource, Change, Interaction, InteractionKind, InteractionUpdate, NewInteraction,
     SCHEMA_VERSION, StoredObject, ThreadHints,
+};
+pub use outbound::{
+    EmailThreading, HUMAN_AGENT_WINDOW, MessengerTag, OptKeyword, OutboundAttachment, OutboundContent, OutboundMessage,
+    SEND_JOB_VERSION, SERVICE_WINDOW, SendJob, SendRefusal, WhatsappTemplate, WindowDecision, check_content,
+    check_window, text_limit,
 };
 pub use queue::{ErasureStep, QueueMessage, WireError};
 pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};

@@ -1,0 +1,94 @@
+//! One request builder and one response interpreter per provider, all pure: what a send job
+//! becomes on the wire, and what the provider's answer means.
+
+mod mailgun;
+mod meta;
+mod telegram;
+mod twilio;
+mod webchat;
+mod x;
+
+#[cfg(test)]
+mod tests;
+
+use chrono::{DateTime, Utc};
+use throughline_model::{Channel, Handle, Platform, Provider, SendJob, SendRefusal, check_content};
+
+use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
+
+/// The one request `job` makes to its provider, or why it cannot be sent (the same refusals
+/// the API gives before queueing: the credentials may have changed since).
+pub fn build_request(
+    job: &SendJob,
+    credentials: &Credentials,
+    apis: &ProviderApis,
+    now: DateTime<Utc>,
+) -> Result<ProviderRequest, SendRefusal> {
+    let message = &job.message;
+    check_content(message.channel, message.provider, &message.content)?;
+    match (message.provider, message.channel) {
+        (Provider::Twilio, Channel::Sms | Channel::Whatsapp) => twilio::build(message, credentials, apis),
+        (Provider::Meta, Channel::Whatsapp) => meta::build_whatsapp(message, credentials, apis),
+        (Provider::Meta, Channel::Messenger | Channel::Instagram) => meta::build_page(message, credentials, apis),
+        (Provider::Telegram, Channel::Telegram) => telegram::build(message, credentials, apis),
+        (Provider::X, Channel::X) => x::build(message, credentials, apis),
+        (Provider::Mailgun, Channel::Email) => mailgun::build(message, credentials, apis),
+        (Provider::WebChat, Channel::Chat) => webchat::build(job, credentials, now),
+        // SES replies need the SES API itself (not built yet); other pairs never receive.
+        _ => Err(SendRefusal::ChannelNotConfigured(message.channel)),
+    }
+}
+
+/// What `response` to `job`'s request means. `now` turns X's reset time into a wait.
+pub fn interpret_response(job: &SendJob, response: &ProviderResponse, now: DateTime<Utc>) -> SendOutcome {
+    let message = &job.message;
+    match message.provider {
+        Provider::Twilio => twilio::interpret(response),
+        Provider::Meta => meta::interpret(message.channel, response),
+        Provider::Telegram => telegram::interpret(response),
+        Provider::X => x::interpret(response, now),
+        Provider::Mailgun => mailgun::interpret(response),
+        _ => webchat::interpret(job, response),
+    }
+}
+
+/// A phone number or short code as providers write it (`+14155550100`, `12345`).
+fn phone(handle: &Handle) -> Option<&str> {
+    match handle {
+        Handle::Phone { number } => Some(number.as_str()),
+        Handle::ShortCode { code } => Some(code.as_str()),
+        _ => None,
+    }
+}
+
+/// The id of a platform handle on `platforms`, and its scope.
+fn platform_id<'a>(handle: &'a Handle, platforms: &[Platform]) -> Option<(&'a str, Option<&'a str>)> {
+    match handle {
+        Handle::Platform { platform, scope, id } if platforms.contains(platform) => {
+            Some((id.as_str(), scope.as_ref().map(|s| s.as_str())))
+        }
+        _ => None,
+    }
+}
+
+/// The refusal for a handle that is not what the channel sends to.
+fn wrong_handle(what: &'static str) -> SendRefusal {
+    SendRefusal::UnsupportedContent(what)
+}
+
+/// The part of a generic answer every provider shares: 429 and 5xx are worth another try.
+fn transient_status(provider: &str, response: &ProviderResponse) -> Option<SendOutcome> {
+    match response.status {
+        429 => Some(SendOutcome::transient(
+            response.retry_after(),
+            format!("{provider}:429"),
+            format!("{provider} is rate limiting this sender; the message will be tried again"),
+        )),
+        500..=599 => Some(SendOutcome::transient(
+            response.retry_after(),
+            format!("{provider}:{}", response.status),
+            format!("{provider} was unavailable; the message will be tried again"),
+        )),
+        _ => None,
+    }
+}

@@ -1,0 +1,110 @@
+//! Twilio's Messages API: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded,
+//! Basic auth (Account SID + auth token, or API key SID + secret).
+
+use throughline_model::{Channel, OutboundContent, OutboundMessage, SendRefusal};
+
+use super::{phone, transient_status, wrong_handle};
+use crate::request::{basic_auth, form};
+use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
+
+pub(super) fn build(
+    message: &OutboundMessage,
+    credentials: &Credentials,
+    apis: &ProviderApis,
+) -> Result<ProviderRequest, SendRefusal> {
+    let account = credentials
+        .twilio
+        .as_ref()
+        .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
+    let to = phone(&message.to).ok_or(wrong_handle("the recipient is not a phone number"))?;
+    let from = phone(&message.from).ok_or(wrong_handle("the sender is not a phone number"))?;
+    // WhatsApp through Twilio: the same API, both numbers prefixed.
+    let address = |n: &str| match message.channel {
+        Channel::Whatsapp => format!("whatsapp:{n}"),
+        _ => n.to_owned(),
+    };
+    let (to, from) = (address(to), address(from));
+    let mut fields: Vec<(&str, String)> = vec![("To", to), ("From", from)];
+    match &message.content {
+        OutboundContent::Message { text, attachments } => {
+            if let Some(text) = text {
+                fields.push(("Body", text.clone()));
+            }
+            fields.extend(attachments.iter().map(|a| ("MediaUrl", a.url.clone())));
+        }
+        OutboundContent::WhatsappTemplate(template) => {
+            // Twilio sends WhatsApp templates as Content Templates: the SID and its variables.
+            if !template.name.starts_with("HX") {
+                return Err(SendRefusal::UnsupportedContent(
+                    "through Twilio a whatsapp_template name is its Content SID (HX…)",
+                ));
+            }
+            fields.push(("ContentSid", template.name.clone()));
+            if !template.components.is_null() {
+                fields.push(("ContentVariables", template.components.to_string()));
+            }
+        }
+    }
+    if let Some(callback) = &account.status_callback {
+        fields.push(("StatusCallback", callback.clone()));
+    }
+    let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
+    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
+    Ok(ProviderRequest {
+        url: format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json",
+            apis.twilio.trim_end_matches('/'),
+            account.account_sid
+        ),
+        headers: vec![
+            ("authorization", basic_auth(user, account.auth_token.expose())),
+            ("content-type", "application/x-www-form-urlencoded".into()),
+        ],
+        body: form(&pairs),
+    })
+}
+
+/// Twilio answers 201 with the message (`sid`, `status`), or an error
+/// `{"code": 21610, "message": "…", "more_info": "…", "status": 400}`.
+pub(super) fn interpret(response: &ProviderResponse) -> SendOutcome {
+    let body = response.json();
+    let field = |name: &str| body.as_ref().and_then(|b| b.get(name));
+    if (200..300).contains(&response.status) {
+        return SendOutcome::sent_with("twilio", field("sid").and_then(|s| s.as_str()));
+    }
+    let code = field("code").and_then(|c| c.as_i64());
+    if let Some(transient) = transient_status("twilio", response) {
+        return match code {
+            Some(code) => SendOutcome::transient(response.retry_after(), code.to_string(), reason(code)),
+            None => transient,
+        };
+    }
+    match code {
+        Some(code) => SendOutcome::failed(code.to_string(), reason(code)),
+        None => SendOutcome::failed(
+            format!("twilio:{}", response.status),
+            format!("Twilio refused the message (HTTP {})", response.status),
+        ),
+    }
+}
+
+/// Twilio's error codes in an agent's words (https://www.twilio.com/docs/api/errors).
+fn reason(code: i64) -> String {
+    match code {
+        20003 => "Twilio refused Throughline's credentials: check the Twilio account in the send credentials",
+        20429 => "Twilio is rate limiting this account; the message will be tried again",
+        21211 => "the recipient's number is not a valid phone number",
+        21408 => "this Twilio account may not send to the recipient's country",
+        21606 => "this number cannot send to the recipient (not an SMS-capable sender for that destination)",
+        21610 => "the recipient replied STOP to this number: nothing can be sent until they reply START",
+        21612 => "Twilio cannot route a message between these two numbers",
+        21614 => "the recipient's number cannot receive SMS (not a mobile number)",
+        21617 => "the text is too long for one message",
+        21635 => "the recipient's number is a landline",
+        63016 => "the WhatsApp 24-hour window is closed: only an approved template can be sent",
+        63013 => "WhatsApp refused the message under its channel policy",
+        63021 => "WhatsApp refused the template's content",
+        _ => return format!("Twilio refused the message (error {code})"),
+    }
+    .to_owned()
+}
