@@ -10,4 +10,5 @@ mod facebook_pipeline;
 mod identity_pipeline;
 mod lambda_watch;
 mod pipeline;
+mod sender;
 mod x_pipeline;

@@ -103,6 +103,12 @@ pub enum SendOutcome {
         /// What it said.
         failure: ProviderFailure,
     },
+    /// The request may have reached the provider, but no answer came: it may have been sent.
+    /// Never sent again by itself; an agent decides (retry).
+    Unknown {
+        /// What happened.
+        reason: String,
+    },
 }
 
 impl SendOutcome {

@@ -43,3 +43,32 @@ pub fn test_chat_secrets() -> String {
     })
     .to_string()
 }
+
+/// The Twilio account the sender's tests send from.
+pub const TEST_TWILIO_ACCOUNT_SID: &str = "AC00000000000000000000000000000001";
+/// The WhatsApp Cloud API number of the events in `events/facebook/` (display number, id).
+pub const TEST_WHATSAPP_NUMBER: (&str, &str) = ("+15550783881", "106540352242922");
+/// The Facebook page and the Instagram account of the events in `events/facebook/`.
+pub const TEST_META_PAGES: [&str; 2] = ["1060000000000001", "17841400000000001"];
+/// The X account of the events in `events/x/`.
+pub const TEST_X_ACCOUNT: &str = "3001000000000000001";
+/// The Mailgun sending domain of the tests.
+pub const TEST_MAILGUN_DOMAIN: &str = "mg.acme.example";
+
+/// The `SEND_CREDENTIALS` document of the tests, every provider's API and the chat site's
+/// backend at `stub` (the provider stub's base URL). Its tokens are what the stub accepts.
+pub fn test_send_credentials(stub: &str) -> String {
+    let token = |name: &str| format!("throughline-test-{name}-token");
+    serde_json::json!({
+        "twilio": {"account_sid": TEST_TWILIO_ACCOUNT_SID, "auth_token": TEST_TWILIO_AUTH_TOKEN,
+                   "status_callback": "https://sms.throughline.example/twilio/status"},
+        "whatsapp_cloud": {TEST_WHATSAPP_NUMBER.0: {"phone_number_id": TEST_WHATSAPP_NUMBER.1, "access_token": token("whatsapp")}},
+        "meta_pages": {TEST_META_PAGES[0]: {"access_token": token("page")}, TEST_META_PAGES[1]: {"access_token": token("instagram")}},
+        "telegram": {TEST_TELEGRAM_BOT: {"token": "7000000001:throughline-test-bot-token"}},
+        "x": {TEST_X_ACCOUNT: {"access_token": token("x")}},
+        "mailgun": {"api_key": token("mailgun"), "domains": [TEST_MAILGUN_DOMAIN]},
+        "web_chat": {TEST_CHAT_SITE: {"outbound_url": format!("{}/chat/agent-messages", stub.trim_end_matches('/')),
+                                      "secret": TEST_CHAT_SECRET}}
+    })
+    .to_string()
+}

@@ -7,6 +7,7 @@
 pub mod emulator;
 pub mod lambda;
 pub mod poller;
+pub mod providers;
 pub mod sign;
 pub mod stack;
 pub mod template;

@@ -1,0 +1,336 @@
+//! The sender's one call per attempt, against the provider stub (`tools/provider_stub.py`),
+//! which checks credentials and request shapes as each provider does and answers in its shapes:
+//! every channel sends; refused credentials, outages, rate limits and silence each end as the
+//! provider meant them, with exactly the calls the stub recorded.
+
+use std::time::Duration;
+
+use chrono::Utc;
+use serde_json::{Value, json};
+use throughline_edge::Secret;
+use throughline_localstack::providers::ProviderStub;
+use throughline_localstack::venv::Venv;
+use throughline_model::*;
+use throughline_sender::{Credentials, ProviderApis, ProviderClient, SendOutcome, send_once};
+use throughline_testkit::secrets::*;
+
+struct Harness {
+    stub: ProviderStub,
+    credentials: Credentials,
+    apis: ProviderApis,
+    client: ProviderClient,
+}
+
+async fn harness() -> Harness {
+    let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
+    let stub = ProviderStub::start(&venv, test_send_credentials)
+        .await
+        .unwrap_or_else(|e| panic!("the provider stub could not start: {e}"));
+    let credentials = Credentials::from_document(&Secret::new(test_send_credentials(stub.base()))).unwrap();
+    Harness {
+        apis: apis_at(stub.base()),
+        stub,
+        credentials,
+        client: ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
+    }
+}
+
+fn apis_at(base: &str) -> ProviderApis {
+    ProviderApis {
+        twilio: format!("{base}/twilio"),
+        graph: format!("{base}/graph"),
+        graph_version: "v23.0".into(),
+        telegram: format!("{base}/telegram"),
+        x: format!("{base}/x"),
+        mailgun: format!("{base}/mailgun"),
+    }
+}
+
+impl Harness {
+    async fn send(&self, job: &SendJob) -> SendOutcome {
+        send_once(&self.client, job, &self.credentials, &self.apis, Utc::now())
+            .await
+            .unwrap_or_else(|refusal| panic!("refused: {refusal}"))
+    }
+}
+
+fn platform(platform: Platform, scope: Option<&str>, id: &str) -> Handle {
+    Handle::Platform {
+        platform,
+        scope: scope.map(|s| PlatformUserId::parse(s).unwrap()),
+        id: PlatformUserId::parse(id).unwrap(),
+    }
+}
+
+fn phone(n: &str) -> Handle {
+    Handle::Phone {
+        number: E164::parse(n).unwrap(),
+    }
+}
+
+fn email(a: &str) -> Handle {
+    Handle::Email {
+        address: EmailAddress::parse(a).unwrap(),
+    }
+}
+
+fn job(channel: Channel, provider: Provider, from: Handle, to: Handle) -> SendJob {
+    SendJob {
+        schema_version: SEND_JOB_VERSION,
+        interaction_id: InteractionId::try_from(format!("ix_{}", "cd".repeat(16))).unwrap(),
+        customer_id: CustomerId::generate(),
+        attempt: 1,
+        message: OutboundMessage {
+            channel,
+            provider,
+            from,
+            to,
+            content: OutboundContent::Message {
+                text: Some("Your order ships today".into()),
+                attachments: vec![],
+            },
+            reply_to: None,
+            email: Some(EmailThreading {
+                subject: Some("Re: Order A-1001".into()),
+                in_reply_to: Some("<ada-1@mail.example.com>".into()),
+                references: vec!["<ada-1@mail.example.com>".into()],
+            })
+            .filter(|_| channel == Channel::Email),
+            messenger_tag: None,
+        },
+    }
+}
+
+fn sms() -> SendJob {
+    job(
+        Channel::Sms,
+        Provider::Twilio,
+        phone(throughline_testkit::SAMPLE_BUSINESS_NUMBER),
+        phone("+14155550100"),
+    )
+}
+
+/// One reply per channel, each as the sample customer's channel would get it.
+fn every_channel() -> Vec<(&'static str, SendJob)> {
+    let mut twilio_whatsapp = sms();
+    twilio_whatsapp.message.channel = Channel::Whatsapp;
+    vec![
+        ("twilio", sms()),
+        ("twilio", twilio_whatsapp),
+        (
+            "graph",
+            job(
+                Channel::Whatsapp,
+                Provider::Meta,
+                phone(TEST_WHATSAPP_NUMBER.0),
+                phone("+14155550100"),
+            ),
+        ),
+        (
+            "graph",
+            job(
+                Channel::Messenger,
+                Provider::Meta,
+                platform(Platform::Messenger, None, TEST_META_PAGES[0]),
+                platform(Platform::Messenger, Some(TEST_META_PAGES[0]), "6010000000000042"),
+            ),
+        ),
+        (
+            "graph",
+            job(
+                Channel::Instagram,
+                Provider::Meta,
+                platform(Platform::Instagram, None, TEST_META_PAGES[1]),
+                platform(Platform::Instagram, Some(TEST_META_PAGES[1]), "1784000000000777"),
+            ),
+        ),
+        (
+            "telegram",
+            job(
+                Channel::Telegram,
+                Provider::Telegram,
+                platform(Platform::Telegram, None, TEST_TELEGRAM_BOT),
+                platform(Platform::Telegram, None, "111222333"),
+            ),
+        ),
+        (
+            "x",
+            job(
+                Channel::X,
+                Provider::X,
+                platform(Platform::X, None, TEST_X_ACCOUNT),
+                platform(Platform::X, None, "2244994945"),
+            ),
+        ),
+        (
+            "mailgun",
+            job(
+                Channel::Email,
+                Provider::Mailgun,
+                email(&format!("support@{TEST_MAILGUN_DOMAIN}")),
+                email("ada@example.com"),
+            ),
+        ),
+        (
+            "chat",
+            job(
+                Channel::Chat,
+                Provider::WebChat,
+                platform(Platform::WebChat, None, TEST_CHAT_SITE),
+                platform(Platform::WebChatUser, Some(TEST_CHAT_SITE), "user-42"),
+            ),
+        ),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_channel_is_sent_with_one_call_the_provider_accepts() {
+    let h = harness().await;
+    let channels = every_channel();
+    let mut ids = Vec::new();
+    for (provider, job) in &channels {
+        let outcome = h.send(job).await;
+        let SendOutcome::Sent { provider_message_id } = outcome else {
+            panic!("{provider} {:?}: {outcome:?}", job.message.channel);
+        };
+        ids.push((job.message.channel, provider_message_id.to_string()));
+    }
+    let received = h.stub.requests().await.unwrap();
+    let providers: Vec<&str> = received.iter().map(|r| r.provider.as_str()).collect();
+    assert_eq!(
+        providers,
+        channels.iter().map(|(p, _)| *p).collect::<Vec<_>>(),
+        "one call each, in order"
+    );
+    // Each id has the shape its provider gives, as inbound messages and status events carry it.
+    let shape = |channel: Channel, id: &str| match channel {
+        Channel::Sms => id.starts_with("SM") && id.len() == 34,
+        Channel::Whatsapp => id.starts_with("SM") || id.starts_with("wamid."),
+        Channel::Messenger | Channel::Instagram => id.starts_with("m_"),
+        Channel::Telegram => id.starts_with("111222333:"),
+        Channel::X => id.bytes().all(|b| b.is_ascii_digit()),
+        Channel::Email => id.ends_with(&format!("@{TEST_MAILGUN_DOMAIN}")) && !id.contains('<'),
+        Channel::Chat => id.starts_with("ix_"),
+    };
+    for (channel, id) in &ids {
+        assert!(shape(*channel, id), "{channel:?}: {id}");
+    }
+    // The threading reached Mailgun as headers.
+    let mail = received.iter().find(|r| r.provider == "mailgun").unwrap();
+    assert!(
+        mail.body
+            .contains("name=\"h:In-Reply-To\"\r\n\r\n<ada-1@mail.example.com>")
+    );
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn refused_credentials_fail_with_the_providers_code_and_are_not_retried() {
+    let mut h = harness().await;
+    // Every secret wrong, as after a rotation nobody told Throughline about.
+    let document = test_send_credentials(h.stub.base()).replace("throughline-test-", "rotated-");
+    h.credentials = Credentials::from_document(&Secret::new(document)).unwrap();
+    let expected = [
+        "20003",
+        "20003",
+        "190",
+        "190",
+        "190",
+        "telegram:401",
+        "x:401",
+        "mailgun:401",
+        "web_chat:401",
+    ];
+    for ((provider, job), code) in every_channel().iter().zip(expected) {
+        match h.send(job).await {
+            SendOutcome::Failed(failure) => assert_eq!(failure.provider_code, code, "{provider}"),
+            other => panic!("{provider}: {other:?}"),
+        }
+    }
+    assert_eq!(h.stub.requests().await.unwrap().len(), expected.len());
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_outage_is_transient_and_the_next_attempt_sends() {
+    let h = harness().await;
+    h.stub
+        .script(
+            "twilio",
+            Some(503),
+            json!({"code": 20500, "message": "Internal Server Error", "more_info": "https://www.twilio.com/docs/errors/20500", "status": 503}),
+            json!({}),
+            Duration::ZERO,
+            1,
+        )
+        .await
+        .unwrap();
+    assert!(matches!(h.send(&sms()).await, SendOutcome::Transient { .. }));
+    assert!(matches!(h.send(&sms()).await, SendOutcome::Sent { .. }));
+    assert_eq!(h.stub.requests().await.unwrap().len(), 2);
+
+    h.stub
+        .script(
+            "telegram",
+            Some(429),
+            json!({"ok": false, "error_code": 429, "description": "Too Many Requests: retry after 3", "parameters": {"retry_after": 3}}),
+            json!({}),
+            Duration::ZERO,
+            1,
+        )
+        .await
+        .unwrap();
+    let telegram = every_channel().into_iter().find(|(p, _)| *p == "telegram").unwrap().1;
+    match h.send(&telegram).await {
+        SendOutcome::Transient { retry_after, .. } => assert_eq!(retry_after, Some(chrono::Duration::seconds(3))),
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_permanent_refusal_fails_with_words_an_agent_reads() {
+    let h = harness().await;
+    h.stub
+        .script(
+            "twilio",
+            Some(400),
+            json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}),
+            json!({}),
+            Duration::ZERO,
+            1,
+        )
+        .await
+        .unwrap();
+    match h.send(&sms()).await {
+        SendOutcome::Failed(failure) => {
+            assert_eq!(failure.provider_code, "21610");
+            assert!(failure.reason.contains("STOP"), "{}", failure.reason);
+        }
+        other => panic!("{other:?}"),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn silence_after_the_request_is_unknown_and_no_connection_is_not_sent() {
+    let h = harness().await;
+    // The stub takes the request and answers only after the client gave up.
+    h.stub
+        .script("graph", None, Value::Null, json!({}), Duration::from_millis(3_000), 1)
+        .await
+        .unwrap();
+    let whatsapp = every_channel().into_iter().find(|(p, _)| *p == "graph").unwrap().1;
+    assert!(
+        matches!(h.send(&whatsapp).await, SendOutcome::Unknown { .. }),
+        "a request that may have been sent is unknown, not failed or retried"
+    );
+    assert_eq!(h.stub.requests().await.unwrap().len(), 1, "the provider did receive it");
+
+    // Nothing listens there: nothing can have been sent.
+    let port = throughline_localstack::emulator::free_port().unwrap();
+    let nowhere = apis_at(&format!("http://127.0.0.1:{port}"));
+    let outcome = send_once(&h.client, &sms(), &h.credentials, &nowhere, Utc::now())
+        .await
+        .unwrap();
+    match outcome {
+        SendOutcome::Transient { failure, .. } => assert_eq!(failure.provider_code, "network"),
+        other => panic!("{other:?}"),
+    }
+}
