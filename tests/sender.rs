@@ -12,6 +12,7 @@ use throughline_localstack::providers::ProviderStub;
 use throughline_localstack::venv::Venv;
 use throughline_model::*;
 use throughline_sender::{Credentials, ProviderApis, ProviderClient, SendOutcome, send_once};
+use throughline_testkit::outbound::sample_send_jobs;
 use throughline_testkit::secrets::*;
 
 struct Harness {
@@ -54,133 +55,12 @@ impl Harness {
     }
 }
 
-fn platform(platform: Platform, scope: Option<&str>, id: &str) -> Handle {
-    Handle::Platform {
-        platform,
-        scope: scope.map(|s| PlatformUserId::parse(s).unwrap()),
-        id: PlatformUserId::parse(id).unwrap(),
-    }
-}
-
-fn phone(n: &str) -> Handle {
-    Handle::Phone {
-        number: E164::parse(n).unwrap(),
-    }
-}
-
-fn email(a: &str) -> Handle {
-    Handle::Email {
-        address: EmailAddress::parse(a).unwrap(),
-    }
-}
-
-fn job(channel: Channel, provider: Provider, from: Handle, to: Handle) -> SendJob {
-    SendJob {
-        schema_version: SEND_JOB_VERSION,
-        interaction_id: InteractionId::try_from(format!("ix_{}", "cd".repeat(16))).unwrap(),
-        customer_id: CustomerId::generate(),
-        attempt: 1,
-        message: OutboundMessage {
-            channel,
-            provider,
-            from,
-            to,
-            content: OutboundContent::Message {
-                text: Some("Your order ships today".into()),
-                attachments: vec![],
-            },
-            reply_to: None,
-            email: Some(EmailThreading {
-                subject: Some("Re: Order A-1001".into()),
-                in_reply_to: Some("<ada-1@mail.example.com>".into()),
-                references: vec!["<ada-1@mail.example.com>".into()],
-            })
-            .filter(|_| channel == Channel::Email),
-            messenger_tag: None,
-        },
-    }
+fn every_channel() -> Vec<(&'static str, SendJob)> {
+    sample_send_jobs()
 }
 
 fn sms() -> SendJob {
-    job(
-        Channel::Sms,
-        Provider::Twilio,
-        phone(throughline_testkit::SAMPLE_BUSINESS_NUMBER),
-        phone("+14155550100"),
-    )
-}
-
-/// One reply per channel, each as the sample customer's channel would get it.
-fn every_channel() -> Vec<(&'static str, SendJob)> {
-    let mut twilio_whatsapp = sms();
-    twilio_whatsapp.message.channel = Channel::Whatsapp;
-    vec![
-        ("twilio", sms()),
-        ("twilio", twilio_whatsapp),
-        (
-            "graph",
-            job(
-                Channel::Whatsapp,
-                Provider::Meta,
-                phone(TEST_WHATSAPP_NUMBER.0),
-                phone("+14155550100"),
-            ),
-        ),
-        (
-            "graph",
-            job(
-                Channel::Messenger,
-                Provider::Meta,
-                platform(Platform::Messenger, None, TEST_META_PAGES[0]),
-                platform(Platform::Messenger, Some(TEST_META_PAGES[0]), "6010000000000042"),
-            ),
-        ),
-        (
-            "graph",
-            job(
-                Channel::Instagram,
-                Provider::Meta,
-                platform(Platform::Instagram, None, TEST_META_PAGES[1]),
-                platform(Platform::Instagram, Some(TEST_META_PAGES[1]), "1784000000000777"),
-            ),
-        ),
-        (
-            "telegram",
-            job(
-                Channel::Telegram,
-                Provider::Telegram,
-                platform(Platform::Telegram, None, TEST_TELEGRAM_BOT),
-                platform(Platform::Telegram, None, "111222333"),
-            ),
-        ),
-        (
-            "x",
-            job(
-                Channel::X,
-                Provider::X,
-                platform(Platform::X, None, TEST_X_ACCOUNT),
-                platform(Platform::X, None, "2244994945"),
-            ),
-        ),
-        (
-            "mailgun",
-            job(
-                Channel::Email,
-                Provider::Mailgun,
-                email(&format!("support@{TEST_MAILGUN_DOMAIN}")),
-                email("ada@example.com"),
-            ),
-        ),
-        (
-            "chat",
-            job(
-                Channel::Chat,
-                Provider::WebChat,
-                platform(Platform::WebChat, None, TEST_CHAT_SITE),
-                platform(Platform::WebChatUser, Some(TEST_CHAT_SITE), "user-42"),
-            ),
-        ),
-    ]
+    every_channel().remove(0).1
 }
 
 #[tokio::test(flavor = "multi_thread")]

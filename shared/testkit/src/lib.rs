@@ -7,6 +7,7 @@
 #![warn(missing_docs)]
 
 pub mod events;
+pub mod outbound;
 pub mod secrets;
 
 use chrono::{DateTime, TimeZone, Utc};
