@@ -2,7 +2,7 @@
 //! when dropped or when the process that started it exits.
 
 use std::net::TcpListener;
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use aws_config::{BehaviorVersion, Region, SdkConfig};
@@ -29,15 +29,7 @@ impl Moto {
         let port = free_port()?;
         let log = std::env::temp_dir().join(format!("throughline-moto-{port}.log"));
         // moto as installed, with DynamoDB's transaction isolation restored (see the script).
-        let mut child = Command::new(venv.bin("python"))
-            .arg(crate::workspace_root().join("tools/moto_server.py"))
-            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--exit-with-stdin"])
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(std::fs::File::create(&log)?))
-            .stderr(Stdio::from(std::fs::File::create(&log)?))
-            .spawn()
-            .map_err(|e| format!("could not start the moto server from {}: {e}", venv.root().display()))?;
-        let lifeline = child.stdin.take().ok_or("the moto server's stdin is not piped")?;
+        let (child, lifeline) = venv.spawn_tool("moto_server.py", port, &[], &log)?;
         let mut moto = Self {
             child,
             _lifeline: lifeline,

@@ -2,7 +2,7 @@
 //! answered as its provider does, on 127.0.0.1. Stopped when dropped or when the process that
 //! started it exits.
 
-use std::process::{Child, Command, Stdio};
+use std::process::Child;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
@@ -40,23 +40,12 @@ impl ProviderStub {
         let document = dir.join(format!("throughline-provider-stub-{port}.json"));
         std::fs::write(&document, credentials(&base))?;
         let log = dir.join(format!("throughline-provider-stub-{port}.log"));
-        let mut child = Command::new(venv.bin("python"))
-            .arg(crate::workspace_root().join("tools/provider_stub.py"))
-            .args([
-                "-H",
-                "127.0.0.1",
-                "-p",
-                &port.to_string(),
-                "--exit-with-stdin",
-                "--credentials",
-            ])
-            .arg(&document)
-            .stdin(Stdio::piped())
-            .stdout(Stdio::from(std::fs::File::create(&log)?))
-            .stderr(Stdio::from(std::fs::File::create(&log)?))
-            .spawn()
-            .map_err(|e| format!("could not start the provider stub with {}: {e}", venv.root().display()))?;
-        let lifeline = child.stdin.take().ok_or("the provider stub's stdin is not piped")?;
+        let (child, lifeline) = venv.spawn_tool(
+            "provider_stub.py",
+            port,
+            &["--credentials".as_ref(), document.as_os_str()],
+            &log,
+        )?;
         let mut stub = Self {
             child,
             _lifeline: lifeline,

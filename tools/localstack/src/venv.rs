@@ -16,6 +16,30 @@ pub struct Venv {
 }
 
 impl Venv {
+    /// Starts `tools/<script>` with this virtualenv's Python, serving on 127.0.0.1:`port`, its
+    /// output in `log`. It exits when the returned stdin closes: when the process that started
+    /// it exits, even one that never drops it (a test binary's shared server).
+    pub fn spawn_tool(
+        &self,
+        script: &str,
+        port: u16,
+        extra_args: &[&std::ffi::OsStr],
+        log: &Path,
+    ) -> Result<(std::process::Child, std::process::ChildStdin)> {
+        use std::process::Stdio;
+        let mut child = Command::new(self.bin("python"))
+            .arg(workspace_root().join("tools").join(script))
+            .args(["-H", "127.0.0.1", "-p", &port.to_string(), "--exit-with-stdin"])
+            .args(extra_args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::from(std::fs::File::create(log)?))
+            .stderr(Stdio::from(std::fs::File::create(log)?))
+            .spawn()
+            .map_err(|e| format!("could not start tools/{script} with {}: {e}", self.root().display()))?;
+        let lifeline = child.stdin.take().ok_or("the tool's stdin is not piped")?;
+        Ok((child, lifeline))
+    }
+
     pub fn path() -> PathBuf {
         std::env::var_os("THROUGHLINE_VENV")
             .map(PathBuf::from)

@@ -8,6 +8,7 @@ use throughline_model::*;
 
 use super::*;
 use crate::ProviderFailure;
+use throughline_testkit::outbound::sample_send_job;
 
 fn now() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 5, 9, 12, 0, 0).unwrap()
@@ -77,22 +78,10 @@ fn image(caption: Option<&str>) -> OutboundContent {
 }
 
 fn job(channel: Channel, provider: Provider, from: Handle, to: Handle, content: OutboundContent) -> SendJob {
-    SendJob {
-        schema_version: SEND_JOB_VERSION,
-        interaction_id: InteractionId::try_from(format!("ix_{}", "ab".repeat(16))).unwrap(),
-        customer_id: CustomerId::generate(),
-        attempt: 1,
-        message: OutboundMessage {
-            channel,
-            provider,
-            from,
-            to,
-            content,
-            reply_to: None,
-            email: None,
-            messenger_tag: None,
-        },
-    }
+    let mut job = sample_send_job(channel, provider, from, to);
+    job.message.content = content;
+    job.message.email = None;
+    job
 }
 
 fn build(job: &SendJob) -> ProviderRequest {
