@@ -34,7 +34,7 @@ impl ProviderRequest {
 }
 
 /// What the provider answered.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Clone, PartialEq, Eq)]
 pub struct ProviderResponse {
     /// The HTTP status.
     pub status: u16,
@@ -42,6 +42,16 @@ pub struct ProviderResponse {
     pub headers: Vec<(String, String)>,
     /// The body.
     pub body: Vec<u8>,
+}
+
+impl std::fmt::Debug for ProviderResponse {
+    // Providers echo the recipient and the text back (Twilio's `to` and `body`): not shown.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderResponse")
+            .field("status", &self.status)
+            .field("body_bytes", &self.body.len())
+            .finish_non_exhaustive()
+    }
 }
 
 impl ProviderResponse {

@@ -98,9 +98,23 @@ hex_id!(
 impl InteractionId {
     /// The id of the message `message_id` that `provider` delivered for `business_endpoint`.
     pub fn derive(provider: Provider, business_endpoint: &Handle, message_id: &ProviderMessageId) -> Self {
+        Self::of_parts(&[provider.as_str(), &business_endpoint.key(), message_id.as_str()])
+    }
+}
+
+impl InteractionId {
+    /// The id of the reply a caller asked for on `customer`'s timeline under `key`: the same
+    /// request made twice names the same message. Its own input domain (`outbound`), so it can
+    /// never equal the id of a message a provider delivered.
+    pub fn outbound(customer: &CustomerId, key: &crate::IdempotencyKey) -> Self {
+        Self::of_parts(&["outbound", customer.as_str(), key.as_str()])
+    }
+
+    /// The first 128 bits of SHA-256 over length-prefixed `parts`: no two different lists of
+    /// parts hash the same input.
+    fn of_parts(parts: &[&str]) -> Self {
         let mut hasher = Sha256::new();
-        // Length-prefixed parts: no two different triples can hash the same input.
-        for part in [provider.as_str(), &business_endpoint.key(), message_id.as_str()] {
+        for part in parts {
             hasher.update((part.len() as u64).to_be_bytes());
             hasher.update(part.as_bytes());
         }
@@ -202,6 +216,17 @@ ulid_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_outbound_id_is_the_same_for_the_same_customer_and_key_only() {
+        let key = |k: &str| crate::IdempotencyKey::parse(k).unwrap();
+        let (ada, bob) = (CustomerId::generate(), CustomerId::generate());
+        let id = InteractionId::outbound(&ada, &key("compose-1"));
+        assert_eq!(id, InteractionId::outbound(&ada, &key("compose-1")));
+        assert_ne!(id, InteractionId::outbound(&ada, &key("compose-2")));
+        assert_ne!(id, InteractionId::outbound(&bob, &key("compose-1")));
+        assert!(InteractionId::try_from(id.to_string()).is_ok());
+    }
 
     #[test]
     fn generated_ids_parse_and_sort_by_creation_and_others_do_not_parse() {

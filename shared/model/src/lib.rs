@@ -71,7 +71,7 @@ pub use outbound::{
     check_window, text_limit,
 };
 pub use queue::{ErasureStep, QueueMessage, WireError};
-pub use values::{E164, EmailAddress, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
+pub use values::{E164, EmailAddress, IdempotencyKey, InvalidValue, PlatformUserId, ProviderMessageId, ShortCode};
 
 /// U+FDD0..U+FDEF and the last two code points of every plane (U+xFFFE, U+xFFFF) are reserved
 /// for a program's internal use and never meant for interchange: some consumers downstream

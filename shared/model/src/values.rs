@@ -194,9 +194,43 @@ impl PlatformUserId {
     }
 }
 
+parsed_string!(
+    /// The `Idempotency-Key` of a reply: the caller's name for one message, so that a repeated
+    /// request answers the message it made the first time instead of making another.
+    IdempotencyKey, "idempotency key",
+    schema: { "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[!-~]+$" }
+);
+
+impl IdempotencyKey {
+    /// Parses 1 to 255 visible ASCII characters (`!` to `~`: no spaces, no control characters).
+    pub fn parse(s: &str) -> Result<Self, InvalidValue> {
+        if (1..=255).contains(&s.len()) && s.bytes().all(|b| b.is_ascii_graphic()) {
+            Ok(Self(s.to_owned()))
+        } else {
+            Err(InvalidValue::new(
+                "idempotency key",
+                "must be 1 to 255 visible ASCII characters",
+            ))
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn idempotency_keys_are_1_to_255_visible_ascii() {
+        for good in ["a", "compose-01HZY8X-3", &"k".repeat(255), "!~"] {
+            assert_eq!(
+                IdempotencyKey::parse(good).map(|k| k.as_str().to_owned()),
+                Ok(good.to_owned())
+            );
+        }
+        for bad in ["", " ", "has space", "tab\t", "é", &"k".repeat(256)] {
+            assert!(IdempotencyKey::parse(bad).is_err(), "{bad:?}");
+        }
+    }
 
     #[test]
     fn e164_accepts_valid_numbers_only() {

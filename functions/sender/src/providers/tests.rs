@@ -726,7 +726,8 @@ fn debug_output_never_shows_a_credential_or_the_text() {
         phone("+14155550100"),
         text("secret plans"),
     ));
-    let shown = format!("{request:?} {:?}", credentials());
+    let response = answer(201, json!({"sid": "SM1", "to": "+14155550100", "body": "secret plans"}));
+    let shown = format!("{request:?} {:?} {response:?}", credentials());
     for hidden in [
         "tw-token",
         "secret plans",
