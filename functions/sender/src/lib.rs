@@ -30,13 +30,9 @@ pub async fn send_once(
     let request = build_request(job, credentials, apis, now)?;
     Ok(match client.call(&request).await {
         CallResult::Answered(response) => interpret_response(job, &response, now),
-        CallResult::NotSent(why) => SendOutcome::Transient {
-            retry_after: None,
-            failure: ProviderFailure {
-                provider_code: "network".into(),
-                reason: format!("{why}; the message will be tried again"),
-            },
-        },
+        CallResult::NotSent(why) => {
+            SendOutcome::transient(None, "network", format!("{why}; the message will be tried again"))
+        }
         CallResult::Unknown(why) => SendOutcome::Unknown {
             reason: format!("{why}: the provider may have sent it, so it is not sent again by itself"),
         },

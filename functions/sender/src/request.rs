@@ -26,11 +26,16 @@ impl std::fmt::Debug for ProviderRequest {
 impl ProviderRequest {
     /// The value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
+}
+
+/// The value of header `name` in `headers` (ASCII case-insensitive).
+fn find_header<'a, N: AsRef<str>>(headers: &'a [(N, String)], name: &str) -> Option<&'a str> {
+    headers
+        .iter()
+        .find(|(n, _)| n.as_ref().eq_ignore_ascii_case(name))
+        .map(|(_, v)| v.as_str())
 }
 
 /// What the provider answered.
@@ -57,10 +62,7 @@ impl std::fmt::Debug for ProviderResponse {
 impl ProviderResponse {
     /// The value of header `name` (ASCII case-insensitive).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        find_header(&self.headers, name)
     }
 
     /// The body as JSON, if it is.
