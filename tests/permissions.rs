@@ -214,6 +214,11 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
             aws_sdk_sqs::Client::new(&api_aws),
             &stack.interactions_queue().url,
         ),
+        outbound: throughline_queue::InteractionPublisher::new(
+            aws_sdk_sqs::Client::new(&api_aws),
+            &stack.outbound_queue().url,
+        ),
+        credentials: throughline_sender::Credentials::default(),
         // No time at all: the writer's erasure steps do the work (their calls are checked too).
         erasure_budget: std::time::Duration::ZERO,
         allow_unsigned: false,

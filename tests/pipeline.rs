@@ -96,7 +96,7 @@ async fn resent_webhooks_and_redeliveries_never_duplicate() {
     let entry = timeline_of(&store, &phone("+14155550100")).await.remove(0);
     function
         .publisher
-        .publish(&[entry.clone().into(), entry.clone().into()])
+        .publish::<throughline_model::QueueMessage>(&[entry.clone().into(), entry.clone().into()])
         .await
         .unwrap();
     drain(&mapping, &store).await;

@@ -29,21 +29,10 @@ async fn harness() -> Harness {
         .unwrap_or_else(|e| panic!("the provider stub could not start: {e}"));
     let credentials = Credentials::from_document(&Secret::new(test_send_credentials(stub.base()))).unwrap();
     Harness {
-        apis: apis_at(stub.base()),
+        apis: ProviderApis::under(stub.base()),
         stub,
         credentials,
         client: ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
-    }
-}
-
-fn apis_at(base: &str) -> ProviderApis {
-    ProviderApis {
-        twilio: format!("{base}/twilio"),
-        graph: format!("{base}/graph"),
-        graph_version: "v23.0".into(),
-        telegram: format!("{base}/telegram"),
-        x: format!("{base}/x"),
-        mailgun: format!("{base}/mailgun"),
     }
 }
 
@@ -205,7 +194,7 @@ async fn silence_after_the_request_is_unknown_and_no_connection_is_not_sent() {
 
     // Nothing listens there: nothing can have been sent.
     let port = throughline_localstack::emulator::free_port().unwrap();
-    let nowhere = apis_at(&format!("http://127.0.0.1:{port}"));
+    let nowhere = ProviderApis::under(&format!("http://127.0.0.1:{port}"));
     let outcome = send_once(&h.client, &sms(), &h.credentials, &nowhere, Utc::now())
         .await
         .unwrap();

@@ -101,7 +101,7 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
     assert_eq!(store.record(&sms).await.unwrap(), Recorded::Erased);
     let queue = stack.interactions_queue().url.clone();
     throughline_queue::InteractionPublisher::new(stack.sqs(), &queue)
-        .publish(&[sms.clone().into(), chat.clone().into()])
+        .publish::<throughline_model::QueueMessage>(&[sms.clone().into(), chat.clone().into()])
         .await
         .unwrap();
     drain(&stack.writer_mapping(Some(1)), &store).await;

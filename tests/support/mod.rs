@@ -229,6 +229,9 @@ pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::Time
     throughline_timeline_api::TimelineApi {
         store: stack.store(),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        outbound: InteractionPublisher::new(stack.sqs(), &stack.outbound_queue().url),
+        // No endpoint can send: the outbound tests give theirs (`outbound::Harness`).
+        credentials: throughline_sender::Credentials::default(),
         erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: false,
     }

@@ -192,3 +192,18 @@ impl Default for ProviderApis {
         }
     }
 }
+
+impl ProviderApis {
+    /// Every provider under one base URL, at `<base>/twilio`, `/graph`, `/telegram`, `/x` and
+    /// `/mailgun`: the local stack's provider stub (`tools/provider_stub.py`).
+    pub fn under(base: &str) -> Self {
+        Self {
+            twilio: format!("{base}/twilio"),
+            graph: format!("{base}/graph"),
+            telegram: format!("{base}/telegram"),
+            x: format!("{base}/x"),
+            mailgun: format!("{base}/mailgun"),
+            ..Self::default()
+        }
+    }
+}

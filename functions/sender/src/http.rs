@@ -33,6 +33,14 @@ pub struct ProviderClient {
     timeout: Duration,
 }
 
+impl std::fmt::Debug for ProviderClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ProviderClient")
+            .field("timeout", &self.timeout)
+            .finish()
+    }
+}
+
 impl ProviderClient {
     /// A client whose calls give up after `timeout` (connection included).
     pub fn new(timeout: Duration) -> Result<Self, std::io::Error> {

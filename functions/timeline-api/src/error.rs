@@ -3,6 +3,7 @@
 use lambda_http::http::StatusCode;
 use lambda_http::{Body, Response};
 use throughline_edge::{ErrorCode, error_response};
+use throughline_model::SendRefusal;
 use throughline_store::StoreError;
 
 /// Why a request is not served: refused before the store is asked anything, or the store's
@@ -19,16 +20,26 @@ pub enum ApiError {
         message: String,
     },
     Store(StoreError),
+    /// The channel's rules refuse the reply (422, the refusal's code).
+    Refused(SendRefusal),
+    /// Nothing to answer, or no endpoint to answer from (422 `no_route`): why.
+    NoRoute(String),
+    /// The `Idempotency-Key` came with another request before (409).
+    IdempotencyKeyReused,
+    /// The outbound queue did not take the send job (503).
+    QueueUnavailable,
 }
 
 /// The codes of `ApiError::BadRequest`: which part of the request is not valid.
-pub const BAD_REQUEST_CODES: [&str; 6] = [
+pub const BAD_REQUEST_CODES: [&str; 8] = [
     "invalid_customer_id",
     "invalid_conversation_id",
     "invalid_suggestion_id",
     "invalid_merge_id",
+    "invalid_interaction_id",
     "invalid_parameter",
     "invalid_body",
+    "invalid_header",
 ];
 
 impl ApiError {
@@ -42,6 +53,12 @@ impl ApiError {
 
     pub(crate) fn into_response(self) -> Response<Body> {
         error_response(&self)
+    }
+}
+
+impl From<SendRefusal> for ApiError {
+    fn from(refusal: SendRefusal) -> Self {
+        ApiError::Refused(refusal)
     }
 }
 
@@ -59,6 +76,10 @@ impl ErrorCode for ApiError {
             ApiError::MethodNotAllowed(_) => "method_not_allowed",
             ApiError::BadRequest { code, .. } => code,
             ApiError::Store(error) => error.code(),
+            ApiError::Refused(refusal) => refusal.code(),
+            ApiError::NoRoute(_) => "no_route",
+            ApiError::IdempotencyKeyReused => "idempotency_key_reused",
+            ApiError::QueueUnavailable => "queue_unavailable",
         }
     }
 
@@ -69,6 +90,9 @@ impl ErrorCode for ApiError {
             ApiError::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             ApiError::BadRequest { .. } => StatusCode::BAD_REQUEST,
             ApiError::Store(error) => error.status(),
+            ApiError::Refused(_) | ApiError::NoRoute(_) => StatusCode::UNPROCESSABLE_ENTITY,
+            ApiError::IdempotencyKeyReused => StatusCode::CONFLICT,
+            ApiError::QueueUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -86,6 +110,16 @@ impl ErrorCode for ApiError {
             ApiError::MethodNotAllowed(allowed) => format!("method not allowed; use {allowed}"),
             ApiError::BadRequest { message, .. } => message.clone(),
             ApiError::Store(error) => error.message(),
+            // Names the channel, limits and times: never the text.
+            ApiError::Refused(refusal) => refusal.to_string(),
+            ApiError::NoRoute(why) => why.clone(),
+            ApiError::IdempotencyKeyReused => {
+                "this Idempotency-Key was used for another request; use a new key for a new message".into()
+            }
+            ApiError::QueueUnavailable => {
+                "the message is on the timeline as queued but could not be queued for sending; send the same request again"
+                    .into()
+            }
         }
     }
 }

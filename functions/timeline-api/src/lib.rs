@@ -5,6 +5,7 @@
 //! `functions/timeline-api/openapi.yaml`; a test holds the two together.
 
 mod error;
+mod outbound;
 mod request;
 mod routes;
 pub mod views;
@@ -13,6 +14,7 @@ pub mod views;
 mod tests;
 
 pub use error::{ApiError, BAD_REQUEST_CODES};
+pub use outbound::{RoutingReason, SEARCH_DEPTH};
 pub use request::{Caller, MAX_REASON_BYTES, caller};
 pub use routes::{ROUTES, Route, RouteBuilder, TimelineQuery, route, timeline_query};
 
@@ -36,6 +38,11 @@ pub struct TimelineApi {
     pub store: TimelineStore,
     /// Where an erasure that one request cannot finish goes on (the writer takes it up).
     pub publisher: InteractionPublisher,
+    /// The outbound queue: replies' send jobs, for the sender.
+    pub outbound: InteractionPublisher,
+    /// The sender's credentials document: which endpoints can send, and whether Messenger's
+    /// `HUMAN_AGENT` tag is enabled, checked before a reply is queued.
+    pub credentials: throughline_sender::Credentials,
     /// How long one request works on an erasure before handing the rest to the writer.
     pub erasure_budget: std::time::Duration,
     /// Serve requests that carry no IAM caller (`TIMELINE_API_ALLOW_UNSIGNED=true`): only the
@@ -46,7 +53,8 @@ pub struct TimelineApi {
 
 impl TimelineApi {
     /// Reads `TIMELINE_TABLE_NAME`, `SUPPRESSION_KEY` (or `SUPPRESSION_KEY_PARAMETER`),
-    /// `INTERACTIONS_QUEUE_URL` and the optional `TIMELINE_API_ALLOW_UNSIGNED` (`true` only on
+    /// `INTERACTIONS_QUEUE_URL`, `OUTBOUND_QUEUE_URL`, `SEND_CREDENTIALS` (or
+    /// `SEND_CREDENTIALS_PARAMETER`) and the optional `TIMELINE_API_ALLOW_UNSIGNED` (`true` only on
     /// the local stack).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let table = config::required_env("TIMELINE_TABLE_NAME")?;
@@ -54,6 +62,10 @@ impl TimelineApi {
         Ok(Self {
             store: TimelineStore::deployed(aws, table, suppression_key.expose()),
             publisher: InteractionPublisher::from_env(aws)?,
+            outbound: InteractionPublisher::from_env_var(aws, throughline_queue::OUTBOUND_QUEUE_URL_VAR)?,
+            credentials: throughline_sender::Credentials::from_document(
+                &config::load_secret(aws, "SEND_CREDENTIALS").await?,
+            )?,
             erasure_budget: DEFAULT_ERASURE_BUDGET,
             allow_unsigned: config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref() == Some("true"),
         })
@@ -64,8 +76,12 @@ impl TimelineApi {
 pub const DEFAULT_ERASURE_BUDGET: std::time::Duration = std::time::Duration::from_secs(15);
 
 fn json_ok(value: &impl serde::Serialize) -> Response<Body> {
+    json_with(StatusCode::OK, value)
+}
+
+fn json_with(status: StatusCode, value: &impl serde::Serialize) -> Response<Body> {
     Response::builder()
-        .status(StatusCode::OK)
+        .status(status)
         .header(CONTENT_TYPE, "application/json")
         .body(Body::from(serde_json::to_string(value).expect("responses serialize")))
         .expect("static response parts are valid")
@@ -186,6 +202,14 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                     .map(|export| to_value(ExportView::from(export)))
             }
             Route::ErasureStatus(id) => store.erasure_status(&id).await.map(to_value),
+            Route::SendMessage(id) => {
+                let sent = outbound::send_message(api, &request, &id, &caller).await?;
+                return Ok(json_with(StatusCode::ACCEPTED, &sent));
+            }
+            Route::RetryMessage(id, reply) => {
+                let retried = outbound::retry_message(api, &id, &reply).await?;
+                return Ok(json_with(StatusCode::ACCEPTED, &retried));
+            }
             Route::Erase(id) => {
                 let ErasureBody { reason } = body(&request)?;
                 let deadline = std::time::Instant::now() + api.erasure_budget;

@@ -2,7 +2,10 @@
 
 use lambda_http::{Request, RequestExt};
 use serde::Deserialize;
-use throughline_model::{ConversationId, CustomerId, InteractionId};
+use throughline_model::{
+    Channel, ConversationId, CustomerId, IdempotencyKey, InteractionId, MessengerTag, OutboundAttachment,
+    WhatsappTemplate,
+};
 
 use crate::ApiError;
 
@@ -105,6 +108,45 @@ pub(crate) struct JoinBody {
     pub(crate) conversation_ids: Vec<ConversationId>,
     #[serde(default)]
     pub(crate) reason: Option<Reason>,
+}
+
+/// A reply to a customer (`POST /customers/{id}/messages`). Without `channel`/`to` it goes
+/// where the customer is (see `outbound`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct MessageBody {
+    #[serde(default)]
+    pub(crate) text: Option<String>,
+    #[serde(default)]
+    pub(crate) attachments: Vec<OutboundAttachment>,
+    #[serde(default)]
+    pub(crate) conversation_id: Option<ConversationId>,
+    #[serde(default)]
+    pub(crate) in_reply_to: Option<InteractionId>,
+    #[serde(default)]
+    pub(crate) channel: Option<Channel>,
+    /// One of the customer's identifier keys (`phone:+14155550100`).
+    #[serde(default)]
+    pub(crate) to: Option<String>,
+    #[serde(default)]
+    pub(crate) whatsapp_template: Option<WhatsappTemplate>,
+    #[serde(default)]
+    pub(crate) messenger_tag: Option<MessengerTag>,
+}
+
+/// The request's `Idempotency-Key` header, required on sends.
+pub(crate) fn idempotency_key(request: &Request) -> Result<IdempotencyKey, ApiError> {
+    request
+        .headers()
+        .get("idempotency-key")
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| IdempotencyKey::parse(v).ok())
+        .ok_or_else(|| {
+            ApiError::bad(
+                "invalid_header",
+                "an Idempotency-Key header of 1 to 255 visible ASCII characters is required",
+            )
+        })
 }
 
 /// The request body as `T`; an empty body is `{}`.

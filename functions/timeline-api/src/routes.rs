@@ -2,7 +2,7 @@
 //! and the pure matching of a request against it; the timeline's query parameters.
 
 use lambda_http::http::Method;
-use throughline_model::{Channel, ConversationId, CustomerId, Direction, MergeId, SuggestionId};
+use throughline_model::{Channel, ConversationId, CustomerId, Direction, InteractionId, MergeId, SuggestionId};
 use throughline_store::TimelineFilter;
 
 use crate::{ApiError, DEFAULT_PAGE_SIZE};
@@ -24,6 +24,8 @@ pub enum Route {
     Export(CustomerId),
     Erase(CustomerId),
     ErasureStatus(CustomerId),
+    SendMessage(CustomerId),
+    RetryMessage(CustomerId, InteractionId),
 }
 
 /// How a route's path parameters (in template order) make its `Route`.
@@ -32,7 +34,7 @@ pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
 /// Every route: its method, its path template as the OpenAPI document writes it, and how its
 /// parameters make the `Route`. The one table: `route` matches requests against it, and the
 /// OpenAPI test compares it with the document.
-pub const ROUTES: [(&str, &str, RouteBuilder); 14] = [
+pub const ROUTES: [(&str, &str, RouteBuilder); 16] = [
     ("GET", "/customers", |_| Ok(Route::FindCustomer)),
     ("GET", "/customers/{customer_id}", |p| {
         Ok(Route::Profile(customer(p[0])?))
@@ -83,6 +85,18 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 14] = [
     ("GET", "/customers/{customer_id}/erasure", |p| {
         Ok(Route::ErasureStatus(customer(p[0])?))
     }),
+    ("POST", "/customers/{customer_id}/messages", |p| {
+        Ok(Route::SendMessage(customer(p[0])?))
+    }),
+    (
+        "POST",
+        "/customers/{customer_id}/messages/{interaction_id}/retry",
+        |p| {
+            let interaction = InteractionId::try_from(p[1].to_owned())
+                .map_err(|_| ApiError::bad("invalid_interaction_id", "an interaction id is 'ix_' and 32 hex digits"))?;
+            Ok(Route::RetryMessage(customer(p[0])?, interaction))
+        },
+    ),
 ];
 
 pub(crate) fn suggestion_id(segment: &str) -> Result<SuggestionId, ApiError> {

@@ -85,6 +85,7 @@ fn every_store_error() -> Vec<StoreError> {
         StoreError::SuggestionDecided("x".into()),
         StoreError::NothingToSplit,
         StoreError::NothingToJoin,
+        StoreError::NotRetryable("sent"),
         StoreError::Contention("x"),
     ];
     for error in &all {
@@ -103,7 +104,38 @@ fn every_store_error() -> Vec<StoreError> {
             | StoreError::SuggestionDecided(_)
             | StoreError::NothingToSplit
             | StoreError::NothingToJoin
+            | StoreError::NotRetryable(_)
             | StoreError::Contention(_) => {}
+        }
+    }
+    all
+}
+
+/// One of every refusal of the channel rules (no wildcard, as above).
+fn every_refusal() -> Vec<throughline_model::SendRefusal> {
+    use throughline_model::{Channel, SendRefusal};
+    let all = vec![
+        SendRefusal::WindowClosed {
+            channel: Channel::Whatsapp,
+            closed_at: chrono::DateTime::UNIX_EPOCH,
+            remedy: "r",
+        },
+        SendRefusal::RecipientOptedOut,
+        SendRefusal::ChannelNotConfigured(Channel::Sms),
+        SendRefusal::UnsupportedContent("x"),
+        SendRefusal::TextTooLong {
+            channel: Channel::Sms,
+            limit: 1,
+            length: 2,
+        },
+    ];
+    for refusal in &all {
+        match refusal {
+            SendRefusal::WindowClosed { .. }
+            | SendRefusal::RecipientOptedOut
+            | SendRefusal::ChannelNotConfigured(_)
+            | SendRefusal::UnsupportedContent(_)
+            | SendRefusal::TextTooLong { .. } => {}
         }
     }
     all
@@ -126,6 +158,12 @@ fn the_error_codes_are_exactly_the_ones_openapi_documents() {
     ];
     answered.extend(BAD_REQUEST_CODES.iter().map(|code| ApiError::bad(code, "m")));
     answered.extend(every_store_error().into_iter().map(ApiError::from));
+    answered.extend(every_refusal().into_iter().map(ApiError::from));
+    answered.extend([
+        ApiError::NoRoute("m".into()),
+        ApiError::IdempotencyKeyReused,
+        ApiError::QueueUnavailable,
+    ]);
     let codes: std::collections::BTreeSet<String> = answered.iter().map(|e| e.code().to_owned()).collect();
     assert_eq!(codes, documented);
     // And each is answered as the one mapping says.
@@ -177,6 +215,14 @@ fn the_string_enums_openapi_lists_are_exactly_the_models() {
         documented("LedgerAction"),
         names(&LedgerAction::ALL.map(LedgerAction::as_str))
     );
+    assert_eq!(
+        documented("DeliveryStatus"),
+        names(&throughline_model::DeliveryStatus::ALL.map(throughline_model::DeliveryStatus::as_str))
+    );
+    assert_eq!(
+        documented("RoutingReason"),
+        names(&crate::RoutingReason::ALL.map(crate::RoutingReason::as_str))
+    );
 }
 
 #[test]
@@ -186,7 +232,8 @@ fn every_listed_route_is_served() {
             .replace("{customer_id}", ADA)
             .replace("{suggestion_id}", &format!("sg_{}", "a".repeat(32)))
             .replace("{merge_id}", &format!("mg_{}", "0".repeat(26)))
-            .replace("{conversation_id}", &format!("cv_{}", "a".repeat(32)));
+            .replace("{conversation_id}", &format!("cv_{}", "a".repeat(32)))
+            .replace("{interaction_id}", &format!("ix_{}", "a".repeat(32)));
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         assert!(route(&method, &path).is_ok(), "{method} {path}");
     }

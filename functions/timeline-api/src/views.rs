@@ -110,6 +110,26 @@ pub struct TimelineEntryView {
     pub interaction: Interaction,
 }
 
+/// A reply as the API took it (component `OutboundMessage`): its entry on the timeline, and
+/// where it goes and why (absent when the same request is answered again, or on a retry).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct OutboundView {
+    pub message: TimelineEntryView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub routing: Option<Routing>,
+}
+
+/// Where a reply goes (component `Routing`): the customer's identifier and the company's
+/// endpoint, as identifier keys, and the customer's message it answers.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct Routing {
+    pub channel: throughline_model::Channel,
+    pub to: String,
+    pub from: String,
+    pub reason: crate::outbound::RoutingReason,
+    pub answered_interaction_id: throughline_model::InteractionId,
+}
+
 impl From<TimelineEntry> for TimelineEntryView {
     fn from(entry: TimelineEntry) -> Self {
         Self {
@@ -223,6 +243,8 @@ mod tests {
             ("SuggestionList", derived::<SuggestionList>()),
             ("LedgerList", derived::<LedgerList>()),
             ("SplitResult", derived::<SplitResult>()),
+            ("OutboundMessage", derived::<OutboundView>()),
+            ("Routing", derived::<Routing>()),
         ] {
             let documented = component(name);
             assert!(documented.is_object(), "openapi.yaml has no component {name}");

@@ -27,8 +27,8 @@ pub enum ConfigError {
 }
 
 impl From<throughline_queue::QueueUrlMissing> for ConfigError {
-    fn from(_: throughline_queue::QueueUrlMissing) -> Self {
-        ConfigError::Missing(throughline_queue::QUEUE_URL_VAR.to_owned())
+    fn from(missing: throughline_queue::QueueUrlMissing) -> Self {
+        ConfigError::Missing(missing.0.to_owned())
     }
 }
 

@@ -8,7 +8,8 @@ use serde::{Deserialize, Serialize};
 
 use crate::values::ProviderMessageId;
 use crate::{
-    Channel, ConversationId, Direction, Evidence, Handle, Identity, InteractionId, Provider, SenderCheck, WireError,
+    Channel, ConversationId, Delivery, Direction, Evidence, Handle, Identity, InteractionId, Provider, SenderCheck,
+    WireError,
 };
 
 /// Version of the wire format. Additive changes (a new optional field, a new enum variant) keep
@@ -184,6 +185,12 @@ pub struct Interaction {
     /// attachments point into): erasing the customer deletes every version of it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub raw_object: Option<StoredObject>,
+    /// Outbound through the timeline API: who asked for it (the caller's IAM principal).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub author: Option<String>,
+    /// Outbound through the timeline API: where its sending is.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub delivery: Option<Delivery>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -238,6 +245,8 @@ impl Interaction {
             original_text: None,
             conversation_id: None,
             raw_object: None,
+            author: None,
+            delivery: None,
         }
     }
 

@@ -47,6 +47,7 @@ macro_rules! wire_enum {
 }
 
 mod channel;
+mod delivery;
 mod error;
 mod handle;
 mod identity;
@@ -57,6 +58,7 @@ mod queue;
 mod values;
 
 pub use channel::{Channel, Direction, Provider};
+pub use delivery::{AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus};
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};
 pub use identity::{Evidence, EvidenceSource, IdentifierSource, Identity, SenderCheck};

@@ -1,13 +1,32 @@
 //! The one publisher of interactions: every connector puts its normalized interactions (and
 //! updates to them) on the SQS queue through `InteractionPublisher`, and acknowledges its
 //! provider only when this returns `Ok`: every message is then either queued or, if SQS can
-//! never take it, reported as dropped.
+//! never take it, reported as dropped. The timeline API puts its send jobs on the outbound
+//! queue through the same publisher (`QueueBody`: what a queue's message body is made from).
 
 #![warn(missing_docs)]
 
 use aws_sdk_sqs::types::{BatchResultErrorEntry, SendMessageBatchRequestEntry};
-use throughline_model::QueueMessage;
-use throughline_model::is_noncharacter;
+use throughline_model::{QueueMessage, SendJob, is_noncharacter};
+
+/// What a queue's message body is made from: the interactions queue's `QueueMessage`, the
+/// outbound queue's `SendJob`.
+pub trait QueueBody {
+    /// The message body (JSON).
+    fn to_body(&self) -> String;
+}
+
+impl QueueBody for QueueMessage {
+    fn to_body(&self) -> String {
+        self.to_json()
+    }
+}
+
+impl QueueBody for SendJob {
+    fn to_body(&self) -> String {
+        self.to_json()
+    }
+}
 
 /// SQS accepts at most 10 entries per batch call.
 const MAX_BATCH_ENTRIES: usize = 10;
@@ -105,10 +124,14 @@ pub struct InteractionPublisher {
 /// The variable that names the interactions queue.
 pub const QUEUE_URL_VAR: &str = "INTERACTIONS_QUEUE_URL";
 
-/// `INTERACTIONS_QUEUE_URL` is not set (a configuration error: the function cannot start).
+/// The variable that names the outbound queue (the timeline API's send jobs).
+pub const OUTBOUND_QUEUE_URL_VAR: &str = "OUTBOUND_QUEUE_URL";
+
+/// The variable naming a queue (`INTERACTIONS_QUEUE_URL`…) is not set (a configuration error:
+/// the function cannot start).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("configuration INTERACTIONS_QUEUE_URL is not set")]
-pub struct QueueUrlMissing;
+#[error("configuration {0} is not set")]
+pub struct QueueUrlMissing(pub &'static str);
 
 impl InteractionPublisher {
     /// A publisher to the queue at `queue_url`, through `client`.
@@ -122,10 +145,15 @@ impl InteractionPublisher {
     /// The publisher every function uses: to the queue `INTERACTIONS_QUEUE_URL` names (empty
     /// counts as unset), through a client of `aws`.
     pub fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, QueueUrlMissing> {
-        let queue_url = std::env::var(QUEUE_URL_VAR)
+        Self::from_env_var(aws, QUEUE_URL_VAR)
+    }
+
+    /// A publisher to the queue the variable `var` names (empty counts as unset).
+    pub fn from_env_var(aws: &aws_config::SdkConfig, var: &'static str) -> Result<Self, QueueUrlMissing> {
+        let queue_url = std::env::var(var)
             .ok()
             .filter(|url| !url.trim().is_empty())
-            .ok_or(QueueUrlMissing)?;
+            .ok_or(QueueUrlMissing(var))?;
         Ok(Self::new(aws_sdk_sqs::Client::new(aws), queue_url))
     }
 
@@ -142,7 +170,7 @@ impl InteractionPublisher {
     /// not make its provider retry the whole delivery until it gives up on all of it. Any other
     /// failure is an error; the caller answers 5xx so the provider retries, and the
     /// deterministic interaction ids make the messages that did get through harmless duplicates.
-    pub async fn publish(&self, messages: &[QueueMessage]) -> Result<Published, PublishError> {
+    pub async fn publish<M: QueueBody>(&self, messages: &[M]) -> Result<Published, PublishError> {
         let bodies = bodies(messages);
         let (batches, mut dropped) = batches(&bodies);
         for group in batches.chunks(PARALLEL_BATCHES) {
@@ -234,8 +262,8 @@ fn refusals(total: usize, failed: &[BatchResultErrorEntry]) -> Result<Vec<Droppe
 }
 
 /// The message bodies `publish` sends, in order: each message's JSON without noncharacters.
-fn bodies(messages: &[QueueMessage]) -> Vec<String> {
-    messages.iter().map(|m| without_noncharacters(m.to_json())).collect()
+fn bodies(messages: &[impl QueueBody]) -> Vec<String> {
+    messages.iter().map(|m| without_noncharacters(m.to_body())).collect()
 }
 
 /// One SendMessageBatch call's entries: each body with its index in the messages given.

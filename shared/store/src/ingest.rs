@@ -363,6 +363,12 @@ impl TimelineStore {
                 if existing.contains_key("erased_at") {
                     return Ok(Attempt::Done((Recorded::Erased, None)));
                 }
+                // The provider's id of a reply sent through the API (`outbound`): this is its
+                // echo, and the reply's entry is the one entry.
+                if existing.contains_key("alias_of") {
+                    let customer = id_attr(existing, "customer_id")?;
+                    return Ok(Attempt::Done((Recorded::Duplicate { customer }, None)));
+                }
                 if existing.contains_key("timeline_sk") {
                     return Ok(match self.finish(interaction, existing).await? {
                         Attempt::Done(recorded) => Attempt::Done((recorded, None)),

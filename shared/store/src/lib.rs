@@ -22,6 +22,7 @@ mod items;
 mod ledger;
 mod merges;
 mod objects;
+mod outbound;
 mod privacy;
 mod profiles;
 mod suggestions;
@@ -40,6 +41,7 @@ pub use ingest::{Applied, Lane, Recorded};
 pub use ledger::{LedgerAction, LedgerEntry};
 pub use merges::MergeRequest;
 pub use objects::{s3_client, s3_failed};
+pub use outbound::{Claim, IDEMPOTENCY_TTL, Remembered, SendResult, request_hash};
 pub use privacy::{Erasure, ErasureStatus, Export};
 pub use profiles::{CustomerProfile, IdentifierView};
 pub use suggestions::{LinkSuggestion, SuggestionStatus};
@@ -112,6 +114,9 @@ pub enum StoreError {
     /// A join that names no conversation (409).
     #[error("name at least two conversations")]
     NothingToJoin,
+    /// A retry of a message whose last attempt is not `failed` or `unknown` (409): its status.
+    #[error("the message is {0}: only a failed or unknown message can be retried")]
+    NotRetryable(&'static str),
     /// Other writers kept changing the same items; retrying later will do.
     #[error("{0} kept conflicting with other writers")]
     Contention(&'static str),
@@ -141,6 +146,7 @@ impl throughline_model::ErrorCode for StoreError {
             StoreError::SuggestionDecided(_) => "suggestion_decided",
             StoreError::NothingToSplit => "nothing_to_split",
             StoreError::NothingToJoin => "nothing_to_join",
+            StoreError::NotRetryable(_) => "not_retryable",
         }
     }
 
@@ -160,7 +166,8 @@ impl throughline_model::ErrorCode for StoreError {
             | StoreError::GroupTooLarge { .. }
             | StoreError::SuggestionDecided(_)
             | StoreError::NothingToSplit
-            | StoreError::NothingToJoin => StatusCode::CONFLICT,
+            | StoreError::NothingToJoin
+            | StoreError::NotRetryable(_) => StatusCode::CONFLICT,
         }
     }
 

@@ -9,7 +9,7 @@ use aws_sdk_ssm::types::ParameterType;
 use throughline_store::TimelineStore;
 use throughline_testkit::secrets::{
     TEST_MAILGUN_SIGNING_KEY, TEST_SUPPRESSION_KEY, TEST_TWILIO_AUTH_TOKEN, TEST_X_CONSUMER_SECRET, test_chat_secrets,
-    test_meta_secrets,
+    test_meta_secrets, test_send_credentials,
 };
 
 use crate::Result;
@@ -26,6 +26,7 @@ pub const FACEBOOK_BINARY: &str = "throughline-facebook";
 pub const SES_EMAIL_BINARY: &str = "throughline-email-ses";
 pub const MAILGUN_BINARY: &str = "throughline-email-mailgun";
 pub const TIMELINE_API_BINARY: &str = "throughline-timeline-api";
+pub const SENDER_BINARY: &str = "throughline-sender";
 /// Every webhook function and the folder of its sample events.
 pub const WEBHOOKS: [(&str, &str); 4] = [
     (SMS_BINARY, "events/sms"),
@@ -110,11 +111,21 @@ impl LocalStack {
     }
 
     pub fn writer_trigger(&self) -> SqsTrigger {
+        self.trigger_of(WRITER_BINARY)
+    }
+
+    /// The queue the template wires `binary` to, and how.
+    pub fn trigger_of(&self, binary: &str) -> SqsTrigger {
         self.template
             .sqs_triggers()
             .into_iter()
-            .find(|t| t.binary == WRITER_BINARY)
-            .expect("template wires the writer to a queue")
+            .find(|t| t.binary == binary)
+            .unwrap_or_else(|| panic!("template wires {binary} to a queue"))
+    }
+
+    /// The outbound queue (replies' send jobs), which the sender consumes.
+    pub fn outbound_queue(&self) -> &LocalQueue {
+        self.queue(&self.trigger_of(SENDER_BINARY).queue)
     }
 
     pub fn mail_bucket(&self) -> &str {
@@ -150,7 +161,12 @@ impl LocalStack {
 
     /// The writer's event source mapping, as the template declares it.
     pub fn writer_mapping(&self, visibility_timeout: Option<i32>) -> EventSourceMapping {
-        let trigger = self.writer_trigger();
+        self.mapping_of(WRITER_BINARY, visibility_timeout)
+    }
+
+    /// The event source mapping of `binary`'s queue, as the template declares it.
+    pub fn mapping_of(&self, binary: &str, visibility_timeout: Option<i32>) -> EventSourceMapping {
+        let trigger = self.trigger_of(binary);
         let queue = self.queue(&trigger.queue);
         EventSourceMapping {
             sqs: self.sqs(),
@@ -189,6 +205,18 @@ impl LocalStack {
         Ok(())
     }
 
+    /// Stores the send credentials of the tests for providers at `base` (the provider stub)
+    /// where the template tells the sender and the API to look.
+    pub async fn put_send_credentials(&self, base: &str) -> Result<()> {
+        let name = self
+            .resources
+            .parameters
+            .get("SendCredentialsParameterName")
+            .ok_or("template has no SendCredentialsParameterName parameter")?
+            .clone();
+        self.put_secret(&name, &test_send_credentials(base)).await
+    }
+
     /// Stores the sample events' secrets where the template tells the functions to look.
     pub async fn put_sample_secrets(&self) -> Result<()> {
         for (parameter, value) in [
@@ -198,6 +226,11 @@ impl LocalStack {
             ("MetaSecretsParameterName", test_meta_secrets()),
             ("MailgunSigningKeyParameterName", TEST_MAILGUN_SIGNING_KEY.to_owned()),
             ("SuppressionKeyParameterName", TEST_SUPPRESSION_KEY.to_owned()),
+            // No provider listens there: a stack with a provider stub puts its own.
+            (
+                "SendCredentialsParameterName",
+                test_send_credentials("http://127.0.0.1:9"),
+            ),
         ] {
             let name = self
                 .resources

@@ -1,0 +1,456 @@
+//! Replies: `POST /customers/{id}/messages` and its retry. Where a reply goes (`route_reply`,
+//! pure: the customer's latest inbound message, or the one named), what it is
+//! (`plan_reply`, pure: the `OutboundMessage` and its timeline entry), and the shell that checks
+//! the channel's rules against the timeline, records the reply, and queues its send job.
+//!
+//! Order, so that nothing half-done is shown as sent: the key is remembered (a conditional
+//! put: of two requests racing with one key, one goes on), the rules are checked (a refusal
+//! forgets the key again), the reply is recorded on the timeline as `queued`, then its job is
+//! queued. 202 means both happened; if the queue is unreachable the answer is 503, the entry
+//! stays `queued`, and the same request again queues it (the sender's claim makes a second job
+//! for one attempt harmless).
+
+use chrono::{DateTime, Utc};
+use lambda_http::Request;
+use serde::Serialize;
+use throughline_model::{
+    Attachment, AttachmentSource, Channel, CustomerId, Delivery, DeliveryStatus, Direction, EmailThreading, Handle,
+    Interaction, InteractionId, NewInteraction, OptKeyword, OutboundContent, OutboundMessage, ProviderMessageId,
+    SendJob, SendRefusal, check_content, check_window,
+};
+use throughline_store::{Remembered, TimelineFilter, TimelineStore};
+
+use crate::request::{MessageBody, body, idempotency_key};
+use crate::views::{OutboundView, Routing, TimelineEntryView};
+use crate::{ApiError, Caller, TimelineApi};
+
+/// How far back the timeline is searched for the message a reply answers, the customer's last
+/// message to an endpoint (the reply window) and an SMS opt-out keyword: entries, newest first.
+pub const SEARCH_DEPTH: usize = 1_000;
+
+throughline_model::wire_enum! {
+    /// Why a reply goes where it goes (the answer's `routing.reason`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, schemars::JsonSchema)]
+    pub enum RoutingReason {
+        /// The message named by `in_reply_to`.
+        InReplyTo = "in_reply_to",
+        /// The customer's latest message from the `to` identifier on the `channel` asked for.
+        Requested = "requested",
+        /// The customer's latest message in the conversation named.
+        LatestInConversation = "latest_in_conversation",
+        /// The customer's latest message anywhere.
+        Latest = "latest",
+    }
+}
+
+/// What the reply answers: a customer's inbound message, and why that one.
+#[derive(Debug, Clone)]
+pub(crate) struct Answered {
+    pub interaction: Interaction,
+    pub reason: RoutingReason,
+}
+
+/// The timeline search a reply's route needs: which entries qualify.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum RouteSearch {
+    /// One message, by id.
+    Named(InteractionId),
+    /// The latest inbound message matching the filter (and, when `to` is set, from that handle).
+    Latest {
+        filter: TimelineFilter,
+        to: Option<Handle>,
+        reason: RoutingReason,
+    },
+}
+
+/// Where to look for what a reply answers, from its body (pure).
+pub(crate) fn route_reply(body: &MessageBody) -> Result<RouteSearch, ApiError> {
+    if let Some(id) = &body.in_reply_to {
+        return Ok(RouteSearch::Named(id.clone()));
+    }
+    let inbound = TimelineFilter {
+        direction: Some(Direction::Inbound),
+        ..TimelineFilter::default()
+    };
+    match (&body.channel, &body.to) {
+        (Some(channel), Some(to)) => {
+            let to = Handle::parse_key(to).map_err(|e| ApiError::bad("invalid_body", format!("to: {e}")))?;
+            Ok(RouteSearch::Latest {
+                filter: TimelineFilter {
+                    channel: Some(*channel),
+                    ..inbound
+                },
+                to: Some(to),
+                reason: RoutingReason::Requested,
+            })
+        }
+        (None, None) => Ok(match &body.conversation_id {
+            Some(conversation) => RouteSearch::Latest {
+                filter: TimelineFilter {
+                    conversation: Some(conversation.clone()),
+                    ..inbound
+                },
+                to: None,
+                reason: RoutingReason::LatestInConversation,
+            },
+            None => RouteSearch::Latest {
+                filter: inbound,
+                to: None,
+                reason: RoutingReason::Latest,
+            },
+        }),
+        _ => Err(ApiError::bad("invalid_body", "channel and to go together")),
+    }
+}
+
+/// The reply as the sender sends it, and its entry on the timeline (pure): from the endpoint
+/// the customer wrote to, to the handle they wrote from, on that channel and provider.
+pub(crate) fn plan_reply(
+    body: &MessageBody,
+    answered: &Interaction,
+    id: InteractionId,
+    customer: &CustomerId,
+    author: &str,
+    now: DateTime<Utc>,
+) -> Result<(SendJob, Interaction), SendRefusal> {
+    let content = match &body.whatsapp_template {
+        Some(template) => OutboundContent::WhatsappTemplate(template.clone()),
+        None => OutboundContent::Message {
+            text: body.text.clone(),
+            attachments: body.attachments.clone(),
+        },
+    };
+    check_content(answered.channel, answered.provider, &content)?;
+    if body.messenger_tag.is_some() && !matches!(answered.channel, Channel::Messenger | Channel::Instagram) {
+        return Err(SendRefusal::UnsupportedContent(
+            "messenger_tag is only for Messenger and Instagram",
+        ));
+    }
+    let email = (answered.channel == Channel::Email).then(|| email_threading(answered));
+    let message = OutboundMessage {
+        channel: answered.channel,
+        provider: answered.provider,
+        from: answered.business_endpoint.clone(),
+        to: answered.customer.clone(),
+        content,
+        // The channel's own reply (Telegram, WhatsApp context) to the message answered.
+        reply_to: (answered.channel != Channel::Email).then(|| answered.provider_message_id.clone()),
+        email: email.clone(),
+        messenger_tag: body.messenger_tag,
+    };
+    let mut entry = Interaction::new(NewInteraction {
+        channel: message.channel,
+        provider: message.provider,
+        direction: Direction::Outbound,
+        customer: message.to.clone(),
+        business_endpoint: message.from.clone(),
+        // No provider id until it is sent (then `delivery.provider_message_id`).
+        provider_message_id: ProviderMessageId::parse(id.as_str()).expect("an interaction id is a valid message id"),
+        occurred_at: now,
+        received_at: now,
+    });
+    entry.id = id;
+    entry.text = message.content.text().map(str::to_owned);
+    entry.attachments = message
+        .content
+        .attachments()
+        .iter()
+        .map(|a| Attachment {
+            source: AttachmentSource::Url { url: a.url.clone() },
+            content_type: a.content_type.clone(),
+            size_bytes: None,
+            file_name: a.file_name.clone(),
+            content_id: None,
+            inline: false,
+        })
+        .collect();
+    if let OutboundContent::WhatsappTemplate(template) = &message.content {
+        entry
+            .attributes
+            .insert("whatsapp_template".into(), template.name.clone());
+    }
+    if let Some(email) = &email {
+        entry.subject = email.subject.clone();
+        // In the answered mail's thread, so in its conversation.
+        entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
+    }
+    entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());
+    entry.author = Some(author.to_owned());
+    entry.delivery = Some(Delivery::queued(1, now));
+    let job = SendJob {
+        schema_version: throughline_model::SEND_JOB_VERSION,
+        interaction_id: entry.id.clone(),
+        customer_id: customer.clone(),
+        attempt: 1,
+        message,
+    };
+    Ok((job, entry))
+}
+
+/// A mail reply's subject and thread headers: `Re: ` + the customer's subject, `In-Reply-To`
+/// their Message-ID, `References` the thread's ids then theirs.
+pub(crate) fn email_threading(answered: &Interaction) -> EmailThreading {
+    let subject = answered.subject.as_deref().unwrap_or_default().trim();
+    let subject = if subject.get(..3).is_some_and(|p| p.eq_ignore_ascii_case("re:")) {
+        subject.to_owned()
+    } else {
+        format!("Re: {subject}").trim_end().to_owned()
+    };
+    let bracketed = |id: &str| format!("<{id}>");
+    let mut references: Vec<String> = answered.thread.references.iter().map(|r| bracketed(r)).collect();
+    let id = bracketed(answered.provider_message_id.as_str());
+    if !references.contains(&id) {
+        references.push(id.clone());
+    }
+    EmailThreading {
+        subject: Some(subject),
+        in_reply_to: Some(id),
+        references,
+    }
+}
+
+/// The newest inbound entries of the group matching `filter` and `accept`, newest first, at most
+/// `SEARCH_DEPTH` entries looked at; `None` if none.
+async fn latest_inbound(
+    store: &TimelineStore,
+    customer: &CustomerId,
+    filter: &TimelineFilter,
+    accept: impl Fn(&Interaction) -> bool,
+) -> Result<Option<Interaction>, ApiError> {
+    let mut cursor: Option<String> = None;
+    let mut seen = 0;
+    while seen < SEARCH_DEPTH {
+        let page = store
+            .timeline(customer, throughline_store::MAX_PAGE_SIZE, cursor.as_deref(), filter)
+            .await?;
+        seen += page.entries.len().max(1);
+        if let Some(found) = page.entries.into_iter().map(|e| e.interaction).find(|i| accept(i)) {
+            return Ok(Some(found));
+        }
+        match page.next_cursor {
+            Some(next) => cursor = Some(next),
+            None => break,
+        }
+    }
+    Ok(None)
+}
+
+/// What the reply answers, found on the group's timeline.
+async fn find_answered(
+    store: &TimelineStore,
+    customer: &CustomerId,
+    search: RouteSearch,
+) -> Result<Answered, ApiError> {
+    match search {
+        RouteSearch::Named(id) => {
+            let found = store.entry(&id).await?;
+            let root = store.resolve_root(customer).await?;
+            match found {
+                Some((owner, interaction))
+                    if interaction.direction == Direction::Inbound && store.resolve_root(&owner).await? == root =>
+                {
+                    Ok(Answered {
+                        interaction,
+                        reason: RoutingReason::InReplyTo,
+                    })
+                }
+                _ => Err(ApiError::NoRoute(
+                    "in_reply_to names no message from this customer on their timeline".into(),
+                )),
+            }
+        }
+        RouteSearch::Latest { filter, to, reason } => {
+            let found = latest_inbound(store, customer, &filter, |i| {
+                to.as_ref().is_none_or(|to| i.customer == *to)
+            })
+            .await?;
+            found
+                .map(|interaction| Answered { interaction, reason })
+                .ok_or_else(|| {
+                    ApiError::NoRoute(match reason {
+                        RoutingReason::Requested => {
+                            "the customer never wrote from that identifier on that channel: no endpoint to answer from"
+                                .into()
+                        }
+                        _ => "the customer has no message to answer".into(),
+                    })
+                })
+        }
+    }
+}
+
+/// The customer's last message to the reply's endpoint from its handle (the reply window).
+async fn last_inbound_to_endpoint(
+    store: &TimelineStore,
+    customer: &CustomerId,
+    message: &OutboundMessage,
+) -> Result<Option<DateTime<Utc>>, ApiError> {
+    let filter = TimelineFilter {
+        channel: Some(message.channel),
+        direction: Some(Direction::Inbound),
+        ..TimelineFilter::default()
+    };
+    let found = latest_inbound(store, customer, &filter, |i| {
+        i.customer == message.to && i.business_endpoint == message.from
+    })
+    .await?;
+    Ok(found.map(|i| i.occurred_at))
+}
+
+/// Whether the customer's number opted out of texts from this number: their latest STOP-like
+/// or START-like message to it decides.
+async fn opted_out(store: &TimelineStore, customer: &CustomerId, message: &OutboundMessage) -> Result<bool, ApiError> {
+    let filter = TimelineFilter {
+        channel: Some(Channel::Sms),
+        direction: Some(Direction::Inbound),
+        ..TimelineFilter::default()
+    };
+    let keyword = latest_inbound(store, customer, &filter, |i| {
+        i.customer == message.to
+            && i.business_endpoint == message.from
+            && i.text.as_deref().and_then(OptKeyword::parse).is_some()
+    })
+    .await?;
+    Ok(keyword.and_then(|i| i.text.as_deref().and_then(OptKeyword::parse)) == Some(OptKeyword::OptOut))
+}
+
+/// Checks the channel's rules that need the timeline, and that the endpoint has credentials.
+async fn check_rules(
+    api: &TimelineApi,
+    customer: &CustomerId,
+    job: &SendJob,
+    now: DateTime<Utc>,
+) -> Result<(), ApiError> {
+    let message = &job.message;
+    if matches!(
+        message.channel,
+        Channel::Whatsapp | Channel::Messenger | Channel::Instagram
+    ) {
+        let last = last_inbound_to_endpoint(&api.store, customer, message).await?;
+        check_window(message, last, now, api.credentials.human_agent_enabled)?;
+    }
+    if message.channel == Channel::Sms && opted_out(&api.store, customer, message).await? {
+        return Err(SendRefusal::RecipientOptedOut.into());
+    }
+    // The sender's own builder, run dry: credentials for this endpoint, content it can send.
+    throughline_sender::build_request(job, &api.credentials, &throughline_sender::ProviderApis::default(), now)?;
+    Ok(())
+}
+
+/// `POST /customers/{id}/messages`.
+pub(crate) async fn send_message(
+    api: &TimelineApi,
+    request: &Request,
+    customer: &CustomerId,
+    caller: &Caller,
+) -> Result<OutboundView, ApiError> {
+    let key = idempotency_key(request)?;
+    let body: MessageBody = body(request)?;
+    let now = Utc::now();
+    let id = InteractionId::outbound(customer, &key);
+    let hash = request_fingerprint(request);
+    let store = &api.store;
+    // Refuse an unknown or erased customer before remembering anything for it.
+    store.resolve_root(customer).await?;
+    match store.remember_request(customer, &key, &hash, now).await? {
+        Remembered::Reused => return Err(ApiError::IdempotencyKeyReused),
+        Remembered::Same => {
+            if let Some((owner, entry)) = store.entry(&id).await? {
+                return answer_again(api, owner, entry).await;
+            }
+        }
+        Remembered::New => {}
+    }
+    let planned = async {
+        let answered = find_answered(store, customer, route_reply(&body)?).await?;
+        let (job, entry) = plan_reply(&body, &answered.interaction, id, customer, &caller.arn, now)?;
+        check_rules(api, customer, &job, now).await?;
+        Ok::<_, ApiError>((answered, job, entry))
+    }
+    .await;
+    let (answered, job, entry) = match planned {
+        Ok(planned) => planned,
+        Err(refusal) => {
+            // Refused before anything was recorded: the key may be used for the corrected request.
+            store.forget_request(customer, &key, &hash).await?;
+            return Err(refusal);
+        }
+    };
+    let recorded = store.record_outbound(&entry, &job).await?;
+    let Some(owner) = recorded.customer().cloned() else {
+        return Err(throughline_store::StoreError::CustomerErased(customer.to_string()).into());
+    };
+    queue(api, &job).await?;
+    let (owner, entry) = store.entry(&entry.id).await?.unwrap_or((owner, entry));
+    Ok(OutboundView {
+        message: TimelineEntryView {
+            customer_id: owner,
+            interaction: entry,
+        },
+        routing: Some(Routing {
+            channel: job.message.channel,
+            to: job.message.to.key(),
+            from: job.message.from.key(),
+            reason: answered.reason,
+            answered_interaction_id: answered.interaction.id,
+        }),
+    })
+}
+
+/// The same request again: the same message. Still `queued`: its job is queued again (the
+/// first try may have found the queue down).
+async fn answer_again(api: &TimelineApi, owner: CustomerId, entry: Interaction) -> Result<OutboundView, ApiError> {
+    if entry
+        .delivery
+        .as_ref()
+        .is_some_and(|d| d.status == DeliveryStatus::Queued)
+        && let Some(job) = api.store.send_job(&entry.id).await?
+    {
+        queue(api, &job).await?;
+    }
+    Ok(OutboundView {
+        message: TimelineEntryView {
+            customer_id: owner,
+            interaction: entry,
+        },
+        routing: None,
+    })
+}
+
+/// `POST /customers/{id}/messages/{interaction_id}/retry`.
+pub(crate) async fn retry_message(
+    api: &TimelineApi,
+    customer: &CustomerId,
+    reply: &InteractionId,
+) -> Result<OutboundView, ApiError> {
+    let (job, owner, entry) = api.store.retry_send(customer, reply, Utc::now()).await?;
+    queue(api, &job).await?;
+    Ok(OutboundView {
+        message: TimelineEntryView {
+            customer_id: owner,
+            interaction: entry,
+        },
+        routing: None,
+    })
+}
+
+async fn queue(api: &TimelineApi, job: &SendJob) -> Result<(), ApiError> {
+    match api.outbound.publish(std::slice::from_ref(job)).await {
+        Ok(published) if published.dropped.is_empty() => Ok(()),
+        Ok(_) => Err(ApiError::QueueUnavailable),
+        Err(error) => {
+            tracing::error!(%error, interaction = %job.interaction_id, "could not queue a send job");
+            Err(ApiError::QueueUnavailable)
+        }
+    }
+}
+
+/// What makes two requests with one key the same request: the body as JSON (key order and
+/// spacing aside).
+fn request_fingerprint(request: &Request) -> String {
+    let bytes = request.body().as_ref();
+    let canonical = serde_json::from_slice::<serde_json::Value>(bytes)
+        .map(|v| v.to_string().into_bytes())
+        .unwrap_or_else(|_| bytes.to_vec());
+    throughline_store::request_hash(&canonical)
+}

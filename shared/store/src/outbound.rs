@@ -1,0 +1,429 @@
+//! Outbound messages on the timeline: the API's memory of an `Idempotency-Key`, the send job
+//! kept on the reply's marker (for retries), the sender's claim on an attempt (at most one
+//! provider call per message and attempt), each attempt's outcome on the entry, and the
+//! provider's message id as an alias of the entry so that its echo is never a second entry.
+//!
+//! Marker attributes (`INTERACTION#<reply id>`): `send_job` (the job's JSON, attempt 1),
+//! `send_attempt` (the last attempt claimed) and `send_state` (`calling` while the provider is
+//! called; `retry` after a transient failure; `done`). An alias marker (`INTERACTION#<id of the
+//! provider's message>`) has `alias_of`, `customer_id` and `timeline_sk` of the reply.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use chrono::{DateTime, Utc};
+use sha2::Digest as _;
+use throughline_model::{
+    AttemptOutcome, CustomerId, Delivery, IdempotencyKey, Interaction, InteractionId, ProviderMessageId, SendJob,
+};
+
+use crate::items::{Item, id_attr, key_item, keys, number_attr, optional_string_attr, string_attr, string_value};
+use crate::{Recorded, StoreError, TimelineStore, dynamo, written};
+
+/// How long an `Idempotency-Key` is remembered with the request it came with (the issue asks
+/// for at least 24 h). After that the reply's derived id still keeps a repeat from making a
+/// second message: it answers the one recorded.
+pub const IDEMPOTENCY_TTL: chrono::TimeDelta = chrono::TimeDelta::hours(48);
+
+/// What the store knew of a request's `Idempotency-Key`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remembered {
+    /// First seen now.
+    New,
+    /// Seen with the same request: answer the same message again.
+    Same,
+    /// Seen with another request (409 `idempotency_key_reused`).
+    Reused,
+}
+
+/// Whether the sender may call the provider for an attempt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Claim {
+    /// Claimed now: call, then `settle_send`.
+    Granted,
+    /// This attempt ran before and is settled, or a later attempt exists: do not call.
+    AlreadyRan,
+    /// This attempt was claimed and never settled: a sender stopped while calling, so the
+    /// provider may have sent it. Settle it `unknown`; do not call.
+    Interrupted,
+    /// The customer was erased: nothing to send.
+    Erased,
+}
+
+/// What one provider call came to, for the store.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SendResult {
+    /// Settled: sent, failed or unknown.
+    Settled(AttemptOutcome),
+    /// Not taken now (5xx, 429, no connection): the attempt is tried again through the queue.
+    Transient,
+}
+
+fn sha256_hex(bytes: &[u8]) -> String {
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// The hash a request's body is remembered by.
+pub fn request_hash(body: &[u8]) -> String {
+    sha256_hex(body)
+}
+
+fn idempotency_key(customer: &CustomerId, key: &IdempotencyKey) -> (String, String) {
+    // The key is the caller's text: only its hash is kept.
+    (
+        format!("IDEMPOTENCY#{customer}#{}", sha256_hex(key.as_str().as_bytes())),
+        "IDEMPOTENCY".into(),
+    )
+}
+
+impl TimelineStore {
+    /// Remembers `key` for a request to `customer` with body hash `hash` until `now` +
+    /// `IDEMPOTENCY_TTL`, or says how it was seen before. The first request with a key claims
+    /// it (a conditional put), so of two different requests racing with one key exactly one is
+    /// recorded.
+    pub async fn remember_request(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+        hash: &str,
+        now: DateTime<Utc>,
+    ) -> Result<Remembered, StoreError> {
+        let item_key = idempotency_key(customer, key);
+        let mut item = key_item(item_key.clone());
+        item.insert("request_hash".into(), string_value(hash));
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N((now + IDEMPOTENCY_TTL).timestamp().to_string()),
+        );
+        if self.put_new(item).await? {
+            return Ok(Remembered::New);
+        }
+        let seen = self.get(item_key, true).await?;
+        Ok(
+            match seen.as_ref().and_then(|i| optional_string_attr(i, "request_hash")) {
+                Some(seen) if seen == hash => Remembered::Same,
+                Some(_) => Remembered::Reused,
+                // Expired between the put and the read: as good as new.
+                None => Remembered::New,
+            },
+        )
+    }
+
+    /// Forgets `key` if it is still remembered with `hash`: the request was refused before
+    /// anything was recorded, so the key may be used for a corrected one.
+    pub async fn forget_request(
+        &self,
+        customer: &CustomerId,
+        key: &IdempotencyKey,
+        hash: &str,
+    ) -> Result<(), StoreError> {
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(idempotency_key(customer, key))))
+            .condition_expression("request_hash = :hash")
+            .expression_attribute_values(":hash", string_value(hash))
+            .send()
+            .await;
+        written("DeleteItem", result)?;
+        Ok(())
+    }
+
+    /// The send job kept on a reply's marker (attempt 1).
+    pub async fn send_job(&self, reply: &InteractionId) -> Result<Option<SendJob>, StoreError> {
+        let Some(marker) = self.get(keys::interaction(reply), true).await? else {
+            return Ok(None);
+        };
+        optional_string_attr(&marker, "send_job")
+            .map(|job| SendJob::from_json(&job).map_err(|e| StoreError::Corrupt(format!("send job: {e}"))))
+            .transpose()
+    }
+
+    /// Records an outbound reply on its customer's timeline (the ingest path: conversation,
+    /// counts, exactly once) and keeps its send job on its marker for retries. Idempotent.
+    pub async fn record_outbound(&self, interaction: &Interaction, job: &SendJob) -> Result<Recorded, StoreError> {
+        let recorded = self.record(interaction).await?;
+        if matches!(recorded, Recorded::Erased) {
+            return Ok(recorded);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(keys::interaction(&interaction.id))))
+            .update_expression("SET send_job = if_not_exists(send_job, :job)")
+            .condition_expression("attribute_exists(timeline_sk) AND attribute_not_exists(erased_at)")
+            .expression_attribute_values(":job", string_value(job.to_json()))
+            .send()
+            .await;
+        written("UpdateItem", result)?;
+        Ok(recorded)
+    }
+
+    /// The recorded entry of an interaction, with the member whose partition holds it.
+    pub async fn entry(&self, id: &InteractionId) -> Result<Option<(CustomerId, Interaction)>, StoreError> {
+        let Some(marker) = self.get(keys::interaction(id), true).await? else {
+            return Ok(None);
+        };
+        self.entry_of_marker(&marker).await
+    }
+
+    async fn entry_of_marker(&self, marker: &Item) -> Result<Option<(CustomerId, Interaction)>, StoreError> {
+        if marker.contains_key("erased_at") || !marker.contains_key("timeline_sk") {
+            return Ok(None);
+        }
+        let customer: CustomerId = id_attr(marker, "customer_id")?;
+        let sk = string_attr(marker, "timeline_sk")?;
+        let Some(item) = self.get((keys::customer_pk(&customer), sk), true).await? else {
+            return Ok(None);
+        };
+        let interaction: Interaction =
+            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+        Ok(Some((customer, interaction)))
+    }
+
+    /// Claims `job`'s attempt before the provider is called: a conditional write on the reply's
+    /// marker that only one delivery of the job can make, and none after the attempt ran.
+    pub async fn claim_send(&self, job: &SendJob) -> Result<Claim, StoreError> {
+        let key = keys::interaction(&job.interaction_id);
+        let attempt = AttributeValue::N(job.attempt.to_string());
+        let claimed = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key.clone())))
+            .update_expression("SET send_attempt = :attempt, send_state = :calling")
+            .condition_expression(
+                "attribute_exists(timeline_sk) AND attribute_not_exists(erased_at) AND \
+                 (attribute_not_exists(send_attempt) OR send_attempt < :attempt OR \
+                 (send_attempt = :attempt AND send_state = :retry))",
+            )
+            .expression_attribute_values(":attempt", attempt)
+            .expression_attribute_values(":calling", string_value("calling"))
+            .expression_attribute_values(":retry", string_value("retry"))
+            .send()
+            .await;
+        if written("UpdateItem", claimed)? {
+            return Ok(Claim::Granted);
+        }
+        let marker = self.get(key, true).await?;
+        let Some(marker) = marker else {
+            return Err(StoreError::NotFound(format!("interaction {}", job.interaction_id)));
+        };
+        if marker.contains_key("erased_at") {
+            return Ok(Claim::Erased);
+        }
+        if !marker.contains_key("timeline_sk") {
+            return Err(StoreError::NotFound(format!("interaction {}", job.interaction_id)));
+        }
+        let ran = number_attr(&marker, "send_attempt");
+        let state = optional_string_attr(&marker, "send_state");
+        Ok(
+            if ran == u64::from(job.attempt) && state.as_deref() == Some("calling") {
+                Claim::Interrupted
+            } else {
+                Claim::AlreadyRan
+            },
+        )
+    }
+
+    /// Records what `job`'s claimed attempt came to. Transient: the claim is released for the
+    /// next delivery of the job. Settled: the entry's delivery record changes (only if it is
+    /// still this attempt's, queued), a sent message's provider id becomes an alias of the entry
+    /// (folding in an echo recorded first), and the claim is closed. Each step is idempotent, so
+    /// a redelivery after a stop in between finishes it.
+    pub async fn settle_send(&self, job: &SendJob, result: &SendResult, at: DateTime<Utc>) -> Result<(), StoreError> {
+        let key = keys::interaction(&job.interaction_id);
+        let state = match result {
+            SendResult::Transient => "retry",
+            SendResult::Settled(outcome) => {
+                let marker = self
+                    .get(key.clone(), true)
+                    .await?
+                    .ok_or_else(|| StoreError::NotFound(format!("interaction {}", job.interaction_id)))?;
+                if marker.contains_key("erased_at") {
+                    return Ok(());
+                }
+                let (customer, sk) = (
+                    id_attr::<CustomerId>(&marker, "customer_id")?,
+                    string_attr(&marker, "timeline_sk")?,
+                );
+                self.settle_entry(&customer, &sk, job.attempt, outcome, at).await?;
+                if let AttemptOutcome::Sent(provider_id) = outcome {
+                    self.alias(job, &customer, &sk, provider_id).await?;
+                }
+                "done"
+            }
+        };
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key)))
+            .update_expression("SET send_state = :state")
+            .condition_expression("send_attempt = :attempt AND attribute_not_exists(erased_at)")
+            .expression_attribute_values(":state", string_value(state))
+            .expression_attribute_values(":attempt", AttributeValue::N(job.attempt.to_string()))
+            .send()
+            .await;
+        // A later attempt claimed meanwhile (or an erasure): its state is its own.
+        written("UpdateItem", result)?;
+        Ok(())
+    }
+
+    /// The entry's delivery record after `attempt`'s outcome: read, advanced by the pure rule,
+    /// written back only if unchanged since the read.
+    async fn settle_entry(
+        &self,
+        customer: &CustomerId,
+        sk: &str,
+        attempt: u32,
+        outcome: &AttemptOutcome,
+        at: DateTime<Utc>,
+    ) -> Result<(), StoreError> {
+        let entry_key = (keys::customer_pk(customer), sk.to_owned());
+        for _ in 0..3 {
+            let Some(item) = self.get(entry_key.clone(), true).await? else {
+                return Err(StoreError::NotFound("timeline entry of a reply".into()));
+            };
+            let entry: Interaction =
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+            let Some(current) = entry.delivery else {
+                return Ok(());
+            };
+            let Some(next) = current.settled(attempt, outcome, at) else {
+                return Ok(());
+            };
+            if self.replace_delivery(&entry_key, &current, &next).await? {
+                return Ok(());
+            }
+        }
+        Err(StoreError::Contention("recording a send outcome"))
+    }
+
+    /// Writes `next` as the entry's delivery record if the record is still `previous` (its
+    /// attempt, status and time).
+    async fn replace_delivery(
+        &self,
+        entry_key: &(String, String),
+        previous: &Delivery,
+        next: &Delivery,
+    ) -> Result<bool, StoreError> {
+        let value =
+            serde_dynamo::to_attribute_value(next).map_err(|e| StoreError::Corrupt(format!("delivery: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(entry_key.clone())))
+            .update_expression("SET #delivery = :next")
+            .condition_expression(
+                "#delivery.#attempt = :attempt AND #delivery.#status = :status AND #delivery.#updated_at = :updated_at",
+            )
+            .expression_attribute_names("#delivery", "delivery")
+            .expression_attribute_names("#attempt", "attempt")
+            .expression_attribute_names("#status", "status")
+            .expression_attribute_names("#updated_at", "updated_at")
+            .expression_attribute_values(":next", value)
+            .expression_attribute_values(":attempt", AttributeValue::N(previous.attempt.to_string()))
+            .expression_attribute_values(":status", string_value(previous.status.as_str()))
+            .expression_attribute_values(
+                ":updated_at",
+                serde_dynamo::to_attribute_value(previous.updated_at)
+                    .map_err(|e| StoreError::Corrupt(format!("delivery: {e}")))?,
+            )
+            .send()
+            .await;
+        written("UpdateItem", result)
+    }
+
+    /// Makes the provider's id of a sent reply an alias of its entry: the provider's echo of it
+    /// (same provider, endpoint and id, so the same derived interaction id) then finds this
+    /// marker and is a duplicate. An echo recorded first is folded in: its marker becomes the
+    /// alias and its entry goes, leaving the reply's.
+    async fn alias(
+        &self,
+        job: &SendJob,
+        customer: &CustomerId,
+        sk: &str,
+        provider_id: &ProviderMessageId,
+    ) -> Result<(), StoreError> {
+        let message = &job.message;
+        let alias_id = InteractionId::derive(message.provider, &message.from, provider_id);
+        let alias_key = keys::interaction(&alias_id);
+        let mut item = key_item(alias_key.clone());
+        item.insert("alias_of".into(), string_value(job.interaction_id.as_str()));
+        item.insert("customer_id".into(), string_value(customer.as_str()));
+        item.insert("timeline_sk".into(), string_value(sk));
+        if self.put_new(item).await? {
+            return Ok(());
+        }
+        let Some(echo) = self.get(alias_key.clone(), true).await? else {
+            return Ok(());
+        };
+        if echo.contains_key("alias_of") || echo.contains_key("erased_at") || !echo.contains_key("timeline_sk") {
+            return Ok(());
+        }
+        // The echo came first and has its own entry: the marker turns into the alias (so its
+        // redeliveries are duplicates), then the echo's entry is removed.
+        let echo_customer: CustomerId = id_attr(&echo, "customer_id")?;
+        let echo_sk = string_attr(&echo, "timeline_sk")?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(alias_key)))
+            .update_expression("SET alias_of = :reply, folded_entry = :sk")
+            .condition_expression("attribute_exists(timeline_sk) AND attribute_not_exists(alias_of)")
+            .expression_attribute_values(":reply", string_value(job.interaction_id.as_str()))
+            .expression_attribute_values(":sk", string_value(&echo_sk))
+            .send()
+            .await;
+        if !written("UpdateItem", result)? {
+            return Ok(());
+        }
+        self.client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item((keys::customer_pk(&echo_customer), echo_sk))))
+            .send()
+            .await
+            .map_err(dynamo("DeleteItem"))?;
+        Ok(())
+    }
+
+    /// A new attempt at a reply whose last one `failed` or is `unknown`, asked for by an agent:
+    /// its entry goes back to `queued` with the next attempt number, and the job to queue for
+    /// it is returned. `customer` must be the reply's customer's group.
+    pub async fn retry_send(
+        &self,
+        customer: &CustomerId,
+        reply: &InteractionId,
+        at: DateTime<Utc>,
+    ) -> Result<(SendJob, CustomerId, Interaction), StoreError> {
+        let not_found = || StoreError::NotFound(format!("message {reply}"));
+        for _ in 0..3 {
+            let marker = self.get(keys::interaction(reply), true).await?.ok_or_else(not_found)?;
+            let job = optional_string_attr(&marker, "send_job").ok_or_else(not_found)?;
+            let mut job = SendJob::from_json(&job).map_err(|e| StoreError::Corrupt(format!("send job: {e}")))?;
+            let owner: CustomerId = id_attr(&marker, "customer_id")?;
+            if self.resolve_root(&owner).await? != self.resolve_root(customer).await? {
+                return Err(not_found());
+            }
+            let sk = string_attr(&marker, "timeline_sk")?;
+            let entry_key = (keys::customer_pk(&owner), sk);
+            let item = self.get(entry_key.clone(), true).await?.ok_or_else(not_found)?;
+            let mut entry: Interaction =
+                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+            let delivery = entry.delivery.clone().ok_or_else(not_found)?;
+            let Some(next) = delivery.retried(at) else {
+                return Err(StoreError::NotRetryable(delivery.status.as_str()));
+            };
+            if self.replace_delivery(&entry_key, &delivery, &next).await? {
+                job.attempt = next.attempt;
+                entry.delivery = Some(next);
+                return Ok((job, owner, entry));
+            }
+        }
+        Err(StoreError::Contention("retrying a message"))
+    }
+}
