@@ -9,6 +9,7 @@ mod email_pipeline;
 mod facebook_pipeline;
 mod identity_pipeline;
 mod lambda_watch;
+mod outbound;
 mod pipeline;
 mod sender;
 mod x_pipeline;

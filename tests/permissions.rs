@@ -90,10 +90,69 @@ async fn exercise_the_writer(writer: &TimelineStore) -> String {
     ada.to_string()
 }
 
+/// The API takes a reply and refuses one (giving its key back); the sender sends it after one
+/// transient failure (its retry delayed through SQS).
+async fn exercise_replies(
+    stack: &stack::LocalStack,
+    stub: &throughline_localstack::providers::ProviderStub,
+    timeline_api: &throughline_timeline_api::TimelineApi,
+    sender_aws: &SdkConfig,
+    ada: &str,
+) {
+    // A reply, sent by the sender after one transient failure (its retry delayed through SQS),
+    // and a refused one (its key given back).
+    let (status, reply) = ApiClient(timeline_api)
+        .send_message(
+            ada,
+            "perm-1",
+            json!({ "text": "On its way", "channel": "sms", "to": "phone:+14155550100" }),
+        )
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    let (status, refused) = ApiClient(timeline_api)
+        .send_message(
+            ada,
+            "perm-2",
+            json!({ "text": "x".repeat(1_601), "channel": "sms", "to": "phone:+14155550100" }),
+        )
+        .await;
+    assert_eq!(status, 422, "{refused}");
+    stub.script(
+        "twilio",
+        Some(503),
+        json!({"code": 20500, "message": "Internal Server Error", "status": 503}),
+        json!({}),
+        std::time::Duration::ZERO,
+        1,
+    )
+    .await
+    .unwrap();
+    let sender = throughline_sender::Sender::from_env(sender_aws).await.unwrap();
+    let outbound = stack.mapping_of(stack::SENDER_BINARY, Some(1));
+    while outbound.backlog().await.unwrap() > 0 {
+        outbound
+            .poll_once(1, |event| async {
+                Ok(throughline_sender::handle(event, &sender).await)
+            })
+            .await
+            .unwrap();
+    }
+    assert_eq!(
+        stub.requests().await.unwrap().len(),
+        2,
+        "one transient failure, then sent"
+    );
+}
+
 #[tokio::test(flavor = "multi_thread")]
 async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     let stack = start_stack().await;
     stack.put_sample_secrets().await.unwrap();
+    let venv = throughline_localstack::venv::Venv::require().unwrap_or_else(|e| panic!("{e}"));
+    let stub = throughline_localstack::providers::ProviderStub::start(&venv, secrets::test_send_credentials)
+        .await
+        .unwrap_or_else(|e| panic!("the provider stub could not start: {e}"));
+    stack.put_send_credentials(stub.base()).await.unwrap();
     let binaries = [
         "throughline-sms",
         "throughline-x",
@@ -103,8 +162,13 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         "throughline-email-mailgun",
         "throughline-timeline-writer",
         "throughline-timeline-api",
+        "throughline-sender",
     ];
-    for (name, value) in stack.functions_env(&binaries).unwrap() {
+    let mut env = stack.functions_env(&binaries).unwrap();
+    // The sender's providers are the stub; a transient failure's retry is due at once.
+    env.push(("PROVIDER_API_BASE_URL".into(), stub.base().to_owned()));
+    env.push(("SEND_RETRY_BASE_SECONDS".into(), "0".into()));
+    for (name, value) in env {
         // SAFETY: this binary's only test sets them before any function reads them.
         unsafe { std::env::set_var(name, value) };
     }
@@ -218,7 +282,11 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
             aws_sdk_sqs::Client::new(&api_aws),
             &stack.outbound_queue().url,
         ),
-        credentials: throughline_sender::Credentials::default(),
+        // As `from_env` reads it (SSM).
+        credentials: Box::pin(throughline_timeline_api::TimelineApi::from_env(&api_aws))
+            .await
+            .unwrap()
+            .credentials,
         // No time at all: the writer's erasure steps do the work (their calls are checked too).
         erasure_budget: std::time::Duration::ZERO,
         allow_unsigned: false,
@@ -246,6 +314,15 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         let (status, body) = ApiClient(&timeline_api).raw(method, &path, None).await;
         assert_eq!(status, 200, "{method} {path}: {body}");
     }
+    // Boxed: the test's future would not fit the test thread's stack with it inline.
+    Box::pin(exercise_replies(
+        &stack,
+        &stub,
+        &timeline_api,
+        &aws("throughline-sender"),
+        &ada,
+    ))
+    .await;
     let (status, merge) = ApiClient(&timeline_api)
         .merge(&ada, &x_customer, Some("same person"))
         .await;
@@ -338,6 +415,13 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         assert!(
             erasers.iter().any(|used| used.contains(action)),
             "no erasure called {action}"
+        );
+    }
+    let sender_actions = &actions[&functions["throughline-sender"]];
+    for action in ["sqs:ChangeMessageVisibility", "dynamodb:PutItem", "ssm:GetParameter"] {
+        assert!(
+            sender_actions.contains(action),
+            "the sender never called {action}: {sender_actions:?}"
         );
     }
     let writer_actions = &actions[&functions["throughline-timeline-writer"]];

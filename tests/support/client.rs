@@ -21,8 +21,23 @@ fn reason_body(reason: Option<&str>) -> Option<Value> {
 impl ApiClient<'_> {
     /// The status and JSON body of any request, checked against the OpenAPI document.
     pub async fn raw(&self, method: &str, path_and_query: &str, body: Option<Value>) -> (u16, Value) {
-        let response =
-            throughline_timeline_api::handle(super::api_request(method, path_and_query, body.as_ref()), self.0).await;
+        self.raw_with(method, path_and_query, body, &[]).await
+    }
+
+    /// `raw`, with these request headers too.
+    pub async fn raw_with(
+        &self,
+        method: &str,
+        path_and_query: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> (u16, Value) {
+        let mut event = super::api_event(method, path_and_query, body.as_ref());
+        for (name, value) in headers {
+            event["headers"][*name] = json!(value);
+        }
+        let request = lambda_http::request::from_str(&event.to_string()).expect("a valid HTTP API event");
+        let response = throughline_timeline_api::handle(request, self.0).await;
         let status = response.status().as_u16();
         let json: Value = serde_json::from_slice(response.body().as_ref()).unwrap_or_else(|e| {
             panic!(
@@ -141,5 +156,26 @@ impl ApiClient<'_> {
     /// `GET /customers/{customer_id}/erasure`.
     pub async fn erasure_status(&self, customer: impl Display) -> (u16, Value) {
         self.raw("GET", &format!("/customers/{customer}/erasure"), None).await
+    }
+
+    /// `POST /customers/{customer_id}/messages` with an `Idempotency-Key`.
+    pub async fn send_message(&self, customer: impl Display, key: &str, body: Value) -> (u16, Value) {
+        self.raw_with(
+            "POST",
+            &format!("/customers/{customer}/messages"),
+            Some(body),
+            &[("idempotency-key", key)],
+        )
+        .await
+    }
+
+    /// `POST /customers/{customer_id}/messages/{interaction_id}/retry`.
+    pub async fn retry_message(&self, customer: impl Display, interaction: impl Display) -> (u16, Value) {
+        self.raw(
+            "POST",
+            &format!("/customers/{customer}/messages/{interaction}/retry"),
+            None,
+        )
+        .await
     }
 }

@@ -108,7 +108,14 @@ pub struct Sender {
     pub apis: ProviderApis,
     /// The first wait after a transient failure (`SEND_RETRY_BASE_SECONDS`, default 10 s).
     pub retry_base: Duration,
+    /// How long an unsettled claim may be another delivery still calling (`CLAIM_TIMEOUT`);
+    /// older, its sender stopped mid-call.
+    pub claim_timeout: Duration,
 }
+
+/// Longer than one invocation can run (the function's timeout, 30 s) and shorter than the
+/// queue's visibility timeout (180 s), after which a stopped invocation's job comes back.
+pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
 
 /// How long a provider has to answer a send (the function's timeout is 30 s; the queue's
 /// visibility timeout 180 s, so a job is never worked twice at once).
@@ -145,6 +152,7 @@ impl Sender {
             credentials,
             apis,
             retry_base,
+            claim_timeout: CLAIM_TIMEOUT,
         })
     }
 }
@@ -206,10 +214,14 @@ async fn work(
 ) -> Result<Option<Duration>, throughline_store::StoreError> {
     let now = Utc::now();
     let (interaction, attempt, provider) = (&job.interaction_id, job.attempt, job.message.provider.as_str());
-    match sender.store.claim_send(job).await? {
+    match sender.store.claim_send(job, now, sender.claim_timeout).await? {
         Claim::Granted => {}
         Claim::AlreadyRan | Claim::Erased => {
             tracing::info!(%interaction, attempt, "attempt ran before: not sent again");
+            return Ok(None);
+        }
+        Claim::InFlight => {
+            tracing::info!(%interaction, attempt, "attempt being sent by another delivery of its job");
             return Ok(None);
         }
         Claim::Interrupted => {

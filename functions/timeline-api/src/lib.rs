@@ -203,11 +203,12 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
             }
             Route::ErasureStatus(id) => store.erasure_status(&id).await.map(to_value),
             Route::SendMessage(id) => {
-                let sent = outbound::send_message(api, &request, &id, &caller).await?;
+                // Boxed: its searches of the timeline would make every request's future large.
+                let sent = Box::pin(outbound::send_message(api, &request, &id, &caller)).await?;
                 return Ok(json_with(StatusCode::ACCEPTED, &sent));
             }
             Route::RetryMessage(id, reply) => {
-                let retried = outbound::retry_message(api, &id, &reply).await?;
+                let retried = Box::pin(outbound::retry_message(api, &id, &reply)).await?;
                 return Ok(json_with(StatusCode::ACCEPTED, &retried));
             }
             Route::Erase(id) => {

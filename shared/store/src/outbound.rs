@@ -41,8 +41,12 @@ pub enum Claim {
     Granted,
     /// This attempt ran before and is settled, or a later attempt exists: do not call.
     AlreadyRan,
-    /// This attempt was claimed and never settled: a sender stopped while calling, so the
-    /// provider may have sent it. Settle it `unknown`; do not call.
+    /// Another delivery of the job (the API queues a job again when asked again) claimed this
+    /// attempt moments ago and may be calling now: do not call. If that one stops, its own
+    /// redelivery finds the claim old: `Interrupted`.
+    InFlight,
+    /// This attempt was claimed longer ago than a call can take and never settled: a sender
+    /// stopped while calling, so the provider may have sent it. Settle it `unknown`; do not call.
     Interrupted,
     /// The customer was erased: nothing to send.
     Erased,
@@ -182,8 +186,15 @@ impl TimelineStore {
     }
 
     /// Claims `job`'s attempt before the provider is called: a conditional write on the reply's
-    /// marker that only one delivery of the job can make, and none after the attempt ran.
-    pub async fn claim_send(&self, job: &SendJob) -> Result<Claim, StoreError> {
+    /// marker that only one delivery of the job can make, and none after the attempt ran. A
+    /// claim not settled within `call_time` (longer than any call can take) is taken for a
+    /// sender that stopped while calling.
+    pub async fn claim_send(
+        &self,
+        job: &SendJob,
+        now: DateTime<Utc>,
+        call_time: std::time::Duration,
+    ) -> Result<Claim, StoreError> {
         let key = keys::interaction(&job.interaction_id);
         let attempt = AttributeValue::N(job.attempt.to_string());
         let claimed = self
@@ -191,7 +202,7 @@ impl TimelineStore {
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_item(key.clone())))
-            .update_expression("SET send_attempt = :attempt, send_state = :calling")
+            .update_expression("SET send_attempt = :attempt, send_state = :calling, send_claimed_at = :now")
             .condition_expression(
                 "attribute_exists(timeline_sk) AND attribute_not_exists(erased_at) AND \
                  (attribute_not_exists(send_attempt) OR send_attempt < :attempt OR \
@@ -200,6 +211,7 @@ impl TimelineStore {
             .expression_attribute_values(":attempt", attempt)
             .expression_attribute_values(":calling", string_value("calling"))
             .expression_attribute_values(":retry", string_value("retry"))
+            .expression_attribute_values(":now", AttributeValue::N(now.timestamp_millis().to_string()))
             .send()
             .await;
         if written("UpdateItem", claimed)? {
@@ -217,13 +229,18 @@ impl TimelineStore {
         }
         let ran = number_attr(&marker, "send_attempt");
         let state = optional_string_attr(&marker, "send_state");
-        Ok(
-            if ran == u64::from(job.attempt) && state.as_deref() == Some("calling") {
-                Claim::Interrupted
-            } else {
-                Claim::AlreadyRan
-            },
-        )
+        if ran != u64::from(job.attempt) || state.as_deref() != Some("calling") {
+            return Ok(Claim::AlreadyRan);
+        }
+        let claimed_at = number_attr(&marker, "send_claimed_at");
+        let age = u64::try_from(now.timestamp_millis())
+            .unwrap_or(0)
+            .saturating_sub(claimed_at);
+        Ok(if u128::from(age) >= call_time.as_millis() {
+            Claim::Interrupted
+        } else {
+            Claim::InFlight
+        })
     }
 
     /// Records what `job`'s claimed attempt came to. Transient: the claim is released for the
