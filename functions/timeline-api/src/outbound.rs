@@ -454,3 +454,162 @@ fn request_fingerprint(request: &Request) -> String {
         .unwrap_or_else(|_| bytes.to_vec());
     throughline_store::request_hash(&canonical)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+    use throughline_model::{ConversationId, EmailAddress, Provider};
+
+    fn body(json: serde_json::Value) -> MessageBody {
+        serde_json::from_value(json).unwrap()
+    }
+
+    fn at() -> DateTime<Utc> {
+        throughline_testkit::sample_day_at(10, 0)
+    }
+
+    fn mail(subject: &str) -> Interaction {
+        let address = |a: &str| Handle::Email {
+            address: EmailAddress::parse(a).unwrap(),
+        };
+        let mut mail = Interaction::new(NewInteraction {
+            channel: Channel::Email,
+            provider: Provider::Mailgun,
+            direction: Direction::Inbound,
+            customer: address("ada@example.com"),
+            business_endpoint: address("support@mg.acme.example"),
+            provider_message_id: ProviderMessageId::parse("ada-2@mail.example.com").unwrap(),
+            occurred_at: at(),
+            received_at: at(),
+        });
+        mail.subject = Some(subject.into());
+        mail.thread.references = vec!["ada-1@mail.example.com".into()];
+        mail.thread.provider_thread_id = Some("email:thread".into());
+        mail
+    }
+
+    #[test]
+    fn a_reply_is_routed_by_what_its_body_names() {
+        let id = format!("ix_{}", "a".repeat(32));
+        assert!(matches!(
+            route_reply(&body(json!({ "text": "x", "in_reply_to": id }))).unwrap(),
+            RouteSearch::Named(named) if named.as_str() == id
+        ));
+        let RouteSearch::Latest { filter, to, reason } = route_reply(&body(
+            json!({ "text": "x", "channel": "sms", "to": "phone:+14155550100" }),
+        ))
+        .unwrap() else {
+            panic!("not a search");
+        };
+        assert_eq!(
+            (filter.channel, filter.direction, reason),
+            (Some(Channel::Sms), Some(Direction::Inbound), RoutingReason::Requested)
+        );
+        assert_eq!(to.map(|h| h.key()).as_deref(), Some("phone:+14155550100"));
+        let conversation = format!("cv_{}", "b".repeat(32));
+        let RouteSearch::Latest { filter, reason, .. } =
+            route_reply(&body(json!({ "text": "x", "conversation_id": conversation }))).unwrap()
+        else {
+            panic!("not a search");
+        };
+        assert_eq!(
+            filter.conversation,
+            Some(ConversationId::try_from(conversation).unwrap())
+        );
+        assert_eq!(reason, RoutingReason::LatestInConversation);
+        assert!(matches!(
+            route_reply(&body(json!({ "text": "x" }))).unwrap(),
+            RouteSearch::Latest {
+                reason: RoutingReason::Latest,
+                to: None,
+                ..
+            }
+        ));
+        for half in [
+            json!({ "text": "x", "channel": "sms" }),
+            json!({ "text": "x", "to": "phone:+14155550100" }),
+        ] {
+            assert!(matches!(
+                route_reply(&body(half)),
+                Err(ApiError::BadRequest {
+                    code: "invalid_body",
+                    ..
+                })
+            ));
+        }
+        let bad_to = route_reply(&body(json!({ "text": "x", "channel": "sms", "to": "phone:12" })));
+        assert!(matches!(
+            bad_to,
+            Err(ApiError::BadRequest {
+                code: "invalid_body",
+                ..
+            })
+        ));
+    }
+
+    #[test]
+    fn an_email_reply_threads_under_the_customers_mail_and_is_recorded_queued() {
+        let customer = CustomerId::generate();
+        let id = InteractionId::try_from(format!("ix_{}", "c".repeat(32))).unwrap();
+        let answered = mail("Order A-1001");
+        let (job, entry) = plan_reply(
+            &body(json!({ "text": "It ships today." })),
+            &answered,
+            id.clone(),
+            &customer,
+            "agent",
+            at(),
+        )
+        .unwrap();
+        let email = job.message.email.clone().unwrap();
+        assert_eq!(email.subject.as_deref(), Some("Re: Order A-1001"));
+        assert_eq!(email.in_reply_to.as_deref(), Some("<ada-2@mail.example.com>"));
+        assert_eq!(
+            email.references,
+            ["<ada-1@mail.example.com>", "<ada-2@mail.example.com>"]
+        );
+        assert_eq!(job.message.from, answered.business_endpoint);
+        assert_eq!(job.message.to, answered.customer);
+        assert_eq!(job.message.reply_to, None, "mail threads by its headers");
+        assert_eq!(
+            (job.attempt, &job.interaction_id, &job.customer_id),
+            (1, &id, &customer)
+        );
+        assert_eq!(entry.id, id);
+        assert_eq!(entry.direction, Direction::Outbound);
+        assert_eq!(entry.thread.provider_thread_id.as_deref(), Some("email:thread"));
+        assert_eq!(entry.subject.as_deref(), Some("Re: Order A-1001"));
+        assert_eq!(entry.author.as_deref(), Some("agent"));
+        assert_eq!(
+            entry.delivery.as_ref().map(|d| (d.status, d.attempt)),
+            Some((DeliveryStatus::Queued, 1))
+        );
+        // An answer to an answer keeps its subject.
+        assert_eq!(
+            email_threading(&mail("RE: Order A-1001")).subject.as_deref(),
+            Some("RE: Order A-1001")
+        );
+    }
+
+    #[test]
+    fn what_the_channel_cannot_carry_is_refused_before_anything_is_planned() {
+        let customer = CustomerId::generate();
+        let id = InteractionId::try_from(format!("ix_{}", "d".repeat(32))).unwrap();
+        let answered = mail("Order");
+        let plan = |json| plan_reply(&body(json), &answered, id.clone(), &customer, "agent", at());
+        for (json, code) in [
+            (
+                json!({ "text": "x", "messenger_tag": "HUMAN_AGENT" }),
+                "unsupported_content",
+            ),
+            (
+                json!({ "whatsapp_template": { "name": "t", "language": "en" } }),
+                "unsupported_content",
+            ),
+            (json!({ "text": " " }), "unsupported_content"),
+        ] {
+            assert_eq!(plan(json.clone()).unwrap_err().code(), code, "{json}");
+        }
+    }
+}
