@@ -14,7 +14,7 @@ use throughline_localstack::providers::ProviderStub;
 use throughline_localstack::stack::{LocalStack, SENDER_BINARY};
 use throughline_localstack::venv::Venv;
 use throughline_model::*;
-use throughline_sender::{Credentials, ProviderApis, ProviderClient, Sender};
+use throughline_sender::{Credentials, ProviderApis, Sender, Transports};
 use throughline_testkit::outbound::sample_send_jobs;
 use throughline_testkit::secrets::test_send_credentials;
 use throughline_timeline_api::TimelineApi;
@@ -34,13 +34,17 @@ async fn outbound() -> Outbound {
         .await
         .unwrap_or_else(|e| panic!("the provider stub could not start: {e}"));
     let credentials = Credentials::from_document(&Secret::new(test_send_credentials(stub.base()))).unwrap();
+    stack
+        .verify_ses_identity(throughline_testkit::secrets::TEST_SES_DOMAIN)
+        .await
+        .unwrap();
     let mut api = timeline_api(&stack);
     api.credentials = credentials.clone();
     let sender = Sender {
         store: stack.store(),
         sqs: stack.sqs(),
         queue_url: stack.outbound_queue().url.clone(),
-        client: ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
+        transports: Transports::new(&stack.aws, Duration::from_millis(1_500)).unwrap(),
         credentials,
         apis: ProviderApis::under(stub.base()),
         // A transient failure's job is visible again at once (deployed: 10 s, doubling).
@@ -452,9 +456,12 @@ async fn the_channel_rules_refuse_before_anything_is_recorded() {
     let (status, allowed) = o.client().send_message(&texter, "s-1", json!({ "text": "Hi" })).await;
     assert_eq!(status, 202, "{allowed}");
 
-    // An SES mailbox has no sender yet.
+    // A mailbox whose domain the credentials do not list.
     let mut ses = sample("mailgun", Channel::Email);
     ses.message.provider = Provider::Ses;
+    ses.message.from = Handle::Email {
+        address: EmailAddress::parse("support@elsewhere.example").unwrap(),
+    };
     let mailer = o.customer_wrote(&customer_message(&ses, "ses-in-1", now)).await;
     let (status, unconfigured) = o.client().send_message(&mailer, "e-1", json!({ "text": "Hi" })).await;
     assert_eq!(
@@ -544,5 +551,90 @@ async fn the_providers_echo_is_the_reply_whether_it_comes_after_or_before_the_an
     assert!(
         matches!(recorded, throughline_store::Recorded::Duplicate { .. }),
         "{recorded:?}"
+    );
+}
+
+/// A mail as the customer's mail program sends it, normalized as the SES function does.
+fn mail_from_ada(message_id: &str, headers: &str, body: &str) -> Interaction {
+    let raw = format!(
+        "From: Ada Lovelace <ada@example.com>\r\nTo: support@acme.example\r\nMessage-ID: <{message_id}>\r\n\
+         Date: {}\r\n{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",
+        Utc::now().to_rfc2822()
+    );
+    let pass = Some(throughline_email::mail::Verdict::Pass);
+    let envelope = throughline_email::mail::Envelope {
+        provider: Provider::Ses,
+        mailbox: EmailAddress::parse("support@acme.example").unwrap(),
+        delivery_id: message_id.into(),
+        verdicts: throughline_email::mail::Verdicts {
+            spf: pass,
+            dkim: pass,
+            dmarc: pass,
+            spam: pass,
+            virus: pass,
+        },
+        stored: None,
+        received_at: Utc::now(),
+    };
+    throughline_email::mail::normalize(raw.as_bytes(), &envelope).unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_reply_goes_out_through_ses_threaded_and_the_customers_answer_comes_back_to_it() {
+    let o = outbound().await;
+    let question = mail_from_ada(
+        "ada-q1@mail.example.com",
+        "Subject: Order A-1001\r\n",
+        "Where is my order?",
+    );
+    let customer = o.customer_wrote(&question).await;
+    let (status, reply) = o
+        .client()
+        .send_message(&customer, "mail-1", json!({ "text": "It ships today." }))
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["message"]["subject"], "Re: Order A-1001");
+    o.drain().await;
+    // Sent by SES (the emulator's), from the mailbox she wrote to, in her thread.
+    let sent = o.stack.ses_sent().await.unwrap();
+    let (ses_id, source, raw) = sent
+        .iter()
+        .find(|(_, _, raw)| raw.contains("ada-q1@mail.example.com"))
+        .cloned()
+        .unwrap_or_else(|| panic!("SES sent no reply in her thread: {sent:?}"));
+    assert_eq!(source, "support@acme.example");
+    for header in [
+        "Subject: Re: Order A-1001",
+        "In-Reply-To: <ada-q1@mail.example.com>",
+        "References: <ada-q1@mail.example.com>",
+        "To: <ada@example.com>",
+    ] {
+        assert!(raw.contains(header), "{header} missing from:\n{raw}");
+    }
+    assert!(raw.contains("It ships today."), "{raw}");
+    assert!(o.calls().await.is_empty(), "SES, not an HTTP provider");
+    // Recorded with the Message-ID SES gave it, the one her answer will name.
+    let entry = o.reply_entry(&customer, &reply_id(&reply)).await;
+    assert_eq!(entry["delivery"]["status"], "sent", "{entry:#}");
+    let ses_message_id = format!("{ses_id}@{}.amazonses.com", o.stack.aws.region().unwrap());
+    assert_eq!(entry["delivery"]["provider_message_id"], ses_message_id.as_str());
+
+    // Her answer, as her mail program threads it: into the same conversation.
+    let answer = mail_from_ada(
+        "ada-q2@mail.example.com",
+        &format!(
+            "Subject: Re: Re: Order A-1001\r\nIn-Reply-To: <{ses_message_id}>\r\nReferences: <ada-q1@mail.example.com> <{ses_message_id}>\r\n"
+        ),
+        "Thank you!",
+    );
+    o.customer_wrote(&answer).await;
+    let (_, page) = o.client().timeline(&customer, "").await;
+    let entries = page["entries"].as_array().unwrap();
+    assert_eq!(entries.len(), 3, "{page:#}");
+    assert!(
+        entries
+            .iter()
+            .all(|e| e["conversation_id"] == entries[0]["conversation_id"]),
+        "question, reply and answer are one conversation: {page:#}"
     );
 }

@@ -117,6 +117,21 @@ async fn exercise_replies(
         )
         .await;
     assert_eq!(status, 422, "{refused}");
+    // A reply from an SES mailbox, to a customer who wrote to it.
+    let mut mail = interaction(
+        Channel::Email,
+        email("grace@example.com"),
+        "grace-q1@mail.example.com",
+        Utc::now(),
+    );
+    mail.provider = throughline_model::Provider::Ses;
+    mail.business_endpoint = email("support@acme.example");
+    mail.subject = Some("Invoice".into());
+    let grace = stack.store().record(&mail).await.unwrap().customer().unwrap().clone();
+    let (status, reply) = ApiClient(timeline_api)
+        .send_message(&grace, "perm-3", json!({ "text": "Attached again." }))
+        .await;
+    assert_eq!(status, 202, "{reply}");
     stub.script(
         "twilio",
         Some(503),
@@ -418,7 +433,12 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         );
     }
     let sender_actions = &actions[&functions["throughline-sender"]];
-    for action in ["sqs:ChangeMessageVisibility", "dynamodb:PutItem", "ssm:GetParameter"] {
+    for action in [
+        "sqs:ChangeMessageVisibility",
+        "dynamodb:PutItem",
+        "ssm:GetParameter",
+        "ses:SendEmail",
+    ] {
         assert!(
             sender_actions.contains(action),
             "the sender never called {action}: {sender_actions:?}"

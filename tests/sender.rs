@@ -11,7 +11,7 @@ use throughline_edge::Secret;
 use throughline_localstack::providers::ProviderStub;
 use throughline_localstack::venv::Venv;
 use throughline_model::*;
-use throughline_sender::{Credentials, ProviderApis, ProviderClient, SendOutcome, send_once};
+use throughline_sender::{Credentials, ProviderApis, SendOutcome, Transports, send_once};
 use throughline_testkit::outbound::sample_send_jobs;
 use throughline_testkit::secrets::*;
 
@@ -19,7 +19,7 @@ struct Harness {
     stub: ProviderStub,
     credentials: Credentials,
     apis: ProviderApis,
-    client: ProviderClient,
+    transports: Transports,
 }
 
 async fn harness() -> Harness {
@@ -32,13 +32,22 @@ async fn harness() -> Harness {
         apis: ProviderApis::under(stub.base()),
         stub,
         credentials,
-        client: ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
+        // No SES here (tests/outbound.rs sends through the emulator's).
+        transports: Transports::new(&no_aws(), Duration::from_millis(1_500)).unwrap(),
     }
+}
+
+/// An AWS configuration that is never called.
+fn no_aws() -> aws_config::SdkConfig {
+    aws_config::SdkConfig::builder()
+        .behavior_version(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new("eu-west-1"))
+        .build()
 }
 
 impl Harness {
     async fn send(&self, job: &SendJob) -> SendOutcome {
-        send_once(&self.client, job, &self.credentials, &self.apis, Utc::now())
+        send_once(&self.transports, job, &self.credentials, &self.apis, Utc::now())
             .await
             .unwrap_or_else(|refusal| panic!("refused: {refusal}"))
     }
@@ -195,7 +204,7 @@ async fn silence_after_the_request_is_unknown_and_no_connection_is_not_sent() {
     // Nothing listens there: nothing can have been sent.
     let port = throughline_localstack::emulator::free_port().unwrap();
     let nowhere = ProviderApis::under(&format!("http://127.0.0.1:{port}"));
-    let outcome = send_once(&h.client, &sms(), &h.credentials, &nowhere, Utc::now())
+    let outcome = send_once(&h.transports, &sms(), &h.credentials, &nowhere, Utc::now())
         .await
         .unwrap();
     match outcome {

@@ -244,6 +244,9 @@ def _actions_of(environ, body):
         ]
     elif service == "sqs":
         actions = ["sqs:" + _SQS_ACTIONS.get(operation, operation)]
+    elif service == "ses" and environ.get("PATH_INFO", "").startswith("/v2/email/outbound-emails"):
+        # SES v2 is REST: SendEmail (any content, raw included) needs ses:SendEmail.
+        actions = ["ses:SendEmail"]
     else:
         actions = [service + ":" + operation]
     return caller, actions
@@ -278,6 +281,21 @@ def _send_message_batch_with_faults(self, queue_name, entries):
 sqs_models.SQSBackend.send_message_batch = _send_message_batch_with_faults
 
 
+def _ses_sent(environ, start_response):
+    """The raw mail SES (v1 or v2) sent, in every account and region, oldest first."""
+    from moto.ses.models import RawMessage, ses_backends
+
+    sent = []
+    for account in ses_backends.values():
+        for backend in account.values():
+            for message in backend.sent_messages:
+                if isinstance(message, RawMessage):
+                    sent.append({"id": message.id, "source": message.source, "raw": message.raw_data})
+    payload = json.dumps(sent).encode()
+    start_response("200 OK", [("Content-Type", "application/json"), ("Content-Length", str(len(payload)))])
+    return [payload]
+
+
 def _entry_faults(environ, start_response):
     if environ["REQUEST_METHOD"] == "POST":
         query = parse_qs(environ.get("QUERY_STRING", ""))
@@ -293,6 +311,8 @@ class _RecordingApplication(moto.server.DomainDispatcherApplication):
     def __call__(self, environ, start_response):
         if environ.get("PATH_INFO") == "/_throughline/sqs-entry-faults":
             return _entry_faults(environ, start_response)
+        if environ.get("PATH_INFO") == "/_throughline/ses/sent":
+            return _ses_sent(environ, start_response)
         if environ.get("PATH_INFO") == "/_throughline/actions":
             with _ACTIONS_LOCK:
                 payload = json.dumps({caller: sorted(actions) for caller, actions in _ACTIONS.items()}).encode()

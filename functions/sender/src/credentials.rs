@@ -119,6 +119,17 @@ pub struct ChatSite {
     pub secret: DocumentSecret,
 }
 
+/// Replies through SES v2 (`SendEmail`, raw).
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SesSending {
+    /// Verified SES identities the replies go out from: domains (`acme.example`) or addresses.
+    pub identities: Vec<String>,
+    /// A configuration set for the sends (event destinations for delivery statuses).
+    #[serde(default)]
+    pub configuration_set: Option<String>,
+}
+
 /// The whole `SEND_CREDENTIALS` document.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -141,6 +152,10 @@ pub struct Credentials {
     /// Mailgun.
     #[serde(default)]
     pub mailgun: Option<MailgunAccount>,
+    /// SES: the domains (or addresses) whose mailboxes reply through SES (the function's role
+    /// sends; no secret).
+    #[serde(default)]
+    pub ses: Option<SesSending>,
     /// Chat sites, by site id.
     #[serde(default)]
     pub web_chat: BTreeMap<String, ChatSite>,

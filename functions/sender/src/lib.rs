@@ -13,7 +13,8 @@ pub mod request;
 
 pub use credentials::{Credentials, ProviderApis};
 pub use http::{CallResult, ProviderClient};
-pub use providers::{build_request, interpret_response};
+pub use providers::ses::{SesAnswer, SesEmail};
+pub use providers::{Prepared, build_request, interpret_response, prepare};
 pub use request::{ProviderFailure, ProviderRequest, ProviderResponse, SendOutcome};
 
 use std::time::Duration;
@@ -24,17 +25,55 @@ use throughline_edge::{ConfigError, config};
 use throughline_model::{AttemptOutcome, DeliveryError, SendJob, SendRefusal};
 use throughline_store::{Claim, SendResult, TimelineStore};
 
-/// One attempt at `job`: its request built, the one call made, the answer read. Refused before
-/// any call when the job cannot be sent (the credentials changed since it was queued).
+/// How the sender reaches providers: the one HTTPS client, and SES through the SDK (with no
+/// retries of its own: a send is not idempotent, so a retry is a new delivery of the job, after
+/// the claim).
+#[derive(Debug, Clone)]
+pub struct Transports {
+    pub http: ProviderClient,
+    pub ses: aws_sdk_sesv2::Client,
+    /// SES's region, which names the Message-ID it gives a message.
+    pub ses_region: String,
+}
+
+impl Transports {
+    /// The HTTPS client with `timeout`, and an SES client of `aws` that never retries by itself
+    /// and gives up after `timeout`.
+    pub fn new(aws: &aws_config::SdkConfig, timeout: Duration) -> Result<Self, std::io::Error> {
+        let ses_config = aws_sdk_sesv2::config::Builder::from(aws)
+            .retry_config(aws_sdk_sesv2::config::retry::RetryConfig::disabled())
+            .timeout_config(
+                aws_sdk_sesv2::config::timeout::TimeoutConfig::builder()
+                    .connect_timeout(timeout / 3)
+                    .operation_timeout(timeout)
+                    .build(),
+            )
+            .build();
+        Ok(Self {
+            http: ProviderClient::new(timeout)?,
+            ses: aws_sdk_sesv2::Client::from_conf(ses_config),
+            ses_region: aws.region().map_or_else(|| "us-east-1".to_owned(), |r| r.to_string()),
+        })
+    }
+}
+
+/// One attempt at `job`: prepared, the one call made, the answer read. Refused before any call
+/// when the job cannot be sent (the credentials changed since it was queued).
 pub async fn send_once(
-    client: &ProviderClient,
+    transports: &Transports,
     job: &SendJob,
     credentials: &Credentials,
     apis: &ProviderApis,
     now: DateTime<Utc>,
 ) -> Result<SendOutcome, SendRefusal> {
-    let request = build_request(job, credentials, apis, now)?;
-    Ok(match client.call(&request).await {
+    let request = match prepare(job, credentials, apis, now)? {
+        Prepared::Http(request) => request,
+        Prepared::Ses(email) => {
+            let answer = send_ses(&transports.ses, &email).await;
+            return Ok(providers::ses::interpret(&answer, &transports.ses_region));
+        }
+    };
+    Ok(match transports.http.call(&request).await {
         CallResult::Answered(response) => interpret_response(job, &response, now),
         CallResult::NotSent(why) => {
             SendOutcome::transient(None, "network", format!("{why}; the message will be tried again"))
@@ -43,6 +82,45 @@ pub async fn send_once(
             reason: format!("{why}: the provider may have sent it, so it is not sent again by itself"),
         },
     })
+}
+
+/// The one SES call, its result as an `SesAnswer`.
+async fn send_ses(ses: &aws_sdk_sesv2::Client, email: &SesEmail) -> SesAnswer {
+    use aws_sdk_sesv2::error::SdkError;
+    use aws_sdk_sesv2::primitives::Blob;
+    use aws_sdk_sesv2::types::{Destination, EmailContent, RawMessage};
+    let raw = match RawMessage::builder().data(Blob::new(email.raw.clone())).build() {
+        Ok(raw) => raw,
+        Err(e) => return SesAnswer::NotSent(format!("the request could not be built: {e}")),
+    };
+    let result = ses
+        .send_email()
+        .from_email_address(&email.from)
+        .destination(Destination::builder().to_addresses(&email.to).build())
+        .content(EmailContent::builder().raw(raw).build())
+        .set_configuration_set_name(email.configuration_set.clone())
+        .send()
+        .await;
+    match result {
+        Ok(output) => match output.message_id {
+            Some(message_id) => SesAnswer::Accepted { message_id },
+            None => SesAnswer::NoAnswer("SES answered without a message id".into()),
+        },
+        Err(SdkError::ServiceError(e)) => {
+            use aws_sdk_sesv2::error::ProvideErrorMetadata as _;
+            SesAnswer::Refused {
+                code: e.err().code().unwrap_or("Unknown").to_owned(),
+                status: e.raw().status().as_u16(),
+            }
+        }
+        Err(SdkError::ConstructionFailure(_)) => SesAnswer::NotSent("the request could not be built".into()),
+        // The SDK does not say whether a failed dispatch reached SES (a reset connection may
+        // have): unknown, never sent again by itself.
+        Err(SdkError::DispatchFailure(e)) if e.is_user() => SesAnswer::NotSent("the request could not be sent".into()),
+        Err(SdkError::DispatchFailure(_)) => SesAnswer::NoAnswer("the connection to SES failed".into()),
+        Err(SdkError::TimeoutError(_)) => SesAnswer::NoAnswer("SES did not answer in time".into()),
+        Err(_) => SesAnswer::NoAnswer("SES's answer could not be read".into()),
+    }
 }
 
 /// Deliveries of one job after which a provider that keeps answering "not now" is given up
@@ -103,7 +181,7 @@ pub struct Sender {
     pub sqs: aws_sdk_sqs::Client,
     /// The outbound queue's URL (`OUTBOUND_QUEUE_URL`), for those delays.
     pub queue_url: String,
-    pub client: ProviderClient,
+    pub transports: Transports,
     pub credentials: Credentials,
     pub apis: ProviderApis,
     /// The first wait after a transient failure (`SEND_RETRY_BASE_SECONDS`, default 10 s).
@@ -147,7 +225,7 @@ impl Sender {
             store: TimelineStore::new(aws_sdk_dynamodb::Client::new(aws), table),
             sqs: aws_sdk_sqs::Client::new(aws),
             queue_url,
-            client: ProviderClient::new(SEND_TIMEOUT)
+            transports: Transports::new(aws, SEND_TIMEOUT)
                 .map_err(|e| ConfigError::Invalid(format!("HTTPS client: {e}")))?,
             credentials,
             apis,
@@ -239,7 +317,7 @@ async fn work(
             return Ok(None);
         }
     }
-    let (result, wait) = match send_once(&sender.client, job, &sender.credentials, &sender.apis, now).await {
+    let (result, wait) = match send_once(&sender.transports, job, &sender.credentials, &sender.apis, now).await {
         Ok(outcome) => settlement(outcome, receive_count, sender.retry_base),
         Err(refusal) => (SendResult::Settled(refused(&refusal)), None),
     };

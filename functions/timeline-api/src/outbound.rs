@@ -333,7 +333,7 @@ async fn check_rules(
         return Err(SendRefusal::RecipientOptedOut.into());
     }
     // The sender's own builder, run dry: credentials for this endpoint, content it can send.
-    throughline_sender::build_request(job, &api.credentials, &throughline_sender::ProviderApis::default(), now)?;
+    throughline_sender::prepare(job, &api.credentials, &throughline_sender::ProviderApis::default(), now)?;
     Ok(())
 }
 

@@ -52,6 +52,9 @@ pub const TEST_WHATSAPP_NUMBER: (&str, &str) = ("+15550783881", "106540352242922
 pub const TEST_META_PAGES: [&str; 2] = ["1060000000000001", "17841400000000001"];
 /// The X account of the events in `events/x/`.
 pub const TEST_X_ACCOUNT: &str = "3001000000000000001";
+/// The SES domain of the sample mail in `events/email/` (`support@acme.example`), verified in
+/// the local stack's SES.
+pub const TEST_SES_DOMAIN: &str = "acme.example";
 /// The Mailgun sending domain of the tests.
 pub const TEST_MAILGUN_DOMAIN: &str = "mg.acme.example";
 
@@ -67,6 +70,7 @@ pub fn test_send_credentials(stub: &str) -> String {
         "telegram": {TEST_TELEGRAM_BOT: {"token": "7000000001:throughline-test-bot-token"}},
         "x": {TEST_X_ACCOUNT: {"access_token": token("x")}},
         "mailgun": {"api_key": token("mailgun"), "domains": [TEST_MAILGUN_DOMAIN]},
+        "ses": {"identities": [TEST_SES_DOMAIN]},
         "web_chat": {TEST_CHAT_SITE: {"outbound_url": format!("{}/chat/agent-messages", stub.trim_end_matches('/')),
                                       "secret": TEST_CHAT_SECRET}}
     })

@@ -191,6 +191,35 @@ impl LocalStack {
         Ok(env)
     }
 
+    /// Creates an SES identity (a domain or an address) in the emulator: mail from it may be sent.
+    pub async fn verify_ses_identity(&self, identity: &str) -> Result<()> {
+        let created = aws_sdk_sesv2::Client::new(&self.aws)
+            .create_email_identity()
+            .email_identity(identity)
+            .send()
+            .await;
+        match created {
+            Ok(_) => Ok(()),
+            Err(e) if e.as_service_error().is_some_and(|e| e.is_already_exists_exception()) => Ok(()),
+            Err(e) => Err(format!("CreateEmailIdentity: {}", aws_sdk_sesv2::error::DisplayErrorContext(e)).into()),
+        }
+    }
+
+    /// The raw mail the emulator's SES sent, oldest first: (SES message id, source, raw MIME).
+    pub async fn ses_sent(&self) -> Result<Vec<(String, String, String)>> {
+        let sent: Vec<serde_json::Value> = reqwest::get(format!("{}/_throughline/ses/sent", self.moto.endpoint()))
+            .await?
+            .json()
+            .await?;
+        Ok(sent
+            .into_iter()
+            .map(|m| {
+                let field = |name: &str| m[name].as_str().unwrap_or_default().to_owned();
+                (field("id"), field("source"), field("raw"))
+            })
+            .collect())
+    }
+
     /// Stores a SecureString in the emulator's Parameter Store (as an operator would in AWS).
     pub async fn put_secret(&self, name: &str, value: &str) -> Result<()> {
         aws_sdk_ssm::Client::new(&self.aws)
@@ -206,8 +235,11 @@ impl LocalStack {
     }
 
     /// Stores the send credentials of the tests for providers at `base` (the provider stub)
-    /// where the template tells the sender and the API to look.
+    /// where the template tells the sender and the API to look, and verifies their SES domain
+    /// in the emulator's SES (as an operator verifies theirs before sending).
     pub async fn put_send_credentials(&self, base: &str) -> Result<()> {
+        self.verify_ses_identity(throughline_testkit::secrets::TEST_SES_DOMAIN)
+            .await?;
         let name = self
             .resources
             .parameters

@@ -3,6 +3,7 @@
 
 mod mailgun;
 mod meta;
+pub mod ses;
 mod telegram;
 mod twilio;
 mod webchat;
@@ -16,8 +17,32 @@ use throughline_model::{Channel, Handle, Platform, Provider, SendJob, SendRefusa
 
 use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
 
-/// The one request `job` makes to its provider, or why it cannot be sent (the same refusals
-/// the API gives before queueing: the credentials may have changed since).
+/// What sending `job` takes: one HTTPS request to its provider, or one SES raw send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Prepared {
+    /// A provider's HTTP API.
+    Http(ProviderRequest),
+    /// SES v2 `SendEmail` (through the SDK, signed by the function's role).
+    Ses(ses::SesEmail),
+}
+
+/// What sending `job` takes, or why it cannot be sent (the same refusals the API gives before
+/// queueing, which runs this dry: the credentials may have changed since).
+pub fn prepare(
+    job: &SendJob,
+    credentials: &Credentials,
+    apis: &ProviderApis,
+    now: DateTime<Utc>,
+) -> Result<Prepared, SendRefusal> {
+    let message = &job.message;
+    if (message.provider, message.channel) == (Provider::Ses, Channel::Email) {
+        check_content(message.channel, message.provider, &message.content)?;
+        return ses::build(&job.interaction_id, message, credentials, now).map(Prepared::Ses);
+    }
+    build_request(job, credentials, apis, now).map(Prepared::Http)
+}
+
+/// The one request `job` makes to its provider's HTTP API, or why it cannot be sent.
 pub fn build_request(
     job: &SendJob,
     credentials: &Credentials,
@@ -34,7 +59,7 @@ pub fn build_request(
         (Provider::X, Channel::X) => x::build(message, credentials, apis),
         (Provider::Mailgun, Channel::Email) => mailgun::build(message, credentials, apis),
         (Provider::WebChat, Channel::Chat) => webchat::build(job, credentials, now),
-        // SES replies need the SES API itself (not built yet); other pairs never receive.
+        // SES is sent through its SDK (`prepare`); other pairs never receive.
         _ => Err(SendRefusal::ChannelNotConfigured(message.channel)),
     }
 }

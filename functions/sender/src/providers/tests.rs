@@ -23,6 +23,7 @@ fn credentials() -> Credentials {
         "telegram": {"acme_support_bot": {"token": "123456:bot-token"}},
         "x": {"9999": {"access_token": "x-token"}},
         "mailgun": {"api_key": "mg-key", "domains": ["mg.acme.example"]},
+        "ses": {"identities": ["acme.example", "billing@other.example"]},
         "web_chat": {"acme-web": {"outbound_url": "https://backend.acme.example/agent-messages", "secret": "chat-secret"}}
     });
     Credentials::from_document(&Secret::new(document.to_string())).unwrap()
@@ -693,16 +694,112 @@ mod webchat {
     }
 }
 
-#[test]
-fn ses_replies_are_not_configured_yet_and_say_so() {
-    let job = job(
-        Channel::Email,
-        Provider::Ses,
-        email("support@acme.example"),
-        email("ada@example.com"),
-        text("hi"),
-    );
-    assert_eq!(refusal(&job, &credentials()), "channel_not_configured");
+mod ses {
+    use super::*;
+    use crate::providers::ses::{SesAnswer, interpret};
+
+    fn reply(from: &str) -> SendJob {
+        let mut job = job(
+            Channel::Email,
+            Provider::Ses,
+            email(from),
+            email("ada@example.com"),
+            text("It ships today."),
+        );
+        job.message.email = Some(EmailThreading {
+            subject: Some("Re: Order A-1001".into()),
+            in_reply_to: Some("<ada-2@mail.example.com>".into()),
+            references: vec!["<ada-1@mail.example.com>".into(), "<ada-2@mail.example.com>".into()],
+        });
+        job
+    }
+
+    fn prepared(job: &SendJob) -> crate::SesEmail {
+        match prepare(job, &credentials(), &apis(), now()).unwrap() {
+            Prepared::Ses(email) => email,
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn a_reply_is_one_raw_mime_message_in_the_customers_thread() {
+        let email = prepared(&reply("support@acme.example"));
+        assert_eq!(
+            (email.from.as_str(), email.to.as_str()),
+            ("support@acme.example", "ada@example.com")
+        );
+        let raw = String::from_utf8(email.raw.clone()).unwrap();
+        for header in [
+            "From: <support@acme.example>",
+            "To: <ada@example.com>",
+            "Subject: Re: Order A-1001",
+            "In-Reply-To: <ada-2@mail.example.com>",
+            "References: <ada-1@mail.example.com> <ada-2@mail.example.com>",
+        ] {
+            assert!(raw.contains(header), "{header} missing:\n{raw}");
+        }
+        assert!(raw.contains("It ships today."), "{raw}");
+        // The same message read back by the parser the inbound side uses.
+        let parsed = mail_parser::MessageParser::default().parse(&email.raw).unwrap();
+        assert_eq!(parsed.subject(), Some("Re: Order A-1001"));
+        assert_eq!(parsed.body_text(0).as_deref().map(str::trim), Some("It ships today."));
+        // Neither the addresses nor the text in Debug.
+        let debug = format!("{email:?}");
+        assert!(
+            !debug.contains("ada@example.com") && !debug.contains("ships"),
+            "{debug}"
+        );
+        // An address identity, outside any listed domain, sends too.
+        assert_eq!(prepared(&reply("billing@other.example")).from, "billing@other.example");
+    }
+
+    #[test]
+    fn only_listed_identities_send_and_only_text() {
+        assert_eq!(
+            refusal(&reply("support@elsewhere.example"), &credentials()),
+            "channel_not_configured"
+        );
+        let mut none = credentials();
+        none.ses = None;
+        assert_eq!(refusal(&reply("support@acme.example"), &none), "channel_not_configured");
+        let mut with_file = reply("support@acme.example");
+        with_file.message.content = image(None);
+        assert_eq!(refusal(&with_file, &credentials()), "unsupported_content");
+    }
+
+    #[test]
+    fn ses_answers_mean_what_ses_documents() {
+        let accepted = SesAnswer::Accepted {
+            message_id: "010f019a-5e2b".into(),
+        };
+        assert_eq!(
+            sent(interpret(&accepted, "eu-west-1")),
+            "010f019a-5e2b@eu-west-1.amazonses.com"
+        );
+        let refused = |code: &str, status| SesAnswer::Refused {
+            code: code.into(),
+            status,
+        };
+        assert_eq!(
+            failed(interpret(&refused("MessageRejected", 400), "eu-west-1")).provider_code,
+            "MessageRejected"
+        );
+        assert_eq!(
+            failed(interpret(
+                &refused("MailFromDomainNotVerifiedException", 400),
+                "eu-west-1"
+            ))
+            .provider_code,
+            "MailFromDomainNotVerifiedException"
+        );
+        transient(interpret(&refused("TooManyRequestsException", 429), "eu-west-1"));
+        transient(interpret(&refused("InternalFailure", 500), "eu-west-1"));
+        transient(interpret(&SesAnswer::NotSent("no connection".into()), "eu-west-1"));
+        assert!(matches!(
+            interpret(&SesAnswer::NoAnswer("timeout".into()), "eu-west-1"),
+            SendOutcome::Unknown { .. }
+        ));
+    }
 }
 
 #[test]
