@@ -450,6 +450,22 @@ async fn the_channel_rules_refuse_before_anything_is_recorded() {
         (status, opted_out["error"]["code"].as_str()),
         (422, Some("recipient_opted_out"))
     );
+    // A fact on her profile: her number, and the business number it stopped.
+    let (_, profile) = o.client().profile(&texter).await;
+    let number = profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["identifier"] == "phone:+14155550123")
+        .cloned()
+        .unwrap();
+    assert_eq!(number["sms_opted_out"], json!([sms.message.from.key()]), "{profile:#}");
+    // An older START delivered late changes nothing: the latest keyword by time decides.
+    let mut late = customer_message(&sms, "SMlate", now - TimeDelta::minutes(4));
+    late.text = Some("START".into());
+    o.customer_wrote(&late).await;
+    let (status, _) = o.client().send_message(&texter, "s-1", json!({ "text": "Hi" })).await;
+    assert_eq!(status, 422);
     let mut start = customer_message(&sms, "SMstart", now - TimeDelta::minutes(1));
     start.text = Some("start".into());
     o.customer_wrote(&start).await;

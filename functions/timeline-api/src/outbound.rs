@@ -15,8 +15,8 @@ use lambda_http::Request;
 use serde::Serialize;
 use throughline_model::{
     Attachment, AttachmentSource, Channel, CustomerId, Delivery, DeliveryStatus, Direction, EmailThreading, Handle,
-    Interaction, InteractionId, NewInteraction, OptKeyword, OutboundContent, OutboundMessage, ProviderMessageId,
-    SendJob, SendRefusal, check_content, check_window,
+    Interaction, InteractionId, NewInteraction, OutboundContent, OutboundMessage, ProviderMessageId, SendJob,
+    SendRefusal, check_content, check_window,
 };
 use throughline_store::{Remembered, TimelineFilter, TimelineStore};
 
@@ -24,8 +24,8 @@ use crate::request::{MessageBody, body, idempotency_key};
 use crate::views::{OutboundView, Routing, TimelineEntryView};
 use crate::{ApiError, Caller, TimelineApi};
 
-/// How far back the timeline is searched for the message a reply answers, the customer's last
-/// message to an endpoint (the reply window) and an SMS opt-out keyword: entries, newest first.
+/// How far back the timeline is searched for the message a reply answers and the customer's
+/// last message to an endpoint (the reply window): entries, newest first.
 pub const SEARCH_DEPTH: usize = 1_000;
 
 throughline_model::wire_enum! {
@@ -297,23 +297,6 @@ async fn last_inbound_to_endpoint(
     Ok(found.map(|i| i.occurred_at))
 }
 
-/// Whether the customer's number opted out of texts from this number: their latest STOP-like
-/// or START-like message to it decides.
-async fn opted_out(store: &TimelineStore, customer: &CustomerId, message: &OutboundMessage) -> Result<bool, ApiError> {
-    let filter = TimelineFilter {
-        channel: Some(Channel::Sms),
-        direction: Some(Direction::Inbound),
-        ..TimelineFilter::default()
-    };
-    let keyword = latest_inbound(store, customer, &filter, |i| {
-        i.customer == message.to
-            && i.business_endpoint == message.from
-            && i.text.as_deref().and_then(OptKeyword::parse).is_some()
-    })
-    .await?;
-    Ok(keyword.and_then(|i| i.text.as_deref().and_then(OptKeyword::parse)) == Some(OptKeyword::OptOut))
-}
-
 /// Checks the channel's rules that need the timeline, and that the endpoint has credentials.
 async fn check_rules(
     api: &TimelineApi,
@@ -329,7 +312,7 @@ async fn check_rules(
         let last = last_inbound_to_endpoint(&api.store, customer, message).await?;
         check_window(message, last, now, api.credentials.human_agent_enabled)?;
     }
-    if message.channel == Channel::Sms && opted_out(&api.store, customer, message).await? {
+    if message.channel == Channel::Sms && api.store.sms_opted_out(&message.to, &message.from).await? {
         return Err(SendRefusal::RecipientOptedOut.into());
     }
     // The sender's own builder, run dry: credentials for this endpoint, content it can send.

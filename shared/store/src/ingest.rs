@@ -493,6 +493,10 @@ impl TimelineStore {
         })
         .await?;
         lane.remember(interaction, committed);
+        if let Recorded::New { customer, .. } | Recorded::Duplicate { customer } = &recorded {
+            // A redelivery notes it too: the note is idempotent, and may not have been made.
+            self.note_sms_keyword(interaction, customer).await?;
+        }
         Ok(recorded)
     }
 

@@ -12,7 +12,8 @@ use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use sha2::Digest as _;
 use throughline_model::{
-    AttemptOutcome, CustomerId, Delivery, IdempotencyKey, Interaction, InteractionId, ProviderMessageId, SendJob,
+    AttemptOutcome, Channel, CustomerId, Delivery, Direction, Handle, IdempotencyKey, Interaction, InteractionId,
+    OptKeyword, ProviderMessageId, SendJob,
 };
 
 use crate::items::{Item, id_attr, key_item, keys, number_attr, optional_string_attr, string_attr, string_value};
@@ -78,7 +79,82 @@ fn idempotency_key(customer: &CustomerId, key: &IdempotencyKey) -> (String, Stri
     )
 }
 
+/// The attribute of a customer number's `ID#` item that holds its latest SMS keyword to one
+/// business number: `<RFC 3339 millis>|out` or `|in` (fixed-width times: the later sorts last).
+fn sms_keyword_attribute(endpoint: &Handle) -> String {
+    format!("sms_keyword@{}", endpoint.key())
+}
+
+/// Whether a stored keyword note says "opted out".
+fn opted_out_note(note: &str) -> bool {
+    note.ends_with("|out")
+}
+
 impl TimelineStore {
+    /// Notes an SMS opt-out (`STOP`…) or opt-in (`START`…) on the customer number's identifier,
+    /// per business number: the latest by the message's time wins, whatever the order of
+    /// deliveries. A fact on the profile (`IdentifierView::sms_opted_out`), and what the API
+    /// checks before texting that number from that business number. Anything else: nothing.
+    pub(crate) async fn note_sms_keyword(
+        &self,
+        interaction: &Interaction,
+        owner: &CustomerId,
+    ) -> Result<(), StoreError> {
+        if interaction.channel != Channel::Sms || interaction.direction != Direction::Inbound {
+            return Ok(());
+        }
+        let Some(keyword) = interaction.text.as_deref().and_then(OptKeyword::parse) else {
+            return Ok(());
+        };
+        let note = format!(
+            "{}|{}",
+            crate::items::millis(interaction.occurred_at),
+            match keyword {
+                OptKeyword::OptOut => "out",
+                OptKeyword::OptIn => "in",
+            }
+        );
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(keys::identifier(owner, &interaction.customer.key()))))
+            .update_expression("SET #note = :note")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#note) OR #note < :note)")
+            .expression_attribute_names("#note", sms_keyword_attribute(&interaction.business_endpoint))
+            .expression_attribute_values(":note", string_value(note))
+            .send()
+            .await;
+        // A later keyword is noted already (or the identifier is gone with an erasure).
+        written("UpdateItem", result)?;
+        Ok(())
+    }
+
+    /// Whether the customer number `to` last told business number `from` to stop.
+    pub async fn sms_opted_out(&self, to: &Handle, from: &Handle) -> Result<bool, StoreError> {
+        let Some(owner) = self.customer_for(to, true).await? else {
+            return Ok(false);
+        };
+        let item = self.get(keys::identifier(&owner, &to.key()), true).await?;
+        Ok(item
+            .as_ref()
+            .and_then(|i| optional_string_attr(i, &sms_keyword_attribute(from)))
+            .is_some_and(|note| opted_out_note(&note)))
+    }
+
+    /// The business numbers an identifier's item says it opted out of (its profile's facts).
+    pub(crate) fn sms_opt_outs(item: &Item) -> Vec<String> {
+        let mut out: Vec<String> = item
+            .iter()
+            .filter_map(|(name, value)| {
+                let endpoint = name.strip_prefix("sms_keyword@")?;
+                matches!(value, AttributeValue::S(note) if opted_out_note(note)).then(|| endpoint.to_owned())
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Remembers `key` for a request to `customer` with body hash `hash` until `now` +
     /// `IDEMPOTENCY_TTL`, or says how it was seen before. The first request with a key claims
     /// it (a conditional put), so of two different requests racing with one key exactly one is

@@ -29,6 +29,10 @@ pub struct IdentifierView {
     /// When it was first recorded on that member.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub first_seen_at: Option<DateTime<Utc>>,
+    /// A phone number: the business numbers (identifier keys) it last texted STOP to, which
+    /// replies may not text until it texts START.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub sms_opted_out: Vec<String>,
 }
 
 /// A customer as an agent sees it: the whole merged group.
@@ -245,6 +249,7 @@ impl TimelineStore {
                     owned: matches!(item.get("owned"), Some(AttributeValue::Bool(true))),
                     customer_id: customer.clone(),
                     first_seen_at: crate::items::time_attr(item, "first_seen_at")?,
+                    sms_opted_out: TimelineStore::sms_opt_outs(item),
                 })
             })
             .collect()
