@@ -34,14 +34,8 @@ impl TimelineClient {
     }
 
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
-        let mut request = self.http.request(method.clone(), format!("{}{path}", self.base));
-        if let Some(body) = body {
-            request = request.json(&body);
-        }
-        let response = request.send().await?;
-        let status = response.status();
-        let value: Value = response.json().await?;
-        if !status.is_success() {
+        let (status, value) = self.answer(method.clone(), path, body, &[]).await?;
+        if !(200..300).contains(&status) {
             return Err(format!(
                 "{method} {path} → {status}: {}",
                 value["error"]["message"].as_str().unwrap_or_default()
@@ -49,6 +43,37 @@ impl TimelineClient {
             .into());
         }
         Ok(value)
+    }
+
+    /// The status and body of any call, refusals included.
+    async fn answer(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+        headers: &[(&str, &str)],
+    ) -> Result<(u16, Value)> {
+        let mut request = self.http.request(method, format!("{}{path}", self.base));
+        for (name, value) in headers {
+            request = request.header(*name, *value);
+        }
+        if let Some(body) = body {
+            request = request.json(&body);
+        }
+        let response = request.send().await?;
+        let status = response.status().as_u16();
+        Ok((status, response.json().await?))
+    }
+
+    /// `POST /customers/{id}/messages`: the status and body (a 422 is an answer, not an error).
+    pub async fn send_message(&self, customer: &str, key: &str, body: Value) -> Result<(u16, Value)> {
+        self.answer(
+            reqwest::Method::POST,
+            &format!("/customers/{customer}/messages"),
+            Some(body),
+            &[("Idempotency-Key", key)],
+        )
+        .await
     }
 
     pub async fn find(&self, identifier: &str) -> Result<Value> {
@@ -167,6 +192,9 @@ impl TimelineClient {
                     .chars()
                     .take(70)
                     .collect();
+                if let Some(template) = entry["attributes"]["whatsapp_template"].as_str() {
+                    text = format!("(template {template})");
+                }
                 match entry["attachments"].as_array().map_or(0, Vec::len) {
                     0 => {}
                     1 => text.push_str("  [1 attachment]"),
@@ -181,6 +209,19 @@ impl TimelineClient {
                     (_, true, _) => "  (edited by the customer)",
                     (_, _, Some("automated")) => "  (automated)",
                     _ => "",
+                };
+                let mark = match entry["delivery"]["status"].as_str() {
+                    Some(status) => {
+                        let reason = entry["delivery"]["error"]["reason"].as_str().unwrap_or_default();
+                        let author = entry["author"].as_str().unwrap_or_default();
+                        let author = author.rsplit('/').next().unwrap_or(author);
+                        if reason.is_empty() {
+                            format!("  [{status}, by {author}]")
+                        } else {
+                            format!("  [{status}: {reason}]")
+                        }
+                    }
+                    None => mark.to_owned(),
                 };
                 println!(
                     "        {}  {:<9} {:<8} {text}{mark}",

@@ -4,15 +4,17 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
+use serde_json::json;
 use throughline_model::{Handle, Interaction};
 use throughline_store::TimelineStore;
 
 use crate::agent::TimelineClient;
 use crate::lambda::{HttpCall, LambdaEmulator};
 use crate::poller::{EventSourceMapping, queue_depth};
+use crate::providers::ProviderStub;
 use crate::stack::{
-    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SES_EMAIL_BINARY, SMS_BINARY, TIMELINE_API_BINARY,
-    WEBHOOKS, WRITER_BINARY, X_BINARY,
+    CHAT_BINARY, FACEBOOK_BINARY, LocalStack, MAILGUN_BINARY, SENDER_BINARY, SES_EMAIL_BINARY, SMS_BINARY,
+    TIMELINE_API_BINARY, WEBHOOKS, WRITER_BINARY, X_BINARY,
 };
 use crate::venv::Venv;
 use crate::{Result, workspace_root};
@@ -59,6 +61,12 @@ async fn run_stack(serve: bool) -> Result<()> {
     println!("    DynamoDB table   {}", stack.table_name());
     println!("    SQS queue        {}", stack.interactions_queue().url);
     println!("    dead-letter      {}", stack.dead_letter_queue().url);
+    let stub = ProviderStub::start(&venv, throughline_testkit::secrets::test_send_credentials).await?;
+    stack.put_send_credentials(stub.base()).await?;
+    println!(
+        "    provider stub    {} (Twilio, Graph API, Telegram, X, Mailgun, chat backend)",
+        stub.base()
+    );
 
     step("starting the functions under `cargo lambda watch` (Lambda Runtime API emulator)");
     let mut env = stack.functions_env(&FUNCTION_BINARIES)?;
@@ -67,6 +75,9 @@ async fn run_stack(serve: bool) -> Result<()> {
     let public_url =
         std::env::var("TWILIO_PUBLIC_URL").unwrap_or_else(|_| throughline_testkit::events::SAMPLE_PUBLIC_URL.into());
     env.push(("TWILIO_PUBLIC_URL".into(), public_url.clone()));
+    // The sender's providers are the stub; a transient failure's retry is due at once.
+    env.push(("PROVIDER_API_BASE_URL".into(), stub.base().to_owned()));
+    env.push(("SEND_RETRY_BASE_SECONDS".into(), "0".into()));
     // One writer instance per poller, so their batches are written side by side.
     let lambda = LambdaEmulator::start(&venv, &env, true, SERVE_POLLERS).await?;
     println!("    Twilio webhook   {}", lambda.function_url(SMS_BINARY));
@@ -105,6 +116,8 @@ async fn run_stack(serve: bool) -> Result<()> {
 
     let api = TimelineClient::new(lambda.function_url(TIMELINE_API_BINARY));
     one_customer_across_channels(&api).await?;
+    agents_answer_ada(&api, &stack, &mapping, &lambda, &stub).await?;
+    api.print_customer(ADA_PHONE).await?;
 
     step("every other customer (DynamoDB, newest 12 interactions each)");
     let ada = stack
@@ -271,11 +284,187 @@ async fn one_customer_across_channels(api: &TimelineClient) -> Result<()> {
     }
     api.join(&ada_id, &conversations, "same topic: order 1042").await?;
     println!("    agent joined her X and Messenger conversations into the one about order 1042");
-    api.print_customer(ADA_PHONE).await
+    Ok(())
 }
 
+/// An agent answers Ada on WhatsApp, email, Messenger and SMS, through the timeline API; the
+/// sender (under `cargo lambda watch`) sends each through its provider (the stub; SES in the
+/// emulator). The channel rules refuse what providers would: WhatsApp free text 8 days after
+/// her last message (a template goes), a text to a number that sent STOP; and one provider
+/// refuses a send, which the timeline shows as failed with the reason.
+async fn agents_answer_ada(
+    api: &TimelineClient,
+    stack: &LocalStack,
+    writer: &EventSourceMapping,
+    lambda: &LambdaEmulator,
+    stub: &ProviderStub,
+) -> Result<()> {
+    step("agents answer Ada where she wrote, through the timeline API and the sender");
+    let ada = api.find(ADA_PHONE).await?;
+    let ada_id = ada["customer_id"].as_str().ok_or("no customer id")?.to_owned();
+    let identifier = |prefix: &str| -> Result<String> {
+        ada["identifiers"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|i| i["identifier"].as_str())
+            .find(|i| i.starts_with(prefix))
+            .map(str::to_owned)
+            .ok_or_else(|| format!("Ada has no {prefix} identifier").into())
+    };
+    let reply = |key: &'static str, body: serde_json::Value| {
+        let ada_id = ada_id.clone();
+        async move {
+            let (status, answer) = api.send_message(&ada_id, key, body).await?;
+            Ok::<_, Box<dyn std::error::Error + Send + Sync>>((status, answer))
+        }
+    };
+    let show = |what: &str, status: u16, answer: &serde_json::Value| match status {
+        202 => println!(
+            "    {what}: 202, queued to {} from {} ({})",
+            answer["routing"]["to"].as_str().unwrap_or_default(),
+            answer["routing"]["from"].as_str().unwrap_or_default(),
+            answer["routing"]["reason"].as_str().unwrap_or_default(),
+        ),
+        _ => println!(
+            "    {what}: {status} {}: {}",
+            answer["error"]["code"].as_str().unwrap_or_default(),
+            answer["error"]["message"].as_str().unwrap_or_default()
+        ),
+    };
+
+    // Her latest WhatsApp Cloud API message (she also writes through Twilio's WhatsApp).
+    let latest_cloud_whatsapp = || async {
+        let entries = api.timeline(&ada_id).await?;
+        entries
+            .iter()
+            .find(|e| e["channel"] == "whatsapp" && e["provider"] == "meta" && e["direction"] == "inbound")
+            .and_then(|e| e["id"].as_str())
+            .map(str::to_owned)
+            .ok_or_else(|| Box::<dyn std::error::Error + Send + Sync>::from("Ada has no WhatsApp Cloud message"))
+    };
+    // WhatsApp: her last message to the Cloud API number is 8 days old.
+    let answered = latest_cloud_whatsapp().await?;
+    let whatsapp = json!({ "in_reply_to": answered, "text": "Your replacement shipped today." });
+    let (status, answer) = reply("demo-wa-1", whatsapp.clone()).await?;
+    show("WhatsApp, free text 8 days after her last message", status, &answer);
+    if status != 422 {
+        return Err(format!("the WhatsApp window should have refused it: {answer}").into());
+    }
+    let template = json!({ "in_reply_to": answered,
+        "whatsapp_template": { "name": "order_update", "language": "en_US" } });
+    let (status, answer) = reply("demo-wa-1", template).await?;
+    show("WhatsApp, the approved template instead", status, &answer);
+
+    // She answers on WhatsApp and Messenger now: the windows are open again.
+    let now = chrono::Utc::now();
+    let events = workspace_root().join("events/facebook");
+    let fresh_whatsapp = crate::sign::meta_event_with(&events.join("12-whatsapp-text.json"), |body| {
+        let message = &mut body["entry"][0]["changes"][0]["value"]["messages"][0];
+        message["id"] = "wamid.DemoAdaAnswersNow".into();
+        message["timestamp"] = now.timestamp().to_string().into();
+        message["text"]["body"] = "Thanks! Can it come to my office instead?".into();
+    })?;
+    let fresh_messenger = crate::sign::meta_event_with(&events.join("03-messenger-text.json"), |body| {
+        let event = &mut body["entry"][0]["messaging"][0];
+        event["timestamp"] = now.timestamp_millis().into();
+        event["message"]["mid"] = "m_DemoAdaAnswersNow".into();
+        event["message"]["text"] = "Also asking here: office delivery possible?".into();
+    })?;
+    for event in [&fresh_whatsapp, &fresh_messenger] {
+        let (status, _, _) = lambda.call_url(FACEBOOK_BINARY, &HttpCall::from_event(event)?).await?;
+        println!("    Ada writes again through Meta's webhook: {status}");
+    }
+    drain(stack, writer, lambda).await?;
+
+    let whatsapp = json!({ "in_reply_to": latest_cloud_whatsapp().await?, "text": "Yes: to your office, tomorrow." });
+    let (status, answer) = reply("demo-wa-2", whatsapp).await?;
+    show("WhatsApp (Cloud API), now", status, &answer);
+    let (status, answer) = reply(
+        "demo-messenger-1",
+        json!({ "channel": "messenger", "to": identifier("messenger:")?, "text": "Yes, we can deliver to your office." }),
+    )
+    .await?;
+    show("Messenger (Send API, RESPONSE)", status, &answer);
+    let (status, answer) = reply(
+        "demo-email-1",
+        json!({ "channel": "email", "to": identifier("email:")?, "text": "Dear Ada, your replacement shipped today." }),
+    )
+    .await?;
+    show("email (SES, in her thread)", status, &answer);
+    let (status, answer) = reply(
+        "demo-sms-1",
+        json!({ "channel": "sms", "to": ADA_PHONE, "text": "Your replacement ships today." }),
+    )
+    .await?;
+    show("SMS (Twilio)", status, &answer);
+    // X refuses this one (she does not take DMs from the account any more).
+    stub.script(
+        "x",
+        Some(403),
+        json!({"title": "Forbidden", "detail": "You are not permitted to send a DM to this user.", "type": "about:blank", "status": 403}),
+        json!({}),
+        Duration::ZERO,
+        1,
+    )
+    .await?;
+    let (status, answer) = reply(
+        "demo-x-1",
+        json!({ "channel": "x", "to": identifier("x:")?, "text": "We replied by email." }),
+    )
+    .await?;
+    show("X (v2 DM)", status, &answer);
+
+    // Someone texts STOP to the company's number: no reply may text them.
+    let stop = crate::sign::twilio_event_with(
+        &workspace_root().join("events/sms/01-inbound-sms.json"),
+        &[
+            ("From", STOP_TEXTER),
+            ("Body", "STOP"),
+            ("MessageSid", "SMdemoStop0001"),
+            ("SmsSid", "SMdemoStop0001"),
+        ],
+    )?;
+    let (status, _, _) = lambda.call_url(SMS_BINARY, &HttpCall::from_event(&stop)?).await?;
+    println!("    {STOP_TEXTER} texts STOP: {status}");
+    drain(stack, writer, lambda).await?;
+    let texter = api.find(&format!("phone:{STOP_TEXTER}")).await?;
+    let texter = texter["customer_id"].as_str().ok_or("no customer id")?;
+    let (status, answer) = api
+        .send_message(texter, "demo-stop-1", json!({ "text": "Your order ships today." }))
+        .await?;
+    show("SMS to the number that sent STOP", status, &answer);
+
+    step("the sender works the outbound queue (one provider call per reply)");
+    let outbound = stack.mapping_of(SENDER_BINARY, Some(LOCAL_VISIBILITY_TIMEOUT));
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while outbound.backlog().await? > 0 {
+        if Instant::now() > deadline {
+            return Err("the outbound queue did not drain within 60 s".into());
+        }
+        outbound
+            .poll_once(1, |event| async {
+                let response = lambda.invoke(SENDER_BINARY, &serde_json::to_value(event)?).await?;
+                Ok(serde_json::from_value(response)?)
+            })
+            .await?;
+    }
+    let calls = stub.requests().await?;
+    let providers: Vec<String> = calls.iter().map(|c| format!("{} {}", c.provider, c.path)).collect();
+    println!("    the provider stub received {} calls:", calls.len());
+    for call in providers {
+        println!("      {call}");
+    }
+    let sent = stack.ses_sent().await?;
+    println!("    SES sent {} mail (threaded under her message)", sent.len());
+    Ok(())
+}
+
+/// A number that texts STOP in the demo.
+const STOP_TEXTER: &str = "+14155550177";
+
 /// Every function the demo runs.
-const FUNCTION_BINARIES: [&str; 8] = [
+const FUNCTION_BINARIES: [&str; 9] = [
     SMS_BINARY,
     X_BINARY,
     CHAT_BINARY,
@@ -284,6 +473,7 @@ const FUNCTION_BINARIES: [&str; 8] = [
     MAILGUN_BINARY,
     WRITER_BINARY,
     TIMELINE_API_BINARY,
+    SENDER_BINARY,
 ];
 
 /// The sample mail: SES events through the Invoke API (as SES and SNS invoke the function),

@@ -8,7 +8,7 @@ pub mod demo;
 pub mod throughput;
 // The commands' own code names the local stack's modules as its own.
 pub use throughline_localstack::{Result, workspace_root};
-pub(crate) use throughline_localstack::{lambda, poller, sign, stack, venv};
+pub(crate) use throughline_localstack::{lambda, poller, providers, sign, stack, venv};
 
 /// The build leaves out the test binaries of entry points and every crate's doc-test pass
 /// (`test = false`, `doctest = false` in the manifests). That is right only while there is

@@ -175,6 +175,8 @@ pub(crate) fn plan_reply(
         entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
     }
     entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());
+    // In the conversation of the message it answers (the writer's rule honours it).
+    entry.conversation_id = answered.conversation_id.clone();
     entry.author = Some(author.to_owned());
     entry.delivery = Some(Delivery::queued(1, now));
     let job = SendJob {

@@ -156,6 +156,14 @@ impl ConversationState {
     }
 
     /// Picks the interaction's conversation and advances the state.
+    /// The conversation a reply answers in, when the state still remembers it: the timeline API
+    /// records a reply with the `conversation_id` of the customer's message it answers
+    /// (connectors leave it empty), so the reply is in that conversation whatever is open.
+    fn answered_in(&self, interaction: &Interaction) -> Option<usize> {
+        let answered = interaction.conversation_id.as_ref()?;
+        self.recent.iter().position(|r| &r.id == answered)
+    }
+
     pub(crate) fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
         let at = interaction.occurred_at;
         if matches!(
@@ -168,7 +176,7 @@ impl ConversationState {
         let by_thread = thread
             .as_ref()
             .and_then(|t| self.recent.iter().position(|r| r.email_thread.as_ref() == Some(t)));
-        let continued = by_thread.or_else(|| {
+        let continued = self.answered_in(interaction).or(by_thread).or_else(|| {
             // Conversations whose activity, widened by the window on both sides, covers this
             // time; a new email thread does not join one that has another thread.
             let fits = |r: &ConversationRecord| {
@@ -290,7 +298,8 @@ impl ConversationState {
         if self.open_decides(interaction, window) {
             return Placement::Open;
         }
-        let threaded = email_thread(interaction).is_some();
+        // A reply that names another conversation than the open one: it is in the rest.
+        let threaded = email_thread(interaction).is_some() || interaction.conversation_id.is_some();
         match self.open() {
             Some(open) if !threaded && interaction.occurred_at > open.last_at + window => Placement::AfterOpen,
             _ => Placement::Whole,
@@ -313,6 +322,9 @@ impl ConversationState {
         let Some(open) = self.open() else {
             return false;
         };
+        if let Some(answered) = &interaction.conversation_id {
+            return &open.id == answered;
+        }
         let thread = email_thread(interaction);
         match thread {
             Some(thread) => open.email_thread.as_ref() == Some(thread),
@@ -463,6 +475,34 @@ mod tests {
         // A reply in the first thread, days later, is still that thread's conversation.
         assert_eq!(state.assign(&email("m4", "t-order", at(200)), DEFAULT_WINDOW), order);
         assert_eq!(state.open().unwrap().id, order);
+    }
+
+    #[test]
+    fn a_reply_continues_the_conversation_of_the_message_it_answers_whatever_is_open() {
+        let mut state = ConversationState::default();
+        let sms = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let mail = state.assign(&email("m2", "t-order", at(30)), DEFAULT_WINDOW);
+        assert_ne!(sms, mail);
+        assert_eq!(state.open().unwrap().id, mail);
+        // The agent answers the SMS a day later, while the email conversation is open.
+        let mut reply = message(Channel::Sms, "r1", at(31));
+        reply.direction = throughline_model::Direction::Outbound;
+        reply.conversation_id = Some(sms.clone());
+        assert!(
+            !state.open_decides(&reply, DEFAULT_WINDOW),
+            "the rest of the state holds it"
+        );
+        assert_eq!(state.placement(&reply, DEFAULT_WINDOW), Placement::Whole);
+        assert_eq!(state.assign(&reply, DEFAULT_WINDOW), sms);
+        // A conversation the state no longer remembers: the rule as for any message.
+        reply.conversation_id = Some(ConversationId::opened_by(
+            &throughline_model::InteractionId::try_from(format!("ix_{}", "e".repeat(32))).unwrap(),
+        ));
+        assert_eq!(
+            state.assign(&reply, DEFAULT_WINDOW),
+            sms,
+            "the open one now, by the window"
+        );
     }
 
     #[test]

@@ -239,6 +239,40 @@ pub fn event_url(event: &serde_json::Value) -> Result<String> {
 }
 
 /// The signature Twilio would send for this event.
+/// A Meta sample event with its JSON body changed by `edit` (a new message, now), signed as
+/// Meta signs (`x-hub-signature-256` with the test app secret).
+pub fn meta_event_with(path: &Path, edit: impl FnOnce(&mut serde_json::Value)) -> Result<serde_json::Value> {
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut body: serde_json::Value = serde_json::from_slice(&HttpCall::from_event(&event)?.body)?;
+    edit(&mut body);
+    let body = body.to_string();
+    event["headers"]["x-hub-signature-256"] =
+        throughline_facebook::webhook::sign(TEST_META_APP_SECRET, body.as_bytes()).into();
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    Ok(event)
+}
+
+/// A Twilio sample event with some form parameters set (`Body`, `From`, `MessageSid`…),
+/// signed as Twilio signs (the public URL and the parameters, with the test auth token).
+pub fn twilio_event_with(path: &Path, set: &[(&str, &str)]) -> Result<serde_json::Value> {
+    let mut event: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path)?)?;
+    let mut pairs = form_urlencoded_pairs(&HttpCall::from_event(&event)?.body);
+    for (name, value) in set {
+        match pairs.iter_mut().find(|(n, _)| n == name) {
+            Some(pair) => pair.1 = (*value).to_owned(),
+            None => pairs.push(((*name).to_owned(), (*value).to_owned())),
+        }
+    }
+    let body: String = url::form_urlencoded::Serializer::new(String::new())
+        .extend_pairs(&pairs)
+        .finish();
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    event["headers"]["x-twilio-signature"] = twilio_signature(&event, TEST_TWILIO_AUTH_TOKEN)?.into();
+    Ok(event)
+}
+
 pub fn twilio_signature(event: &serde_json::Value, token: &str) -> Result<String> {
     let call = HttpCall::from_event(event)?;
     let url = event_url(event)?;
