@@ -116,6 +116,7 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         "throughline-sms",
         "throughline-timeline-writer",
         "throughline-timeline-api",
+        "throughline-sender",
     ];
     let bin_dir = match bin_dir {
         Some(dir) => dir,
@@ -131,8 +132,8 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
     };
 
     // No network is touched: dummy credentials and region, an unreachable endpoint, and events
-    // that are answered without AWS calls (a status callback; a poison SQS message; a timeline
-    // request with a bad cursor).
+    // that are answered without AWS calls (a status callback; a poison SQS message, for the
+    // writer and for the sender; a timeline request with a bad cursor).
     let common = vec![
         ("AWS_REGION".to_owned(), "us-east-1".to_owned()),
         ("AWS_ACCESS_KEY_ID".to_owned(), "testing".to_owned()),
@@ -151,6 +152,14 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
             throughline_testkit::events::SAMPLE_PUBLIC_URL.to_owned(),
         ),
         ("TIMELINE_TABLE_NAME".to_owned(), "TimelineTable".to_owned()),
+        (
+            "OUTBOUND_QUEUE_URL".to_owned(),
+            "http://127.0.0.1:9/000000000000/outbound".to_owned(),
+        ),
+        (
+            "SEND_CREDENTIALS".to_owned(),
+            throughline_testkit::secrets::test_send_credentials("http://127.0.0.1:9"),
+        ),
     ];
     let read = |p: &str| -> Result<serde_json::Value> {
         Ok(serde_json::from_str(&std::fs::read_to_string(
@@ -158,6 +167,9 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         )?)?)
     };
     let mut poison = read("events/timeline-writer/sqs-batch.json")?;
+    let mut poison_job = poison.clone();
+    poison_job["Records"] = serde_json::Value::Array(vec![poison["Records"][1].clone()]);
+    poison_job["Records"][0]["eventSourceARN"] = "arn:aws:sqs:us-east-1:000000000000:OutboundQueue".into();
     poison["Records"] = serde_json::Value::Array(vec![poison["Records"][1].clone()]);
     let cases = [
         ("throughline-echo", serde_json::json!({ "hello": "world" })),
@@ -168,6 +180,8 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
             "throughline-timeline-api",
             read("events/timeline-api/03-bad-cursor.json")?,
         ),
+        // A message that is no send job: reported failed (for the dead-letter queue), no call.
+        ("throughline-sender", poison_job),
     ];
     println!(
         "{:<30} {:>22} {:>16} {:>14}",

@@ -1,5 +1,6 @@
-//! `cargo xtask costs`: DynamoDB requests and capacity units per ingested interaction and per
-//! timeline page, measured on the real store code against the emulator.
+//! `cargo xtask costs`: DynamoDB requests and capacity units per ingested interaction, per
+//! timeline page and per reply (the API's path, then the sender's), measured on the real store
+//! code against the emulator; and the time from an API call to its send job on the queue.
 //!
 //! An SDK interceptor records every request the store sends (operation, the keys it touches,
 //! consistent or not, transactional or not, the bytes a read returned). Capacity units are then
@@ -369,6 +370,12 @@ pub async fn run() -> Result<()> {
         measured.record(&sms("+14155550177", "SMg3", 10)).await?
     );
 
+    // Replies: the API's handler and the sender's, on the measured store.
+    let (measured_replies, latency) = replies(&venv, &stack, &measured, &recorder).await?;
+    for (name, calls) in measured_replies {
+        rows.push(Tally::of(calls, &reader, &table).await?.row(name));
+    }
+
     // 60 earlier conversations, three days apart: the state remembers its cap of 50.
     let days = |n: i64| n * 3 * 24 * 60;
     for n in 0..60 {
@@ -460,5 +467,120 @@ pub async fn run() -> Result<()> {
         .item
         .map_or(0, |i| item_size(&i));
     println!("\nsize of the group root's profile item after these: {profile} bytes");
+    println!("\n{latency}");
     Ok(())
+}
+
+/// The timeline API as deployed, on `store`, queueing to the stack's queues; `credentials` the
+/// tests' (the provider stub's).
+fn timeline_api(
+    stack: &LocalStack,
+    store: &TimelineStore,
+    credentials: &throughline_sender::Credentials,
+) -> throughline_timeline_api::TimelineApi {
+    let queue = |url: &str| throughline_queue::InteractionPublisher::new(stack.sqs(), url);
+    throughline_timeline_api::TimelineApi {
+        store: store.clone(),
+        publisher: queue(&stack.interactions_queue().url),
+        outbound: queue(&stack.outbound_queue().url),
+        credentials: credentials.clone(),
+        erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
+        allow_unsigned: true,
+    }
+}
+
+/// `POST /customers/{customer}/messages` as API Gateway hands it to the function.
+fn reply_request(customer: &str, key: &str) -> Result<lambda_http::Request> {
+    let path = format!("/customers/{customer}/messages");
+    let event = serde_json::json!({
+        "version": "2.0", "routeKey": "ANY /{proxy+}", "rawPath": path, "rawQueryString": "",
+        "headers": { "content-type": "application/json", "idempotency-key": key },
+        "requestContext": { "accountId": "123456789012", "apiId": "local", "domainName": "localhost",
+            "http": { "method": "POST", "path": path, "protocol": "HTTP/1.1", "sourceIp": "127.0.0.1", "userAgent": "costs" },
+            "requestId": key, "routeKey": "ANY /{proxy+}", "stage": "$default", "time": "01/Dec/2026:00:00:00 +0000", "timeEpoch": 0 },
+        "body": "{\"text\":\"Your replacement ships today.\"}", "isBase64Encoded": false
+    });
+    Ok(lambda_http::request::from_str(&event.to_string())?)
+}
+
+/// A reply through the API and its send by the sender, each step measured; then the time from
+/// an API call to its job on the queue, over 100 calls.
+async fn replies(
+    venv: &Venv,
+    stack: &LocalStack,
+    measured: &TimelineStore,
+    recorder: &Recorder,
+) -> Result<(Vec<(&'static str, Vec<Call>)>, String)> {
+    use throughline_testkit::secrets::test_send_credentials;
+    let stub = crate::providers::ProviderStub::start(venv, test_send_credentials).await?;
+    let credentials =
+        throughline_sender::Credentials::from_document(&throughline_edge::Secret::new(test_send_credentials(stub.base())))?;
+    let api = timeline_api(stack, measured, &credentials);
+    let customer = measured
+        .record(&sms("+14155550188", "SMr1", 20))
+        .await?
+        .customer()
+        .cloned()
+        .ok_or("recorded")?;
+    let mut rows = Vec::new();
+    let mut measure = |name: &'static str| {
+        rows.push((name, std::mem::take(&mut *recorder.calls.lock().expect("not poisoned"))));
+    };
+    recorder.calls.lock().expect("not poisoned").clear();
+    let answer = throughline_timeline_api::handle(reply_request(customer.as_str(), "reply-1")?, &api).await;
+    if answer.status() != 202 {
+        return Err(format!("the reply was not taken: {}", answer.status()).into());
+    }
+    measure("reply through the API (SMS, where the customer wrote; recorded, queued)");
+    throughline_timeline_api::handle(reply_request(customer.as_str(), "reply-1")?, &api).await;
+    measure("the same request again (same Idempotency-Key)");
+
+    let sender = throughline_sender::Sender {
+        store: measured.clone(),
+        sqs: stack.sqs(),
+        queue_url: stack.outbound_queue().url.clone(),
+        transports: throughline_sender::Transports::new(&stack.aws, std::time::Duration::from_secs(5))?,
+        credentials,
+        apis: throughline_sender::ProviderApis::under(stub.base()),
+        retry_base: std::time::Duration::ZERO,
+        claim_timeout: throughline_sender::CLAIM_TIMEOUT,
+    };
+    // One job per delivery, so that each is measured alone.
+    let mapping = crate::poller::EventSourceMapping {
+        batch_size: 1,
+        ..stack.mapping_of(crate::stack::SENDER_BINARY, Some(30))
+    };
+    // The two jobs the two requests queued, one delivery each.
+    recorder.calls.lock().expect("not poisoned").clear();
+    mapping
+        .poll_once(1, |event| async { Ok(throughline_sender::handle(event, &sender).await) })
+        .await?;
+    measure("send it (sender: claim, one provider call, outcome on the entry, alias)");
+    mapping
+        .poll_once(1, |event| async { Ok(throughline_sender::handle(event, &sender).await) })
+        .await?;
+    measure("its job delivered again (claim refused, no call)");
+    if stub.requests().await?.len() != 1 {
+        return Err("the provider was not called exactly once".into());
+    }
+
+    // API call → job queued, 100 replies (each to the customer's latest message).
+    let mut millis = Vec::new();
+    for n in 0..100 {
+        let started = std::time::Instant::now();
+        let answer = throughline_timeline_api::handle(reply_request(customer.as_str(), &format!("lat-{n}"))?, &api).await;
+        millis.push(started.elapsed().as_secs_f64() * 1000.0);
+        if answer.status() != 202 {
+            return Err(format!("reply {n} was not taken: {}", answer.status()).into());
+        }
+    }
+    recorder.calls.lock().expect("not poisoned").clear();
+    millis.sort_by(f64::total_cmp);
+    Ok((
+        rows,
+        format!(
+            "API call → reply recorded and its job queued (emulator, 100 calls): median {:.1} ms, p90 {:.1} ms, max {:.1} ms",
+            millis[49], millis[89], millis[99]
+        ),
+    ))
 }
