@@ -654,3 +654,44 @@ async fn an_email_reply_goes_out_through_ses_threaded_and_the_customers_answer_c
         "question, reply and answer are one conversation: {page:#}"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn where_the_customer_is_is_their_latest_message_across_a_merged_group() {
+    let o = outbound().await;
+    let now = Utc::now();
+    let sms = sample("twilio", Channel::Sms);
+    let messenger = sample("graph", Channel::Messenger);
+    let ada = o
+        .customer_wrote(&customer_message(&sms, "SMgroup1", now - TimeDelta::minutes(30)))
+        .await;
+    let on_messenger = o
+        .customer_wrote(&customer_message(&messenger, "m_group1", now - TimeDelta::minutes(10)))
+        .await;
+    let (status, merged) = o.client().merge(&ada, &on_messenger, Some("same person")).await;
+    assert_eq!(status, 200, "{merged}");
+    // Asked through the group's root, the member's Messenger message is the latest: there.
+    let (status, reply) = o
+        .client()
+        .send_message(&ada, "g-1", json!({ "text": "Found it." }))
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    assert_eq!(reply["routing"]["channel"], "messenger");
+    assert_eq!(reply["routing"]["to"], messenger.message.to.key());
+    // The reply is on the member whose handle it goes to, shown on the group's timeline.
+    assert_eq!(reply["message"]["customer_id"], on_messenger.as_str());
+    // She texts again: now SMS is where she is.
+    o.customer_wrote(&customer_message(&sms, "SMgroup2", now - TimeDelta::minutes(1)))
+        .await;
+    let (_, reply) = o
+        .client()
+        .send_message(&on_messenger, "g-2", json!({ "text": "Texting you." }))
+        .await;
+    assert_eq!(reply["routing"]["channel"], "sms", "{reply}");
+    o.drain().await;
+    let providers: Vec<String> = o.calls().await.into_iter().map(|c| c.provider).collect();
+    assert_eq!(providers.len(), 2);
+    assert!(
+        providers.contains(&"graph".to_owned()) && providers.contains(&"twilio".to_owned()),
+        "{providers:?}"
+    );
+}

@@ -153,6 +153,10 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         ),
         ("TIMELINE_TABLE_NAME".to_owned(), "TimelineTable".to_owned()),
         (
+            "SUPPRESSION_KEY".to_owned(),
+            throughline_testkit::secrets::TEST_SUPPRESSION_KEY.to_owned(),
+        ),
+        (
             "OUTBOUND_QUEUE_URL".to_owned(),
             "http://127.0.0.1:9/000000000000/outbound".to_owned(),
         ),

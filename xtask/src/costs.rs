@@ -513,8 +513,9 @@ async fn replies(
 ) -> Result<(Vec<(&'static str, Vec<Call>)>, String)> {
     use throughline_testkit::secrets::test_send_credentials;
     let stub = crate::providers::ProviderStub::start(venv, test_send_credentials).await?;
-    let credentials =
-        throughline_sender::Credentials::from_document(&throughline_edge::Secret::new(test_send_credentials(stub.base())))?;
+    let credentials = throughline_sender::Credentials::from_document(&throughline_edge::Secret::new(
+        test_send_credentials(stub.base()),
+    ))?;
     let api = timeline_api(stack, measured, &credentials);
     let customer = measured
         .record(&sms("+14155550188", "SMr1", 20))
@@ -553,11 +554,15 @@ async fn replies(
     // The two jobs the two requests queued, one delivery each.
     recorder.calls.lock().expect("not poisoned").clear();
     mapping
-        .poll_once(1, |event| async { Ok(throughline_sender::handle(event, &sender).await) })
+        .poll_once(1, |event| async {
+            Ok(throughline_sender::handle(event, &sender).await)
+        })
         .await?;
     measure("send it (sender: claim, one provider call, outcome on the entry, alias)");
     mapping
-        .poll_once(1, |event| async { Ok(throughline_sender::handle(event, &sender).await) })
+        .poll_once(1, |event| async {
+            Ok(throughline_sender::handle(event, &sender).await)
+        })
         .await?;
     measure("its job delivered again (claim refused, no call)");
     if stub.requests().await?.len() != 1 {
@@ -568,7 +573,8 @@ async fn replies(
     let mut millis = Vec::new();
     for n in 0..100 {
         let started = std::time::Instant::now();
-        let answer = throughline_timeline_api::handle(reply_request(customer.as_str(), &format!("lat-{n}"))?, &api).await;
+        let answer =
+            throughline_timeline_api::handle(reply_request(customer.as_str(), &format!("lat-{n}"))?, &api).await;
         millis.push(started.elapsed().as_secs_f64() * 1000.0);
         if answer.status() != 202 {
             return Err(format!("reply {n} was not taken: {}", answer.status()).into());

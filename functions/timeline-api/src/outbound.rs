@@ -385,12 +385,11 @@ pub(crate) async fn send_message(
 /// The same request again: the same message. Still `queued`: its job is queued again (the
 /// first try may have found the queue down).
 async fn answer_again(api: &TimelineApi, owner: CustomerId, entry: Interaction) -> Result<OutboundView, ApiError> {
-    if entry
-        .delivery
-        .as_ref()
-        .is_some_and(|d| d.status == DeliveryStatus::Queued)
-        && let Some(job) = api.store.send_job(&entry.id).await?
+    if let Some(delivery) = entry.delivery.as_ref().filter(|d| d.status == DeliveryStatus::Queued)
+        && let Some(mut job) = api.store.send_job(&entry.id).await?
     {
+        // The attempt that is queued now (a retry's, if an agent retried it).
+        job.attempt = delivery.attempt;
         queue(api, &job).await?;
     }
     Ok(OutboundView {
