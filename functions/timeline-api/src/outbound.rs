@@ -392,13 +392,7 @@ async fn answer_again(api: &TimelineApi, owner: CustomerId, entry: Interaction) 
         job.attempt = delivery.attempt;
         queue(api, &job).await?;
     }
-    Ok(OutboundView {
-        message: TimelineEntryView {
-            customer_id: owner,
-            interaction: entry,
-        },
-        routing: None,
-    })
+    Ok(OutboundView::unrouted(owner, entry))
 }
 
 /// `POST /customers/{id}/messages/{interaction_id}/retry`.
@@ -409,13 +403,7 @@ pub(crate) async fn retry_message(
 ) -> Result<OutboundView, ApiError> {
     let (job, owner, entry) = api.store.retry_send(customer, reply, Utc::now()).await?;
     queue(api, &job).await?;
-    Ok(OutboundView {
-        message: TimelineEntryView {
-            customer_id: owner,
-            interaction: entry,
-        },
-        routing: None,
-    })
+    Ok(OutboundView::unrouted(owner, entry))
 }
 
 async fn queue(api: &TimelineApi, job: &SendJob) -> Result<(), ApiError> {

@@ -119,6 +119,19 @@ pub struct OutboundView {
     pub routing: Option<Routing>,
 }
 
+impl OutboundView {
+    /// A reply answered again or retried: its entry, no routing.
+    pub(crate) fn unrouted(customer_id: CustomerId, interaction: Interaction) -> Self {
+        Self {
+            message: TimelineEntryView {
+                customer_id,
+                interaction,
+            },
+            routing: None,
+        }
+    }
+}
+
 /// Where a reply goes (component `Routing`): the customer's identifier and the company's
 /// endpoint, as identifier keys, and the customer's message it answers.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]

@@ -3,9 +3,9 @@
 //! errors `{"message": "…"}`.
 
 use serde_json::Value;
-use throughline_model::{Handle, OutboundMessage, SendRefusal};
+use throughline_model::{OutboundMessage, SendRefusal};
 
-use super::{transient_status, wrong_handle};
+use super::{mail_addresses, transient_status};
 use crate::request::{basic_auth, multipart};
 use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
 
@@ -14,14 +14,11 @@ pub(super) fn build(
     credentials: &Credentials,
     apis: &ProviderApis,
 ) -> Result<ProviderRequest, SendRefusal> {
-    let (Handle::Email { address: from }, Handle::Email { address: to }) = (&message.from, &message.to) else {
-        return Err(wrong_handle("email goes from a mailbox to an address"));
-    };
+    let (from, to, domain) = mail_addresses(message)?;
     let account = credentials
         .mailgun
         .as_ref()
         .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
-    let domain = from.as_str().rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     if !account.domains.iter().any(|d| d.eq_ignore_ascii_case(domain)) {
         return Err(SendRefusal::ChannelNotConfigured(message.channel));
     }

@@ -96,6 +96,18 @@ fn platform_id<'a>(handle: &'a Handle, platforms: &[Platform]) -> Option<(&'a st
     }
 }
 
+/// A mail's mailbox and recipient, and the mailbox's domain: what both mail providers check
+/// against their configured domains or identities.
+fn mail_addresses(
+    message: &throughline_model::OutboundMessage,
+) -> Result<(&throughline_model::EmailAddress, &throughline_model::EmailAddress, &str), SendRefusal> {
+    let (Handle::Email { address: from }, Handle::Email { address: to }) = (&message.from, &message.to) else {
+        return Err(wrong_handle("email goes from a mailbox to an address"));
+    };
+    let domain = from.as_str().rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
+    Ok((from, to, domain))
+}
+
 /// The refusal for a handle that is not what the channel sends to.
 fn wrong_handle(what: &'static str) -> SendRefusal {
     SendRefusal::UnsupportedContent(what)

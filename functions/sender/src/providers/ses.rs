@@ -6,9 +6,9 @@
 
 use chrono::{DateTime, Utc};
 use mail_builder::MessageBuilder;
-use throughline_model::{Handle, InteractionId, OutboundMessage, SendRefusal};
+use throughline_model::{InteractionId, OutboundMessage, SendRefusal};
 
-use super::wrong_handle;
+use super::mail_addresses;
 use crate::{Credentials, SendOutcome};
 
 /// One raw send: the envelope and the MIME message.
@@ -41,14 +41,11 @@ pub(super) fn build(
     credentials: &Credentials,
     now: DateTime<Utc>,
 ) -> Result<SesEmail, SendRefusal> {
-    let (Handle::Email { address: from }, Handle::Email { address: to }) = (&message.from, &message.to) else {
-        return Err(wrong_handle("email goes from a mailbox to an address"));
-    };
+    let (from, to, domain) = mail_addresses(message)?;
     let sending = credentials
         .ses
         .as_ref()
         .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
-    let domain = from.as_str().rsplit_once('@').map(|(_, d)| d).unwrap_or_default();
     if !sending
         .identities
         .iter()
