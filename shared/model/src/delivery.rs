@@ -1,6 +1,6 @@
 //! Where an outbound message is in its sending: the record on its timeline entry, and the pure
-//! rule for what each send outcome makes of it. Delivery statuses from providers (issue 16)
-//! extend the same record.
+//! rules for what each send outcome (`settled`, `retried`) and each status the provider reports
+//! afterwards (`observed`) make of it.
 
 use chrono::{DateTime, Utc};
 use schemars::JsonSchema;
@@ -16,8 +16,15 @@ wire_enum! {
         Queued = "queued",
         /// The provider took it and gave it an id.
         Sent = "sent",
+        /// The provider says it reached the customer's device or mailbox.
+        Delivered = "delivered",
+        /// The provider says the customer read it.
+        Read = "read",
         /// The provider refused it for good (`error` says why); an agent may retry.
         Failed = "failed",
+        /// The provider took it, then could not deliver it (a carrier's refusal, a hard bounce):
+        /// `error` says why; an agent may retry.
+        Undelivered = "undelivered",
         /// The request may have reached the provider but no answer came: it may have been sent.
         /// Never sent again by itself; an agent may retry, knowing the customer may get it twice.
         Unknown = "unknown",
@@ -27,7 +34,30 @@ wire_enum! {
 impl DeliveryStatus {
     /// Whether an agent may ask for another attempt.
     pub fn retryable(self) -> bool {
-        matches!(self, DeliveryStatus::Failed | DeliveryStatus::Unknown)
+        matches!(
+            self,
+            DeliveryStatus::Failed | DeliveryStatus::Undelivered | DeliveryStatus::Unknown
+        )
+    }
+
+    /// How far along a message with this status is; the status of an attempt is that of its
+    /// most advanced event. Confirmations outrank what was only assumed (`unknown` < `sent`), a
+    /// failure outranks `sent`, and what reached the customer outranks a failure reported for
+    /// it (providers report `delivered` only for what arrived).
+    pub fn precedence(self) -> u8 {
+        match self {
+            DeliveryStatus::Queued => 0,
+            DeliveryStatus::Unknown => 1,
+            DeliveryStatus::Sent => 2,
+            DeliveryStatus::Failed | DeliveryStatus::Undelivered => 3,
+            DeliveryStatus::Delivered => 4,
+            DeliveryStatus::Read => 5,
+        }
+    }
+
+    /// A failure, whose change carries the error.
+    pub fn is_failure(self) -> bool {
+        matches!(self, DeliveryStatus::Failed | DeliveryStatus::Undelivered)
     }
 }
 
@@ -41,15 +71,77 @@ pub struct DeliveryError {
     pub reason: String,
 }
 
-/// One change of a message's status.
+/// One change of a message's status, or one status event its provider reported.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct DeliveryChange {
-    /// The status it went to.
+    /// The status it went to, or that the provider reported.
     pub status: DeliveryStatus,
     /// The attempt it belongs to.
     pub attempt: u32,
-    /// When.
+    /// When (the provider's time, for its events).
     pub at: DateTime<Utc>,
+    /// What reported it (`twilio_status_callback`, `whatsapp_statuses`…); absent for the
+    /// API's and the sender's own changes.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// A failure's code (the provider's, or ours).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub provider_code: Option<String>,
+    /// A failure's reason, in an agent's words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+}
+
+impl DeliveryChange {
+    fn ours(status: DeliveryStatus, attempt: u32, at: DateTime<Utc>) -> Self {
+        Self {
+            status,
+            attempt,
+            at,
+            source: None,
+            provider_code: None,
+            reason: None,
+        }
+    }
+
+    /// The order of a history: by time, then by how far along, then by source; so a history
+    /// is the same whatever order its events arrived in.
+    #[allow(clippy::type_complexity)]
+    fn order_key(
+        &self,
+    ) -> (
+        DateTime<Utc>,
+        u8,
+        &'static str,
+        Option<&str>,
+        u32,
+        Option<&str>,
+        Option<&str>,
+    ) {
+        // Every field: two different changes never tie.
+        (
+            self.at,
+            self.status.precedence(),
+            self.status.as_str(),
+            self.source.as_deref(),
+            self.attempt,
+            self.provider_code.as_deref(),
+            self.reason.as_deref(),
+        )
+    }
+}
+
+/// A status the provider reported for a sent message (by its provider message id).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StatusEvent {
+    /// What it says.
+    pub status: DeliveryStatus,
+    /// The provider's time for it.
+    pub at: DateTime<Utc>,
+    /// What reported it (`twilio_status_callback`…).
+    pub source: String,
+    /// A failure's code and reason.
+    pub error: Option<DeliveryError>,
 }
 
 /// An outbound message's sending, on its timeline entry.
@@ -92,11 +184,7 @@ impl Delivery {
             updated_at: at,
             provider_message_id: None,
             error: None,
-            history: vec![DeliveryChange {
-                status: DeliveryStatus::Queued,
-                attempt,
-                at,
-            }],
+            history: vec![DeliveryChange::ours(DeliveryStatus::Queued, attempt, at)],
         }
     }
 
@@ -117,7 +205,12 @@ impl Delivery {
         next.updated_at = at;
         next.provider_message_id = id;
         next.error = error;
-        next.history.push(DeliveryChange { status, attempt, at });
+        let mut change = DeliveryChange::ours(status, attempt, at);
+        if let Some(error) = &next.error {
+            change.provider_code = Some(error.code.clone());
+            change.reason = Some(error.reason.clone());
+        }
+        next.history.push(change);
         Some(next)
     }
 
@@ -132,11 +225,51 @@ impl Delivery {
         next.status = DeliveryStatus::Queued;
         next.updated_at = at;
         next.error = None;
-        next.history.push(DeliveryChange {
-            status: DeliveryStatus::Queued,
-            attempt: next.attempt,
-            at,
-        });
+        next.history
+            .push(DeliveryChange::ours(DeliveryStatus::Queued, next.attempt, at));
+        Some(next)
+    }
+
+    /// The record after the provider reported `event` for the current attempt, or `None` when
+    /// it changes nothing (the same event again). Monotonic and order-free: the event joins the
+    /// history (kept in `DeliveryChange::order_key` order), and the status is that of the
+    /// current attempt's most advanced event (`DeliveryStatus::precedence`): a late `sent`
+    /// after `delivered` is history only, `read` without `delivered` is read (and so
+    /// delivered), and any order or repetition of the same events ends in the same record.
+    pub fn observed(&self, event: &StatusEvent) -> Option<Self> {
+        let change = DeliveryChange {
+            status: event.status,
+            attempt: self.attempt,
+            at: event.at,
+            source: Some(event.source.clone()),
+            provider_code: event.error.as_ref().map(|e| e.code.clone()),
+            reason: event.error.as_ref().map(|e| e.reason.clone()),
+        };
+        if self.history.contains(&change) {
+            return None;
+        }
+        let mut next = self.clone();
+        let at = next.history.partition_point(|c| c.order_key() <= change.order_key());
+        next.history.insert(at, change);
+        let Some(leading) = next
+            .history
+            .iter()
+            .filter(|c| c.attempt == next.attempt)
+            .max_by_key(|c| (c.status.precedence(), c.order_key()))
+            .cloned()
+        else {
+            return Some(next);
+        };
+        next.status = leading.status;
+        next.updated_at = leading.at;
+        next.error = match (leading.status.is_failure(), leading.provider_code, leading.reason) {
+            (true, Some(code), Some(reason)) => Some(DeliveryError { code, reason }),
+            (true, code, _) => Some(DeliveryError {
+                code: code.unwrap_or_else(|| "unknown".into()),
+                reason: "the provider reported it was not delivered".into(),
+            }),
+            (false, ..) => None,
+        };
         Some(next)
     }
 }
@@ -201,5 +334,97 @@ mod tests {
             .settled(1, &AttemptOutcome::Sent(id), at(1))
             .unwrap();
         assert_eq!(sent.retried(at(2)), None);
+    }
+
+    fn event(status: DeliveryStatus, minute: u32, source: &str) -> StatusEvent {
+        StatusEvent {
+            status,
+            at: at(minute),
+            source: source.into(),
+            error: status.is_failure().then(|| DeliveryError {
+                code: "30003".into(),
+                reason: "the handset was unreachable".into(),
+            }),
+        }
+    }
+
+    fn sent_at_one() -> Delivery {
+        let id = ProviderMessageId::parse("SM1").unwrap();
+        Delivery::queued(1, at(0))
+            .settled(1, &AttemptOutcome::Sent(id), at(1))
+            .unwrap()
+    }
+
+    #[test]
+    fn statuses_only_advance_and_a_late_one_is_history() {
+        let sent = sent_at_one();
+        let delivered = sent
+            .observed(&event(DeliveryStatus::Delivered, 3, "twilio_status_callback"))
+            .unwrap();
+        assert_eq!(delivered.status, DeliveryStatus::Delivered);
+        // Twilio's `sent` callback arriving after `delivered`: kept, not applied.
+        let late = delivered
+            .observed(&event(DeliveryStatus::Sent, 2, "twilio_status_callback"))
+            .unwrap();
+        assert_eq!(late.status, DeliveryStatus::Delivered);
+        assert_eq!(late.history.len(), delivered.history.len() + 1);
+        // The same callback again changes nothing.
+        assert_eq!(
+            late.observed(&event(DeliveryStatus::Sent, 2, "twilio_status_callback")),
+            None
+        );
+        // WhatsApp's lone `read`: read, so delivered.
+        let read = sent
+            .observed(&event(DeliveryStatus::Read, 4, "whatsapp_statuses"))
+            .unwrap();
+        assert_eq!(read.status, DeliveryStatus::Read);
+        assert!(!read.status.retryable());
+    }
+
+    #[test]
+    fn an_undelivered_message_carries_the_providers_reason_and_may_be_retried() {
+        let undelivered = sent_at_one()
+            .observed(&event(DeliveryStatus::Undelivered, 5, "twilio_status_callback"))
+            .unwrap();
+        assert_eq!(undelivered.status, DeliveryStatus::Undelivered);
+        assert_eq!(undelivered.error.as_ref().map(|e| e.code.as_str()), Some("30003"));
+        assert_eq!(undelivered.updated_at, at(5));
+        assert!(undelivered.retried(at(6)).is_some());
+    }
+
+    proptest::proptest! {
+        /// Any order and any repetition of one message's status events ends in the same record.
+        #[test]
+        fn any_order_and_repetition_of_the_events_ends_in_the_same_record(
+            picks in proptest::collection::vec((0usize..5, 2u32..30), 1..8),
+            order in proptest::collection::vec(0usize..1000, 1..24),
+        ) {
+            let kinds = [
+                DeliveryStatus::Sent,
+                DeliveryStatus::Delivered,
+                DeliveryStatus::Read,
+                DeliveryStatus::Undelivered,
+                DeliveryStatus::Failed,
+            ];
+            let events: Vec<StatusEvent> = picks
+                .iter()
+                .map(|(kind, minute)| event(kinds[*kind], *minute, "provider"))
+                .collect();
+            let apply = |sequence: &mut dyn Iterator<Item = &StatusEvent>| {
+                sequence.fold(sent_at_one(), |record, e| record.observed(e).unwrap_or(record))
+            };
+            let in_order = apply(&mut events.iter());
+            // Another order, with repetitions, that still holds every event at least once.
+            let shuffled: Vec<&StatusEvent> = order
+                .iter()
+                .map(|i| &events[i % events.len()])
+                .chain(events.iter().rev())
+                .collect();
+            let other = apply(&mut shuffled.into_iter());
+            proptest::prop_assert_eq!(&in_order, &other);
+            // The status is the most advanced event's.
+            let most = events.iter().map(|e| e.status.precedence()).max().unwrap_or(0).max(2);
+            proptest::prop_assert_eq!(in_order.status.precedence(), most);
+        }
     }
 }

@@ -58,7 +58,7 @@ mod queue;
 mod values;
 
 pub use channel::{Channel, Direction, Provider};
-pub use delivery::{AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus};
+pub use delivery::{AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus, StatusEvent};
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};
 pub use identity::{Evidence, EvidenceSource, IdentifierSource, Identity, SenderCheck};
