@@ -342,7 +342,7 @@ async fn transient_failures_are_retried_permanent_ones_fail_and_silence_is_unkno
         .script(
             "twilio",
             Some(503),
-            json!({"code": 20500, "message": "Internal Server Error", "more_info": "https://www.twilio.com/docs/errors/20500", "status": 503}),
+            throughline_testkit::outbound::twilio_outage(),
             json!({}),
             Duration::ZERO,
             1,
@@ -360,7 +360,7 @@ async fn transient_failures_are_retried_permanent_ones_fail_and_silence_is_unkno
         .script(
             "twilio",
             Some(400),
-            json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}),
+            throughline_testkit::outbound::twilio_unsubscribed(),
             json!({}),
             Duration::ZERO,
             1,

@@ -135,7 +135,7 @@ async fn exercise_replies(
     stub.script(
         "twilio",
         Some(503),
-        json!({"code": 20500, "message": "Internal Server Error", "status": 503}),
+        throughline_testkit::outbound::twilio_outage(),
         json!({}),
         std::time::Duration::ZERO,
         1,

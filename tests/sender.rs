@@ -134,7 +134,7 @@ async fn an_outage_is_transient_and_the_next_attempt_sends() {
         .script(
             "twilio",
             Some(503),
-            json!({"code": 20500, "message": "Internal Server Error", "more_info": "https://www.twilio.com/docs/errors/20500", "status": 503}),
+            throughline_testkit::outbound::twilio_outage(),
             json!({}),
             Duration::ZERO,
             1,
@@ -170,7 +170,7 @@ async fn a_permanent_refusal_fails_with_words_an_agent_reads() {
         .script(
             "twilio",
             Some(400),
-            json!({"code": 21610, "message": "Attempt to send to unsubscribed recipient", "more_info": "https://www.twilio.com/docs/errors/21610", "status": 400}),
+            throughline_testkit::outbound::twilio_unsubscribed(),
             json!({}),
             Duration::ZERO,
             1,

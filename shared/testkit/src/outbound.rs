@@ -136,3 +136,24 @@ pub fn sample_send_jobs() -> Vec<(&'static str, SendJob)> {
         ),
     ]
 }
+
+/// Twilio's error body, as its API answers a refused request (`code`, `message`, `more_info`,
+/// `status`): what the tests script the provider stub to answer.
+pub fn twilio_error(code: u32, message: &str, status: u16) -> serde_json::Value {
+    serde_json::json!({
+        "code": code,
+        "message": message,
+        "more_info": format!("https://www.twilio.com/docs/errors/{code}"),
+        "status": status,
+    })
+}
+
+/// Twilio's 503 (`20500`, internal error).
+pub fn twilio_outage() -> serde_json::Value {
+    twilio_error(20500, "Internal Server Error", 503)
+}
+
+/// Twilio's 400 for a number that texted STOP (`21610`).
+pub fn twilio_unsubscribed() -> serde_json::Value {
+    twilio_error(21610, "Attempt to send to unsubscribed recipient", 400)
+}
