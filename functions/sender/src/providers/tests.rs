@@ -194,9 +194,10 @@ mod twilio {
         assert!(pairs.contains(&("ContentSid".into(), "HXb5b62575e6e4ff6129ad7c8efe1f983e".into())));
         assert!(pairs.contains(&("ContentVariables".into(), r#"{"1":"12/1","2":"3pm"}"#.into())));
         assert!(!pairs.iter().any(|(n, _)| n == "Body"));
-        if let OutboundContent::WhatsappTemplate(t) = &mut whatsapp.message.content {
-            t.name = "order_update".into();
-        }
+        let OutboundContent::WhatsappTemplate(t) = &mut whatsapp.message.content else {
+            panic!("the job is a template");
+        };
+        t.name = "order_update".into();
         assert_eq!(refusal(&whatsapp, &credentials()), "unsupported_content");
     }
 
