@@ -18,7 +18,7 @@ use throughline_model::{
     Interaction, InteractionId, NewInteraction, OutboundContent, OutboundMessage, ProviderMessageId, SendJob,
     SendRefusal, check_content, check_window,
 };
-use throughline_store::{Remembered, TimelineFilter, TimelineStore};
+use throughline_store::{Recorded, Remembered, TimelineFilter, TimelineStore};
 
 use crate::request::{MessageBody, body, idempotency_key};
 use crate::views::{OutboundView, Routing, TimelineEntryView};
@@ -303,6 +303,7 @@ async fn last_inbound_to_endpoint(
 async fn check_rules(
     api: &TimelineApi,
     customer: &CustomerId,
+    answered: &Answered,
     job: &SendJob,
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
@@ -311,7 +312,14 @@ async fn check_rules(
         message.channel,
         Channel::Whatsapp | Channel::Messenger | Channel::Instagram
     ) {
-        let last = last_inbound_to_endpoint(&api.store, customer, message).await?;
+        let last = match answered.reason {
+            // The latest message overall, or the latest from `to` on its channel, is also the
+            // latest from its handle to its endpoint: the route's search found it already.
+            RoutingReason::Latest | RoutingReason::Requested => Some(answered.interaction.occurred_at),
+            RoutingReason::InReplyTo | RoutingReason::LatestInConversation => {
+                last_inbound_to_endpoint(&api.store, customer, message).await?
+            }
+        };
         check_window(message, last, now, api.credentials.human_agent_enabled)?;
     }
     if message.channel == Channel::Sms && api.store.sms_opted_out(&message.to, &message.from).await? {
@@ -349,7 +357,7 @@ pub(crate) async fn send_message(
     let planned = async {
         let answered = find_answered(store, customer, route_reply(&body)?).await?;
         let (job, entry) = plan_reply(&body, &answered.interaction, id, customer, &caller.arn, now)?;
-        check_rules(api, customer, &job, now).await?;
+        check_rules(api, customer, &answered, &job, now).await?;
         Ok::<_, ApiError>((answered, job, entry))
     }
     .await;
@@ -362,11 +370,22 @@ pub(crate) async fn send_message(
         }
     };
     let recorded = store.record_outbound(&entry, &job).await?;
-    let Some(owner) = recorded.customer().cloned() else {
-        return Err(throughline_store::StoreError::CustomerErased(customer.to_string()).into());
+    let (owner, entry) = match recorded {
+        // Recorded now: the entry is the one planned, in the conversation the writer's rule gave.
+        Recorded::New { customer, conversation } => {
+            let mut entry = entry;
+            entry.conversation_id = Some(conversation);
+            (customer, entry)
+        }
+        Recorded::Erased => {
+            return Err(throughline_store::StoreError::CustomerErased(customer.to_string()).into());
+        }
+        // Recorded by a request racing this one: answer what it recorded.
+        Recorded::Duplicate { customer: owner } | Recorded::Collision { customer: owner } => {
+            store.entry(&entry.id).await?.unwrap_or((owner, entry))
+        }
     };
     queue(api, &job).await?;
-    let (owner, entry) = store.entry(&entry.id).await?.unwrap_or((owner, entry));
     Ok(OutboundView {
         message: TimelineEntryView {
             customer_id: owner,
