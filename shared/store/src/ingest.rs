@@ -160,11 +160,7 @@ struct PlannedRecord {
 /// A customer handle's fingerprint on a marker: a redelivery tells a colliding id (the same
 /// interaction id for another handle) from a duplicate without reading the entry.
 fn handle_fingerprint(handle: &throughline_model::Handle) -> String {
-    use sha2::Digest as _;
-    sha2::Sha256::digest(handle.key().as_bytes())[..6]
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::items::sha256_hex(handle.key().as_bytes())[..12].to_owned()
 }
 
 /// The commit of `interaction` on its group's root (`root`; `owner` is the customer whose
@@ -820,8 +816,7 @@ impl TimelineStore {
             .get((entry_pk.clone(), entry_sk.clone()), true)
             .await?
             .ok_or_else(not_written)?;
-        let mut entry: Interaction =
-            serde_dynamo::from_item(item.clone()).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+        let mut entry = crate::items::stored_interaction(item.clone())?;
         if entry.edited_at.is_some_and(|t| t > update.at) {
             return Ok(Applied::Updated { customer });
         }

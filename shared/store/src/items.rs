@@ -145,6 +145,17 @@ pub(crate) fn json_attr<T: serde::de::DeserializeOwned>(item: &Item, name: &str)
         .transpose()
 }
 
+/// A timeline entry's item as the interaction it stores.
+pub(crate) fn stored_interaction(item: Item) -> Result<throughline_model::Interaction, StoreError> {
+    serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))
+}
+
+/// SHA-256 of `bytes`, in lower-case hex.
+pub(crate) fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::Digest as _;
+    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
+}
+
 pub(crate) fn to_json(value: &impl serde::Serialize) -> AttributeValue {
     string_value(serde_json::to_string(value).expect("store values always serialize"))
 }

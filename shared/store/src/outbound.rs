@@ -10,13 +10,15 @@
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
-use sha2::Digest as _;
 use throughline_model::{
     AttemptOutcome, Channel, CustomerId, Delivery, Direction, Handle, IdempotencyKey, Interaction, InteractionId,
     OptKeyword, ProviderMessageId, SendJob,
 };
 
-use crate::items::{Item, id_attr, key_item, keys, number_attr, optional_string_attr, string_attr, string_value};
+use crate::items::{
+    Item, id_attr, key_item, keys, number_attr, optional_string_attr, sha256_hex, stored_interaction, string_attr,
+    string_value,
+};
 use crate::{Recorded, StoreError, TimelineStore, dynamo, written};
 
 /// How long an `Idempotency-Key` is remembered with the request it came with (the issue asks
@@ -60,10 +62,6 @@ pub enum SendResult {
     Settled(AttemptOutcome),
     /// Not taken now (5xx, 429, no connection): the attempt is tried again through the queue.
     Transient,
-}
-
-fn sha256_hex(bytes: &[u8]) -> String {
-    sha2::Sha256::digest(bytes).iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// The hash a request's body is remembered by.
@@ -256,9 +254,7 @@ impl TimelineStore {
         let Some(item) = self.get((keys::customer_pk(&customer), sk), true).await? else {
             return Ok(None);
         };
-        let interaction: Interaction =
-            serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
-        Ok(Some((customer, interaction)))
+        Ok(Some((customer, stored_interaction(item)?)))
     }
 
     /// Claims `job`'s attempt before the provider is called: a conditional write on the reply's
@@ -378,8 +374,7 @@ impl TimelineStore {
             let Some(item) = self.get(entry_key.clone(), true).await? else {
                 return Err(StoreError::NotFound("timeline entry of a reply".into()));
             };
-            let entry: Interaction =
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+            let entry = stored_interaction(item)?;
             let Some(current) = entry.delivery else {
                 return Ok(());
             };
@@ -505,8 +500,7 @@ impl TimelineStore {
             let sk = string_attr(&marker, "timeline_sk")?;
             let entry_key = (keys::customer_pk(&owner), sk);
             let item = self.get(entry_key.clone(), true).await?.ok_or_else(not_found)?;
-            let mut entry: Interaction =
-                serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+            let mut entry = stored_interaction(item)?;
             let delivery = entry.delivery.clone().ok_or_else(not_found)?;
             let Some(next) = delivery.retried(at) else {
                 return Err(StoreError::NotRetryable(delivery.status.as_str()));

@@ -103,8 +103,7 @@ fn merge_pages(pages: Vec<MemberPage>, limit: usize) -> (Vec<TimelineEntry>, Opt
 
 fn entry_from_item(customer: &CustomerId, item: Item) -> Result<(String, TimelineEntry), StoreError> {
     let sk = string_attr(&item, "sk")?;
-    let interaction: Interaction =
-        serde_dynamo::from_item(item).map_err(|e| StoreError::Corrupt(format!("timeline entry: {e}")))?;
+    let interaction = crate::items::stored_interaction(item)?;
     Ok((
         sk,
         TimelineEntry {
