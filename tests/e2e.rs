@@ -5,6 +5,7 @@
 //! which no other test may share a process with.
 
 mod chat_pipeline;
+mod delivery_status;
 mod email_pipeline;
 mod facebook_pipeline;
 mod identity_pipeline;

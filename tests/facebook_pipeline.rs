@@ -52,12 +52,9 @@ async fn meta_samples_become_timelines_and_whatsapp_joins_the_sms_customer() {
     }
     let forged = send_facebook(&meta, "facebook/19-bad-signature.json").await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
-    // sms 1 + messenger 6 + instagram 1 message and 1 delete + whatsapp 4 + unicode 1.
-    assert_eq!(
-        depth(&stack, &queue).await,
-        14,
-        "receipts, statuses and forgeries queue nothing"
-    );
+    // sms 1 + messenger 6 and 2 watermarks + instagram 1 message and 1 delete + whatsapp 4 and
+    // 1 status + unicode 1.
+    assert_eq!(depth(&stack, &queue).await, 17, "forgeries queue nothing");
 
     let store = stack.store();
     drain(&stack.writer_mapping(Some(1)), &store).await;

@@ -19,15 +19,15 @@ use throughline_testkit::outbound::sample_send_jobs;
 use throughline_testkit::secrets::test_send_credentials;
 use throughline_timeline_api::TimelineApi;
 
-struct Outbound {
-    stack: LocalStack,
-    stub: ProviderStub,
-    api: TimelineApi,
-    sender: Sender,
-    mapping: EventSourceMapping,
+pub(crate) struct Outbound {
+    pub(crate) stack: LocalStack,
+    pub(crate) stub: ProviderStub,
+    pub(crate) api: TimelineApi,
+    pub(crate) sender: Sender,
+    pub(crate) mapping: EventSourceMapping,
 }
 
-async fn outbound() -> Outbound {
+pub(crate) async fn outbound() -> Outbound {
     let stack = start_stack().await;
     let venv = Venv::require().unwrap_or_else(|e| panic!("{e}"));
     let stub = ProviderStub::start(&venv, test_send_credentials)
@@ -62,7 +62,7 @@ async fn outbound() -> Outbound {
 }
 
 /// The customer's message a reply answers: from the sample job's customer to its endpoint.
-fn customer_message(job: &SendJob, message_id: &str, at: DateTime<Utc>) -> Interaction {
+pub(crate) fn customer_message(job: &SendJob, message_id: &str, at: DateTime<Utc>) -> Interaction {
     let mut inbound = Interaction::new(NewInteraction {
         channel: job.message.channel,
         provider: job.message.provider,
@@ -82,7 +82,7 @@ fn customer_message(job: &SendJob, message_id: &str, at: DateTime<Utc>) -> Inter
     inbound
 }
 
-fn sample(provider: &str, channel: Channel) -> SendJob {
+pub(crate) fn sample(provider: &str, channel: Channel) -> SendJob {
     sample_send_jobs()
         .into_iter()
         .find(|(p, job)| *p == provider && job.message.channel == channel)
@@ -91,12 +91,12 @@ fn sample(provider: &str, channel: Channel) -> SendJob {
 }
 
 impl Outbound {
-    fn client(&self) -> ApiClient<'_> {
+    pub(crate) fn client(&self) -> ApiClient<'_> {
         ApiClient(&self.api)
     }
 
     /// Records the customer's message; their customer id.
-    async fn customer_wrote(&self, inbound: &Interaction) -> CustomerId {
+    pub(crate) async fn customer_wrote(&self, inbound: &Interaction) -> CustomerId {
         self.stack
             .store()
             .record(inbound)
@@ -108,7 +108,7 @@ impl Outbound {
     }
 
     /// Works the outbound queue until it is empty, as Lambda's event source mapping would.
-    async fn drain(&self) {
+    pub(crate) async fn drain(&self) {
         self.drain_with(&self.sender).await
     }
 
@@ -130,7 +130,7 @@ impl Outbound {
     }
 
     /// The reply's entry as the timeline shows it.
-    async fn reply_entry(&self, customer: &CustomerId, id: &str) -> Value {
+    pub(crate) async fn reply_entry(&self, customer: &CustomerId, id: &str) -> Value {
         let (status, page) = self.client().timeline(customer, "direction=outbound").await;
         assert_eq!(status, 200, "{page}");
         page["entries"]
@@ -143,7 +143,7 @@ impl Outbound {
     }
 }
 
-fn reply_id(answer: &Value) -> String {
+pub(crate) fn reply_id(answer: &Value) -> String {
     answer["message"]["id"].as_str().unwrap().to_owned()
 }
 

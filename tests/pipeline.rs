@@ -27,22 +27,20 @@ async fn sample_webhooks_become_one_timeline_per_customer() {
     assert_eq!(response.status(), StatusCode::OK);
     assert_eq!(depth(&stack, &queue).await, 4);
 
-    // Acknowledged but not queued: a status callback; refused: bad signature, malformed.
+    // A status callback is queued as a status report (of a message this stack never sent:
+    // it stays pending); refused: bad signature, malformed.
     assert_eq!(
         send(&function, "sms/05-status-callback.json").await.status(),
         StatusCode::OK
     );
+    assert_eq!(depth(&stack, &queue).await, 5);
     let forged = send(&function, "sms/06-bad-signature.json").await;
     assert_eq!(forged.status(), StatusCode::FORBIDDEN);
     let malformed = send(&function, "sms/07-malformed-missing-from.json").await;
     assert_eq!(malformed.status(), StatusCode::BAD_REQUEST);
     let error: serde_json::Value = serde_json::from_str(&body_text(&malformed)).unwrap();
     assert_eq!(error["error"]["message"], "parameter From is missing");
-    assert_eq!(
-        depth(&stack, &queue).await,
-        4,
-        "nothing queued for ignored or refused requests"
-    );
+    assert_eq!(depth(&stack, &queue).await, 5, "nothing queued for refused requests");
 
     let store = stack.store();
     drain(&stack.writer_mapping(Some(1)), &store).await;

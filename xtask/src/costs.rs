@@ -569,6 +569,37 @@ async fn replies(
         return Err("the provider was not called exactly once".into());
     }
 
+    // The provider's status events about it, as the writer applies them.
+    let key = throughline_model::IdempotencyKey::parse("reply-1")?;
+    let (_, entry) = measured
+        .entry(&throughline_model::InteractionId::outbound(&customer, &key))
+        .await?
+        .ok_or("the reply's entry")?;
+    let sid = entry
+        .delivery
+        .and_then(|d| d.provider_message_id)
+        .ok_or("the reply was not sent")?;
+    let report = |sid: &throughline_model::ProviderMessageId, status| throughline_model::StatusReport {
+        interaction_id: throughline_model::InteractionId::derive(entry.provider, &entry.business_endpoint, sid),
+        event: throughline_model::StatusEvent {
+            status,
+            at: chrono::Utc::now(),
+            source: "twilio_status_callback".into(),
+            error: None,
+        },
+    };
+    let delivered = report(&sid, throughline_model::DeliveryStatus::Delivered);
+    recorder.calls.lock().expect("not poisoned").clear();
+    measured.observe_status(&delivered).await?;
+    measure("a status event on it (delivered: alias, entry, conditional write)");
+    measured.observe_status(&delivered).await?;
+    measure("the same status event again (nothing written)");
+    let early = throughline_model::ProviderMessageId::parse("SMnot0yet0sent")?;
+    measured
+        .observe_status(&report(&early, throughline_model::DeliveryStatus::Delivered))
+        .await?;
+    measure("a status event before its send result (kept on the alias-to-be)");
+
     // API call → job queued, 100 replies (each to the customer's latest message).
     let mut millis = Vec::new();
     for n in 0..100 {

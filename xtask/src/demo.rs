@@ -208,7 +208,8 @@ async fn poll_forever(
     }
 }
 
-/// The customers' handles of a batch's interactions (an update names only an interaction).
+/// The customers' handles of a batch's interactions and watermarks (an update or a status names
+/// only an interaction).
 pub fn handles_in(event: &SqsEvent) -> Vec<Handle> {
     let mut handles: Vec<Handle> = event
         .records
@@ -216,7 +217,10 @@ pub fn handles_in(event: &SqsEvent) -> Vec<Handle> {
         .filter_map(|record| throughline_model::QueueMessage::from_json(record.body.as_deref()?).ok())
         .filter_map(|message| match message {
             throughline_model::QueueMessage::Interaction(interaction) => Some(interaction.customer),
-            throughline_model::QueueMessage::Update(_) | throughline_model::QueueMessage::Erasure(_) => None,
+            throughline_model::QueueMessage::Watermark(watermark) => Some(watermark.customer),
+            throughline_model::QueueMessage::Update(_)
+            | throughline_model::QueueMessage::Status(_)
+            | throughline_model::QueueMessage::Erasure(_) => None,
         })
         .collect();
     handles.sort_by_key(Handle::key);

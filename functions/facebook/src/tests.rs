@@ -8,7 +8,10 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use proptest::prelude::*;
 use throughline_edge::{Accepted, Secret, WebhookRequest};
-use throughline_model::{AttachmentSource, Change, Channel, Direction, InteractionId, Provider};
+use throughline_model::{
+    AttachmentSource, Change, Channel, DeliveryStatus, Direction, E164, Handle, InteractionId, Provider,
+    ProviderMessageId,
+};
 
 use crate::webhook::{MetaConfig, SIGNATURE_HEADER, accept, handshake, sign};
 
@@ -153,8 +156,47 @@ fn messenger_messages_attachments_quick_replies_postbacks_replies_and_echoes() {
     );
 
     let receipts = accepted("09-messenger-delivery-read.json");
-    assert!(receipts.interactions.is_empty());
-    assert_eq!(receipts.ignored, vec!["delivery", "read"]);
+    assert!(receipts.interactions.is_empty() && receipts.ignored.is_empty());
+    // One watermark each, for the customer (the sender) on that page, whatever they cover.
+    let marks: Vec<(String, DeliveryStatus, i64)> = receipts
+        .watermarks
+        .iter()
+        .map(|w| (w.customer.key(), w.status, w.up_to.timestamp_millis()))
+        .collect();
+    assert_eq!(
+        marks,
+        [
+            (text.customer.key(), DeliveryStatus::Delivered, 1795520005400),
+            (text.customer.key(), DeliveryStatus::Read, 1795520005500),
+        ]
+    );
+}
+
+#[test]
+fn an_instagram_read_receipt_names_its_message_and_a_bad_watermark_costs_only_itself() {
+    let body = r#"{"object":"instagram","entry":[{"id":"17841400000000001","time":1795520000000,"messaging":[
+        {"sender":{"id":"9010000000000042"},"recipient":{"id":"17841400000000001"},"timestamp":1795520006000,"read":{"mid":"aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx"}},
+        {"sender":{"id":"9010000000000042"},"recipient":{"id":"17841400000000001"},"timestamp":1795520006000,"delivery":{"watermark":"soon"}}]}]}"#;
+    let accepted = accept(&with_body(body), &config(), now()).unwrap();
+    let [read] = accepted.statuses.as_slice() else {
+        panic!("one status: {:?}", accepted.statuses)
+    };
+    let account = Handle::Platform {
+        platform: throughline_model::Platform::Instagram,
+        scope: None,
+        id: throughline_model::PlatformUserId::parse("17841400000000001").unwrap(),
+    };
+    assert_eq!(
+        read.interaction_id,
+        InteractionId::derive(
+            Provider::Meta,
+            &account,
+            &ProviderMessageId::parse("aWdfZAG1faXRlbToxOklHTWVzc2FnZAUlEOjE3ODQx").unwrap()
+        )
+    );
+    assert_eq!(read.event.status, DeliveryStatus::Read);
+    assert!(accepted.watermarks.is_empty());
+    assert_eq!(accepted.ignored, vec!["malformed_event"]);
 }
 
 #[test]
@@ -207,7 +249,69 @@ fn whatsapp_text_media_location_interactive_and_statuses() {
 
     let status = accepted("16-whatsapp-status.json");
     assert!(status.interactions.is_empty());
-    assert_eq!(status.ignored, vec!["status"]);
+    assert_eq!(status.statuses.len(), 1);
+    assert_eq!(status.statuses[0].event.status, DeliveryStatus::Read);
+}
+
+#[test]
+fn every_whatsapp_status_of_a_batch_is_reported_with_its_time_and_failure() {
+    let batch = accepted("20-whatsapp-status-batch.json");
+    let business = Handle::Phone {
+        number: E164::parse("+15550783881").unwrap(),
+    };
+    let id = |wamid: &str| InteractionId::derive(Provider::Meta, &business, &ProviderMessageId::parse(wamid).unwrap());
+    let got: Vec<(InteractionId, DeliveryStatus, i64, Option<String>)> = batch
+        .statuses
+        .iter()
+        .map(|r| {
+            (
+                r.interaction_id.clone(),
+                r.event.status,
+                r.event.at.timestamp(),
+                r.event.error.as_ref().map(|e| e.code.clone()),
+            )
+        })
+        .collect();
+    let first = id("wamid.HBgLMTQxNTU1NTAxMDAVAgARGBJBQ01FT1VUMDAyAA==");
+    assert_eq!(
+        got,
+        [
+            (first.clone(), DeliveryStatus::Sent, 1795520100, None),
+            (first, DeliveryStatus::Delivered, 1795520102, None),
+            (
+                id("wamid.HBgLMTQxNTU1NTAxMDAVAgARGBJBQ01FT1VUMDAzAA=="),
+                DeliveryStatus::Read,
+                1795520160,
+                None
+            ),
+            (
+                id("wamid.HBgLMTQxNTU1NTAxNzcVAgARGBJBQ01FT1VUMDA0AA=="),
+                DeliveryStatus::Failed,
+                1795520200,
+                Some("131026".into())
+            ),
+        ]
+    );
+    assert!(
+        batch.statuses[3]
+            .event
+            .error
+            .as_ref()
+            .unwrap()
+            .reason
+            .contains("could not deliver")
+    );
+    // `deleted` has no state in the status machine: acknowledged, not reported.
+    assert_eq!(batch.ignored, vec!["status_other"]);
+    assert!(batch.interactions.is_empty());
+}
+
+#[test]
+fn a_whatsapp_status_that_does_not_parse_costs_only_itself() {
+    let body = r#"{"object":"whatsapp_business_account","entry":[{"id":"1","changes":[{"field":"messages","value":{"metadata":{"display_phone_number":"15550783881"},"statuses":[{"id":"wamid.A","status":"delivered"},{"id":"wamid.B","status":"read","timestamp":"1795520160"}]}}]}]}"#;
+    let accepted = accept(&with_body(body), &config(), now()).unwrap();
+    assert_eq!(accepted.statuses.len(), 1);
+    assert_eq!(accepted.ignored, vec!["malformed_event"]);
 }
 
 #[test]

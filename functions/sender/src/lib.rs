@@ -327,7 +327,10 @@ async fn work(
         SendResult::Transient => "transient",
     };
     tracing::info!(%interaction, attempt, provider, status, "send attempt");
-    sender.store.settle_send(job, &result, Utc::now()).await?;
+    // The attempt's time is when the provider was called, not when it answered: a provider's
+    // watermark ("everything sent before T was delivered", with T its own time of the message)
+    // must cover a message it delivered at once.
+    sender.store.settle_send(job, &result, now).await?;
     Ok(wait)
 }
 

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest, signature::sha256_hex};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, Direction, E164, Handle, Interaction, NewInteraction, Provider,
-    ProviderMessageId, ShortCode,
+    Attachment, AttachmentSource, Channel, DeliveryError, DeliveryStatus, Direction, E164, Handle, Interaction,
+    InteractionId, NewInteraction, Provider, ProviderMessageId, ShortCode, StatusEvent, StatusReport,
 };
 
 use crate::signature::{self, SIGNATURE_HEADER, Signed};
@@ -19,6 +19,8 @@ const MAX_MEDIA: usize = 10;
 /// so an oversized request costs neither the parse nor the signature's sort.
 pub const MAX_BODY_BYTES: usize = 64 * 1024;
 const FORM: &str = "application/x-www-form-urlencoded";
+/// The source of the statuses Twilio's callbacks report.
+pub const STATUS_SOURCE: &str = "twilio_status_callback";
 
 #[derive(Debug, Clone)]
 pub struct TwilioConfig {
@@ -53,6 +55,52 @@ impl TwilioSmsWebhook {
     /// Status callbacks report on outbound messages; they carry `MessageStatus`.
     pub fn is_status_callback(&self) -> bool {
         self.get("MessageStatus").is_some()
+    }
+
+    /// The status this callback reports, or `None` for one the status machine has no state
+    /// for (`queued`, `accepted`, `sending`, `scheduled`…: steps before `sent`). `From` is the
+    /// company's number the reply went out from, so the report names the interaction id the
+    /// sender made an alias of the reply. Twilio's callback has no time of the change: it
+    /// happened when it reached us.
+    pub fn to_status(&self, received_at: DateTime<Utc>) -> Result<Option<StatusReport>, Rejection> {
+        let status = match self.require("MessageStatus")?.trim() {
+            "sent" => DeliveryStatus::Sent,
+            "delivered" => DeliveryStatus::Delivered,
+            "read" => DeliveryStatus::Read,
+            "undelivered" => DeliveryStatus::Undelivered,
+            "failed" | "canceled" => DeliveryStatus::Failed,
+            _ => return Ok(None),
+        };
+        let sid = self
+            .get_non_empty("MessageSid")
+            .or_else(|| self.get_non_empty("SmsSid"))
+            .ok_or_else(|| Rejection::malformed("parameter MessageSid is missing"))?;
+        let sid =
+            ProviderMessageId::parse(sid).map_err(|e| Rejection::malformed(format!("parameter MessageSid: {e}")))?;
+        let (_, endpoint) = parse_address("From", self.require("From")?)?;
+        let error = match self.get_non_empty("ErrorCode") {
+            Some(code) => {
+                let code = code
+                    .trim()
+                    .parse::<i64>()
+                    .map_err(|_| Rejection::malformed("parameter ErrorCode is not a number"))?;
+                Some(DeliveryError {
+                    code: code.to_string(),
+                    reason: throughline_model::provider_errors::twilio(code),
+                })
+            }
+            None => None,
+        };
+        Ok(Some(StatusReport {
+            interaction_id: InteractionId::derive(Provider::Twilio, &endpoint, &sid),
+            event: StatusEvent {
+                status,
+                at: received_at,
+                source: STATUS_SOURCE.into(),
+                // A code comes with failures only; a `delivered` callback never carries one.
+                error: error.filter(|_| status.is_failure()),
+            },
+        }))
     }
 
     /// The interaction this inbound message is.
@@ -201,7 +249,13 @@ pub fn accept(req: &WebhookRequest, config: &TwilioConfig, received_at: DateTime
     };
     let webhook = TwilioSmsWebhook::from_params(params);
     if webhook.is_status_callback() {
-        return Ok(Accepted::ignored("status_callback"));
+        return Ok(match webhook.to_status(received_at)? {
+            Some(report) => Accepted {
+                statuses: vec![report],
+                ..Accepted::default()
+            },
+            None => Accepted::ignored("status_interim"),
+        });
     }
     Ok(Accepted::interactions(vec![webhook.to_interaction(received_at)?]))
 }
@@ -327,16 +381,71 @@ mod tests {
     }
 
     #[test]
-    fn status_callbacks_are_acknowledged_and_ignored() {
+    fn a_status_callback_reports_the_status_of_the_message_its_sid_names() {
+        let callback = |status: &str, extra: &[(&'static str, &'static str)]| {
+            let mut p = vec![
+                ("MessageSid", "SM2"),
+                ("MessageStatus", status),
+                ("From", "whatsapp:+14155550199"),
+                ("To", "whatsapp:+14155550100"),
+            ];
+            p.extend_from_slice(extra);
+            accept(&signed_post(&p), &config(), now()).unwrap()
+        };
+        let delivered = callback("delivered", &[]);
+        assert!(delivered.interactions.is_empty());
+        let [report] = delivered.statuses.as_slice() else {
+            panic!("one status: {:?}", delivered.statuses)
+        };
+        // The id the sender aliases: Twilio, the company's number it was sent from, the sid.
+        let endpoint = Handle::Phone {
+            number: E164::parse("+14155550199").unwrap(),
+        };
+        assert_eq!(
+            report.interaction_id,
+            InteractionId::derive(Provider::Twilio, &endpoint, &ProviderMessageId::parse("SM2").unwrap())
+        );
+        assert_eq!(
+            (
+                report.event.status,
+                report.event.at,
+                report.event.source.as_str(),
+                &report.event.error
+            ),
+            (DeliveryStatus::Delivered, now(), STATUS_SOURCE, &None)
+        );
+        let undelivered = callback("undelivered", &[("ErrorCode", "30003"), ("ErrorMessage", "x")]);
+        let error = undelivered.statuses[0].event.error.clone().unwrap();
+        assert_eq!(error.code, "30003");
+        assert!(error.reason.contains("unreachable"), "{}", error.reason);
+        assert_eq!(callback("read", &[]).statuses[0].event.status, DeliveryStatus::Read);
+        assert_eq!(
+            callback("canceled", &[]).statuses[0].event.status,
+            DeliveryStatus::Failed
+        );
+        // Steps before `sent` have no state of their own.
+        for interim in ["queued", "accepted", "sending", "scheduled"] {
+            let accepted = callback(interim, &[]);
+            assert!(accepted.statuses.is_empty(), "{interim}");
+            assert_eq!(accepted.ignored, vec!["status_interim"]);
+        }
+        // Malformed: 400, naming the parameter.
         let p = [
             ("MessageSid", "SM2"),
-            ("MessageStatus", "delivered"),
+            ("MessageStatus", "failed"),
+            ("ErrorCode", "abc"),
             ("From", "+14155550199"),
-            ("To", "+1415555"),
         ];
-        let accepted = accept(&signed_post(&p), &config(), now()).unwrap();
-        assert!(accepted.interactions.is_empty());
-        assert_eq!(accepted.ignored, vec!["status_callback"]);
+        let err = accept(&signed_post(&p), &config(), now()).unwrap_err();
+        assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+        assert!(err.to_string().contains("ErrorCode"), "{err}");
+        let p = [("MessageSid", "SM2"), ("MessageStatus", "sent")];
+        assert!(
+            accept(&signed_post(&p), &config(), now())
+                .unwrap_err()
+                .to_string()
+                .contains("From")
+        );
     }
 
     #[test]

@@ -387,10 +387,7 @@ pub(crate) async fn send_message(
     };
     queue(api, &job).await?;
     Ok(OutboundView {
-        message: TimelineEntryView {
-            customer_id: owner,
-            interaction: entry,
-        },
+        message: TimelineEntryView::new(owner, entry),
         routing: Some(Routing {
             channel: job.message.channel,
             to: job.message.to.key(),

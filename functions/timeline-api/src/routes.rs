@@ -2,7 +2,9 @@
 //! and the pure matching of a request against it; the timeline's query parameters.
 
 use lambda_http::http::Method;
-use throughline_model::{Channel, ConversationId, CustomerId, Direction, InteractionId, MergeId, SuggestionId};
+use throughline_model::{
+    Channel, ConversationId, CustomerId, DeliveryStatus, Direction, InteractionId, MergeId, SuggestionId,
+};
 use throughline_store::TimelineFilter;
 
 use crate::{ApiError, DEFAULT_PAGE_SIZE};
@@ -214,6 +216,16 @@ pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
                     "invalid_parameter",
                     "direction must be inbound or outbound",
                 )),
+            })
+            .transpose()?,
+        status: param(&pairs, "status")
+            .map(|s| {
+                DeliveryStatus::parse(s).ok_or_else(|| {
+                    ApiError::bad(
+                        "invalid_parameter",
+                        "status must be a delivery status (queued, sent, delivered, read, failed, undelivered, unknown)",
+                    )
+                })
             })
             .transpose()?,
         conversation: param(&pairs, "conversation")

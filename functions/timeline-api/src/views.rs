@@ -108,6 +108,23 @@ pub struct TimelineEntryView {
     pub customer_id: CustomerId,
     #[serde(flatten)]
     pub interaction: Interaction,
+    /// On a reply: whether statuses after `sent` will come (`none` on Telegram).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub status_source: Option<throughline_model::StatusSource>,
+}
+
+impl TimelineEntryView {
+    pub(crate) fn new(customer_id: CustomerId, interaction: Interaction) -> Self {
+        let status_source = interaction
+            .delivery
+            .is_some()
+            .then(|| throughline_model::StatusSource::of(interaction.channel));
+        Self {
+            customer_id,
+            interaction,
+            status_source,
+        }
+    }
 }
 
 /// A reply as the API took it (component `OutboundMessage`): its entry on the timeline, and
@@ -123,10 +140,7 @@ impl OutboundView {
     /// A reply answered again or retried: its entry, no routing.
     pub(crate) fn unrouted(customer_id: CustomerId, interaction: Interaction) -> Self {
         Self {
-            message: TimelineEntryView {
-                customer_id,
-                interaction,
-            },
+            message: TimelineEntryView::new(customer_id, interaction),
             routing: None,
         }
     }
@@ -145,10 +159,7 @@ pub struct Routing {
 
 impl From<TimelineEntry> for TimelineEntryView {
     fn from(entry: TimelineEntry) -> Self {
-        Self {
-            customer_id: entry.customer_id,
-            interaction: entry.interaction,
-        }
+        Self::new(entry.customer_id, entry.interaction)
     }
 }
 

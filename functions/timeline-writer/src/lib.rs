@@ -1,13 +1,16 @@
 //! SQS consumer: each message is one interaction (resolved to its customer and written to the
-//! timeline once) or an update to one (applied to its entry). Failures are reported per message (`ReportBatchItemFailures`), so SQS
-//! redelivers only those, and moves a message that keeps failing to the dead-letter queue.
+//! timeline once), an update to one (applied to its entry), a provider's status of an outbound
+//! message (applied to the reply's delivery record) or an erasure step. Failures are reported
+//! per message (`ReportBatchItemFailures`), so SQS redelivers only those, and moves a message
+//! that keeps failing to the dead-letter queue.
 
 use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent, SqsMessage};
 use throughline_edge::{ConfigError, config};
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
+use throughline_model::{Channel, Delivery, DeliveryStatus};
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, Applied, Lane, Recorded, TimelineStore};
+use throughline_store::{Actor, Applied, Lane, Observed, Recorded, TimelineStore};
 
 /// Everything the writer needs, built once per cold start.
 #[derive(Debug, Clone)]
@@ -123,6 +126,8 @@ fn lanes(records: &[SqsMessage]) -> Vec<Vec<usize>> {
             Some(QueueMessage::Update(u)) => {
                 interaction_lane(&u.interaction_id).unwrap_or_else(|| format!("interaction:{}", u.interaction_id))
             }
+            Some(QueueMessage::Status(report)) => format!("interaction:{}", report.interaction_id),
+            Some(QueueMessage::Watermark(report)) => format!("handle:{}", report.customer.key()),
             Some(QueueMessage::Erasure(step)) => format!("erasure:{}", step.customer_id),
             None => format!("unreadable:{index}"),
         };
@@ -176,6 +181,42 @@ async fn process(message: &SqsMessage, writer: &Writer, lane: &mut Lane) -> Resu
                 Recorded::Erased => ("erased", None),
             }),
         ),
+        QueueMessage::Watermark(report) => {
+            // Names a customer, not an interaction: logged without the handle.
+            return match store.record_watermark(report).await {
+                Ok(raised) => {
+                    let outcome = if raised { "watermark_raised" } else { "watermark_not_later" };
+                    tracing::info!(%message_id, status = report.status.as_str(), outcome, "message processed");
+                    Ok(())
+                }
+                Err(error) => {
+                    tracing::error!(%message_id, receive_count, %error, "could not record a watermark");
+                    Err(message_id)
+                }
+            };
+        }
+        QueueMessage::Status(report) => (
+            &report.interaction_id,
+            store.observe_status(report).await.map(|observed| match observed {
+                Observed::Applied {
+                    customer,
+                    channel,
+                    previous,
+                    delivery,
+                } => {
+                    for (metric, reason, value) in delivery_metrics(channel, previous, &delivery) {
+                        match metric {
+                            DELIVERY_LATENCY => throughline_edge::metrics::milliseconds(WRITER, metric, &reason, value),
+                            _ => throughline_edge::metrics::count(WRITER, metric, &reason, value),
+                        }
+                    }
+                    ("status_applied", Some(customer))
+                }
+                Observed::Unchanged { customer } => ("status_duplicate", Some(customer)),
+                Observed::Pending => ("status_pending", None),
+                Observed::Erased => ("erased", None),
+            }),
+        ),
         QueueMessage::Update(update) => (
             &update.interaction_id,
             store.apply(update).await.map(|applied| match applied {
@@ -196,6 +237,44 @@ async fn process(message: &SqsMessage, writer: &Writer, lane: &mut Lane) -> Resu
             Err(message_id)
         }
     }
+}
+
+/// The connector name of the writer's metrics.
+const WRITER: &str = "timeline-writer";
+/// Replies the provider reported delivered (or read), by channel.
+pub const OUTBOUND_DELIVERED: &str = "OutboundDelivered";
+/// Replies the provider reported failed or undelivered, by `<channel>/<provider code>`.
+pub const OUTBOUND_FAILED: &str = "OutboundFailed";
+/// From `sent` to the provider's `delivered` (or `read`), in milliseconds, by channel.
+pub const DELIVERY_LATENCY: &str = "DeliveryLatency";
+
+/// The metrics a status event's change makes, as (metric, reason, value): a reply counts once
+/// as delivered when it first reaches delivered or read (with its latency from `sent`), once as
+/// failed when it first turns failed or undelivered; a late or repeated event counts nothing.
+/// Pure.
+fn delivery_metrics(
+    channel: Channel,
+    previous: DeliveryStatus,
+    delivery: &Delivery,
+) -> Vec<(&'static str, String, u64)> {
+    let reached = |s: DeliveryStatus| matches!(s, DeliveryStatus::Delivered | DeliveryStatus::Read);
+    let mut metrics = Vec::new();
+    if reached(delivery.status) && !reached(previous) {
+        metrics.push((OUTBOUND_DELIVERED, channel.as_str().to_owned(), 1));
+        let sent = delivery
+            .history
+            .iter()
+            .find(|c| c.attempt == delivery.attempt && c.status == DeliveryStatus::Sent && c.source.is_none());
+        if let Some(sent) = sent {
+            let latency = (delivery.updated_at - sent.at).num_milliseconds().max(0);
+            metrics.push((DELIVERY_LATENCY, channel.as_str().to_owned(), latency as u64));
+        }
+    }
+    if delivery.status.is_failure() && !previous.is_failure() {
+        let code = delivery.error.as_ref().map(|e| e.code.as_str()).unwrap_or("unknown");
+        metrics.push((OUTBOUND_FAILED, format!("{}/{code}", channel.as_str()), 1));
+    }
+    metrics
 }
 
 /// Works on an erasure for `erasure_budget`; if it is not done, queues the next step (the
@@ -226,7 +305,9 @@ async fn erasure_step(step: &ErasureStep, writer: &Writer) -> Result<(), String>
 
 #[cfg(test)]
 mod tests {
-    use throughline_model::{Change, CustomerId, Interaction, InteractionUpdate};
+    use throughline_model::{
+        AttemptOutcome, Change, CustomerId, Interaction, InteractionUpdate, ProviderMessageId, StatusEvent,
+    };
 
     use super::*;
 
@@ -269,5 +350,40 @@ mod tests {
             lanes(&records),
             [vec![0, 2, 4], vec![1], vec![3], vec![5], vec![6], vec![7]]
         );
+    }
+
+    #[test]
+    fn a_reply_counts_once_as_delivered_with_its_latency_and_once_as_failed() {
+        let at = |minute| throughline_testkit::sample_day_at(10, minute);
+        let sent = Delivery::queued(1, at(0))
+            .settled(
+                1,
+                &AttemptOutcome::Sent(ProviderMessageId::parse("SM1").unwrap()),
+                at(1),
+            )
+            .unwrap();
+        let event = |status, minute| StatusEvent {
+            status,
+            at: at(minute),
+            source: "twilio_status_callback".into(),
+            error: None,
+        };
+        let delivered = sent.observed(1, &event(DeliveryStatus::Delivered, 3)).unwrap();
+        assert_eq!(
+            delivery_metrics(Channel::Sms, DeliveryStatus::Sent, &delivered),
+            [
+                (OUTBOUND_DELIVERED, "sms".to_owned(), 1),
+                (DELIVERY_LATENCY, "sms".to_owned(), 120_000)
+            ]
+        );
+        // Read after delivered: no second count.
+        let read = delivered.observed(1, &event(DeliveryStatus::Read, 4)).unwrap();
+        assert!(delivery_metrics(Channel::Sms, DeliveryStatus::Delivered, &read).is_empty());
+        let undelivered = sent.observed(1, &event(DeliveryStatus::Undelivered, 5)).unwrap();
+        assert_eq!(
+            delivery_metrics(Channel::Whatsapp, DeliveryStatus::Sent, &undelivered),
+            [(OUTBOUND_FAILED, "whatsapp/unknown".to_owned(), 1)]
+        );
+        assert!(delivery_metrics(Channel::Whatsapp, DeliveryStatus::Undelivered, &undelivered).is_empty());
     }
 }

@@ -19,18 +19,39 @@ pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
 pub fn count(connector: &str, metric: &str, reason: &str, value: u64) {
     println!(
         "{}",
-        emf_line(connector, metric, reason, value, chrono::Utc::now().timestamp_millis())
+        emf_line(
+            connector,
+            metric,
+            reason,
+            (value, "Count"),
+            chrono::Utc::now().timestamp_millis()
+        )
     );
 }
 
-fn emf_line(connector: &str, metric: &str, reason: &str, value: u64, timestamp_ms: i64) -> String {
+/// Records a duration of `milliseconds` as `metric` for this connector and reason (CloudWatch
+/// keeps its distribution: p50, p90 are statistics of the metric).
+pub fn milliseconds(connector: &str, metric: &str, reason: &str, milliseconds: u64) {
+    println!(
+        "{}",
+        emf_line(
+            connector,
+            metric,
+            reason,
+            (milliseconds, "Milliseconds"),
+            chrono::Utc::now().timestamp_millis()
+        )
+    );
+}
+
+fn emf_line(connector: &str, metric: &str, reason: &str, (value, unit): (u64, &str), timestamp_ms: i64) -> String {
     json!({
         "_aws": {
             "Timestamp": timestamp_ms,
             "CloudWatchMetrics": [{
                 "Namespace": NAMESPACE,
                 "Dimensions": [["Connector", "Reason"]],
-                "Metrics": [{ "Name": metric, "Unit": "Count" }]
+                "Metrics": [{ "Name": metric, "Unit": unit }]
             }]
         },
         "Connector": connector,
@@ -47,7 +68,7 @@ mod tests {
     #[test]
     fn emf_line_names_metric_and_dimensions() {
         let line: serde_json::Value =
-            serde_json::from_str(&emf_line("sms", IGNORED_EVENTS, "status_callback", 1, 7)).unwrap();
+            serde_json::from_str(&emf_line("sms", IGNORED_EVENTS, "status_callback", (1, "Count"), 7)).unwrap();
         assert_eq!(line["IgnoredEvents"], 1);
         assert_eq!(line["Reason"], "status_callback");
         assert_eq!(
@@ -55,5 +76,18 @@ mod tests {
             "IgnoredEvents"
         );
         assert_eq!(line["_aws"]["Timestamp"], 7);
+        let latency: serde_json::Value = serde_json::from_str(&emf_line(
+            "timeline-writer",
+            "DeliveryLatency",
+            "sms",
+            (1200, "Milliseconds"),
+            7,
+        ))
+        .unwrap();
+        assert_eq!(
+            latency["_aws"]["CloudWatchMetrics"][0]["Metrics"][0]["Unit"],
+            "Milliseconds"
+        );
+        assert_eq!(latency["DeliveryLatency"], 1200);
     }
 }

@@ -7,7 +7,7 @@ use std::collections::BTreeMap;
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Response};
 use serde_json::json;
-use throughline_model::{ErrorCode, Interaction, InteractionUpdate, QueueMessage};
+use throughline_model::{ErrorCode, Interaction, InteractionUpdate, QueueMessage, StatusReport, WatermarkReport};
 use throughline_queue::{Dropped, InteractionPublisher};
 
 use crate::metrics;
@@ -155,6 +155,10 @@ pub struct Accepted {
     pub interactions: Vec<Interaction>,
     /// Changes to interactions sent before (deletions).
     pub updates: Vec<InteractionUpdate>,
+    /// Statuses the provider reported for messages it was asked to send.
+    pub statuses: Vec<StatusReport>,
+    /// Watermarks the provider reported for customers (everything sent before a time).
+    pub watermarks: Vec<WatermarkReport>,
     /// Reason codes of events acknowledged but not recorded (e.g. `status_callback`).
     pub ignored: Vec<&'static str>,
 }
@@ -234,12 +238,17 @@ pub async fn respond(
         .iter()
         .map(|i| i.id.to_string())
         .chain(accepted.updates.iter().map(|u| u.interaction_id.to_string()))
+        .chain(accepted.statuses.iter().map(|s| s.interaction_id.to_string()))
+        // A watermark names a customer, whose handle is personal data: logged as what it is.
+        .chain(accepted.watermarks.iter().map(|w| format!("watermark:{}", w.status)))
         .collect();
     let messages: Vec<QueueMessage> = accepted
         .interactions
         .into_iter()
         .map(QueueMessage::from)
         .chain(accepted.updates.into_iter().map(QueueMessage::from))
+        .chain(accepted.statuses.into_iter().map(QueueMessage::from))
+        .chain(accepted.watermarks.into_iter().map(QueueMessage::from))
         .collect();
     if !messages.is_empty() {
         let published = match publisher.publish(&messages).await {

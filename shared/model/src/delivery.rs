@@ -7,6 +7,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
 use crate::values::ProviderMessageId;
+use crate::{Channel, Handle, InteractionId};
 
 wire_enum! {
     /// The state of an outbound message.
@@ -58,6 +59,27 @@ impl DeliveryStatus {
     /// A failure, whose change carries the error.
     pub fn is_failure(self) -> bool {
         matches!(self, DeliveryStatus::Failed | DeliveryStatus::Undelivered)
+    }
+}
+
+wire_enum! {
+    /// Where a reply's statuses after `sent` come from.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum StatusSource {
+        /// The provider reports delivery (or reading) of what it sent.
+        Provider = "provider",
+        /// The channel has no receipts (Telegram's Bot API): a reply stays `sent`.
+        None = "none",
+    }
+}
+
+impl StatusSource {
+    /// Whether `channel`'s providers report what became of a message after they took it.
+    pub fn of(channel: Channel) -> Self {
+        match channel {
+            Channel::Telegram => StatusSource::None,
+            _ => StatusSource::Provider,
+        }
     }
 }
 
@@ -132,17 +154,48 @@ impl DeliveryChange {
 }
 
 /// A status the provider reported for a sent message (by its provider message id).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
 pub struct StatusEvent {
     /// What it says.
     pub status: DeliveryStatus,
-    /// The provider's time for it.
+    /// The provider's time for it (the time it reached us, for providers that give none).
     pub at: DateTime<Utc>,
     /// What reported it (`twilio_status_callback`…).
     pub source: String,
     /// A failure's code and reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<DeliveryError>,
 }
+
+/// A status event for the message a provider knows by an id, as a connector queues it: the
+/// interaction id is the one that message's echo would have (`InteractionId::derive` of the
+/// provider, the company's endpoint it was sent from and the provider's id), which the sender
+/// makes an alias of the reply's entry once it knows the id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct StatusReport {
+    /// The provider's message, by its derived interaction id.
+    pub interaction_id: InteractionId,
+    /// What the provider reported.
+    #[serde(flatten)]
+    pub event: StatusEvent,
+}
+
+/// A provider's watermark for one customer (Messenger's and Instagram's `delivery` and
+/// `read`): everything the company sent that customer before `up_to` is delivered (or read).
+/// One per event, however many messages it covers: it is kept per customer handle and applied
+/// to their replies when the timeline is read (`Delivery::watermarked`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct WatermarkReport {
+    /// The customer's handle (page-scoped: the page is in it).
+    pub customer: Handle,
+    /// `delivered` or `read`.
+    pub status: DeliveryStatus,
+    /// The provider's watermark.
+    pub up_to: DateTime<Utc>,
+}
+
+/// The source of what a watermark shows.
+pub const WATERMARK_SOURCE: &str = "meta_watermark";
 
 /// An outbound message's sending, on its timeline entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
@@ -236,19 +289,38 @@ impl Delivery {
     /// current attempt's most advanced event (`DeliveryStatus::precedence`): a late `sent`
     /// after `delivered` is history only, `read` without `delivered` is read (and so
     /// delivered), and any order or repetition of the same events ends in the same record.
-    pub fn observed(&self, event: &StatusEvent) -> Option<Self> {
+    ///
+    /// `attempt` is the attempt the provider's message was sent for: an event of an earlier
+    /// attempt (a late callback about a message an agent sent again) is history only.
+    pub fn observed(&self, attempt: u32, event: &StatusEvent) -> Option<Self> {
         let change = DeliveryChange {
             status: event.status,
-            attempt: self.attempt,
+            attempt,
             at: event.at,
             source: Some(event.source.clone()),
             provider_code: event.error.as_ref().map(|e| e.code.clone()),
             reason: event.error.as_ref().map(|e| e.reason.clone()),
         };
-        if self.history.contains(&change) {
-            return None;
-        }
+        // A provider reports each status of a message once; the same report again (a webhook
+        // retried, with the time it reached us as its time) is the same event, kept at its
+        // earliest time, so that any order of the copies ends in the same history.
+        let same = |c: &DeliveryChange| {
+            (c.attempt, c.status, &c.source, &c.provider_code, &c.reason)
+                == (
+                    change.attempt,
+                    change.status,
+                    &change.source,
+                    &change.provider_code,
+                    &change.reason,
+                )
+        };
         let mut next = self.clone();
+        if let Some(copy) = next.history.iter().position(same) {
+            if next.history[copy].at <= change.at {
+                return None;
+            }
+            next.history.remove(copy);
+        }
         let at = next.history.partition_point(|c| c.order_key() <= change.order_key());
         next.history.insert(at, change);
         let Some(leading) = next
@@ -271,6 +343,31 @@ impl Delivery {
             (false, ..) => None,
         };
         Some(next)
+    }
+}
+
+impl Delivery {
+    /// The record as the customer's `status` watermark `up_to` shows it, or `None` when the
+    /// watermark does not cover the current attempt: that attempt was handed to the provider
+    /// (its `sent` time, which is when the call began) at or before `up_to`. The watermark's
+    /// status joins the history at the watermark's time, by `observed`'s rules.
+    pub fn watermarked(&self, status: DeliveryStatus, up_to: DateTime<Utc>) -> Option<Self> {
+        let sent = self
+            .history
+            .iter()
+            .find(|c| c.attempt == self.attempt && c.status == DeliveryStatus::Sent && c.source.is_none())?;
+        if sent.at > up_to {
+            return None;
+        }
+        self.observed(
+            self.attempt,
+            &StatusEvent {
+                status,
+                at: up_to,
+                source: WATERMARK_SOURCE.into(),
+                error: None,
+            },
+        )
     }
 }
 
@@ -359,23 +456,27 @@ mod tests {
     fn statuses_only_advance_and_a_late_one_is_history() {
         let sent = sent_at_one();
         let delivered = sent
-            .observed(&event(DeliveryStatus::Delivered, 3, "twilio_status_callback"))
+            .observed(1, &event(DeliveryStatus::Delivered, 3, "twilio_status_callback"))
             .unwrap();
         assert_eq!(delivered.status, DeliveryStatus::Delivered);
         // Twilio's `sent` callback arriving after `delivered`: kept, not applied.
         let late = delivered
-            .observed(&event(DeliveryStatus::Sent, 2, "twilio_status_callback"))
+            .observed(1, &event(DeliveryStatus::Sent, 2, "twilio_status_callback"))
             .unwrap();
         assert_eq!(late.status, DeliveryStatus::Delivered);
         assert_eq!(late.history.len(), delivered.history.len() + 1);
-        // The same callback again changes nothing.
+        // The same callback again changes nothing, even retried later (its time is its arrival).
         assert_eq!(
-            late.observed(&event(DeliveryStatus::Sent, 2, "twilio_status_callback")),
+            late.observed(1, &event(DeliveryStatus::Sent, 2, "twilio_status_callback")),
+            None
+        );
+        assert_eq!(
+            late.observed(1, &event(DeliveryStatus::Sent, 9, "twilio_status_callback")),
             None
         );
         // WhatsApp's lone `read`: read, so delivered.
         let read = sent
-            .observed(&event(DeliveryStatus::Read, 4, "whatsapp_statuses"))
+            .observed(1, &event(DeliveryStatus::Read, 4, "whatsapp_statuses"))
             .unwrap();
         assert_eq!(read.status, DeliveryStatus::Read);
         assert!(!read.status.retryable());
@@ -384,12 +485,60 @@ mod tests {
     #[test]
     fn an_undelivered_message_carries_the_providers_reason_and_may_be_retried() {
         let undelivered = sent_at_one()
-            .observed(&event(DeliveryStatus::Undelivered, 5, "twilio_status_callback"))
+            .observed(1, &event(DeliveryStatus::Undelivered, 5, "twilio_status_callback"))
             .unwrap();
         assert_eq!(undelivered.status, DeliveryStatus::Undelivered);
         assert_eq!(undelivered.error.as_ref().map(|e| e.code.as_str()), Some("30003"));
         assert_eq!(undelivered.updated_at, at(5));
         assert!(undelivered.retried(at(6)).is_some());
+    }
+
+    #[test]
+    fn a_late_event_of_an_earlier_attempt_is_history_only() {
+        let id = ProviderMessageId::parse("SM2").unwrap();
+        let failed = sent_at_one()
+            .observed(1, &event(DeliveryStatus::Undelivered, 5, "twilio_status_callback"))
+            .unwrap();
+        let second = failed
+            .retried(at(6))
+            .unwrap()
+            .settled(2, &AttemptOutcome::Sent(id), at(7))
+            .unwrap();
+        let late = second
+            .observed(1, &event(DeliveryStatus::Delivered, 8, "twilio_status_callback"))
+            .unwrap();
+        assert_eq!((late.status, late.attempt), (DeliveryStatus::Sent, 2));
+        assert_eq!(
+            late.history.last().map(|c| (c.status, c.attempt)),
+            Some((DeliveryStatus::Delivered, 1))
+        );
+    }
+
+    #[test]
+    fn a_watermark_covers_what_was_sent_up_to_it_and_never_takes_a_status_back() {
+        let sent = sent_at_one();
+        assert_eq!(
+            sent.watermarked(DeliveryStatus::Delivered, at(0)),
+            None,
+            "sent after it"
+        );
+        let delivered = sent.watermarked(DeliveryStatus::Delivered, at(1)).unwrap();
+        assert_eq!(
+            (delivered.status, delivered.updated_at),
+            (DeliveryStatus::Delivered, at(1))
+        );
+        let read = delivered.watermarked(DeliveryStatus::Read, at(5)).unwrap();
+        assert_eq!(read.status, DeliveryStatus::Read);
+        // An older delivery watermark on a read message: history at most, still read.
+        let later = read
+            .watermarked(DeliveryStatus::Delivered, at(3))
+            .unwrap_or(read.clone());
+        assert_eq!(later.status, DeliveryStatus::Read);
+        // Not sent (queued, failed): nothing to cover.
+        assert_eq!(
+            Delivery::queued(1, at(0)).watermarked(DeliveryStatus::Read, at(9)),
+            None
+        );
     }
 
     proptest::proptest! {
@@ -411,7 +560,7 @@ mod tests {
                 .map(|(kind, minute)| event(kinds[*kind], *minute, "provider"))
                 .collect();
             let apply = |sequence: &mut dyn Iterator<Item = &StatusEvent>| {
-                sequence.fold(sent_at_one(), |record, e| record.observed(e).unwrap_or(record))
+                sequence.fold(sent_at_one(), |record, e| record.observed(1, e).unwrap_or(record))
             };
             let in_order = apply(&mut events.iter());
             // Another order, with repetitions, that still holds every event at least once.

@@ -483,7 +483,7 @@ mod tests {
     }
 
     #[test]
-    fn queue_messages_of_both_kinds_round_trip() {
+    fn queue_messages_of_every_kind_round_trip() {
         let i = sample();
         assert_eq!(
             QueueMessage::from_json(&i.to_json()).unwrap(),
@@ -494,6 +494,33 @@ mod tests {
         assert!(body.contains("\"update\""), "{body}");
         assert_eq!(QueueMessage::from_json(&body).unwrap(), QueueMessage::Update(update));
         assert!(QueueMessage::from_json(r#"{"schema_version":1,"update":{"interaction_id":"nope"}}"#).is_err());
+        let report = crate::StatusReport {
+            interaction_id: i.id.clone(),
+            event: crate::StatusEvent {
+                status: crate::DeliveryStatus::Undelivered,
+                at: i.occurred_at,
+                source: "twilio_status_callback".into(),
+                error: Some(crate::DeliveryError {
+                    code: "30003".into(),
+                    reason: "the phone was unreachable".into(),
+                }),
+            },
+        };
+        let body = QueueMessage::from(report.clone()).to_json();
+        assert!(body.contains("\"delivery_status\""), "{body}");
+        assert_eq!(QueueMessage::from_json(&body).unwrap(), QueueMessage::Status(report));
+        assert!(QueueMessage::from_json(r#"{"schema_version":2,"delivery_status":{}}"#).is_err());
+        let watermark = crate::WatermarkReport {
+            customer: i.customer.clone(),
+            status: crate::DeliveryStatus::Read,
+            up_to: i.occurred_at,
+        };
+        let body = QueueMessage::from(watermark.clone()).to_json();
+        assert!(body.contains("\"delivery_watermark\""), "{body}");
+        assert_eq!(
+            QueueMessage::from_json(&body).unwrap(),
+            QueueMessage::Watermark(watermark)
+        );
         // Bodies written before `kind` existed still read, as messages.
         let mut v: serde_json::Value = serde_json::from_str(&i.to_json()).unwrap();
         v.as_object_mut().unwrap().remove("kind");

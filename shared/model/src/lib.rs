@@ -54,11 +54,15 @@ mod identity;
 mod ids;
 mod interaction;
 mod outbound;
+pub mod provider_errors;
 mod queue;
 mod values;
 
 pub use channel::{Channel, Direction, Provider};
-pub use delivery::{AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus, StatusEvent};
+pub use delivery::{
+    AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus, StatusEvent, StatusReport, StatusSource,
+    WATERMARK_SOURCE, WatermarkReport,
+};
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};
 pub use identity::{Evidence, EvidenceSource, IdentifierSource, Identity, SenderCheck};
@@ -84,16 +88,18 @@ pub fn is_noncharacter(c: char) -> bool {
     (0xFDD0..=0xFDEF).contains(&c) || c & 0xFFFE == 0xFFFE
 }
 
-/// The JSON Schema of the wire format (an interaction, or an update to one), generated from
+/// The JSON Schema of the wire format (every `QueueMessage`), generated from
 /// these types. The committed copy (`shared/model/interaction.schema.json`) is checked
 /// against it by a test.
 pub fn json_schema() -> String {
     let mut interaction = serde_json::to_value(schemars::schema_for!(Interaction)).expect("schema serializes");
     let mut update = serde_json::to_value(queue::update_json_schema()).expect("schema serializes");
     let mut erasure = serde_json::to_value(queue::erasure_json_schema()).expect("schema serializes");
+    let mut status = serde_json::to_value(queue::status_json_schema()).expect("schema serializes");
+    let mut watermark = serde_json::to_value(queue::watermark_json_schema()).expect("schema serializes");
     // `$ref`s point at the root's `$defs`: hoist every branch's definitions there.
     let mut defs = serde_json::Map::new();
-    for branch in [&mut interaction, &mut update, &mut erasure] {
+    for branch in [&mut interaction, &mut update, &mut status, &mut watermark, &mut erasure] {
         let object = branch.as_object_mut().expect("a schema is an object");
         object.remove("$schema");
         if let Some(serde_json::Value::Object(branch_defs)) = object.remove("$defs") {
@@ -103,8 +109,8 @@ pub fn json_schema() -> String {
     let schema = serde_json::json!({
         "$schema": "https://json-schema.org/draft/2020-12/schema",
         "title": "Throughline queue message",
-        "description": "The body of every SQS message: an interaction, an update to one, or the rest of an erasure.",
-        "oneOf": [interaction, update, erasure],
+        "description": "The body of every SQS message: an interaction, an update to one, a provider's status of an outbound message, a provider's watermark for a customer, or the rest of an erasure.",
+        "oneOf": [interaction, update, status, watermark, erasure],
         "$defs": defs
     });
     let mut text = serde_json::to_string_pretty(&schema).expect("schema serializes");

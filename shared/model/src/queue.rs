@@ -1,13 +1,15 @@
-//! The SQS message body: an interaction, an update to one, or the rest of an erasure, with
-//! their wire format and its errors.
+//! The SQS message body: an interaction, an update to one, a status its provider reported for
+//! an outbound message, or the rest of an erasure, with their wire format and its errors.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 
-use crate::{CustomerId, Interaction, InteractionUpdate, SCHEMA_VERSION};
+use crate::{CustomerId, Interaction, InteractionUpdate, SCHEMA_VERSION, StatusReport, WatermarkReport};
 
 /// Every SQS message body: an interaction, an update to one
-/// (`{"schema_version": 1, "update": {...}}`), or the rest of an erasure
+/// (`{"schema_version": 1, "update": {...}}`), a provider's status of an outbound message
+/// (`{"schema_version": 1, "delivery_status": {...}}`), a provider's watermark for a customer
+/// (`{"schema_version": 1, "delivery_watermark": {...}}`), or the rest of an erasure
 /// (`{"schema_version": 1, "erasure": {...}}`).
 #[derive(Debug, Clone, PartialEq)]
 pub enum QueueMessage {
@@ -17,6 +19,10 @@ pub enum QueueMessage {
     Update(InteractionUpdate),
     /// The rest of an erasure, under `erasure`.
     Erasure(ErasureStep),
+    /// A status a provider reported for a message it was asked to send, under `delivery_status`.
+    Status(StatusReport),
+    /// A provider's watermark for a customer, under `delivery_watermark`.
+    Watermark(WatermarkReport),
 }
 
 /// An erasure that one step did not finish (a customer with years of history): the writer
@@ -31,6 +37,18 @@ pub struct ErasureStep {
 struct UpdateEnvelope {
     schema_version: u32,
     update: InteractionUpdate,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct StatusEnvelope {
+    schema_version: u32,
+    delivery_status: StatusReport,
+}
+
+#[derive(Serialize, Deserialize, JsonSchema)]
+struct WatermarkEnvelope {
+    schema_version: u32,
+    delivery_watermark: WatermarkReport,
 }
 
 #[derive(Serialize, Deserialize, JsonSchema)]
@@ -51,6 +69,18 @@ impl From<InteractionUpdate> for QueueMessage {
     }
 }
 
+impl From<StatusReport> for QueueMessage {
+    fn from(s: StatusReport) -> Self {
+        QueueMessage::Status(s)
+    }
+}
+
+impl From<WatermarkReport> for QueueMessage {
+    fn from(w: WatermarkReport) -> Self {
+        QueueMessage::Watermark(w)
+    }
+}
+
 impl QueueMessage {
     /// The SQS body, stamped with this build's `SCHEMA_VERSION`.
     pub fn to_json(&self) -> String {
@@ -66,6 +96,16 @@ impl QueueMessage {
                 erasure: erasure.clone(),
             })
             .expect("an erasure step always serializes"),
+            QueueMessage::Status(report) => serde_json::to_string(&StatusEnvelope {
+                schema_version: SCHEMA_VERSION,
+                delivery_status: report.clone(),
+            })
+            .expect("a status report always serializes"),
+            QueueMessage::Watermark(report) => serde_json::to_string(&WatermarkEnvelope {
+                schema_version: SCHEMA_VERSION,
+                delivery_watermark: report.clone(),
+            })
+            .expect("a watermark always serializes"),
         }
     }
 
@@ -75,6 +115,8 @@ impl QueueMessage {
         struct Probe {
             update: Option<serde::de::IgnoredAny>,
             erasure: Option<serde::de::IgnoredAny>,
+            delivery_status: Option<serde::de::IgnoredAny>,
+            delivery_watermark: Option<serde::de::IgnoredAny>,
         }
         let probe = serde_json::from_str::<Probe>(body).ok();
         let version = |v: u32| {
@@ -95,6 +137,22 @@ impl QueueMessage {
                 version(envelope.schema_version)?;
                 Ok(QueueMessage::Erasure(envelope.erasure))
             }
+            Some(Probe {
+                delivery_status: Some(_),
+                ..
+            }) => {
+                let envelope: StatusEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
+                version(envelope.schema_version)?;
+                Ok(QueueMessage::Status(envelope.delivery_status))
+            }
+            Some(Probe {
+                delivery_watermark: Some(_),
+                ..
+            }) => {
+                let envelope: WatermarkEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
+                version(envelope.schema_version)?;
+                Ok(QueueMessage::Watermark(envelope.delivery_watermark))
+            }
             _ => Interaction::from_json(body).map(QueueMessage::from),
         }
     }
@@ -103,6 +161,16 @@ impl QueueMessage {
 /// The JSON Schema of an update message.
 pub(crate) fn update_json_schema() -> schemars::Schema {
     schemars::schema_for!(UpdateEnvelope)
+}
+
+/// The JSON Schema of a status report message.
+pub(crate) fn status_json_schema() -> schemars::Schema {
+    schemars::schema_for!(StatusEnvelope)
+}
+
+/// The JSON Schema of a watermark message.
+pub(crate) fn watermark_json_schema() -> schemars::Schema {
+    schemars::schema_for!(WatermarkEnvelope)
 }
 
 /// The JSON Schema of an erasure step message.

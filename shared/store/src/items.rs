@@ -19,6 +19,10 @@ pub(crate) mod keys {
     pub(crate) fn handle(handle: &Handle) -> (String, String) {
         handle_key(&handle.key())
     }
+    /// A customer handle's delivery and read watermarks (Messenger, Instagram).
+    pub(crate) fn watermark(handle_key: &str) -> (String, String) {
+        (format!("WATERMARK#{handle_key}"), "WATERMARK".into())
+    }
     pub(crate) fn handle_key(key: &str) -> (String, String) {
         (format!("HANDLE#{key}"), "HANDLE".into())
     }

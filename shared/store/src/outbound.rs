@@ -1,12 +1,13 @@
 //! Outbound messages on the timeline: the API's memory of an `Idempotency-Key`, the send job
 //! kept on the reply's marker (for retries), the sender's claim on an attempt (at most one
 //! provider call per message and attempt), each attempt's outcome on the entry, and the
-//! provider's message id as an alias of the entry so that its echo is never a second entry.
+//! provider's message id as an alias of the entry so that its echo is never a second entry
+//! and its status events find the entry (`delivery`).
 //!
 //! Marker attributes (`INTERACTION#<reply id>`): `send_job` (the job's JSON, attempt 1),
 //! `send_attempt` (the last attempt claimed) and `send_state` (`calling` while the provider is
 //! called; `retry` after a transient failure; `done`). An alias marker (`INTERACTION#<id of the
-//! provider's message>`) has `alias_of`, `customer_id` and `timeline_sk` of the reply.
+//! provider's message>`) has `alias_of`, `customer_id`, `timeline_sk` and `attempt` of the reply.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
@@ -389,8 +390,9 @@ impl TimelineStore {
     }
 
     /// Writes `next` as the entry's delivery record if the record is still `previous` (its
-    /// attempt, status and time).
-    async fn replace_delivery(
+    /// attempt, status, time and number of changes: two events that only add history must not
+    /// overwrite each other).
+    pub(crate) async fn replace_delivery(
         &self,
         entry_key: &(String, String),
         previous: &Delivery,
@@ -405,9 +407,12 @@ impl TimelineStore {
             .set_key(Some(key_item(entry_key.clone())))
             .update_expression("SET #delivery = :next")
             .condition_expression(
-                "#delivery.#attempt = :attempt AND #delivery.#status = :status AND #delivery.#updated_at = :updated_at",
+                "#delivery.#attempt = :attempt AND #delivery.#status = :status AND #delivery.#updated_at = :updated_at \
+                 AND size(#delivery.#history) = :changes",
             )
             .expression_attribute_names("#delivery", "delivery")
+            .expression_attribute_names("#history", "history")
+            .expression_attribute_values(":changes", AttributeValue::N(previous.history.len().to_string()))
             .expression_attribute_names("#attempt", "attempt")
             .expression_attribute_names("#status", "status")
             .expression_attribute_names("#updated_at", "updated_at")
@@ -426,8 +431,9 @@ impl TimelineStore {
 
     /// Makes the provider's id of a sent reply an alias of its entry: the provider's echo of it
     /// (same provider, endpoint and id, so the same derived interaction id) then finds this
-    /// marker and is a duplicate. An echo recorded first is folded in: its marker becomes the
-    /// alias and its entry goes, leaving the reply's.
+    /// marker and is a duplicate, and its status events find the entry. An echo recorded first
+    /// is folded in: its marker becomes the alias and its entry goes, leaving the reply's.
+    /// Statuses that arrived first are applied (`apply_pending`).
     async fn alias(
         &self,
         job: &SendJob,
@@ -442,41 +448,74 @@ impl TimelineStore {
         item.insert("alias_of".into(), string_value(job.interaction_id.as_str()));
         item.insert("customer_id".into(), string_value(customer.as_str()));
         item.insert("timeline_sk".into(), string_value(sk));
+        item.insert("attempt".into(), AttributeValue::N(job.attempt.to_string()));
         if self.put_new(item).await? {
             return Ok(());
         }
-        let Some(echo) = self.get(alias_key.clone(), true).await? else {
-            return Ok(());
-        };
-        if echo.contains_key("alias_of") || echo.contains_key("erased_at") || !echo.contains_key("timeline_sk") {
-            return Ok(());
+        for _ in 0..3 {
+            let Some(marker) = self.get(alias_key.clone(), true).await? else {
+                return Ok(());
+            };
+            if marker.contains_key("erased_at") {
+                return Ok(());
+            }
+            if marker.contains_key("alias_of") {
+                // Written by an earlier delivery of this settlement, which may have stopped
+                // before applying what was pending.
+                return self.apply_pending(&marker).await;
+            }
+            let claim = self
+                .client
+                .update_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item(alias_key.clone())))
+                .expression_attribute_values(":reply", string_value(job.interaction_id.as_str()))
+                .expression_attribute_values(":customer", string_value(customer.as_str()))
+                .expression_attribute_values(":sk", string_value(sk))
+                .expression_attribute_values(":attempt", AttributeValue::N(job.attempt.to_string()))
+                .return_values(aws_sdk_dynamodb::types::ReturnValue::AllNew);
+            let Some(echo_sk) = optional_string_attr(&marker, "timeline_sk") else {
+                // Only statuses (or a deletion) arrived first: the marker becomes the alias.
+                let result = claim
+                    .update_expression(
+                        "SET alias_of = :reply, customer_id = :customer, timeline_sk = :sk, attempt = :attempt",
+                    )
+                    .condition_expression("attribute_not_exists(timeline_sk) AND attribute_not_exists(erased_at)")
+                    .send()
+                    .await;
+                match result {
+                    Ok(output) => return self.apply_pending(&output.attributes.unwrap_or_default()).await,
+                    Err(e) if crate::is_conditional_failure(&e) => continue,
+                    Err(e) => return Err(dynamo("UpdateItem")(e)),
+                }
+            };
+            // The echo came first and has its own entry: the marker turns into the alias of the
+            // reply's entry (so its redeliveries are duplicates), then the echo's entry goes.
+            let echo_customer: CustomerId = id_attr(&marker, "customer_id")?;
+            let result = claim
+                .update_expression(
+                    "SET alias_of = :reply, customer_id = :customer, timeline_sk = :sk, attempt = :attempt, \
+                     folded_entry = :echo",
+                )
+                .condition_expression("timeline_sk = :echo AND attribute_not_exists(alias_of)")
+                .expression_attribute_values(":echo", string_value(&echo_sk))
+                .send()
+                .await;
+            let folded = match result {
+                Ok(output) => output.attributes.unwrap_or_default(),
+                Err(e) if crate::is_conditional_failure(&e) => continue,
+                Err(e) => return Err(dynamo("UpdateItem")(e)),
+            };
+            self.client
+                .delete_item()
+                .table_name(&self.table)
+                .set_key(Some(key_item((keys::customer_pk(&echo_customer), echo_sk))))
+                .send()
+                .await
+                .map_err(dynamo("DeleteItem"))?;
+            return self.apply_pending(&folded).await;
         }
-        // The echo came first and has its own entry: the marker turns into the alias (so its
-        // redeliveries are duplicates), then the echo's entry is removed.
-        let echo_customer: CustomerId = id_attr(&echo, "customer_id")?;
-        let echo_sk = string_attr(&echo, "timeline_sk")?;
-        let result = self
-            .client
-            .update_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item(alias_key)))
-            .update_expression("SET alias_of = :reply, folded_entry = :sk")
-            .condition_expression("attribute_exists(timeline_sk) AND attribute_not_exists(alias_of)")
-            .expression_attribute_values(":reply", string_value(job.interaction_id.as_str()))
-            .expression_attribute_values(":sk", string_value(&echo_sk))
-            .send()
-            .await;
-        if !written("UpdateItem", result)? {
-            return Ok(());
-        }
-        self.client
-            .delete_item()
-            .table_name(&self.table)
-            .set_key(Some(key_item((keys::customer_pk(&echo_customer), echo_sk))))
-            .send()
-            .await
-            .map_err(dynamo("DeleteItem"))?;
-        Ok(())
+        Err(StoreError::Contention("making a provider id an alias of a reply"))
     }
 
     /// A new attempt at a reply whose last one `failed` or is `unknown`, asked for by an agent:

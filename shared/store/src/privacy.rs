@@ -252,6 +252,8 @@ impl TimelineStore {
                     self.suppress(identifier, erased_at).await?;
                     self.release_handle(identifier, member).await?;
                 }
+                // Its watermarks name it too.
+                deletions.insert(keys::watermark(identifier));
                 erasure.identifiers += 1;
             } else if sk.starts_with(keys::SUGGESTION_PREFIX) {
                 if let Some(suggestion) = json_attr::<LinkSuggestion>(item, "suggestion")? {

@@ -8,7 +8,7 @@ use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use chrono::{DateTime, Utc};
 
-use throughline_model::{Channel, ConversationId, Direction, Interaction, InteractionId};
+use throughline_model::{Channel, ConversationId, DeliveryStatus, Direction, Interaction, InteractionId};
 
 use crate::items::{Expr, Item, keys, millis, number_value, string_attr, string_value, to_json, tx_update};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
@@ -33,6 +33,8 @@ pub struct TimelineFilter {
     pub direction: Option<Direction>,
     /// Only interactions in this conversation.
     pub conversation: Option<ConversationId>,
+    /// Only outbound messages whose delivery is in this status (`failed`: the replies to look at).
+    pub status: Option<DeliveryStatus>,
     /// Only interactions that occurred at or after this (to the millisecond).
     pub from: Option<DateTime<Utc>>,
     /// Only interactions that occurred at or before this (to the millisecond).
@@ -133,6 +135,7 @@ impl TimelineStore {
         )
         .await?;
         let (entries, next_cursor) = merge_pages(pages, limit);
+        let entries = self.with_watermarks(entries).await?;
         Ok(TimelinePage {
             customer_id: group.root.customer,
             entries,
@@ -175,6 +178,13 @@ impl TimelineStore {
             expr = expr
                 .name("#direction", "direction")
                 .value(":direction", string_value(direction.as_str()));
+        }
+        if let Some(status) = filter.status {
+            conditions.push("#delivery.#delivery_status = :delivery_status");
+            expr = expr
+                .name("#delivery", "delivery")
+                .name("#delivery_status", "status")
+                .value(":delivery_status", string_value(status.as_str()));
         }
         if let Some(conversation) = &filter.conversation {
             conditions.push("#conversation = :conversation");

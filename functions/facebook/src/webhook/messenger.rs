@@ -5,8 +5,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use throughline_edge::{Accepted, json};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, Direction, Handle, Interaction, InteractionId, InteractionUpdate,
-    NewInteraction, Platform, PlatformUserId, Provider,
+    Attachment, AttachmentSource, Channel, DeliveryStatus, Direction, Handle, Interaction, InteractionId,
+    InteractionUpdate, NewInteraction, Platform, PlatformUserId, Provider, StatusEvent, StatusReport, WatermarkReport,
 };
 
 use super::{message_id, millis, platform_id, referral_attributes};
@@ -110,8 +110,74 @@ pub(super) fn page_entry(
     }
 }
 
+/// What a `delivery` or `read` event says.
+#[derive(Debug, Deserialize)]
+struct Receipt {
+    /// Everything sent before it (milliseconds) was delivered, or read.
+    watermark: Option<i64>,
+    /// Instagram's read receipt names the message read instead.
+    mid: Option<String>,
+}
+
+/// The source of Instagram's read receipts by message id.
+const INSTAGRAM_READ_SOURCE: &str = "instagram_read";
+
+/// A delivery or read receipt from the customer (`sender`): a watermark for that customer,
+/// one report whatever the number of messages it covers; Instagram's `read.mid`, a status of
+/// that one message.
+fn receipt_event(
+    event: &MessagingEvent,
+    status: DeliveryStatus,
+    receipt: &Value,
+    channel: Channel,
+    page: &PlatformUserId,
+    accepted: &mut Accepted,
+) -> Result<(), String> {
+    let receipt: Receipt = json::parse_event(receipt)?;
+    let customer_id = platform_id(
+        event.sender.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
+        "sender.id",
+    )?;
+    let platform = if channel == Channel::Instagram {
+        Platform::Instagram
+    } else {
+        Platform::Messenger
+    };
+    let customer = Handle::Platform {
+        platform,
+        scope: Some(page.clone()),
+        id: customer_id,
+    };
+    if let Some(up_to) = receipt.watermark {
+        let up_to = millis(Some(up_to)).ok_or("watermark is not a time in milliseconds")?;
+        accepted.watermarks.push(WatermarkReport {
+            customer,
+            status,
+            up_to,
+        });
+        return Ok(());
+    }
+    let mid = message_id(receipt.mid.as_deref(), "watermark or mid")?;
+    let endpoint = Handle::Platform {
+        platform,
+        scope: None,
+        id: page.clone(),
+    };
+    let at = millis(event.timestamp).ok_or("timestamp is missing")?;
+    accepted.statuses.push(StatusReport {
+        interaction_id: InteractionId::derive(Provider::Meta, &endpoint, &mid),
+        event: StatusEvent {
+            status,
+            at,
+            source: INSTAGRAM_READ_SOURCE.into(),
+            error: None,
+        },
+    });
+    Ok(())
+}
+
 /// One Messenger or Instagram event: a message (the customer's, or an echo of the page's own),
-/// a postback, a deletion; delivery and read watermarks, reactions and bare referrals are
+/// a postback, a deletion, a delivery or read receipt; reactions and bare referrals are
 /// acknowledged and counted. It adds to `accepted` only once the event is known to be good, so
 /// that an `Err` (the event is malformed) leaves nothing of it behind.
 fn page_event(
@@ -123,11 +189,12 @@ fn page_event(
     accepted: &mut Accepted,
 ) -> Result<(), String> {
     let event: MessagingEvent = json::parse_event(event)?;
-    let ignored = if event.delivery.is_some() {
-        Some("delivery")
-    } else if event.read.is_some() {
-        Some("read")
-    } else if event.reaction.is_some() {
+    if let Some((status, receipt)) = (event.delivery.as_ref().map(|d| (DeliveryStatus::Delivered, d)))
+        .or_else(|| event.read.as_ref().map(|r| (DeliveryStatus::Read, r)))
+    {
+        return receipt_event(&event, status, receipt, channel, page, accepted);
+    }
+    let ignored = if event.reaction.is_some() {
         Some("reaction")
     } else if event.message.is_none() && event.postback.is_none() {
         Some(if event.referral.is_some() {

@@ -7,7 +7,8 @@ use serde::Deserialize;
 use serde_json::Value;
 use throughline_edge::{Accepted, json};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, Direction, E164, Handle, Interaction, NewInteraction, Provider,
+    Attachment, AttachmentSource, Channel, DeliveryError, DeliveryStatus, Direction, E164, Handle, Interaction,
+    InteractionId, NewInteraction, Provider, StatusEvent, StatusReport,
 };
 
 use super::{message_id, referral_attributes};
@@ -197,9 +198,76 @@ fn whatsapp_change(
             Err(problem) => accepted.malformed_event(crate::CONNECTOR, &path, &problem),
         }
     }
-    // Delivery statuses of the business's own sends: Throughline does not send yet.
-    accepted.ignored.extend(value.statuses.iter().map(|_| "status"));
+    // Every status of the batch, each on its own: one that does not parse costs only itself.
+    for (n, raw) in value.statuses.iter().enumerate() {
+        let path = format!("{path}.value.statuses[{n}]");
+        match json::parse_event::<WhatsAppStatus>(raw).and_then(|status| whatsapp_status(&status, &endpoint)) {
+            Ok(Some(report)) => accepted.statuses.push(report),
+            Ok(None) => accepted.ignored.push("status_other"),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &path, &problem),
+        }
+    }
     Ok(())
+}
+
+/// One of `value.statuses[]`: what happened to a message the business sent.
+#[derive(Debug, Deserialize)]
+struct WhatsAppStatus {
+    id: Option<String>,
+    status: Option<String>,
+    timestamp: Option<String>,
+    #[serde(default)]
+    errors: Vec<WhatsAppError>,
+}
+
+#[derive(Debug, Deserialize)]
+struct WhatsAppError {
+    code: Option<i64>,
+}
+
+/// The source of the statuses WhatsApp Cloud reports.
+pub(super) const STATUS_SOURCE: &str = "whatsapp_statuses";
+
+/// The report of one status, or `None` for one the status machine has no state for (a voice
+/// message `played`, `deleted`, a `warning`). The message was sent from `endpoint`, so the
+/// report names the interaction id the sender made an alias of the reply. A `read` alone is
+/// read (WhatsApp sends no `delivered` when both happen at once); the status machine takes it
+/// as delivered too.
+fn whatsapp_status(status: &WhatsAppStatus, endpoint: &Handle) -> Result<Option<StatusReport>, String> {
+    let kind = match status.status.as_deref().map(str::trim) {
+        Some("sent") => DeliveryStatus::Sent,
+        Some("delivered") => DeliveryStatus::Delivered,
+        Some("read") => DeliveryStatus::Read,
+        Some("failed") => DeliveryStatus::Failed,
+        Some(_) => return Ok(None),
+        None => return Err("status is missing".into()),
+    };
+    let id = message_id(status.id.as_deref(), "id")?;
+    let at = status
+        .timestamp
+        .as_deref()
+        .and_then(|t| t.trim().parse::<i64>().ok())
+        .and_then(|t| Utc.timestamp_opt(t, 0).single())
+        .ok_or("timestamp is missing or not Unix seconds")?;
+    let error = (kind == DeliveryStatus::Failed).then(|| {
+        let code = status.errors.iter().find_map(|e| e.code);
+        DeliveryError {
+            code: code.map_or_else(|| "unknown".into(), |c| c.to_string()),
+            reason: code.map_or_else(
+                || "WhatsApp could not deliver it and gave no reason".into(),
+                |c| throughline_model::provider_errors::meta(c, None).1,
+            ),
+        }
+    });
+    Ok(Some(StatusReport {
+        interaction_id: InteractionId::derive(Provider::Meta, endpoint, &id),
+        event: StatusEvent {
+            status: kind,
+            at,
+            source: STATUS_SOURCE.into(),
+            error,
+        },
+    }))
 }
 
 fn whatsapp_message(

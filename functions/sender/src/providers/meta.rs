@@ -151,53 +151,10 @@ pub(super) fn interpret(channel: Channel, response: &ProviderResponse) -> SendOu
         Some(sub) => format!("{code}/{sub}"),
         None => code.to_string(),
     };
-    let (transient, reason) = explain(code, subcode);
+    let (transient, reason) = throughline_model::provider_errors::meta(code, subcode);
     if transient || response.status >= 500 {
         SendOutcome::transient(response.retry_after(), provider_code, reason)
     } else {
         SendOutcome::failed(provider_code, reason)
     }
-}
-
-/// Graph API error codes: whether another try may succeed, and what happened in an agent's words
-/// (WhatsApp Cloud API error codes; Messenger Send API errors).
-fn explain(code: i64, subcode: Option<i64>) -> (bool, String) {
-    let (transient, reason) = match (code, subcode) {
-        (1 | 2, _) | (131000 | 131016, _) => (true, "Meta had a temporary problem; the message will be tried again"),
-        (4 | 17 | 32 | 613 | 80007 | 130429, _) => (
-            true,
-            "Meta is rate limiting this sender; the message will be tried again",
-        ),
-        (131056, _) => (
-            true,
-            "too many messages to this customer in a short time; the message will be tried again",
-        ),
-        (1200, _) => (
-            true,
-            "Messenger could not send it just now; the message will be tried again",
-        ),
-        (131047, _) | (470, _) => (
-            false,
-            "the WhatsApp 24-hour window is closed: only an approved template can be sent",
-        ),
-        (10, Some(2018278)) | (10, Some(2534022)) => {
-            (false, "the Messenger 24-hour window is closed for this customer")
-        }
-        (551, _) => (false, "this person is not available on Messenger right now"),
-        (131026, _) => (
-            false,
-            "WhatsApp could not deliver to this number (not on WhatsApp, or an old app)",
-        ),
-        (131051, _) => (false, "WhatsApp does not support this kind of message"),
-        (131052 | 131053, _) => (false, "WhatsApp could not fetch the attachment from its URL"),
-        (132000 | 132001 | 132005 | 132007 | 132012, _) => {
-            (false, "WhatsApp refused the template (name, language or parameters)")
-        }
-        (368, _) | (131031, _) => (false, "Meta has blocked this sender for a policy violation"),
-        (190, _) => (false, "Meta refused the access token: renew it in the send credentials"),
-        (10 | 200 | 3, _) => (false, "this app lacks the permission to send as this page or number"),
-        (100, _) => (false, "Meta refused a parameter of the message (e.g. the recipient id)"),
-        _ => (false, "Meta refused the message"),
-    };
-    (transient, format!("{reason} (error {code})"))
 }

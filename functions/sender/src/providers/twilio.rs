@@ -75,36 +75,19 @@ pub(super) fn interpret(response: &ProviderResponse) -> SendOutcome {
     let code = field("code").and_then(|c| c.as_i64());
     if let Some(transient) = transient_status("twilio", response) {
         return match code {
-            Some(code) => SendOutcome::transient(response.retry_after(), code.to_string(), reason(code)),
+            Some(code) => SendOutcome::transient(
+                response.retry_after(),
+                code.to_string(),
+                throughline_model::provider_errors::twilio(code),
+            ),
             None => transient,
         };
     }
     match code {
-        Some(code) => SendOutcome::failed(code.to_string(), reason(code)),
+        Some(code) => SendOutcome::failed(code.to_string(), throughline_model::provider_errors::twilio(code)),
         None => SendOutcome::failed(
             format!("twilio:{}", response.status),
             format!("Twilio refused the message (HTTP {})", response.status),
         ),
     }
-}
-
-/// Twilio's error codes in an agent's words (https://www.twilio.com/docs/api/errors).
-fn reason(code: i64) -> String {
-    match code {
-        20003 => "Twilio refused Throughline's credentials: check the Twilio account in the send credentials",
-        20429 => "Twilio is rate limiting this account; the message will be tried again",
-        21211 => "the recipient's number is not a valid phone number",
-        21408 => "this Twilio account may not send to the recipient's country",
-        21606 => "this number cannot send to the recipient (not an SMS-capable sender for that destination)",
-        21610 => "the recipient replied STOP to this number: nothing can be sent until they reply START",
-        21612 => "Twilio cannot route a message between these two numbers",
-        21614 => "the recipient's number cannot receive SMS (not a mobile number)",
-        21617 => "the text is too long for one message",
-        21635 => "the recipient's number is a landline",
-        63016 => "the WhatsApp 24-hour window is closed: only an approved template can be sent",
-        63013 => "WhatsApp refused the message under its channel policy",
-        63021 => "WhatsApp refused the template's content",
-        _ => return format!("Twilio refused the message (error {code})"),
-    }
-    .to_owned()
 }

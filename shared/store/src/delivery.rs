@@ -1,0 +1,277 @@
+//! Status events on outbound messages: what a provider reports about a message it was asked
+//! to send (sent, delivered, read, failed), applied to the reply's timeline entry through the
+//! alias marker the sender writes for the provider's id, by the pure `Delivery::observed`.
+//!
+//! A status can arrive before the sender has written the alias (the provider calls back while
+//! the sender is still recording its answer): it is kept on the marker the alias will be
+//! (`pending_statuses`, a string set of the events' JSON, so a redelivery adds nothing), and
+//! applied by whichever comes second, the alias or the event (each re-reads after its write,
+//! and applying is idempotent). Marker attributes (`INTERACTION#<derived id of the provider's
+//! message>`): `alias_of`, `customer_id`, `timeline_sk`, `attempt` (the attempt the provider's
+//! id belongs to) and `pending_statuses`.
+//!
+//! A watermark (Messenger's and Instagram's: everything sent to that customer before a time is
+//! delivered, or read) is one item per customer handle (`WATERMARK#<handle key>`, `delivered`
+//! and `read` in millis, each only ever raised), applied to the replies of a timeline page when
+//! it is read (`with_watermarks`): one write per event, whatever the number of messages.
+
+use aws_sdk_dynamodb::types::AttributeValue;
+use throughline_model::{
+    Channel, CustomerId, Delivery, DeliveryStatus, Direction, Handle, StatusEvent, StatusReport, WatermarkReport,
+};
+
+use crate::items::{Item, id_attr, key_item, keys, millis, stored_interaction, string_attr, string_value, time_attr};
+use crate::timeline::TimelineEntry;
+use crate::{StoreError, TimelineStore, written};
+
+/// What `observe_status` did with a provider's status event.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Observed {
+    /// The reply's entry took the event (its status may or may not have changed: a late event
+    /// is history only).
+    Applied {
+        /// The customer whose partition holds the entry.
+        customer: CustomerId,
+        /// The reply's channel.
+        channel: Channel,
+        /// The entry's status before the event.
+        previous: DeliveryStatus,
+        /// The entry's record after it.
+        delivery: Delivery,
+    },
+    /// The entry had this event already (a redelivery).
+    Unchanged {
+        /// The customer whose partition holds the entry.
+        customer: CustomerId,
+    },
+    /// No reply is known by this provider id yet: kept for the sender's alias to apply.
+    Pending,
+    /// The reply's customer was erased.
+    Erased,
+}
+
+/// The attribute that keeps statuses that arrived before their alias.
+const PENDING: &str = "pending_statuses";
+
+/// The events a marker keeps, in no order (the status machine needs none).
+fn pending_events(marker: &Item) -> Result<Vec<StatusEvent>, StoreError> {
+    let Some(AttributeValue::Ss(set)) = marker.get(PENDING) else {
+        return Ok(Vec::new());
+    };
+    set.iter()
+        .map(|json| serde_json::from_str(json).map_err(|e| StoreError::Corrupt(format!("pending status: {e}"))))
+        .collect()
+}
+
+/// The alias a marker is, if it is one: the reply's customer, entry and attempt.
+fn alias_target(marker: &Item) -> Result<Option<(CustomerId, String, Option<u32>)>, StoreError> {
+    if !marker.contains_key("alias_of") {
+        return Ok(None);
+    }
+    let attempt = match marker.get("attempt") {
+        Some(AttributeValue::N(n)) => Some(
+            n.parse()
+                .map_err(|_| StoreError::Corrupt("alias attempt is not a number".into()))?,
+        ),
+        _ => None,
+    };
+    Ok(Some((
+        id_attr(marker, "customer_id")?,
+        string_attr(marker, "timeline_sk")?,
+        attempt,
+    )))
+}
+
+impl TimelineStore {
+    /// Applies a provider's status event to the reply it is about, or keeps it until the
+    /// sender names that reply (`Observed::Pending`). Idempotent and order-free.
+    pub async fn observe_status(&self, report: &StatusReport) -> Result<Observed, StoreError> {
+        let key = keys::interaction(&report.interaction_id);
+        let marker = self.get(key.clone(), true).await?;
+        if marker.as_ref().is_some_and(|m| m.contains_key("erased_at")) {
+            return Ok(Observed::Erased);
+        }
+        if let Some((customer, sk, attempt)) = marker.as_ref().map(alias_target).transpose()?.flatten() {
+            return self
+                .apply_statuses(&customer, &sk, attempt, std::slice::from_ref(&report.event))
+                .await;
+        }
+        let event = serde_json::to_string(&report.event).map_err(|e| StoreError::Corrupt(format!("status: {e}")))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(key.clone())))
+            .update_expression("ADD #pending :event")
+            .condition_expression("attribute_not_exists(erased_at)")
+            .expression_attribute_names("#pending", PENDING)
+            .expression_attribute_values(":event", AttributeValue::Ss(vec![event]))
+            .send()
+            .await;
+        if !written("UpdateItem", result)? {
+            return Ok(Observed::Erased);
+        }
+        // The alias written between our read and write did not see this event: apply it here.
+        match self.get(key, true).await? {
+            Some(marker) => match alias_target(&marker)? {
+                Some((customer, sk, attempt)) => {
+                    self.apply_statuses(&customer, &sk, attempt, &pending_events(&marker)?)
+                        .await
+                }
+                None => Ok(Observed::Pending),
+            },
+            None => Ok(Observed::Pending),
+        }
+    }
+
+    /// Applies the statuses a marker kept to the reply its alias now names.
+    pub(crate) async fn apply_pending(&self, marker: &Item) -> Result<(), StoreError> {
+        let events = pending_events(marker)?;
+        if events.is_empty() {
+            return Ok(());
+        }
+        if let Some((customer, sk, attempt)) = alias_target(marker)? {
+            self.apply_statuses(&customer, &sk, attempt, &events).await?;
+        }
+        Ok(())
+    }
+
+    /// Folds `events` into the entry's delivery record in one conditional write (read again
+    /// and retried if another change landed between).
+    async fn apply_statuses(
+        &self,
+        customer: &CustomerId,
+        sk: &str,
+        attempt: Option<u32>,
+        events: &[StatusEvent],
+    ) -> Result<Observed, StoreError> {
+        let entry_key = (keys::customer_pk(customer), sk.to_owned());
+        for _ in 0..3 {
+            let Some(item) = self.get(entry_key.clone(), true).await? else {
+                // The alias exists, its entry does not: the reply's customer was erased.
+                return Ok(Observed::Erased);
+            };
+            let entry = stored_interaction(item)?;
+            let Some(current) = entry.delivery else {
+                return Ok(Observed::Unchanged {
+                    customer: customer.clone(),
+                });
+            };
+            let attempt = attempt.unwrap_or(current.attempt);
+            let next = events.iter().fold(None::<Delivery>, |next, event| {
+                next.as_ref().unwrap_or(&current).observed(attempt, event).or(next)
+            });
+            let Some(next) = next else {
+                return Ok(Observed::Unchanged {
+                    customer: customer.clone(),
+                });
+            };
+            if self.replace_delivery(&entry_key, &current, &next).await? {
+                return Ok(Observed::Applied {
+                    customer: customer.clone(),
+                    channel: entry.channel,
+                    previous: current.status,
+                    delivery: next,
+                });
+            }
+        }
+        Err(StoreError::Contention("recording a delivery status"))
+    }
+
+    /// Raises the customer's `delivered` or `read` watermark to the report's, if it is later
+    /// (`false`: it was not; a redelivery, or an older event). One conditional write.
+    pub async fn record_watermark(&self, report: &WatermarkReport) -> Result<bool, StoreError> {
+        let attribute = watermark_attribute(report.status)
+            .ok_or_else(|| StoreError::Corrupt("a watermark is delivered or read".into()))?;
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(watermark_key(&report.customer))))
+            .update_expression("SET #mark = :up_to")
+            .condition_expression("attribute_not_exists(#mark) OR #mark < :up_to")
+            .expression_attribute_names("#mark", attribute)
+            .expression_attribute_values(":up_to", string_value(millis(report.up_to)))
+            .send()
+            .await;
+        written("UpdateItem", result)
+    }
+
+    /// The entries with the watermarks of their customers applied to their replies: one
+    /// BatchGetItem for the handles of the replies a watermark could move (Messenger and
+    /// Instagram, sent or delivered), none when there are none.
+    pub(crate) async fn with_watermarks(
+        &self,
+        mut entries: Vec<TimelineEntry>,
+    ) -> Result<Vec<TimelineEntry>, StoreError> {
+        let mut handles: Vec<&Handle> = entries
+            .iter()
+            .filter(|e| watermark_may_move(e))
+            .map(|e| &e.interaction.customer)
+            .collect();
+        handles.sort_by_key(|h| h.key());
+        handles.dedup();
+        if handles.is_empty() {
+            return Ok(entries);
+        }
+        let keys: Vec<std::collections::HashMap<String, AttributeValue>> =
+            handles.iter().map(|h| key_item(watermark_key(h))).collect();
+        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+            .set_keys(Some(keys))
+            .build()
+            .map_err(|e| StoreError::Corrupt(format!("watermark keys: {e}")))?;
+        let output = self
+            .client
+            .batch_get_item()
+            .request_items(&self.table, request)
+            .send()
+            .await
+            .map_err(crate::dynamo("BatchGetItem"))?;
+        let mut marks = std::collections::HashMap::new();
+        for item in output
+            .responses
+            .unwrap_or_default()
+            .remove(&self.table)
+            .unwrap_or_default()
+        {
+            let pk = string_attr(&item, "pk")?;
+            marks.insert(pk, (time_attr(&item, "delivered")?, time_attr(&item, "read")?));
+        }
+        for entry in entries.iter_mut().filter(|e| watermark_may_move(e)) {
+            let Some((delivered, read)) = marks.get(&watermark_key(&entry.interaction.customer).0) else {
+                continue;
+            };
+            let Some(delivery) = entry.interaction.delivery.as_mut() else {
+                continue;
+            };
+            for (status, up_to) in [(DeliveryStatus::Delivered, delivered), (DeliveryStatus::Read, read)] {
+                if let Some(next) = up_to.and_then(|up_to| delivery.watermarked(status, up_to)) {
+                    *delivery = next;
+                }
+            }
+        }
+        Ok(entries)
+    }
+}
+
+fn watermark_key(customer: &Handle) -> (String, String) {
+    keys::watermark(&customer.key())
+}
+
+fn watermark_attribute(status: DeliveryStatus) -> Option<&'static str> {
+    match status {
+        DeliveryStatus::Delivered => Some("delivered"),
+        DeliveryStatus::Read => Some("read"),
+        _ => None,
+    }
+}
+
+/// A reply on a channel with watermarks that one could still move.
+fn watermark_may_move(entry: &TimelineEntry) -> bool {
+    let i = &entry.interaction;
+    i.direction == Direction::Outbound
+        && matches!(i.channel, Channel::Messenger | Channel::Instagram)
+        && i.delivery
+            .as_ref()
+            .is_some_and(|d| matches!(d.status, DeliveryStatus::Sent | DeliveryStatus::Delivered))
+}

@@ -1,0 +1,322 @@
+//! Delivery status end to end: a reply goes out through the sender and the provider stub, the
+//! provider's status webhooks go through their connector (signed as the provider signs them),
+//! the queue and the writer, and the reply's entry on the timeline API shows where it is.
+
+use std::time::Duration;
+
+use chrono::{TimeDelta, Utc};
+use lambda_http::http::StatusCode;
+use serde_json::{Value, json};
+use throughline_e2e::*;
+use throughline_localstack::sign::{meta_event_with, twilio_event_with};
+use throughline_model::*;
+
+use crate::outbound::{Outbound, customer_message, outbound, reply_id, sample};
+
+/// Twilio's status callback for `sid`, as Twilio signs it.
+fn twilio_callback(sid: &str, status: &str, error_code: Option<&str>) -> lambda_http::Request {
+    let mut set = vec![
+        ("MessageSid", sid),
+        ("SmsSid", sid),
+        ("MessageStatus", status),
+        ("SmsStatus", status),
+    ];
+    if let Some(code) = error_code {
+        set.push(("ErrorCode", code));
+    }
+    let event = twilio_event_with(&event_path("sms/05-status-callback.json"), &set).unwrap();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+/// WhatsApp Cloud's webhook with these `statuses[]`, as Meta signs it.
+fn whatsapp_statuses(statuses: Value) -> lambda_http::Request {
+    let event = meta_event_with(&event_path("facebook/20-whatsapp-status-batch.json"), |body| {
+        body["entry"][0]["changes"][0]["value"]["statuses"] = statuses;
+    })
+    .unwrap();
+    lambda_http::request::from_str(&event.to_string()).unwrap()
+}
+
+impl Outbound {
+    /// Works the interactions queue (where the connectors put status reports) until empty.
+    async fn write(&self) {
+        drain(&self.stack.writer_mapping(Some(1)), &self.stack.store()).await;
+    }
+
+    async fn callback(&self, request: lambda_http::Request) {
+        let response = throughline_sms::handle(request, &sms_function(&self.stack)).await;
+        assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    }
+}
+
+fn history(entry: &Value) -> Vec<(String, Option<String>)> {
+    entry["delivery"]["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| {
+            (
+                c["status"].as_str().unwrap().to_owned(),
+                c["source"].as_str().map(str::to_owned),
+            )
+        })
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn twilio_statuses_before_the_send_result_out_of_order_and_again_end_in_one_delivered_history() {
+    let o = outbound().await;
+    let sms = sample("twilio", Channel::Sms);
+    let customer = o
+        .customer_wrote(&customer_message(&sms, "SMin0001", Utc::now() - TimeDelta::minutes(1)))
+        .await;
+    let sid = "SM5a7e5000000000000000000000000001";
+    o.stub
+        .script(
+            "twilio",
+            Some(201),
+            json!({"sid": sid, "status": "queued", "error_code": null}),
+            json!({}),
+            Duration::ZERO,
+            1,
+        )
+        .await
+        .unwrap();
+    let (status, answer) = o
+        .client()
+        .send_message(&customer, "d-1", json!({ "text": "Your order ships today" }))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    let id = reply_id(&answer);
+
+    // Twilio calls back before the sender has recorded its answer: kept, not lost.
+    o.callback(twilio_callback(sid, "delivered", None)).await;
+    o.write().await;
+    assert_eq!(o.reply_entry(&customer, &id).await["delivery"]["status"], "queued");
+
+    o.drain().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["status"], "delivered", "{entry:#}");
+
+    // The `sent` callback arrives late, and `delivered` comes again (Twilio retried it): the
+    // late one is history, the repeat is nothing.
+    o.callback(twilio_callback(sid, "sent", None)).await;
+    o.callback(twilio_callback(sid, "delivered", None)).await;
+    o.write().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["status"], "delivered", "{entry:#}");
+    let callback = Some("twilio_status_callback".to_owned());
+    let mut changes = history(&entry);
+    changes.sort();
+    assert_eq!(
+        changes,
+        [
+            ("delivered".to_owned(), callback.clone()),
+            ("queued".to_owned(), None),
+            ("sent".to_owned(), None),
+            ("sent".to_owned(), callback),
+        ],
+        "{entry:#}"
+    );
+    assert!(entry["delivery"].get("error").is_none(), "{entry:#}");
+
+    // A callback for a message Throughline did not send (another app on the number) stays
+    // pending and touches no entry; a forged one is refused and queues nothing.
+    o.callback(twilio_callback("SM5a7e50000000000000000000000000ff", "delivered", None))
+        .await;
+    let mut forged = twilio_callback(sid, "failed", Some("30003"));
+    forged
+        .headers_mut()
+        .insert("x-twilio-signature", "AAAAAAAAAAAAAAAAAAAAAAAAAAA=".parse().unwrap());
+    let response = throughline_sms::handle(forged, &sms_function(&o.stack)).await;
+    assert_eq!(response.status(), StatusCode::FORBIDDEN);
+    o.write().await;
+    assert_eq!(history(&o.reply_entry(&customer, &id).await).len(), 4);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_undelivered_sms_carries_the_carriers_reason_and_an_agent_may_send_it_again() {
+    let o = outbound().await;
+    let sms = sample("twilio", Channel::Sms);
+    let customer = o
+        .customer_wrote(&customer_message(&sms, "SMin0002", Utc::now() - TimeDelta::minutes(1)))
+        .await;
+    let (_, answer) = o
+        .client()
+        .send_message(&customer, "d-2", json!({ "text": "Your order ships today" }))
+        .await;
+    o.drain().await;
+    let id = reply_id(&answer);
+    let entry = o.reply_entry(&customer, &id).await;
+    let sid = entry["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
+
+    o.callback(twilio_callback(&sid, "undelivered", Some("30003"))).await;
+    o.write().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["status"], "undelivered", "{entry:#}");
+    assert_eq!(entry["delivery"]["error"]["code"], "30003");
+    assert!(
+        entry["delivery"]["error"]["reason"]
+            .as_str()
+            .unwrap()
+            .contains("unreachable"),
+        "{entry:#}"
+    );
+    let (status, (_, failed)) = (200, o.client().timeline(&customer, "status=undelivered").await);
+    assert_eq!(status, 200);
+    assert_eq!(failed["entries"].as_array().unwrap().len(), 1, "{failed:#}");
+
+    let (status, retried) = o.client().retry_message(&customer, &id).await;
+    assert_eq!(status, 202, "{retried}");
+    o.drain().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(
+        (
+            entry["delivery"]["status"].as_str(),
+            entry["delivery"]["attempt"].as_u64()
+        ),
+        (Some("sent"), Some(2))
+    );
+    // The first attempt's late `delivered` is history: it says nothing of the second.
+    o.callback(twilio_callback(&sid, "delivered", None)).await;
+    o.write().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["status"], "sent", "{entry:#}");
+    assert!(history(&entry).contains(&("delivered".into(), Some("twilio_status_callback".into()))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn every_whatsapp_status_of_a_batch_lands_and_a_lone_read_is_read() {
+    let o = outbound().await;
+    let whatsapp = sample("graph", Channel::Whatsapp);
+    let customer = o
+        .customer_wrote(&customer_message(
+            &whatsapp,
+            "wamid.in0001",
+            Utc::now() - TimeDelta::minutes(1),
+        ))
+        .await;
+    let mut ids = Vec::new();
+    for key in ["w-1", "w-2"] {
+        let (status, answer) = o
+            .client()
+            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(reply_id(&answer));
+    }
+    o.drain().await;
+    let mut wamids = Vec::new();
+    for id in &ids {
+        let entry = o.reply_entry(&customer, id).await;
+        wamids.push(entry["delivery"]["provider_message_id"].as_str().unwrap().to_owned());
+    }
+    let now = Utc::now().timestamp();
+    let facebook = facebook_function(&o.stack);
+    let response = throughline_facebook::handle(
+        whatsapp_statuses(json!([
+            {"id": wamids[0], "status": "sent", "timestamp": (now - 3).to_string(), "recipient_id": "14155550100",
+             "conversation": {"id": "c1", "origin": {"type": "service"}}, "pricing": {"billable": true, "pricing_model": "PMP", "category": "service"}},
+            {"id": wamids[0], "status": "delivered", "timestamp": (now - 2).to_string(), "recipient_id": "14155550100"},
+            {"id": wamids[1], "status": "read", "timestamp": (now - 1).to_string(), "recipient_id": "14155550100"},
+        ])),
+        &facebook,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    o.write().await;
+    let first = o.reply_entry(&customer, &ids[0]).await;
+    let second = o.reply_entry(&customer, &ids[1]).await;
+    assert_eq!(first["delivery"]["status"], "delivered", "{first:#}");
+    assert_eq!(second["delivery"]["status"], "read", "{second:#}");
+    assert_eq!(
+        second["delivery"]["updated_at"]
+            .as_str()
+            .map(|t| t.parse::<chrono::DateTime<Utc>>().unwrap().timestamp()),
+        Some(now - 1),
+        "the provider's time"
+    );
+
+    // A failure, later, on the first: delivered outranks a failure reported for it.
+    let response = throughline_facebook::handle(
+        whatsapp_statuses(json!([
+            {"id": wamids[0], "status": "failed", "timestamp": now.to_string(), "recipient_id": "14155550100",
+             "errors": [{"code": 131026, "title": "Message undeliverable"}]},
+        ])),
+        &facebook,
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK);
+    o.write().await;
+    let first = o.reply_entry(&customer, &ids[0]).await;
+    assert_eq!(first["delivery"]["status"], "delivered", "{first:#}");
+    assert!(history(&first).contains(&("failed".into(), Some("whatsapp_statuses".into()))));
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn one_messenger_watermark_covers_every_reply_sent_before_it() {
+    let o = outbound().await;
+    let messenger = sample("graph", Channel::Messenger);
+    let customer = o
+        .customer_wrote(&customer_message(
+            &messenger,
+            "m_in0001",
+            Utc::now() - TimeDelta::minutes(1),
+        ))
+        .await;
+    let mut ids = Vec::new();
+    for key in ["m-1", "m-2", "m-3"] {
+        let (status, answer) = o
+            .client()
+            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(reply_id(&answer));
+    }
+    o.drain().await;
+    let watermark = Utc::now().timestamp_millis();
+    // The page, the customer's id on it: as Meta sends them.
+    let (Handle::Platform { id: page, .. }, Handle::Platform { id: psid, .. }) =
+        (&messenger.message.from, &messenger.message.to)
+    else {
+        panic!("Messenger handles")
+    };
+    let receipts = |kind: &str, up_to: i64| {
+        let event = meta_event_with(&event_path("facebook/09-messenger-delivery-read.json"), |body| {
+            body["entry"][0]["id"] = page.as_str().into();
+            body["entry"][0]["messaging"] = json!([{
+                "sender": {"id": psid.as_str()}, "recipient": {"id": page.as_str()},
+                "timestamp": up_to + 100, kind: {"watermark": up_to}
+            }]);
+        })
+        .unwrap();
+        lambda_http::request::from_str(&event.to_string()).unwrap()
+    };
+    let facebook = facebook_function(&o.stack);
+    let response = throughline_facebook::handle(receipts("delivery", watermark), &facebook).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    o.write().await;
+    for id in &ids {
+        let entry = o.reply_entry(&customer, id).await;
+        assert_eq!(entry["delivery"]["status"], "delivered", "{entry:#}");
+    }
+    // A read watermark, then an older delivery one redelivered: read stays.
+    throughline_facebook::handle(receipts("read", watermark + 1), &facebook).await;
+    throughline_facebook::handle(receipts("delivery", watermark - 60_000), &facebook).await;
+    o.write().await;
+    for id in &ids {
+        let entry = o.reply_entry(&customer, id).await;
+        assert_eq!(entry["delivery"]["status"], "read", "{entry:#}");
+        assert!(history(&entry).contains(&("read".into(), Some(WATERMARK_SOURCE.into()))));
+    }
+    // A reply sent after the watermark is not covered by it.
+    let (_, later) = o
+        .client()
+        .send_message(&customer, "m-4", json!({ "text": "One more thing" }))
+        .await;
+    o.drain().await;
+    assert_eq!(
+        o.reply_entry(&customer, &reply_id(&later)).await["delivery"]["status"],
+        "sent"
+    );
+}
