@@ -36,11 +36,11 @@ impl TimelineClient {
     async fn call(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Result<Value> {
         let (status, value) = self.answer(method.clone(), path, body, &[]).await?;
         if !(200..300).contains(&status) {
-            return Err(format!(
-                "{method} {path} → {status}: {}",
-                value["error"]["message"].as_str().unwrap_or_default()
-            )
-            .into());
+            // Ours carry `error.message`; anything else (the emulator's own) is shown whole.
+            let message = value["error"]["message"]
+                .as_str()
+                .map_or_else(|| value.to_string(), str::to_owned);
+            return Err(format!("{method} {path} → {status}: {message}").into());
         }
         Ok(value)
     }

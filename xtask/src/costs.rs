@@ -587,6 +587,7 @@ async fn replies(
             source: "twilio_status_callback".into(),
             error: None,
         },
+        recipient: None,
     };
     let delivered = report(&sid, throughline_model::DeliveryStatus::Delivered);
     recorder.calls.lock().expect("not poisoned").clear();
@@ -599,6 +600,18 @@ async fn replies(
         .observe_status(&report(&early, throughline_model::DeliveryStatus::Delivered))
         .await?;
     measure("a status event before its send result (kept on the alias-to-be)");
+    // A watermark is one conditional write whatever the number of replies it covers.
+    let watermark = throughline_model::WatermarkReport {
+        customer: throughline_testkit::outbound::sample_send_jobs()
+            .into_iter()
+            .find(|(_, job)| job.message.channel == throughline_model::Channel::Messenger)
+            .map(|(_, job)| job.message.to)
+            .ok_or("a Messenger sample")?,
+        status: throughline_model::DeliveryStatus::Delivered,
+        up_to: chrono::Utc::now(),
+    };
+    measured.record_watermark(&watermark).await?;
+    measure("a Messenger delivery watermark (covering any number of replies)");
 
     // API call → job queued, 100 replies (each to the customer's latest message).
     let mut millis = Vec::new();

@@ -461,6 +461,113 @@ async fn agents_answer_ada(
     }
     let sent = stack.ses_sent().await?;
     println!("    SES sent {} mail (threaded under her message)", sent.len());
+    providers_report_back(api, &ada_id, stack, writer, lambda).await
+}
+
+/// The providers' status webhooks about Ada's replies, as each provider signs them (the stub
+/// sends nothing back, so the demo plays the provider): Twilio's `delivered` callback for the
+/// SMS, WhatsApp's `delivered` and a lone `read` for the WhatsApp reply, Messenger's delivery and
+/// read watermarks; then each reply's status as an agent sees it.
+async fn providers_report_back(
+    api: &TimelineClient,
+    ada_id: &str,
+    stack: &LocalStack,
+    writer: &EventSourceMapping,
+    lambda: &LambdaEmulator,
+) -> Result<()> {
+    step("the providers report back (their status webhooks, signed as they sign them)");
+    let now = chrono::Utc::now();
+    let replies: Vec<serde_json::Value> = api
+        .timeline(ada_id)
+        .await?
+        .into_iter()
+        .filter(|e| e["direction"] == "outbound" && e["delivery"]["status"] == "sent")
+        .collect();
+    let events = workspace_root().join("events");
+    for reply in &replies {
+        let Some(id) = reply["delivery"]["provider_message_id"].as_str() else {
+            continue;
+        };
+        let endpoint = &reply["business_endpoint"];
+        let (binary, event) = match (reply["channel"].as_str(), reply["provider"].as_str()) {
+            (Some("sms"), Some("twilio")) => {
+                let from = endpoint["number"].as_str().ok_or("a phone endpoint")?;
+                let callback = crate::sign::twilio_event_with(
+                    &events.join("sms/05-status-callback.json"),
+                    &[
+                        ("MessageSid", id),
+                        ("SmsSid", id),
+                        ("From", from),
+                        ("MessageStatus", "delivered"),
+                    ],
+                )?;
+                (SMS_BINARY, callback)
+            }
+            (Some("whatsapp"), Some("meta")) => {
+                let number = endpoint["number"].as_str().ok_or("a phone endpoint")?;
+                let statuses = crate::sign::meta_event_with(
+                    &events.join("facebook/20-whatsapp-status-batch.json"),
+                    |body| {
+                        let value = &mut body["entry"][0]["changes"][0]["value"];
+                        value["metadata"]["display_phone_number"] = number.trim_start_matches('+').into();
+                        value["statuses"] = json!([
+                            {"id": id, "status": "delivered", "timestamp": (now.timestamp() - 1).to_string(), "recipient_id": "14155550100"},
+                            {"id": id, "status": "read", "timestamp": now.timestamp().to_string(), "recipient_id": "14155550100"},
+                        ]);
+                    },
+                )?;
+                (FACEBOOK_BINARY, statuses)
+            }
+            (Some("messenger"), _) => {
+                let (page, psid) = (
+                    endpoint["id"].as_str().ok_or("a page")?,
+                    reply["customer"]["id"].as_str().ok_or("a page-scoped id")?,
+                );
+                let receipts =
+                    crate::sign::meta_event_with(&events.join("facebook/09-messenger-delivery-read.json"), |body| {
+                        body["entry"][0]["id"] = page.into();
+                        body["entry"][0]["messaging"] = json!([
+                            {"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": now.timestamp_millis(),
+                             "delivery": {"watermark": now.timestamp_millis()}},
+                            {"sender": {"id": psid}, "recipient": {"id": page}, "timestamp": now.timestamp_millis(),
+                             "read": {"watermark": now.timestamp_millis()}},
+                        ]);
+                    })?;
+                (FACEBOOK_BINARY, receipts)
+            }
+            _ => continue,
+        };
+        let (status, _, _) = lambda.call_url(binary, &HttpCall::from_event(&event)?).await?;
+        println!(
+            "    {} reports on the {} reply: {status}",
+            reply["provider"].as_str().unwrap_or_default(),
+            reply["channel"].as_str().unwrap_or_default()
+        );
+    }
+    drain(stack, writer, lambda).await?;
+    for reply in api
+        .timeline(ada_id)
+        .await?
+        .iter()
+        .filter(|e| e["direction"] == "outbound" && e["delivery"].is_object())
+    {
+        let delivery = &reply["delivery"];
+        let ticks = match delivery["status"].as_str().unwrap_or_default() {
+            "sent" => "✓",
+            "delivered" => "✓✓",
+            "read" => "✓✓ read",
+            other => other,
+        };
+        let source = match reply["status_source"].as_str() {
+            Some("none") => " (no receipts on this channel)",
+            _ => "",
+        };
+        println!(
+            "    {:<9} {:<16} {ticks}{source}",
+            reply["channel"].as_str().unwrap_or_default(),
+            delivery["status"].as_str().unwrap_or_default(),
+        );
+    }
     Ok(())
 }
 

@@ -100,6 +100,7 @@ impl TwilioSmsWebhook {
                 // A code comes with failures only; a `delivered` callback never carries one.
                 error: error.filter(|_| status.is_failure()),
             },
+            recipient: None,
         }))
     }
 

@@ -178,6 +178,32 @@ pub struct StatusReport {
     /// What the provider reported.
     #[serde(flatten)]
     pub event: StatusEvent,
+    /// What the event says of the recipient's address itself (a hard bounce, a complaint),
+    /// noted on their identifier at the event's time whether or not the reply is known yet.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient: Option<RecipientFact>,
+}
+
+wire_enum! {
+    /// What a mail provider learned about a recipient's address.
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+    pub enum RecipientState {
+        /// A hard bounce: the address does not take mail. Replies are refused
+        /// (`recipient_undeliverable`) until a newer mail from it.
+        Undeliverable = "undeliverable",
+        /// The recipient marked a reply as spam: replies are refused (`recipient_opted_out`)
+        /// until a newer mail from it.
+        OptedOut = "opted_out",
+    }
+}
+
+/// A recipient's state, as a status event reports it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct RecipientFact {
+    /// The recipient's address.
+    pub handle: Handle,
+    /// What became of it.
+    pub state: RecipientState,
 }
 
 /// A provider's watermark for one customer (Messenger's and Instagram's `delivery` and

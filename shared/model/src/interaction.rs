@@ -505,6 +505,7 @@ mod tests {
                     reason: "the phone was unreachable".into(),
                 }),
             },
+            recipient: None,
         };
         let body = QueueMessage::from(report.clone()).to_json();
         assert!(body.contains("\"delivery_status\""), "{body}");

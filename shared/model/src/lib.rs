@@ -60,8 +60,8 @@ mod values;
 
 pub use channel::{Channel, Direction, Provider};
 pub use delivery::{
-    AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus, StatusEvent, StatusReport, StatusSource,
-    WATERMARK_SOURCE, WatermarkReport,
+    AttemptOutcome, Delivery, DeliveryChange, DeliveryError, DeliveryStatus, RecipientFact, RecipientState,
+    StatusEvent, StatusReport, StatusSource, WATERMARK_SOURCE, WatermarkReport,
 };
 pub use error::ErrorCode;
 pub use handle::{Handle, Platform};

@@ -172,6 +172,7 @@ fn receipt_event(
             source: INSTAGRAM_READ_SOURCE.into(),
             error: None,
         },
+        recipient: None,
     });
     Ok(())
 }

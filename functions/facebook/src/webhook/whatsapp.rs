@@ -267,6 +267,7 @@ fn whatsapp_status(status: &WhatsAppStatus, endpoint: &Handle) -> Result<Option<
             source: STATUS_SOURCE.into(),
             error,
         },
+        recipient: None,
     }))
 }
 
