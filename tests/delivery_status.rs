@@ -320,3 +320,185 @@ async fn one_messenger_watermark_covers_every_reply_sent_before_it() {
         "sent"
     );
 }
+
+/// SES's event about a reply it sent, as the configuration set publishes it to the stack's
+/// events topic: the sample `name`, about `ses_id` from `source` to `recipient`.
+fn ses_event(o: &Outbound, name: &str, ses_id: &str, source: &str, recipient: &str) -> Value {
+    let mut event = sample_json(&format!("email/{name}"));
+    let record = &mut event["Records"][0]["Sns"];
+    record["TopicArn"] = o.stack.resources.topics["OutboundMailEventsTopic"].clone().into();
+    let mut message: Value = serde_json::from_str(record["Message"].as_str().unwrap()).unwrap();
+    message["mail"]["messageId"] = ses_id.into();
+    message["mail"]["source"] = source.into();
+    // Now: after the customer's mail and the reply.
+    let now = Utc::now().to_rfc3339();
+    message["mail"]["timestamp"] = now.clone().into();
+    for detail in ["delivery", "bounce", "complaint"] {
+        if message[detail].is_object() {
+            message[detail]["timestamp"] = now.clone().into();
+        }
+    }
+    for list in ["/bounce/bouncedRecipients", "/complaint/complainedRecipients"] {
+        if let Some(Value::Array(recipients)) = message.pointer_mut(list) {
+            recipients[0]["emailAddress"] = recipient.into();
+        }
+    }
+    record["Message"] = message.to_string().into();
+    event
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_hard_bounce_fails_the_reply_and_refuses_the_next_until_the_customer_writes_again() {
+    let o = outbound().await;
+    let question =
+        crate::outbound::mail_from_ada("ada-b1@mail.example.com", "Subject: Order A-1001\r\n", "Where is it?");
+    let customer = o.customer_wrote(&question).await;
+    let (status, reply) = o
+        .client()
+        .send_message(&customer, "b-1", json!({ "text": "It ships today." }))
+        .await;
+    assert_eq!(status, 202, "{reply}");
+    o.drain().await;
+    let id = reply_id(&reply);
+    let sent = o.stack.ses_sent().await.unwrap();
+    let (ses_id, source, _) = sent.last().cloned().unwrap();
+
+    // SES delivers first, then the recipient's server bounces it for good.
+    let ses = ses_function(&o.stack);
+    for name in ["14-ses-event-delivery.json", "15-ses-event-bounce.json"] {
+        throughline_email::handle_ses(ses_event(&o, name, &ses_id, &source, "ada@example.com"), &ses)
+            .await
+            .unwrap();
+    }
+    o.write().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    // Delivered outranks a failure reported for the same message: the bounce is history.
+    assert_eq!(entry["delivery"]["status"], "delivered", "{entry:#}");
+    assert!(history(&entry).contains(&("undelivered".into(), Some("ses_event".into()))));
+    let (_, profile) = o.client().profile(&customer).await;
+    let ada = profile["identifiers"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|i| i["identifier"] == "email:ada@example.com")
+        .cloned()
+        .unwrap();
+    assert_eq!(ada["recipient_state"], "undeliverable", "{profile:#}");
+
+    // The next reply is refused before anything is recorded or sent.
+    let (status, refused) = o
+        .client()
+        .send_message(&customer, "b-2", json!({ "text": "Did you get it?" }))
+        .await;
+    assert_eq!(
+        (status, refused["error"]["code"].as_str()),
+        (422, Some("recipient_undeliverable")),
+        "{refused}"
+    );
+
+    // She writes again (her address works after all): replies go out again.
+    let mut again = crate::outbound::mail_from_ada("ada-b2@mail.example.com", "Subject: Order A-1001\r\n", "Hello?");
+    again.occurred_at = Utc::now() + TimeDelta::seconds(1);
+    o.customer_wrote(&again).await;
+    let (status, answer) = o
+        .client()
+        .send_message(&customer, "b-3", json!({ "text": "Yes, it ships today." }))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+
+    // A bounce before delivery fails it; a complaint opts the address out.
+    o.drain().await;
+    let sent = o.stack.ses_sent().await.unwrap();
+    let (ses_id, source, _) = sent.last().cloned().unwrap();
+    throughline_email::handle_ses(
+        ses_event(&o, "15-ses-event-bounce.json", &ses_id, &source, "ada@example.com"),
+        &ses,
+    )
+    .await
+    .unwrap();
+    o.write().await;
+    let entry = o.reply_entry(&customer, &reply_id(&answer)).await;
+    assert_eq!(entry["delivery"]["status"], "undelivered", "{entry:#}");
+    assert_eq!(entry["delivery"]["error"]["code"], "bounce:Permanent/General");
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn mailgun_event_webhooks_are_verified_taken_once_and_queued() {
+    let stack = start_stack().await;
+    let mailgun = mailgun_function(&stack);
+    let queue = stack.interactions_queue().url.clone();
+    let event =
+        throughline_localstack::sign::fresh_event(&event_path("email/18-mailgun-event-failed-permanent.json")).unwrap();
+    let request = || lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = throughline_email::handle_mailgun(request(), &mailgun).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    assert_eq!(depth(&stack, &queue).await, 1, "one status report");
+    // The same signed token again (a capture replayed): refused, nothing queued.
+    let replay = throughline_email::handle_mailgun(request(), &mailgun).await;
+    assert_eq!(replay.status(), StatusCode::UNAUTHORIZED);
+    let mut forged = event.clone();
+    let mut body: Value = serde_json::from_str(forged["body"].as_str().unwrap()).unwrap();
+    body["signature"]["signature"] = "0".repeat(64).into();
+    forged["body"] = body.to_string().into();
+    let forged =
+        throughline_email::handle_mailgun(lambda_http::request::from_str(&forged.to_string()).unwrap(), &mailgun).await;
+    assert_eq!(forged.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(depth(&stack, &queue).await, 1);
+    // The writer keeps it for the reply it names (none yet here): nothing fails.
+    drain(&stack.writer_mapping(Some(1)), &stack.store()).await;
+    assert_eq!(depth(&stack, &queue).await, 0);
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_x_read_receipt_reads_every_reply_up_to_the_dm_it_names() {
+    let o = outbound().await;
+    let x = sample("x", Channel::X);
+    let customer = o
+        .customer_wrote(&customer_message(
+            &x,
+            "1860000000000000001",
+            Utc::now() - TimeDelta::minutes(1),
+        ))
+        .await;
+    let mut ids = Vec::new();
+    for key in ["x-1", "x-2"] {
+        let (status, answer) = o
+            .client()
+            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(reply_id(&answer));
+        o.drain().await;
+    }
+    let first = o.reply_entry(&customer, &ids[0]).await;
+    let dm_id = first["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
+    let (Handle::Platform { id: account, .. }, Handle::Platform { id: ada, .. }) = (&x.message.from, &x.message.to)
+    else {
+        panic!("X handles")
+    };
+    // Ada read up to the first reply: X's read receipt, signed as X signs it.
+    let mut event = sample_json("x/11-dm-read.json");
+    let body = json!({
+        "for_user_id": account.as_str(),
+        "direct_message_mark_read_events": [{
+            "created_timestamp": Utc::now().timestamp_millis().to_string(),
+            "sender_id": ada.as_str(), "target": {"recipient_id": account.as_str()},
+            "last_read_event_id": dm_id
+        }]
+    })
+    .to_string();
+    event["headers"]["x-twitter-webhooks-signature"] =
+        throughline_x::webhook::sign(throughline_testkit::secrets::TEST_X_CONSUMER_SECRET, body.as_bytes()).into();
+    event["body"] = body.into();
+    event["isBase64Encoded"] = false.into();
+    let response = throughline_x::handle(
+        lambda_http::request::from_str(&event.to_string()).unwrap(),
+        &x_function(&o.stack),
+    )
+    .await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    o.write().await;
+    assert_eq!(o.reply_entry(&customer, &ids[0]).await["delivery"]["status"], "read");
+    // The second was sent after the DM the receipt names.
+    assert_eq!(o.reply_entry(&customer, &ids[1]).await["delivery"]["status"], "sent");
+}

@@ -571,7 +571,7 @@ async fn the_providers_echo_is_the_reply_whether_it_comes_after_or_before_the_an
 }
 
 /// A mail as the customer's mail program sends it, normalized as the SES function does.
-fn mail_from_ada(message_id: &str, headers: &str, body: &str) -> Interaction {
+pub(crate) fn mail_from_ada(message_id: &str, headers: &str, body: &str) -> Interaction {
     let raw = format!(
         "From: Ada Lovelace <ada@example.com>\r\nTo: support@acme.example\r\nMessage-ID: <{message_id}>\r\n\
          Date: {}\r\n{headers}Content-Type: text/plain; charset=utf-8\r\n\r\n{body}\r\n",

@@ -243,7 +243,9 @@ def x(path, headers, body):
                            "title": "Invalid Request", "detail": "One or more parameters to your request was invalid.",
                            "type": "https://api.twitter.com/2/problems/invalid-request"})
     n = next(COUNTER)
-    raise Answer(201, {"data": {"dm_conversation_id": f"{accounts[token]}-{m.group(1)}", "dm_event_id": str(1582838223000000000 + n)}})
+    # X's ids are snowflakes: the time (ms since X's epoch) above the lowest 22 bits.
+    snowflake = ((int(time.time() * 1000) - 1288834974657) << 22) + n % (1 << 22)
+    raise Answer(201, {"data": {"dm_conversation_id": f"{accounts[token]}-{m.group(1)}", "dm_event_id": str(snowflake)}})
 
 
 # --- Mailgun --------------------------------------------------------------------------------

@@ -192,6 +192,7 @@ pub fn ses_function(stack: &LocalStack) -> throughline_email::SesFunction {
         sources: throughline_email::MailSources {
             topic_arn: Some(stack.resources.topics["InboundMailTopic"].clone()),
             receipt_function_arn: Some("arn:aws:lambda:us-east-1:123456789012:function:throughline-email-ses".into()),
+            events_topic_arn: Some(stack.resources.topics["OutboundMailEventsTopic"].clone()),
         },
     }
 }

@@ -3,6 +3,7 @@
 //! `mail` is the one pure parser every source uses; `ses` and `mailgun` read their sources;
 //! this module is the shell (S3, the replay store, the queue).
 
+pub mod events;
 pub mod mail;
 pub mod mailgun;
 pub mod ses;
@@ -126,13 +127,14 @@ impl SesFunction {
 
 impl MailSources {
     /// Reads `INBOUND_MAIL_TOPIC_ARN` (required: a function that took notifications from any
-    /// topic would record whatever their publishers wrote) and the optional
+    /// topic would record whatever their publishers wrote), the optional
     /// `SES_RECEIPT_FUNCTION_ARN` (the template cannot name the function in its own
-    /// environment; unset: not checked).
+    /// environment; unset: not checked) and the optional `OUTBOUND_MAIL_EVENTS_TOPIC_ARN`.
     pub fn from_env() -> Result<Self, ConfigError> {
         Ok(Self {
             topic_arn: Some(config::required_env("INBOUND_MAIL_TOPIC_ARN")?.trim().to_owned()),
             receipt_function_arn: config::optional_env("SES_RECEIPT_FUNCTION_ARN").map(|v| v.trim().to_owned()),
+            events_topic_arn: config::optional_env("OUTBOUND_MAIL_EVENTS_TOPIC_ARN").map(|v| v.trim().to_owned()),
         })
     }
 }
@@ -189,7 +191,11 @@ pub async fn handle_ses(event: serde_json::Value, function: &SesFunction) -> Res
             Err(problem) => count_unusable(&problem),
         }
     }
-    let messages: Vec<QueueMessage> = interactions.into_iter().map(QueueMessage::from).collect();
+    let messages: Vec<QueueMessage> = interactions
+        .into_iter()
+        .map(QueueMessage::from)
+        .chain(announced.statuses.into_iter().map(QueueMessage::from))
+        .collect();
     let published = function.publisher.publish(&messages).await.map_err(|e| e.to_string())?;
     throughline_edge::report_ignored(CONNECTOR, published.dropped.iter().map(|d| d.reason.code()));
     tracing::info!(connector = CONNECTOR, count = published.queued, "mail queued");
@@ -254,13 +260,25 @@ const REPLAY_NAMESPACE: &str = "mailgun";
 pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Response<Body> {
     let request = WebhookRequest::from_lambda(req, None);
     let now = Utc::now();
-    let delivery = match mailgun::accept(&request, &function.mailgun, now) {
-        Ok(delivery) => delivery,
-        Err(rejection) => return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await,
+    // An event webhook (JSON) reports on a reply; a route (a form) delivers a mail.
+    let (token, delivery) = if mailgun::is_event(&request) {
+        match mailgun::accept_event(&request, &function.mailgun, now) {
+            Ok(event) => (event.token, Err(event.accepted)),
+            Err(rejection) => {
+                return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await;
+            }
+        }
+    } else {
+        match mailgun::accept(&request, &function.mailgun, now) {
+            Ok(delivery) => (delivery.token.clone(), Ok(delivery)),
+            Err(rejection) => {
+                return throughline_edge::respond(CONNECTOR, Err(rejection), &function.publisher, ok).await;
+            }
+        }
     };
     let until = replay_memory(now, &function.mailgun);
     // The claim is the conditional put itself: of two posts of one token exactly one gets it.
-    match function.store.remember(REPLAY_NAMESPACE, &delivery.token, until).await {
+    match function.store.remember(REPLAY_NAMESPACE, &token, until).await {
         Ok(true) => {}
         Ok(false) => {
             let replay = Rejection::BadSignature {
@@ -273,12 +291,22 @@ pub async fn handle_mailgun(req: Request, function: &MailgunFunction) -> Respons
         Err(e) => return throughline_edge::error_response(&e),
     }
     let release = || async {
-        if let Err(e) = function.store.forget(REPLAY_NAMESPACE, &delivery.token).await {
+        if let Err(e) = function.store.forget(REPLAY_NAMESPACE, &token).await {
             tracing::error!(
                 connector = CONNECTOR,
                 error = %e,
                 "could not give the token back; Mailgun's retry of this delivery will be refused"
             );
+        }
+    };
+    let delivery = match delivery {
+        Ok(delivery) => delivery,
+        Err(statuses) => {
+            let response = throughline_edge::respond(CONNECTOR, Ok(statuses), &function.publisher, ok).await;
+            if response.status().is_server_error() {
+                release().await;
+            }
+            return response;
         }
     };
     let interaction = match interaction_for(

@@ -96,6 +96,91 @@ fn form_fields(req: &WebhookRequest) -> Result<HashMap<String, Vec<u8>>, Rejecti
     }
 }
 
+/// Mailgun's signature over `timestamp` and `token`, within the window: the same for routes
+/// and event webhooks.
+fn verify(
+    timestamp: &str,
+    token: &str,
+    provided: &str,
+    config: &MailgunConfig,
+    now: DateTime<Utc>,
+) -> Result<(), Rejection> {
+    let seconds: i64 = timestamp
+        .parse()
+        .map_err(|_| unauthorized("timestamp must be unix seconds"))?;
+    if now.timestamp().abs_diff(seconds) > config.tolerance.num_seconds().unsigned_abs() {
+        return Err(unauthorized("timestamp is outside the allowed window"));
+    }
+    let signed = signature::matches_any(
+        Algorithm::HmacSha256,
+        Encoding::Hex,
+        &config.signing_keys,
+        &[timestamp.as_bytes(), token.as_bytes()],
+        provided,
+    );
+    if signed {
+        Ok(())
+    } else {
+        Err(unauthorized("signature does not match timestamp and token"))
+    }
+}
+
+/// Largest event webhook body: an event is a few KiB of JSON.
+pub const MAX_EVENT_BYTES: usize = 256 * 1024;
+
+/// A verified event webhook: its token (claimed like a route's) and what it reports.
+#[derive(Debug, Clone)]
+pub struct MailgunEvent {
+    pub token: String,
+    pub accepted: throughline_edge::Accepted,
+}
+
+/// Whether a POST is an event webhook (JSON) rather than a route (a form).
+pub fn is_event(req: &WebhookRequest) -> bool {
+    req.media_type().as_deref() == Some("application/json")
+}
+
+/// Verifies an event webhook's POST (`{"signature": {timestamp, token, signature},
+/// "event-data": {...}}`, signed like routes) and returns the statuses it reports.
+pub fn accept_event(
+    req: &WebhookRequest,
+    config: &MailgunConfig,
+    now: DateTime<Utc>,
+) -> Result<MailgunEvent, Rejection> {
+    if req.method != Method::POST {
+        return Err(Rejection::MethodNotAllowed { allowed: "POST" });
+    }
+    if req.body.len() > MAX_EVENT_BYTES {
+        return Err(Rejection::malformed(format!(
+            "body is larger than {MAX_EVENT_BYTES} bytes"
+        )));
+    }
+    let body: serde_json::Value = serde_json::from_slice(&req.body)
+        .map_err(|e| Rejection::malformed(format!("body is not JSON (line {}, column {})", e.line(), e.column())))?;
+    let field = |name: &str| {
+        body["signature"][name]
+            .as_str()
+            .map(str::trim)
+            .filter(|v| !v.is_empty())
+            .map(str::to_owned)
+    };
+    let timestamp = field("timestamp").ok_or(unauthorized("signature.timestamp is missing"))?;
+    let token = field("token").ok_or(unauthorized("signature.token is missing"))?;
+    let provided = field("signature").ok_or(unauthorized("signature.signature is missing"))?;
+    verify(&timestamp, &token, &provided, config, now)?;
+    let data = &body["event-data"];
+    if !data.is_object() {
+        return Err(Rejection::malformed("event-data is missing"));
+    }
+    let mut accepted = throughline_edge::Accepted::default();
+    match crate::events::mailgun_event(data) {
+        Ok(reports) if reports.is_empty() => accepted.ignored.push("event_other"),
+        Ok(reports) => accepted.statuses = reports,
+        Err(problem) => return Err(Rejection::malformed(problem)),
+    }
+    Ok(MailgunEvent { token, accepted })
+}
+
 /// Verifies a route's POST and returns the mail in it.
 pub fn accept(req: &WebhookRequest, config: &MailgunConfig, now: DateTime<Utc>) -> Result<MailgunDelivery, Rejection> {
     if req.method != Method::POST {
@@ -116,22 +201,7 @@ pub fn accept(req: &WebhookRequest, config: &MailgunConfig, now: DateTime<Utc>) 
     let timestamp = text("timestamp").ok_or(unauthorized("field timestamp is missing"))?;
     let token = text("token").ok_or(unauthorized("field token is missing"))?;
     let provided = text("signature").ok_or(unauthorized("field signature is missing"))?;
-    let seconds: i64 = timestamp
-        .parse()
-        .map_err(|_| unauthorized("field timestamp must be unix seconds"))?;
-    if now.timestamp().abs_diff(seconds) > config.tolerance.num_seconds().unsigned_abs() {
-        return Err(unauthorized("timestamp is outside the allowed window"));
-    }
-    let signed = signature::matches_any(
-        Algorithm::HmacSha256,
-        Encoding::Hex,
-        &config.signing_keys,
-        &[timestamp.as_bytes(), token.as_bytes()],
-        &provided,
-    );
-    if !signed {
-        return Err(unauthorized("signature does not match timestamp and token"));
-    }
+    verify(&timestamp, &token, &provided, config, now)?;
     let raw_mime = fields
         .get("body-mime")
         .filter(|b| !b.is_empty())

@@ -91,6 +91,9 @@ pub struct MailSources {
     /// names no receipt rule, so the rule itself can only be pinned by the invoke permission's
     /// `SourceArn`.)
     pub receipt_function_arn: Option<String>,
+    /// `OUTBOUND_MAIL_EVENTS_TOPIC_ARN`: the SNS topic the replies' configuration set publishes
+    /// SES's events about them to (sends, deliveries, bounces, complaints); unset: none taken.
+    pub events_topic_arn: Option<String>,
 }
 
 /// A record skipped because it did not come from a configured source.
@@ -100,6 +103,8 @@ pub enum Refused {
     UnexpectedTopic { index: usize },
     /// A SES record whose action is not the Lambda action `MailSources::receipt_function_arn`.
     UnexpectedReceiptAction { index: usize },
+    /// An event about a reply that does not parse: a retry would not change it.
+    MalformedEvent { index: usize },
 }
 
 impl Refused {
@@ -108,6 +113,7 @@ impl Refused {
         match self {
             Refused::UnexpectedTopic { .. } => "unexpected_topic",
             Refused::UnexpectedReceiptAction { .. } => "unexpected_receipt_action",
+            Refused::MalformedEvent { .. } => "malformed_event",
         }
     }
 }
@@ -116,6 +122,8 @@ impl Refused {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Announced {
     pub mails: Vec<SesMail>,
+    /// What SES reported about replies (from `MailSources::events_topic_arn`).
+    pub statuses: Vec<throughline_model::StatusReport>,
     pub refused: Vec<Refused>,
 }
 
@@ -128,6 +136,24 @@ pub fn mails_in(event: &Value, sources: &MailSources) -> Result<Announced, Event
     for (index, record) in records.iter().enumerate() {
         let malformed = |problem: String| EventProblem::Malformed { index, problem };
         let sns = record["Sns"]["Message"].as_str();
+        let topic = record["Sns"]["TopicArn"].as_str();
+        if let (Some(message), Some(events)) = (sns, &sources.events_topic_arn)
+            && topic == Some(events.as_str())
+        {
+            // `arn:aws:sns:<region>:<account>:<name>`: the events are of that region's SES.
+            let region = events.split(':').nth(3).unwrap_or_default();
+            match serde_json::from_str(message)
+                .map_err(|e| e.to_string())
+                .and_then(|m| crate::events::ses_event(&m, region))
+            {
+                Ok(reports) => announced.statuses.extend(reports),
+                Err(problem) => {
+                    tracing::warn!(index, problem, "SES event about a reply does not parse");
+                    announced.refused.push(Refused::MalformedEvent { index });
+                }
+            }
+            continue;
+        }
         // Before the message is read: a foreign topic's message is not parsed at all.
         if sns.is_some()
             && let Some(expected) = &sources.topic_arn

@@ -530,3 +530,182 @@ proptest! {
         let _ = mailgun::accept(&form_request(body), &mailgun_config(), at(1795510000));
     }
 }
+
+/// The statuses of the sample SES events, as the events topic's records.
+fn ses_statuses(name: &str) -> Vec<throughline_model::StatusReport> {
+    let event = event(name);
+    let sources = MailSources {
+        events_topic_arn: event["Records"][0]["Sns"]["TopicArn"].as_str().map(str::to_owned),
+        ..MailSources::default()
+    };
+    let announced = ses::mails_in(&event, &sources).unwrap();
+    assert!(
+        announced.mails.is_empty() && announced.refused.is_empty(),
+        "{announced:?}"
+    );
+    announced.statuses
+}
+
+fn reply_id(provider: Provider, from: &str, provider_id: &str) -> throughline_model::InteractionId {
+    throughline_model::InteractionId::derive(
+        provider,
+        &throughline_model::Handle::Email {
+            address: EmailAddress::parse(from).unwrap(),
+        },
+        &throughline_model::ProviderMessageId::parse(provider_id).unwrap(),
+    )
+}
+
+#[test]
+fn ses_events_about_replies_are_statuses_of_the_id_the_sender_recorded() {
+    use throughline_model::{DeliveryStatus, RecipientState};
+    let [delivered] = ses_statuses("14-ses-event-delivery.json").try_into().unwrap();
+    assert_eq!(
+        delivered.interaction_id,
+        reply_id(
+            Provider::Ses,
+            "support@acme.example",
+            "0100019ad0c6f1a2-3b4c5d6e-7f80-4a1b-9c2d-3e4f5a6b7c8d-000000@us-east-1.amazonses.com"
+        )
+    );
+    assert_eq!(delivered.event.status, DeliveryStatus::Delivered);
+    assert_eq!(delivered.event.at.to_rfc3339(), "2026-11-24T12:00:02.118+00:00");
+    assert_eq!(delivered.recipient, None);
+
+    // A hard bounce: undelivered, and the address is undeliverable.
+    let [bounced] = ses_statuses("15-ses-event-bounce.json").try_into().unwrap();
+    assert_eq!(bounced.event.status, DeliveryStatus::Undelivered);
+    let error = bounced.event.error.clone().unwrap();
+    assert_eq!(error.code, "bounce:Permanent/General");
+    assert!(error.reason.contains("hard bounce"), "{}", error.reason);
+    let fact = bounced.recipient.clone().unwrap();
+    assert_eq!(
+        (fact.handle.key(), fact.state),
+        ("email:ada@exmaple.com".to_owned(), RecipientState::Undeliverable)
+    );
+
+    // A complaint: it arrived, and the address opted out.
+    let [complaint] = ses_statuses("16-ses-event-complaint.json").try_into().unwrap();
+    assert_eq!(complaint.event.status, DeliveryStatus::Delivered);
+    assert_eq!(complaint.recipient.unwrap().state, RecipientState::OptedOut);
+
+    // A soft bounce is history (`sent`, with why); a delay too; a reject fails it.
+    let with = |kind: &str, detail: serde_json::Value| {
+        let mut message: serde_json::Value = serde_json::from_str(
+            event("15-ses-event-bounce.json")["Records"][0]["Sns"]["Message"]
+                .as_str()
+                .unwrap(),
+        )
+        .unwrap();
+        message["eventType"] = kind.into();
+        message.as_object_mut().unwrap().remove("bounce");
+        if let serde_json::Value::Object(detail) = detail {
+            message.as_object_mut().unwrap().extend(detail);
+        }
+        crate::events::ses_event(&message, "us-east-1").unwrap()
+    };
+    let soft = with(
+        "Bounce",
+        serde_json::json!({"bounce": {"bounceType": "Transient", "bounceSubType": "MailboxFull",
+            "bouncedRecipients": [{"emailAddress": "ada@exmaple.com"}], "timestamp": "2026-11-24T12:00:04Z"}}),
+    );
+    assert_eq!(soft[0].event.status, DeliveryStatus::Sent);
+    assert!(soft[0].event.error.as_ref().unwrap().reason.contains("full"));
+    assert_eq!(soft[0].recipient, None, "a soft bounce says nothing of the address");
+    let delay = with(
+        "DeliveryDelay",
+        serde_json::json!({"deliveryDelay": {"delayType": "MailboxFull"}}),
+    );
+    assert_eq!(delay[0].event.status, DeliveryStatus::Sent);
+    assert_eq!(
+        with("Reject", serde_json::json!({"reject": {"reason": "Bad content"}}))[0]
+            .event
+            .status,
+        DeliveryStatus::Failed
+    );
+    assert!(with("Open", serde_json::json!({})).is_empty());
+    assert!(crate::events::ses_event(&serde_json::json!({"eventType": "Delivery"}), "us-east-1").is_err());
+}
+
+#[test]
+fn a_malformed_ses_event_is_refused_alone() {
+    let mut event = event("14-ses-event-delivery.json");
+    let good = event["Records"][0].clone();
+    let mut bad = good.clone();
+    bad["Sns"]["Message"] = "{\"eventType\":\"Delivery\"}".into();
+    event["Records"] = serde_json::json!([bad, good]);
+    let sources = MailSources {
+        events_topic_arn: event["Records"][0]["Sns"]["TopicArn"].as_str().map(str::to_owned),
+        ..MailSources::default()
+    };
+    let announced = ses::mails_in(&event, &sources).unwrap();
+    assert_eq!(announced.statuses.len(), 1);
+    assert_eq!(announced.refused, vec![Refused::MalformedEvent { index: 0 }]);
+}
+
+/// A sample Mailgun event request and the time it was signed at.
+fn mailgun_event_request(name: &str) -> (WebhookRequest, DateTime<Utc>) {
+    let request = mailgun_request(name);
+    let body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    let signed_at = at(body["signature"]["timestamp"].as_str().unwrap().parse().unwrap());
+    (request, signed_at)
+}
+
+#[test]
+fn mailgun_events_are_signed_like_routes_and_report_on_replies() {
+    use throughline_model::{DeliveryStatus, RecipientState};
+    let (request, signed_at) = mailgun_event_request("17-mailgun-event-delivered.json");
+    assert!(mailgun::is_event(&request));
+    let delivered = mailgun::accept_event(&request, &mailgun_config(), signed_at).unwrap();
+    let [report] = delivered.accepted.statuses.as_slice() else {
+        panic!("{:?}", delivered.accepted)
+    };
+    assert_eq!(
+        report.interaction_id,
+        reply_id(
+            Provider::Mailgun,
+            "support@mg.acme.example",
+            "20261124120000.1.AB12CD34EF56@mg.acme.example"
+        )
+    );
+    assert_eq!(report.event.status, DeliveryStatus::Delivered);
+    assert_eq!(report.event.at.timestamp_millis(), 1795521600123);
+
+    let (request, signed_at) = mailgun_event_request("18-mailgun-event-failed-permanent.json");
+    let failed = mailgun::accept_event(&request, &mailgun_config(), signed_at).unwrap();
+    let report = &failed.accepted.statuses[0];
+    assert_eq!(report.event.status, DeliveryStatus::Undelivered);
+    assert_eq!(report.event.error.as_ref().unwrap().code, "mailgun:bounce/550");
+    assert_eq!(
+        report.recipient.as_ref().map(|f| (f.handle.key(), f.state)),
+        Some(("email:ada@exmaple.com".to_owned(), RecipientState::Undeliverable))
+    );
+
+    // Out of the window, or signed with another key: 401, nothing reported.
+    let late = mailgun::accept_event(&request, &mailgun_config(), signed_at + TimeDelta::seconds(301)).unwrap_err();
+    assert_eq!(late.status(), StatusCode::UNAUTHORIZED);
+    let other = MailgunConfig {
+        signing_keys: vec![Secret::new("someone-elses-key")],
+        ..mailgun_config()
+    };
+    assert_eq!(
+        mailgun::accept_event(&request, &other, signed_at).unwrap_err().status(),
+        StatusCode::UNAUTHORIZED
+    );
+    // Signed, but not an event: 400 naming what is missing.
+    let mut body: serde_json::Value = serde_json::from_slice(&request.body).unwrap();
+    body["event-data"]["message"]["headers"]
+        .as_object_mut()
+        .unwrap()
+        .remove("message-id");
+    let mut broken = request.clone();
+    broken.body = body.to_string().into_bytes();
+    let err = mailgun::accept_event(&broken, &mailgun_config(), signed_at).unwrap_err();
+    assert_eq!(err.status(), StatusCode::BAD_REQUEST);
+    assert!(err.message().contains("message-id"), "{}", err.message());
+    // Events with no state here are acknowledged and counted.
+    body["event-data"] = serde_json::json!({"event": "opened"});
+    broken.body = body.to_string().into_bytes();
+    let opened = mailgun::accept_event(&broken, &mailgun_config(), signed_at).unwrap();
+    assert_eq!(opened.accepted.ignored, vec!["event_other"]);
+}

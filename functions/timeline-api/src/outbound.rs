@@ -15,8 +15,8 @@ use lambda_http::Request;
 use serde::Serialize;
 use throughline_model::{
     Attachment, AttachmentSource, Channel, CustomerId, Delivery, DeliveryStatus, Direction, EmailThreading, Handle,
-    Interaction, InteractionId, NewInteraction, OutboundContent, OutboundMessage, ProviderMessageId, SendJob,
-    SendRefusal, check_content, check_window,
+    Interaction, InteractionId, NewInteraction, OutboundContent, OutboundMessage, ProviderMessageId, RecipientState,
+    SendJob, SendRefusal, check_content, check_window,
 };
 use throughline_store::{Recorded, Remembered, TimelineFilter, TimelineStore};
 
@@ -308,19 +308,31 @@ async fn check_rules(
     now: DateTime<Utc>,
 ) -> Result<(), ApiError> {
     let message = &job.message;
+    // The customer's latest message from `to` to this endpoint: the latest message overall, or
+    // the latest from `to` on its channel, is that one (the route's search found it already).
+    let last_inbound = || async {
+        match answered.reason {
+            RoutingReason::Latest | RoutingReason::Requested => Ok(Some(answered.interaction.occurred_at)),
+            RoutingReason::InReplyTo | RoutingReason::LatestInConversation => {
+                last_inbound_to_endpoint(&api.store, customer, message).await
+            }
+        }
+    };
     if matches!(
         message.channel,
         Channel::Whatsapp | Channel::Messenger | Channel::Instagram
     ) {
-        let last = match answered.reason {
-            // The latest message overall, or the latest from `to` on its channel, is also the
-            // latest from its handle to its endpoint: the route's search found it already.
-            RoutingReason::Latest | RoutingReason::Requested => Some(answered.interaction.occurred_at),
-            RoutingReason::InReplyTo | RoutingReason::LatestInConversation => {
-                last_inbound_to_endpoint(&api.store, customer, message).await?
-            }
-        };
-        check_window(message, last, now, api.credentials.human_agent_enabled)?;
+        check_window(message, last_inbound().await?, now, api.credentials.human_agent_enabled)?;
+    }
+    if message.channel == Channel::Email
+        && let Some((state, at)) = api.store.recipient_state(&message.to).await?
+        && last_inbound().await?.is_none_or(|last| last < at)
+    {
+        return Err(match state {
+            RecipientState::Undeliverable => SendRefusal::RecipientUndeliverable,
+            RecipientState::OptedOut => SendRefusal::RecipientOptedOut,
+        }
+        .into());
     }
     if message.channel == Channel::Sms && api.store.sms_opted_out(&message.to, &message.from).await? {
         return Err(SendRefusal::RecipientOptedOut.into());

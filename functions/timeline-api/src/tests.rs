@@ -121,6 +121,7 @@ fn every_refusal() -> Vec<throughline_model::SendRefusal> {
             remedy: "r",
         },
         SendRefusal::RecipientOptedOut,
+        SendRefusal::RecipientUndeliverable,
         SendRefusal::ChannelNotConfigured(Channel::Sms),
         SendRefusal::UnsupportedContent("x"),
         SendRefusal::TextTooLong {
@@ -133,6 +134,7 @@ fn every_refusal() -> Vec<throughline_model::SendRefusal> {
         match refusal {
             SendRefusal::WindowClosed { .. }
             | SendRefusal::RecipientOptedOut
+            | SendRefusal::RecipientUndeliverable
             | SendRefusal::ChannelNotConfigured(_)
             | SendRefusal::UnsupportedContent(_)
             | SendRefusal::TextTooLong { .. } => {}

@@ -357,3 +357,27 @@ proptest::proptest! {
         let _ = accept(&signed(&body.to_string()), &config(), now());
     }
 }
+
+#[test]
+fn the_customers_read_receipt_is_a_read_watermark_at_the_time_in_the_last_read_id() {
+    let read = accepted("11-dm-read.json");
+    assert!(read.interactions.is_empty() && read.ignored.is_empty(), "{read:?}");
+    let [watermark] = read.watermarks.as_slice() else {
+        panic!("one watermark: {read:?}")
+    };
+    assert_eq!(watermark.customer.key(), format!("x::{ADA}"));
+    assert_eq!(watermark.status, throughline_model::DeliveryStatus::Read);
+    // The snowflake's time: 2026-11-24T10:04:59Z.
+    assert_eq!(watermark.up_to.timestamp_millis(), 1795518299000);
+
+    // The account's own read (an agent read Ada's DM in X's app) is nobody's receipt; a
+    // receipt without an id is malformed, alone.
+    let body = format!(
+        r#"{{"for_user_id":"{ACCOUNT}","direct_message_mark_read_events":[
+            {{"created_timestamp":"1","sender_id":"{ACCOUNT}","target":{{"recipient_id":"{ADA}"}},"last_read_event_id":"2125183894025142272"}},
+            {{"created_timestamp":"1","sender_id":"{ADA}","target":{{"recipient_id":"{ACCOUNT}"}}}}]}}"#
+    );
+    let accepted = accept(&signed(&body), &config(), now()).unwrap();
+    assert!(accepted.watermarks.is_empty());
+    assert_eq!(accepted.ignored, vec!["own_read", "malformed_event"]);
+}

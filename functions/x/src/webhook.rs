@@ -10,8 +10,9 @@ use serde_json::Value;
 use throughline_edge::signature::{self, Algorithm, Encoding};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest, json};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, Direction, Handle, Interaction, InteractionId, InteractionKind,
-    InteractionUpdate, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
+    Attachment, AttachmentSource, Channel, DeliveryStatus, Direction, Handle, Interaction, InteractionId,
+    InteractionKind, InteractionUpdate, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId,
+    WatermarkReport,
 };
 
 pub const SIGNATURE_HEADER: &str = "x-twitter-webhooks-signature";
@@ -284,13 +285,59 @@ pub fn accept(req: &WebhookRequest, config: &XConfig, received_at: DateTime<Utc>
             }
         }
     }
-    // Favorites, follows, blocks, mutes, typing and read indicators, ...: acknowledged, counted.
+    // The customer read the account's DMs up to an event: a read watermark for them.
+    let reads = payload.other.get(READ_EVENTS).and_then(Value::as_array);
+    for (index, raw) in reads.into_iter().flatten().enumerate() {
+        match read_receipt(raw, &account) {
+            Ok(Some(watermark)) => accepted.watermarks.push(watermark),
+            Ok(None) => accepted.ignored.push("own_read"),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("{READ_EVENTS}[{index}]"), &problem),
+        }
+    }
+    // Favorites, follows, blocks, mutes, typing indicators, ...: acknowledged, counted.
     for (key, value) in &payload.other {
-        if key.ends_with("_events") && value.as_array().is_some_and(|a| !a.is_empty()) {
+        if key != READ_EVENTS && key.ends_with("_events") && value.as_array().is_some_and(|a| !a.is_empty()) {
             accepted.ignored.push(ignored_reason(key));
         }
     }
     Ok(accepted)
+}
+
+const READ_EVENTS: &str = "direct_message_mark_read_events";
+
+#[derive(Debug, Deserialize)]
+struct MarkRead {
+    sender_id: Option<String>,
+    last_read_event_id: Option<String>,
+}
+
+/// X's ids are snowflakes: milliseconds since X's epoch in the bits above the lowest 22.
+const SNOWFLAKE_EPOCH_MS: i64 = 1_288_834_974_657;
+
+fn snowflake_time(id: &str) -> Option<DateTime<Utc>> {
+    let id: i64 = id.trim().parse().ok()?;
+    Utc.timestamp_millis_opt((id >> 22) + SNOWFLAKE_EPOCH_MS).single()
+}
+
+/// A read receipt: the reader (`sender_id`) read every DM of the conversation up to
+/// `last_read_event_id`, whose time is in the id. The customer's, a read watermark for them;
+/// the account's own (an agent read the customer's DM in X's app): `None`.
+fn read_receipt(raw: &Value, account: &PlatformUserId) -> Result<Option<WatermarkReport>, String> {
+    let read: MarkRead = json::parse_event(raw)?;
+    let reader = user_id(read.sender_id.as_deref(), "sender_id")?;
+    if &reader == account {
+        return Ok(None);
+    }
+    let up_to = read
+        .last_read_event_id
+        .as_deref()
+        .and_then(snowflake_time)
+        .ok_or("last_read_event_id is not an X id")?;
+    Ok(Some(WatermarkReport {
+        customer: x_handle(reader),
+        status: DeliveryStatus::Read,
+        up_to,
+    }))
 }
 
 fn tweet_deletion(

@@ -221,7 +221,7 @@ pub struct WatermarkReport {
 }
 
 /// The source of what a watermark shows.
-pub const WATERMARK_SOURCE: &str = "meta_watermark";
+pub const WATERMARK_SOURCE: &str = "watermark";
 
 /// An outbound message's sending, on its timeline entry.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]

@@ -184,6 +184,9 @@ pub enum SendRefusal {
     /// The customer asked this number to stop sending (SMS `STOP`) and has not restarted.
     #[error("the recipient opted out of messages from this sender")]
     RecipientOptedOut,
+    /// The recipient's address bounced for good, and no mail came from it since.
+    #[error("the recipient's address bounced (it does not take mail); it is tried again after a newer mail from it")]
+    RecipientUndeliverable,
     /// No send credentials for the business endpoint.
     #[error("no send credentials are configured for this {0} endpoint")]
     ChannelNotConfigured(Channel),
@@ -208,6 +211,7 @@ impl SendRefusal {
         match self {
             SendRefusal::WindowClosed { .. } => "window_closed",
             SendRefusal::RecipientOptedOut => "recipient_opted_out",
+            SendRefusal::RecipientUndeliverable => "recipient_undeliverable",
             SendRefusal::ChannelNotConfigured(_) => "channel_not_configured",
             SendRefusal::UnsupportedContent(_) => "unsupported_content",
             SendRefusal::TextTooLong { .. } => "text_too_long",

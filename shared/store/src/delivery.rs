@@ -10,14 +10,15 @@
 //! message>`): `alias_of`, `customer_id`, `timeline_sk`, `attempt` (the attempt the provider's
 //! id belongs to) and `pending_statuses`.
 //!
-//! A watermark (Messenger's and Instagram's: everything sent to that customer before a time is
-//! delivered, or read) is one item per customer handle (`WATERMARK#<handle key>`, `delivered`
+//! A watermark (Messenger's and Instagram's, X's read receipts: everything sent to that
+//! customer before a time is delivered, or read) is one item per customer handle (`WATERMARK#<handle key>`, `delivered`
 //! and `read` in millis, each only ever raised), applied to the replies of a timeline page when
 //! it is read (`with_watermarks`): one write per event, whatever the number of messages.
 
 use aws_sdk_dynamodb::types::AttributeValue;
 use throughline_model::{
-    Channel, CustomerId, Delivery, DeliveryStatus, Direction, Handle, StatusEvent, StatusReport, WatermarkReport,
+    Channel, CustomerId, Delivery, DeliveryStatus, Direction, Handle, RecipientFact, RecipientState, StatusEvent,
+    StatusReport, WatermarkReport,
 };
 
 use crate::items::{Item, id_attr, key_item, keys, millis, stored_interaction, string_attr, string_value, time_attr};
@@ -86,6 +87,9 @@ impl TimelineStore {
     /// Applies a provider's status event to the reply it is about, or keeps it until the
     /// sender names that reply (`Observed::Pending`). Idempotent and order-free.
     pub async fn observe_status(&self, report: &StatusReport) -> Result<Observed, StoreError> {
+        if let Some(fact) = &report.recipient {
+            self.note_recipient(fact, report.event.at).await?;
+        }
         let key = keys::interaction(&report.interaction_id);
         let marker = self.get(key.clone(), true).await?;
         if marker.as_ref().is_some_and(|m| m.contains_key("erased_at")) {
@@ -198,8 +202,8 @@ impl TimelineStore {
     }
 
     /// The entries with the watermarks of their customers applied to their replies: one
-    /// BatchGetItem for the handles of the replies a watermark could move (Messenger and
-    /// Instagram, sent or delivered), none when there are none.
+    /// BatchGetItem for the handles of the replies a watermark could move (Messenger, Instagram
+    /// and X, sent or delivered), none when there are none.
     pub(crate) async fn with_watermarks(
         &self,
         mut entries: Vec<TimelineEntry>,
@@ -270,8 +274,62 @@ fn watermark_attribute(status: DeliveryStatus) -> Option<&'static str> {
 fn watermark_may_move(entry: &TimelineEntry) -> bool {
     let i = &entry.interaction;
     i.direction == Direction::Outbound
-        && matches!(i.channel, Channel::Messenger | Channel::Instagram)
+        && matches!(i.channel, Channel::Messenger | Channel::Instagram | Channel::X)
         && i.delivery
             .as_ref()
             .is_some_and(|d| matches!(d.status, DeliveryStatus::Sent | DeliveryStatus::Delivered))
+}
+
+/// The attribute of an address's `ID#` item that holds what a mail provider last learned about
+/// it: `<RFC 3339 millis>|undeliverable` or `|opted_out` (fixed-width times: the later sorts last).
+const RECIPIENT_STATE: &str = "recipient_state";
+
+/// A stored recipient note: its state and time.
+pub(crate) fn recipient_note(item: &Item) -> Option<(RecipientState, chrono::DateTime<chrono::Utc>)> {
+    let note = crate::items::optional_string_attr(item, RECIPIENT_STATE)?;
+    let (at, state) = note.split_once('|')?;
+    let at = chrono::DateTime::parse_from_rfc3339(at).ok()?.to_utc();
+    Some((RecipientState::parse(state)?, at))
+}
+
+impl TimelineStore {
+    /// Notes a recipient's state (a hard bounce, a complaint) on their identifier, the latest by
+    /// the event's time winning whatever the order. Nothing when the address is not a known
+    /// customer's (or was erased).
+    pub(crate) async fn note_recipient(
+        &self,
+        fact: &RecipientFact,
+        at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let Some(owner) = self.customer_for(&fact.handle, true).await? else {
+            return Ok(());
+        };
+        let note = format!("{}|{}", millis(at), fact.state.as_str());
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_item(keys::identifier(&owner, &fact.handle.key()))))
+            .update_expression("SET #note = :note")
+            .condition_expression("attribute_exists(pk) AND (attribute_not_exists(#note) OR #note < :note)")
+            .expression_attribute_names("#note", RECIPIENT_STATE)
+            .expression_attribute_values(":note", string_value(note))
+            .send()
+            .await;
+        // A later note is there already (or the identifier went with an erasure).
+        written("UpdateItem", result)?;
+        Ok(())
+    }
+
+    /// What a mail provider last reported about `to`, and when.
+    pub async fn recipient_state(
+        &self,
+        to: &Handle,
+    ) -> Result<Option<(RecipientState, chrono::DateTime<chrono::Utc>)>, StoreError> {
+        let Some(owner) = self.customer_for(to, true).await? else {
+            return Ok(None);
+        };
+        let item = self.get(keys::identifier(&owner, &to.key()), true).await?;
+        Ok(item.as_ref().and_then(recipient_note))
+    }
 }

@@ -33,6 +33,13 @@ pub struct IdentifierView {
     /// replies may not text until it texts START.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub sms_opted_out: Vec<String>,
+    /// An email address: what the mail provider last reported about it (a hard bounce:
+    /// `undeliverable`; a complaint: `opted_out`), which replies respect until a newer mail from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_state: Option<throughline_model::RecipientState>,
+    /// When it was reported.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub recipient_state_at: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// A customer as an agent sees it: the whole merged group.
@@ -250,6 +257,8 @@ impl TimelineStore {
                     customer_id: customer.clone(),
                     first_seen_at: crate::items::time_attr(item, "first_seen_at")?,
                     sms_opted_out: TimelineStore::sms_opt_outs(item),
+                    recipient_state: crate::delivery::recipient_note(item).map(|(state, _)| state),
+                    recipient_state_at: crate::delivery::recipient_note(item).map(|(_, at)| at),
                 })
             })
             .collect()

@@ -113,13 +113,26 @@ fn is_mailgun_event(path: &Path, event: &serde_json::Value) -> bool {
     signer_of(path) == Some(Signer::Email) && event["rawPath"].as_str() == Some("/mailgun")
 }
 
-/// Re-signs a Mailgun route delivery at `now` with a new token (Mailgun signs timestamp and
+/// Re-signs a Mailgun route delivery (or event webhook) at `now` with a new token (Mailgun signs timestamp and
 /// token, not the body, and Throughline refuses stale timestamps and reused tokens). A
 /// `WrongSignature` event keeps its wrong signature.
 fn refresh_mailgun_event(event: &mut serde_json::Value, signing: Signing, now: DateTime<Utc>) -> Result<()> {
     let body = String::from_utf8(HttpCall::from_event(event)?.body)?;
     let timestamp = now.timestamp().to_string();
     let token = fresh_token(now);
+    // An event webhook: the same signature, in the JSON body's `signature` object.
+    if event["headers"]["content-type"].as_str() == Some("application/json") {
+        let mut json: serde_json::Value = serde_json::from_str(&body)?;
+        json["signature"]["timestamp"] = timestamp.clone().into();
+        json["signature"]["token"] = token.clone().into();
+        if signing != Signing::WrongSignature {
+            json["signature"]["signature"] =
+                throughline_email::mailgun::sign(TEST_MAILGUN_SIGNING_KEY, &timestamp, &token).into();
+        }
+        event["body"] = json.to_string().into();
+        event["isBase64Encoded"] = false.into();
+        return Ok(());
+    }
     let mut body = replace_form_field(&body, "timestamp", &timestamp)?;
     body = replace_form_field(&body, "token", &token)?;
     if signing != Signing::WrongSignature {
