@@ -502,3 +502,52 @@ async fn an_x_read_receipt_reads_every_reply_up_to_the_dm_it_names() {
     // The second was sent after the DM the receipt names.
     assert_eq!(o.reply_entry(&customer, &ids[1]).await["delivery"]["status"], "sent");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn the_chat_webhooks_statuses_go_onto_the_agents_reply() {
+    let o = outbound().await;
+    let chat = sample("chat", Channel::Chat);
+    let customer = o
+        .customer_wrote(&customer_message(&chat, "wm-in-1", Utc::now() - TimeDelta::minutes(1)))
+        .await;
+    let (status, answer) = o
+        .client()
+        .send_message(&customer, "c-1", json!({ "text": "Your order ships today" }))
+        .await;
+    assert_eq!(status, 202, "{answer}");
+    o.drain().await;
+    let id = reply_id(&answer);
+    // The backend answered without an id of its own: the reply goes by Throughline's.
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["provider_message_id"], id.as_str());
+
+    let mut event = sample_json("chat/14-widget-status.json");
+    let body = json!({ "statuses": [
+        { "message_id": id, "status": "read", "at": Utc::now().to_rfc3339() },
+        { "message_id": id, "status": "delivered", "at": (Utc::now() - TimeDelta::seconds(5)).to_rfc3339() }
+    ] })
+    .to_string();
+    let timestamp = Utc::now().timestamp().to_string();
+    event["headers"]["x-throughline-timestamp"] = timestamp.clone().into();
+    event["headers"]["x-throughline-signature"] = throughline_edge::signature::chat_signature(
+        throughline_testkit::secrets::TEST_CHAT_SECRET,
+        &timestamp,
+        body.as_bytes(),
+    )
+    .into();
+    event["body"] = body.into();
+    let request = || lambda_http::request::from_str(&event.to_string()).unwrap();
+    let response = throughline_chat::handle(request(), &chat_function(&o.stack)).await;
+    assert_eq!(response.status(), StatusCode::OK, "{}", body_text(&response));
+    o.write().await;
+    let entry = o.reply_entry(&customer, &id).await;
+    assert_eq!(entry["delivery"]["status"], "read", "{entry:#}");
+    let mut forged = event.clone();
+    forged["headers"]["x-throughline-signature"] = "AAAA".into();
+    let refused = throughline_chat::handle(
+        lambda_http::request::from_str(&forged.to_string()).unwrap(),
+        &chat_function(&o.stack),
+    )
+    .await;
+    assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
+}

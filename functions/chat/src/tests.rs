@@ -311,15 +311,64 @@ fn a_batch_is_one_interaction_per_message_and_agents_are_outbound() {
 }
 
 #[test]
+fn statuses_of_replies_name_the_reply_by_the_id_it_was_sent_under() {
+    let body = json!({ "statuses": [
+        { "message_id": "bk-42", "status": "delivered", "at": "2026-11-24T10:00:01Z" },
+        { "message_id": "bk-42", "status": "read", "at": "2026-11-24T10:00:09Z" },
+        { "message_id": "bk-43", "status": "typing", "at": "2026-11-24T10:00:09Z" }
+    ] });
+    let accepted = accept(&widget_request(&body, OLD_SECRET, now()), &config(), now()).unwrap();
+    assert!(accepted.interactions.is_empty());
+    let site = Handle::Platform {
+        platform: throughline_model::Platform::WebChat,
+        scope: None,
+        id: throughline_model::PlatformUserId::parse("acme-web").unwrap(),
+    };
+    let reply = InteractionId::derive(
+        Provider::WebChat,
+        &site,
+        &throughline_model::ProviderMessageId::parse("bk-42").unwrap(),
+    );
+    let got: Vec<_> = accepted
+        .statuses
+        .iter()
+        .map(|r| (r.interaction_id.clone(), r.event.status, r.event.at.to_rfc3339()))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            (
+                reply.clone(),
+                throughline_model::DeliveryStatus::Delivered,
+                "2026-11-24T10:00:01+00:00".to_owned()
+            ),
+            (
+                reply,
+                throughline_model::DeliveryStatus::Read,
+                "2026-11-24T10:00:09+00:00".to_owned()
+            ),
+        ]
+    );
+    // An unknown status is that event's problem only.
+    assert_eq!(accepted.ignored, vec!["malformed_event"]);
+}
+
+#[test]
 fn a_body_that_is_not_a_delivery_is_400() {
     let config = config();
     let too_many: Vec<_> = (0..101).map(|i| message(&format!("m-{i}"))).collect();
     for (body, expected) in [
-        (json!({ "messages": [] }), "messages must hold 1 to 100 messages"),
-        (json!({ "messages": too_many }), "messages must hold 1 to 100 messages"),
+        (
+            json!({ "messages": [] }),
+            "messages and statuses must hold 1 to 100 events in all",
+        ),
+        (
+            json!({ "messages": too_many }),
+            "messages and statuses must hold 1 to 100 events in all",
+        ),
         (
             json!({ "message": {} }),
-            "body is not a chat delivery: missing field `messages`",
+            "messages and statuses must hold 1 to 100 events in all",
         ),
         (json!({ "messages": "hi" }), "body is not a chat delivery: "),
         (json!(["not", "an", "object"]), "body is not a chat delivery: "),

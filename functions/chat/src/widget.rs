@@ -17,8 +17,9 @@ use serde_json::Value;
 use throughline_edge::signature::{self, Algorithm, Encoding};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, Direction, E164, EmailAddress, Evidence, EvidenceSource, Handle, Identity,
-    Interaction, NewInteraction, Platform, PlatformUserId, Provider, ProviderMessageId, SenderCheck,
+    Attachment, AttachmentSource, Channel, DeliveryStatus, Direction, E164, EmailAddress, Evidence, EvidenceSource,
+    Handle, Identity, Interaction, InteractionId, NewInteraction, Platform, PlatformUserId, Provider,
+    ProviderMessageId, SenderCheck, StatusEvent, StatusReport,
 };
 
 use crate::text;
@@ -117,12 +118,61 @@ fn verify<'c>(
     }
 }
 
-/// The body of a delivery: one or more messages.
+/// The body of a delivery: messages, and statuses of the agents' replies; 1 to 100 in all.
 #[derive(Debug, Serialize, Deserialize, JsonSchema)]
 #[schemars(title = "Throughline chat webhook delivery")]
 pub struct ChatDelivery {
-    /// 1 to 100 messages; each becomes its own interaction.
+    /// Each becomes its own interaction.
+    #[serde(default)]
     pub messages: Vec<ChatMessage>,
+    /// What became of replies Throughline sent to the site's backend: each goes onto its reply.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub statuses: Vec<ChatStatus>,
+}
+
+/// A reply's status, as the widget saw it.
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatStatus {
+    /// The reply's id: the `id` the backend answered the send with, or else Throughline's
+    /// interaction id it was sent under.
+    pub message_id: String,
+    /// `delivered` (shown in the visitor's widget) or `read` (seen by them).
+    pub status: ChatStatusKind,
+    /// When (RFC 3339).
+    pub at: DateTime<Utc>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ChatStatusKind {
+    Delivered,
+    Read,
+}
+
+/// The source of the statuses the chat webhook reports.
+pub const STATUS_SOURCE: &str = "chat_status";
+
+/// A reply's status as a report, or what is wrong with it.
+fn status_report(status: &ChatStatus, site: &PlatformUserId) -> Result<StatusReport, String> {
+    let id = ProviderMessageId::parse(&status.message_id).map_err(|e| format!("message_id: {e}"))?;
+    let endpoint = Handle::Platform {
+        platform: Platform::WebChat,
+        scope: None,
+        id: site.clone(),
+    };
+    Ok(StatusReport {
+        interaction_id: InteractionId::derive(Provider::WebChat, &endpoint, &id),
+        event: StatusEvent {
+            status: match status.status {
+                ChatStatusKind::Delivered => DeliveryStatus::Delivered,
+                ChatStatusKind::Read => DeliveryStatus::Read,
+            },
+            at: status.at,
+            source: STATUS_SOURCE.into(),
+            error: None,
+        },
+        recipient: None,
+    })
 }
 
 /// One chat message.
@@ -373,13 +423,17 @@ pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime
     }
     #[derive(Deserialize)]
     struct Envelope {
+        #[serde(default)]
         messages: Vec<Value>,
+        #[serde(default)]
+        statuses: Vec<Value>,
     }
     let envelope: Envelope = serde_json::from_slice(&req.body)
         .map_err(|e| Rejection::malformed(format!("body is not a chat delivery: {e}")))?;
-    if envelope.messages.is_empty() || envelope.messages.len() > MAX_MESSAGES {
+    let events = envelope.messages.len() + envelope.statuses.len();
+    if events == 0 || events > MAX_MESSAGES {
         return Err(Rejection::malformed(format!(
-            "messages must hold 1 to {MAX_MESSAGES} messages"
+            "messages and statuses must hold 1 to {MAX_MESSAGES} events in all"
         )));
     }
     let site_id = PlatformUserId::parse(site).map_err(|e| Rejection::malformed(format!("site: {e}")))?;
@@ -390,6 +444,12 @@ pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime
         match interaction {
             Ok(interaction) => accepted.interactions.push(interaction),
             Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("messages[{index}]"), &problem),
+        }
+    }
+    for (index, raw) in envelope.statuses.into_iter().enumerate() {
+        match throughline_edge::json::parse_event::<ChatStatus>(&raw).and_then(|s| status_report(&s, &site_id)) {
+            Ok(report) => accepted.statuses.push(report),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("statuses[{index}]"), &problem),
         }
     }
     Ok(accepted)
