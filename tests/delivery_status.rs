@@ -551,3 +551,91 @@ async fn the_chat_webhooks_statuses_go_onto_the_agents_reply() {
     .await;
     assert_eq!(refused.status(), StatusCode::UNAUTHORIZED);
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciliation_asks_twilio_about_replies_still_sent_and_only_those() {
+    let o = outbound().await;
+    let sms = sample("twilio", Channel::Sms);
+    let customer = o
+        .customer_wrote(&customer_message(&sms, "SMin0009", Utc::now() - TimeDelta::minutes(1)))
+        .await;
+    let mut ids = Vec::new();
+    for key in ["r-1", "r-2", "r-3"] {
+        let (status, answer) = o
+            .client()
+            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
+            .await;
+        assert_eq!(status, 202, "{answer}");
+        ids.push(reply_id(&answer));
+    }
+    o.drain().await;
+    // The second's callback came: it is not asked about.
+    let second = o.reply_entry(&customer, &ids[1]).await;
+    let sid = second["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
+    o.callback(twilio_callback(&sid, "delivered", None)).await;
+    o.write().await;
+
+    let reconciler = throughline_sender::reconcile::Reconciler {
+        store: o.stack.store(),
+        publisher: throughline_queue::InteractionPublisher::new(o.stack.sqs(), &o.stack.interactions_queue().url),
+        http: throughline_sender::ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
+        credentials: o.sender.credentials.clone(),
+        apis: o.sender.apis.clone(),
+    };
+    // Twilio's record of the first says undelivered (30003); of the third, delivered.
+    let first_sid = o.reply_entry(&customer, &ids[0]).await["delivery"]["provider_message_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let before = o.calls().await.len();
+    o.stub
+        .script_path(
+            "twilio",
+            &format!("/Messages/{first_sid}.json"),
+            200,
+            json!({"sid": first_sid, "status": "undelivered", "error_code": 30003,
+                   "date_updated": Utc::now().to_rfc2822()}),
+        )
+        .await
+        .unwrap();
+    let today = Utc::now().date_naive();
+    let reconciled = throughline_sender::reconcile::run(&reconciler, today).await.unwrap();
+    assert_eq!(
+        (
+            reconciled.kept,
+            reconciled.looked_up,
+            reconciled.reported,
+            reconciled.failed
+        ),
+        (3, 2, 2, 0),
+        "{reconciled:?}"
+    );
+    let lookups: Vec<_> = o.calls().await.into_iter().skip(before).collect();
+    assert_eq!(lookups.len(), 2, "one Fetch Message per reply still sent");
+    assert!(
+        lookups
+            .iter()
+            .all(|c| c.provider == "twilio" && c.path.ends_with(".json") && c.path.contains("/Messages/SM"))
+    );
+    assert!(
+        !lookups.iter().any(|c| c.path.contains(&sid)),
+        "not the one whose callback came"
+    );
+    o.write().await;
+    let first = o.reply_entry(&customer, &ids[0]).await;
+    assert_eq!(
+        (
+            first["delivery"]["status"].as_str(),
+            first["delivery"]["error"]["code"].as_str()
+        ),
+        (Some("undelivered"), Some("30003")),
+        "{first:#}"
+    );
+    let third = o.reply_entry(&customer, &ids[2]).await;
+    assert_eq!(third["delivery"]["status"], "delivered", "{third:#}");
+    assert!(history(&third).contains(&("delivered".into(), Some("twilio_reconciliation".into()))));
+
+    // Run again (the scheduler's retry): nothing left to ask, nothing doubled.
+    let again = throughline_sender::reconcile::run(&reconciler, today).await.unwrap();
+    assert_eq!((again.looked_up, again.reported), (0, 0), "{again:?}");
+}

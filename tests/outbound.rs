@@ -125,7 +125,7 @@ impl Outbound {
         panic!("the outbound queue did not drain");
     }
 
-    async fn calls(&self) -> Vec<throughline_localstack::providers::Received> {
+    pub(crate) async fn calls(&self) -> Vec<throughline_localstack::providers::Received> {
         self.stub.requests().await.unwrap()
     }
 

@@ -97,6 +97,7 @@ async fn exercise_replies(
     stub: &throughline_localstack::providers::ProviderStub,
     timeline_api: &throughline_timeline_api::TimelineApi,
     sender_aws: &SdkConfig,
+    reconciler_aws: &SdkConfig,
     ada: &str,
 ) {
     // A reply, sent by the sender after one transient failure (its retry delayed through SQS),
@@ -157,6 +158,14 @@ async fn exercise_replies(
         2,
         "one transient failure, then sent"
     );
+    // The daily reconciliation of the SMS reply, still `sent`: one lookup, one report queued.
+    let reconciler = throughline_sender::reconcile::Reconciler::from_env(reconciler_aws)
+        .await
+        .unwrap();
+    let reconciled = throughline_sender::reconcile::run(&reconciler, Utc::now().date_naive())
+        .await
+        .unwrap();
+    assert_eq!((reconciled.looked_up, reconciled.reported), (1, 1), "{reconciled:?}");
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -178,6 +187,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         "throughline-timeline-writer",
         "throughline-timeline-api",
         "throughline-sender",
+        "throughline-reconciler",
     ];
     let mut env = stack.functions_env(&binaries).unwrap();
     // The sender's providers are the stub; a transient failure's retry is due at once.
@@ -335,6 +345,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         &stub,
         &timeline_api,
         &aws("throughline-sender"),
+        &aws("throughline-reconciler"),
         &ada,
     ))
     .await;
@@ -442,6 +453,13 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         assert!(
             sender_actions.contains(action),
             "the sender never called {action}: {sender_actions:?}"
+        );
+    }
+    let reconciler_actions = &actions[&functions["throughline-reconciler"]];
+    for action in ["dynamodb:Query", "sqs:SendMessage", "ssm:GetParameter"] {
+        assert!(
+            reconciler_actions.contains(action),
+            "the reconciler never called {action}: {reconciler_actions:?}"
         );
     }
     let writer_actions = &actions[&functions["throughline-timeline-writer"]];

@@ -1,17 +1,20 @@
 """One local stand-in for every provider send API Throughline calls: Twilio, Meta's Graph API
-(WhatsApp Cloud, Messenger, Instagram), Telegram, X, Mailgun, and a company's chat backend.
+(WhatsApp Cloud, Messenger, Instagram), Telegram, X, Mailgun, and a company's chat backend;
+and one read, Twilio's Fetch Message (`GET …/Messages/{sid}.json`: a message it created, in its
+final state `delivered`), which reconciliation calls.
 
 It checks what each provider checks -- credentials, then the request's shape -- and answers with
 the provider's own response shapes, errors included. It knows the valid credentials from the same
 SEND_CREDENTIALS document the sender reads (--credentials FILE). It records every request it
 received; a test reads them back and scripts the next answers:
 
-    GET  /_stub/requests            every request so far: provider, path, headers, body (text)
+    GET  /_stub/requests            every request so far: provider, method, path, headers, body (text)
     POST /_stub/script              {"provider": "twilio", "status": 503, "body": {...},
                                      "headers": {...}, "delay_ms": 0, "times": 1}
                                     answers the provider's next `times` requests so (after they
                                     passed the credential check), or only waits `delay_ms` and
-                                    then answers normally when `status` is absent
+                                    then answers normally when `status` is absent; with "path",
+                                    only requests whose path ends with it
 
 Standard library only; started by tools/localstack (providers.rs) with the project's .venv Python.
 """
@@ -35,6 +38,7 @@ E164 = re.compile(r"^\+[1-9][0-9]{6,14}$")
 LOCK = threading.Lock()
 REQUESTS = []
 SCRIPTS = []  # dicts as posted, with "times" counting down
+MESSAGES = {}  # Twilio messages created, by sid (for Fetch Message)
 COUNTER = itertools.count(1)
 CREDENTIALS = {}
 
@@ -102,15 +106,23 @@ def twilio_error(status, code, message):
                           "more_info": f"https://www.twilio.com/docs/errors/{code}", "status": status})
 
 
-def twilio(path, headers, body):
+def twilio(method, path, headers, body):
     account = CREDENTIALS.get("twilio") or {}
-    m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages\.json", path)
-    if not m:
+    m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages(?:/([A-Z]{2}[0-9a-f]{32}))?\.json", path)
+    if not m or (method == "GET") != (m.group(2) is not None):
         twilio_error(404, 20404, "The requested resource was not found")
     user = account.get("api_key_sid") or account.get("account_sid")
     if basic_auth(headers) != (user, account.get("auth_token")) or m.group(1) != account.get("account_sid"):
         twilio_error(401, 20003, "Authenticate")
     yield  # authenticated: a scripted answer may now apply
+    if method == "GET":
+        # Fetch Message: the one it created, in its final state (a script may say another).
+        with LOCK:
+            message = MESSAGES.get(m.group(2))
+        if message is None:
+            twilio_error(404, 20404, f"The requested resource /2010-04-01/Accounts/{m.group(1)}/Messages/{m.group(2)}.json was not found")
+        now = time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime())
+        raise Answer(200, {**message, "status": "delivered", "date_sent": now, "date_updated": now})
     fields = form(body)
     to = (fields.get("To") or [""])[0]
     sender = (fields.get("From") or [""])[0]
@@ -128,7 +140,7 @@ def twilio(path, headers, body):
         twilio_error(400, 21617, "The concatenated message body exceeds the 1600 character limit.")
     n = next(COUNTER)
     sid = ("MM" if "MediaUrl" in fields else "SM") + hex_id(n)[:32]
-    raise Answer(201, {
+    message = {
         "account_sid": account["account_sid"], "api_version": "2010-04-01",
         "body": (fields.get("Body") or [""])[0], "date_created": time.strftime("%a, %d %b %Y %H:%M:%S +0000", time.gmtime()),
         "date_sent": None, "date_updated": None, "direction": "outbound-api", "error_code": None,
@@ -136,7 +148,10 @@ def twilio(path, headers, body):
         "num_media": str(len(fields.get("MediaUrl", []))), "num_segments": "1", "price": None,
         "price_unit": "USD", "sid": sid, "status": "queued", "subresource_uris": {"media": f"/2010-04-01/Accounts/{account['account_sid']}/Messages/{sid}/Media.json"},
         "to": to, "uri": f"/2010-04-01/Accounts/{account['account_sid']}/Messages/{sid}.json",
-    })
+    }
+    with LOCK:
+        MESSAGES[sid] = message
+    raise Answer(201, message)
 
 
 # --- Meta Graph API -------------------------------------------------------------------------
@@ -148,7 +163,7 @@ def graph_error(status, code, message, subcode=None, kind="OAuthException"):
     raise Answer(status, {"error": error})
 
 
-def graph(path, headers, body):
+def graph(method, path, headers, body):
     m = re.fullmatch(r"/v[0-9]+\.[0-9]+/([^/]+)/messages", path)
     if not m:
         graph_error(400, 2500, "Unknown path components")
@@ -197,7 +212,7 @@ def telegram_error(code, description):
     raise Answer(code, {"ok": False, "error_code": code, "description": description})
 
 
-def telegram(path, headers, body):
+def telegram(method, path, headers, body):
     m = re.fullmatch(r"/bot([^/]+)/(sendMessage|sendPhoto|sendDocument)", path)
     bots = {v["token"]: k for k, v in CREDENTIALS.get("telegram", {}).items()}
     if not m or m.group(1) not in bots:
@@ -228,7 +243,7 @@ def x_problem(status, title, detail):
                  content_type="application/problem+json")
 
 
-def x(path, headers, body):
+def x(method, path, headers, body):
     m = re.fullmatch(r"/2/dm_conversations/with/([0-9]+)/messages", path)
     if not m:
         x_problem(404, "Not Found Error", "The requested resource was not found")
@@ -250,7 +265,7 @@ def x(path, headers, body):
 
 # --- Mailgun --------------------------------------------------------------------------------
 
-def mailgun(path, headers, body):
+def mailgun(method, path, headers, body):
     m = re.fullmatch(r"/v3/([^/]+)/messages", path)
     account = CREDENTIALS.get("mailgun") or {}
     if basic_auth(headers) != ("api", account.get("api_key")):
@@ -272,7 +287,7 @@ def mailgun(path, headers, body):
 
 # --- A company's chat backend ---------------------------------------------------------------
 
-def chat(path, headers, body):
+def chat(method, path, headers, body):
     sites = CREDENTIALS.get("web_chat", {})
     site = headers.get("x-throughline-site", "")
     config = sites.get(site)
@@ -313,30 +328,35 @@ class Handler(BaseHTTPRequestHandler):
             with LOCK:
                 self.send(200, REQUESTS)
         else:
-            self.send(404, {"error": "not found"})
+            self.serve("GET")
 
     def do_POST(self):
+        self.serve("POST")
+
+    def serve(self, method):
         body = self.rfile.read(int(self.headers.get("Content-Length", "0")))
-        if self.path == "/_stub/script":
+        if method == "POST" and self.path == "/_stub/script":
             with LOCK:
                 SCRIPTS.append(json.loads(body))
             return self.send(204, b"")
         provider, _, rest = self.path.lstrip("/").partition("/")
         handler = PROVIDERS.get(provider)
-        if handler is None:
-            return self.send(404, {"error": f"no provider {provider}"})
+        # Of the providers' reads, only Twilio's Fetch Message is stubbed.
+        if handler is None or (method == "GET" and provider != "twilio"):
+            return self.send(404, {"error": f"no {method} for provider {provider}"})
         path = "/" + rest.split("?")[0]
         headers = {k.lower(): v for k, v in self.headers.items()}
         with LOCK:
-            REQUESTS.append({"provider": provider, "path": path, "headers": headers,
+            REQUESTS.append({"provider": provider, "method": method, "path": path, "headers": headers,
                              "body": body.decode("utf-8", "replace")})
-        steps = handler(path, headers, body)
+        steps = handler(method, path, headers, body)
         try:
             next(steps)  # the credential check; raises Answer when it fails
             script = None
             with LOCK:
                 for s in SCRIPTS:
-                    if s.get("provider") == provider and s.get("times", 1) > 0:
+                    if (s.get("provider") == provider and s.get("times", 1) > 0
+                            and path.endswith(s.get("path", ""))):
                         s["times"] = s.get("times", 1) - 1
                         script = dict(s)
                         break

@@ -62,7 +62,9 @@ impl ProviderClient {
 
     /// Makes the call, once.
     pub async fn call(&self, request: &ProviderRequest) -> CallResult {
-        let mut builder = http::Request::post(&request.url);
+        let mut builder = http::Request::builder()
+            .method(request.method.clone())
+            .uri(&request.url);
         for (name, value) in &request.headers {
             builder = builder.header(*name, value);
         }

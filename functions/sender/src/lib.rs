@@ -4,11 +4,13 @@
 //! and a response interpreter (`ProviderResponse` → `SendOutcome`), in `providers`; the
 //! credentials document in `credentials`; what an outcome makes of the attempt (`settlement`).
 //! The shell (`handle`, over an OutboundQueue batch) claims each attempt on the reply's marker,
-//! makes the one HTTP call, and records the outcome on the timeline entry.
+//! makes the one HTTP call, and records the outcome on the timeline entry. `reconcile` is the
+//! daily function that asks Twilio what became of replies its callbacks said nothing more of.
 
 pub mod credentials;
 pub mod http;
 pub mod providers;
+pub mod reconcile;
 pub mod request;
 
 pub use credentials::{Credentials, ProviderApis};
@@ -331,6 +333,12 @@ async fn work(
     // watermark ("everything sent before T was delivered", with T its own time of the message)
     // must cover a message it delivered at once.
     sender.store.settle_send(job, &result, now).await?;
+    // Twilio does not promise its status callbacks: keep the reply for reconciliation.
+    if let SendResult::Settled(AttemptOutcome::Sent(sid)) = &result
+        && job.message.provider == throughline_model::Provider::Twilio
+    {
+        sender.store.await_status(job, sid, now).await?;
+    }
     Ok(wait)
 }
 

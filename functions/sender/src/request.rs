@@ -6,6 +6,8 @@ use throughline_model::ProviderMessageId;
 /// An HTTP request to a provider's send API, ready to go (always a `POST`).
 #[derive(Clone, PartialEq, Eq)]
 pub struct ProviderRequest {
+    /// `POST` for a send; `GET` to read a message back (reconciliation).
+    pub method: http::Method,
     /// The whole URL. Telegram's carries the bot token: never log it.
     pub url: String,
     /// The headers, credentials included.

@@ -6,8 +6,8 @@ use chrono::{DateTime, Utc};
 use lambda_http::http::{Method, StatusCode};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest, signature::sha256_hex};
 use throughline_model::{
-    Attachment, AttachmentSource, Channel, DeliveryError, DeliveryStatus, Direction, E164, Handle, Interaction,
-    InteractionId, NewInteraction, Provider, ProviderMessageId, ShortCode, StatusEvent, StatusReport,
+    Attachment, AttachmentSource, Channel, DeliveryError, Direction, E164, Handle, Interaction, InteractionId,
+    NewInteraction, Provider, ProviderMessageId, ShortCode, StatusEvent, StatusReport,
 };
 
 use crate::signature::{self, SIGNATURE_HEADER, Signed};
@@ -63,13 +63,8 @@ impl TwilioSmsWebhook {
     /// sender made an alias of the reply. Twilio's callback has no time of the change: it
     /// happened when it reached us.
     pub fn to_status(&self, received_at: DateTime<Utc>) -> Result<Option<StatusReport>, Rejection> {
-        let status = match self.require("MessageStatus")?.trim() {
-            "sent" => DeliveryStatus::Sent,
-            "delivered" => DeliveryStatus::Delivered,
-            "read" => DeliveryStatus::Read,
-            "undelivered" => DeliveryStatus::Undelivered,
-            "failed" | "canceled" => DeliveryStatus::Failed,
-            _ => return Ok(None),
+        let Some(status) = throughline_model::provider_errors::twilio_status(self.require("MessageStatus")?) else {
+            return Ok(None);
         };
         let sid = self
             .get_non_empty("MessageSid")
@@ -270,6 +265,7 @@ mod tests {
     use super::*;
     use lambda_http::http::HeaderMap;
     use throughline_edge::ErrorCode;
+    use throughline_model::DeliveryStatus;
 
     const TOKEN: &str = "test-auth-token";
     const URL: &str = "https://hooks.example.com/twilio/sms";

@@ -1,5 +1,22 @@
-//! Providers' error codes in an agent's words: one table per provider, for the sender (what a
-//! send call answered) and the connectors (what a status event reports later) alike.
+//! Providers' codes: error codes in an agent's words, one table per provider, and Twilio's
+//! message statuses; for the sender (what a send call answered), the connectors (what a status
+//! event reports later) and reconciliation (what a message's record says) alike.
+
+use crate::DeliveryStatus;
+
+/// A Twilio message `status` (a callback's `MessageStatus`, a fetched message's `status`) as the
+/// status machine's, or `None` for the steps before `sent` (`queued`, `accepted`, `sending`,
+/// `scheduled`…), which have no state of their own.
+pub fn twilio_status(status: &str) -> Option<DeliveryStatus> {
+    Some(match status.trim() {
+        "sent" => DeliveryStatus::Sent,
+        "delivered" => DeliveryStatus::Delivered,
+        "read" => DeliveryStatus::Read,
+        "undelivered" => DeliveryStatus::Undelivered,
+        "failed" | "canceled" => DeliveryStatus::Failed,
+        _ => return None,
+    })
+}
 
 /// Twilio's error codes in an agent's words (https://www.twilio.com/docs/api/errors).
 pub fn twilio(code: i64) -> String {

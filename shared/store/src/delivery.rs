@@ -333,3 +333,93 @@ impl TimelineStore {
         Ok(item.as_ref().and_then(recipient_note))
     }
 }
+
+/// A sent reply whose provider does not promise to report its fate (Twilio: status callbacks
+/// may never come), kept under the day it was sent so that reconciliation can ask later.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AwaitingStatus {
+    /// The reply.
+    pub reply: throughline_model::InteractionId,
+    /// The id its status reports name (the alias).
+    pub alias: throughline_model::InteractionId,
+    /// The provider's id for it.
+    pub provider_message_id: throughline_model::ProviderMessageId,
+    /// The attempt that sent it.
+    pub attempt: u32,
+}
+
+/// How long a sent reply is kept for reconciliation.
+pub const AWAITING_TTL: chrono::TimeDelta = chrono::TimeDelta::days(7);
+
+fn awaiting_pk(day: chrono::NaiveDate) -> String {
+    format!("AWAITING#{day}")
+}
+
+impl TimelineStore {
+    /// Keeps a sent reply for reconciliation under the day of `sent_at` (one small put; expires
+    /// after `AWAITING_TTL`). Idempotent.
+    pub async fn await_status(
+        &self,
+        job: &throughline_model::SendJob,
+        provider_id: &throughline_model::ProviderMessageId,
+        sent_at: chrono::DateTime<chrono::Utc>,
+    ) -> Result<(), StoreError> {
+        let alias = throughline_model::InteractionId::derive(job.message.provider, &job.message.from, provider_id);
+        let mut item = key_item((awaiting_pk(sent_at.date_naive()), alias.to_string()));
+        item.insert("reply".into(), string_value(job.interaction_id.as_str()));
+        item.insert("provider_message_id".into(), string_value(provider_id.as_str()));
+        item.insert("attempt".into(), AttributeValue::N(job.attempt.to_string()));
+        item.insert(
+            "expires_at".into(),
+            AttributeValue::N((sent_at + AWAITING_TTL).timestamp().to_string()),
+        );
+        self.client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item))
+            .send()
+            .await
+            .map_err(crate::dynamo("PutItem"))?;
+        Ok(())
+    }
+
+    /// A page of the replies sent on `day` and kept for reconciliation, and the cursor of the
+    /// next page. One Query.
+    pub async fn awaiting_on(
+        &self,
+        day: chrono::NaiveDate,
+        cursor: Option<&str>,
+        limit: i32,
+    ) -> Result<(Vec<AwaitingStatus>, Option<String>), StoreError> {
+        let pk = awaiting_pk(day);
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .key_condition_expression("pk = :pk")
+            .expression_attribute_values(":pk", string_value(&pk))
+            .set_exclusive_start_key(cursor.map(|sk| key_item((pk.clone(), sk.to_owned()))))
+            .limit(limit)
+            .send()
+            .await
+            .map_err(crate::dynamo("Query"))?;
+        let page = output
+            .items()
+            .iter()
+            .map(|item| {
+                Ok(AwaitingStatus {
+                    reply: id_attr(item, "reply")?,
+                    alias: id_attr(item, "sk")?,
+                    provider_message_id: id_attr(item, "provider_message_id")?,
+                    attempt: u32::try_from(crate::items::number_attr(item, "attempt")).unwrap_or(1),
+                })
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        let next = output
+            .last_evaluated_key()
+            .and_then(|k| k.get("sk"))
+            .and_then(|v| v.as_s().ok())
+            .cloned();
+        Ok((page, next))
+    }
+}

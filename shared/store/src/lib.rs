@@ -37,7 +37,7 @@ use serde::{Deserialize, Serialize};
 use throughline_model::{CustomerId, MergeId};
 
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
-pub use delivery::Observed;
+pub use delivery::{AWAITING_TTL, AwaitingStatus, Observed};
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Lane, Recorded};
 pub use ledger::{LedgerAction, LedgerEntry};

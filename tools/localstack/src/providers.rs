@@ -110,6 +110,19 @@ impl ProviderStub {
         if let Some(status) = status {
             script["status"] = status.into();
         }
+        self.post_script(script).await
+    }
+
+    /// The provider's next authenticated request to a path ending in `path` gets `status` and
+    /// `body` (Twilio's Fetch Message of one sid, among others made at once).
+    pub async fn script_path(&self, provider: &str, path: &str, status: u16, body: Value) -> Result<()> {
+        self.post_script(serde_json::json!({
+            "provider": provider, "path": path, "status": status, "body": body, "headers": {}, "times": 1,
+        }))
+        .await
+    }
+
+    async fn post_script(&self, script: Value) -> Result<()> {
         let answer = self
             .http
             .post(format!("{}/_stub/script", self.base))

@@ -38,6 +38,7 @@ pub(super) fn build(
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let (boundary, body) = multipart(&pairs);
     Ok(ProviderRequest {
+        method: http::Method::POST,
         url: format!("{}/v3/{domain}/messages", apis.mailgun.trim_end_matches('/')),
         headers: vec![
             ("authorization", basic_auth("api", account.api_key.expose())),

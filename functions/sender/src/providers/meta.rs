@@ -10,6 +10,7 @@ use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOu
 
 fn graph_post(apis: &ProviderApis, node: &str, token: &str, body: &Value) -> ProviderRequest {
     ProviderRequest {
+        method: http::Method::POST,
         url: format!(
             "{}/{}/{node}/messages",
             apis.graph.trim_end_matches('/'),

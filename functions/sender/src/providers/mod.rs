@@ -5,7 +5,7 @@ mod mailgun;
 mod meta;
 pub mod ses;
 mod telegram;
-mod twilio;
+pub(crate) mod twilio;
 mod webchat;
 mod x;
 

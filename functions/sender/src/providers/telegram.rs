@@ -50,6 +50,7 @@ pub(super) fn build(
         body["reply_parameters"] = json!({"message_id": id, "allow_sending_without_reply": true});
     }
     Ok(ProviderRequest {
+        method: http::Method::POST,
         url: format!(
             "{}/bot{}/{method}",
             apis.telegram.trim_end_matches('/'),

@@ -1,7 +1,10 @@
 //! Twilio's Messages API: `POST /2010-04-01/Accounts/{AccountSid}/Messages.json`, form-encoded,
 //! Basic auth (Account SID + auth token, or API key SID + secret).
 
-use throughline_model::{Channel, OutboundContent, OutboundMessage, SendRefusal};
+use chrono::DateTime;
+use throughline_model::{
+    Channel, DeliveryError, OutboundContent, OutboundMessage, ProviderMessageId, SendRefusal, StatusEvent,
+};
 
 use super::{phone, transient_status, wrong_handle};
 use crate::request::{basic_auth, form};
@@ -51,6 +54,7 @@ pub(super) fn build(
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
     let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
     Ok(ProviderRequest {
+        method: http::Method::POST,
         url: format!(
             "{}/2010-04-01/Accounts/{}/Messages.json",
             apis.twilio.trim_end_matches('/'),
@@ -91,3 +95,63 @@ pub(super) fn interpret(response: &ProviderResponse) -> SendOutcome {
         ),
     }
 }
+
+/// Twilio's Fetch Message (`GET /2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json`): what
+/// reconciliation asks about a reply whose status callbacks may not have come.
+pub(crate) fn fetch(
+    sid: &ProviderMessageId,
+    credentials: &Credentials,
+    apis: &ProviderApis,
+) -> Result<ProviderRequest, SendRefusal> {
+    let account = credentials
+        .twilio
+        .as_ref()
+        .ok_or(SendRefusal::ChannelNotConfigured(Channel::Sms))?;
+    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
+    Ok(ProviderRequest {
+        method: http::Method::GET,
+        url: format!(
+            "{}/2010-04-01/Accounts/{}/Messages/{}.json",
+            apis.twilio.trim_end_matches('/'),
+            account.account_sid,
+            sid.as_str()
+        ),
+        headers: vec![("authorization", basic_auth(user, account.auth_token.expose()))],
+        body: Vec::new(),
+    })
+}
+
+/// The status a fetched message's record gives (`status`, `error_code`, at `date_updated`), or
+/// `None` when it has none of the status machine's (still `queued`, `sending`…). An answer that
+/// is not a message record is an error, in words for the log (never its content).
+pub(crate) fn interpret_fetch(response: &ProviderResponse) -> Result<Option<StatusEvent>, String> {
+    if response.status != 200 {
+        return Err(format!("Twilio answered HTTP {}", response.status));
+    }
+    let body = response.json().ok_or("Twilio's answer is not JSON")?;
+    let status = body["status"].as_str().ok_or("the message record has no status")?;
+    let Some(status) = throughline_model::provider_errors::twilio_status(status) else {
+        return Ok(None);
+    };
+    let at = body["date_updated"]
+        .as_str()
+        .and_then(|t| DateTime::parse_from_rfc2822(t).ok())
+        .map(|t| t.to_utc())
+        .ok_or("the message record has no date_updated")?;
+    let error = body["error_code"]
+        .as_i64()
+        .filter(|_| status.is_failure())
+        .map(|code| DeliveryError {
+            code: code.to_string(),
+            reason: throughline_model::provider_errors::twilio(code),
+        });
+    Ok(Some(StatusEvent {
+        status,
+        at,
+        source: RECONCILIATION_SOURCE.into(),
+        error,
+    }))
+}
+
+/// The source of the statuses reconciliation reads from Twilio.
+pub(crate) const RECONCILIATION_SOURCE: &str = "twilio_reconciliation";

@@ -57,6 +57,7 @@ pub(super) fn build(
     let timestamp = now.timestamp().to_string();
     let signature = chat_signature(config.secret.expose(), &timestamp, &body);
     Ok(ProviderRequest {
+        method: http::Method::POST,
         url: config.outbound_url.clone(),
         headers: vec![
             ("content-type", "application/json".into()),

@@ -26,6 +26,7 @@ pub(super) fn build(
     // `check_content` allows no files on X (they need a media upload first): text it is.
     let text = message.content.text().unwrap_or_default();
     Ok(ProviderRequest {
+        method: http::Method::POST,
         url: format!(
             "{}/2/dm_conversations/with/{participant}/messages",
             apis.x.trim_end_matches('/')
