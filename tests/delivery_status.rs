@@ -639,3 +639,63 @@ async fn reconciliation_asks_twilio_about_replies_still_sent_and_only_those() {
     let again = throughline_sender::reconcile::run(&reconciler, today).await.unwrap();
     assert_eq!((again.looked_up, again.reported), (0, 0), "{again:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn reconciliation_tells_an_unknown_reply_twilio_has_from_one_it_never_got() {
+    let o = outbound().await;
+    let sms = sample("twilio", Channel::Sms);
+    let customer = o
+        .customer_wrote(&customer_message(&sms, "SMin0010", Utc::now() - TimeDelta::minutes(1)))
+        .await;
+    // Both calls get no answer in time (the sender waits 1.5 s): Twilio made the first message,
+    // then answered too late; it refused the second, too late to say so.
+    let mut ids = Vec::new();
+    for (key, status, text) in [
+        ("u-1", None, "Your order ships today"),
+        ("u-2", Some(500), "It left the warehouse"),
+    ] {
+        o.stub
+            .script(
+                "twilio",
+                status,
+                json!({"code": 20500, "message": "Internal Server Error", "status": 500}),
+                json!({}),
+                Duration::from_millis(2_500),
+                1,
+            )
+            .await
+            .unwrap();
+        let (accepted, answer) = o.client().send_message(&customer, key, json!({ "text": text })).await;
+        assert_eq!(accepted, 202, "{answer}");
+        o.drain().await;
+        let id = reply_id(&answer);
+        assert_eq!(o.reply_entry(&customer, &id).await["delivery"]["status"], "unknown");
+        ids.push(id);
+    }
+    let reconciler = throughline_sender::reconcile::Reconciler {
+        store: o.stack.store(),
+        publisher: throughline_queue::InteractionPublisher::new(o.stack.sqs(), &o.stack.interactions_queue().url),
+        http: throughline_sender::ProviderClient::new(Duration::from_millis(1_500)).unwrap(),
+        credentials: o.sender.credentials.clone(),
+        apis: o.sender.apis.clone(),
+    };
+    let reconciled = throughline_sender::reconcile::run(&reconciler, Utc::now().date_naive())
+        .await
+        .unwrap();
+    assert_eq!((reconciled.looked_up, reconciled.reported), (2, 2), "{reconciled:?}");
+    o.write().await;
+    let had = o.reply_entry(&customer, &ids[0]).await;
+    assert_eq!(had["delivery"]["status"], "delivered", "Twilio had it: {had:#}");
+    let never = o.reply_entry(&customer, &ids[1]).await;
+    assert_eq!(
+        (
+            never["delivery"]["status"].as_str(),
+            never["delivery"]["error"]["code"].as_str()
+        ),
+        (Some("failed"), Some("not_sent")),
+        "{never:#}"
+    );
+    // Failed, so an agent may send it again, knowing the customer will not get it twice.
+    let (status, retried) = o.client().retry_message(&customer, &ids[1]).await;
+    assert_eq!(status, 202, "{retried}");
+}

@@ -1,7 +1,8 @@
 """One local stand-in for every provider send API Throughline calls: Twilio, Meta's Graph API
 (WhatsApp Cloud, Messenger, Instagram), Telegram, X, Mailgun, and a company's chat backend;
-and one read, Twilio's Fetch Message (`GET …/Messages/{sid}.json`: a message it created, in its
-final state `delivered`), which reconciliation calls.
+and two reads, Twilio's Fetch Message (`GET …/Messages/{sid}.json`: a message it created, in its
+final state `delivered`) and List Messages (`GET …/Messages.json?To=&From=`), which
+reconciliation calls.
 
 It checks what each provider checks -- credentials, then the request's shape -- and answers with
 the provider's own response shapes, errors included. It knows the valid credentials from the same
@@ -109,12 +110,22 @@ def twilio_error(status, code, message):
 def twilio(method, path, headers, body):
     account = CREDENTIALS.get("twilio") or {}
     m = re.fullmatch(r"/2010-04-01/Accounts/([^/]+)/Messages(?:/([A-Z]{2}[0-9a-f]{32}))?\.json", path)
-    if not m or (method == "GET") != (m.group(2) is not None):
+    if not m or (method == "POST" and m.group(2) is not None):
         twilio_error(404, 20404, "The requested resource was not found")
     user = account.get("api_key_sid") or account.get("account_sid")
     if basic_auth(headers) != (user, account.get("auth_token")) or m.group(1) != account.get("account_sid"):
         twilio_error(401, 20003, "Authenticate")
     yield  # authenticated: a scripted answer may now apply
+    if method == "GET" and m.group(2) is None:
+        # List Messages, filtered by To and From as Twilio does, the newest first.
+        query = urllib.parse.parse_qs(headers.get(":query", ""))
+        want = {k: query[k][0] for k in ("To", "From") if k in query}
+        with LOCK:
+            found = [msg for msg in reversed(list(MESSAGES.values()))
+                     if all(msg[k.lower()] == v for k, v in want.items())]
+        size = int((query.get("PageSize") or ["50"])[0])
+        raise Answer(200, {"messages": found[:size], "page": 0, "page_size": size, "first_page_uri": path,
+                           "next_page_uri": None, "previous_page_uri": None, "uri": path, "start": 0, "end": len(found[:size])})
     if method == "GET":
         # Fetch Message: the one it created, in its final state (a script may say another).
         with LOCK:
@@ -344,8 +355,9 @@ class Handler(BaseHTTPRequestHandler):
         # Of the providers' reads, only Twilio's Fetch Message is stubbed.
         if handler is None or (method == "GET" and provider != "twilio"):
             return self.send(404, {"error": f"no {method} for provider {provider}"})
-        path = "/" + rest.split("?")[0]
+        path, _, query = ("/" + rest).partition("?")
         headers = {k.lower(): v for k, v in self.headers.items()}
+        headers[":query"] = query
         with LOCK:
             REQUESTS.append({"provider": provider, "method": method, "path": path, "headers": headers,
                              "body": body.decode("utf-8", "replace")})

@@ -612,6 +612,17 @@ async fn replies(
     };
     measured.record_watermark(&watermark).await?;
     measure("a Messenger delivery watermark (covering any number of replies)");
+    // Two days later, the daily reconciliation of the replies Twilio took that day (this one's
+    // callback came above: read, not asked about; the same-key repeat made none).
+    let reconciler = throughline_sender::reconcile::Reconciler {
+        store: measured.clone(),
+        publisher: throughline_queue::InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        http: throughline_sender::ProviderClient::new(std::time::Duration::from_secs(5))?,
+        credentials: sender.credentials.clone(),
+        apis: sender.apis.clone(),
+    };
+    throughline_sender::reconcile::run(&reconciler, chrono::Utc::now().date_naive()).await?;
+    measure("reconciling a day with one reply Twilio took (its day's Query, marker, entry)");
 
     // API call → job queued, 100 replies (each to the customer's latest message).
     let mut millis = Vec::new();

@@ -466,8 +466,9 @@ async fn agents_answer_ada(
 
 /// The providers' status webhooks about Ada's replies, as each provider signs them (the stub
 /// sends nothing back, so the demo plays the provider): Twilio's `delivered` callback for the
-/// SMS, WhatsApp's `delivered` and a lone `read` for the WhatsApp reply, Messenger's delivery and
-/// read watermarks; then each reply's status as an agent sees it.
+/// SMS, WhatsApp's `delivered` and `read` for the WhatsApp replies, Messenger's delivery and
+/// read watermarks, SES's `Delivery` event for the mail; then each reply's status as an agent
+/// sees it.
 async fn providers_report_back(
     api: &TimelineClient,
     ada_id: &str,
@@ -534,6 +535,24 @@ async fn providers_report_back(
                         ]);
                     })?;
                 (FACEBOOK_BINARY, receipts)
+            }
+            (Some("email"), Some("ses")) => {
+                // SES's event publishing (the replies' configuration set → the events topic),
+                // as SNS invokes the SES function.
+                let mut delivery: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(
+                    events.join("email/14-ses-event-delivery.json"),
+                )?)?;
+                let record = &mut delivery["Records"][0]["Sns"];
+                let mut message: serde_json::Value =
+                    serde_json::from_str(record["Message"].as_str().ok_or("an SNS message")?)?;
+                message["mail"]["messageId"] = id.split('@').next().unwrap_or(id).into();
+                message["mail"]["source"] = endpoint["address"].clone();
+                message["mail"]["timestamp"] = now.to_rfc3339().into();
+                message["delivery"]["timestamp"] = now.to_rfc3339().into();
+                record["Message"] = message.to_string().into();
+                lambda.invoke(SES_EMAIL_BINARY, &delivery).await?;
+                println!("    SES reports on the email reply (event publishing)");
+                continue;
             }
             _ => continue,
         };

@@ -197,6 +197,10 @@ pub struct Sender {
 /// queue's visibility timeout (180 s), after which a stopped invocation's job comes back.
 pub const CLAIM_TIMEOUT: Duration = Duration::from_secs(60);
 
+/// Replies that failed, by `<channel>/<provider code>`: the same metric the writer counts a
+/// provider's later failure report under.
+pub const OUTBOUND_FAILED: &str = "OutboundFailed";
+
 /// How long a provider has to answer a send (the function's timeout is 30 s; the queue's
 /// visibility timeout 180 s, so a job is never worked twice at once).
 pub const SEND_TIMEOUT: Duration = Duration::from_secs(10);
@@ -329,15 +333,27 @@ async fn work(
         SendResult::Transient => "transient",
     };
     tracing::info!(%interaction, attempt, provider, status, "send attempt");
+    // A refusal the provider gave at once counts with those it reports later (the writer's).
+    if let SendResult::Settled(AttemptOutcome::Failed(error)) = &result {
+        throughline_edge::metrics::count(
+            "sender",
+            OUTBOUND_FAILED,
+            &format!("{}/{}", job.message.channel.as_str(), error.code),
+            1,
+        );
+    }
     // The attempt's time is when the provider was called, not when it answered: a provider's
     // watermark ("everything sent before T was delivered", with T its own time of the message)
     // must cover a message it delivered at once.
     sender.store.settle_send(job, &result, now).await?;
-    // Twilio does not promise its status callbacks: keep the reply for reconciliation.
-    if let SendResult::Settled(AttemptOutcome::Sent(sid)) = &result
-        && job.message.provider == throughline_model::Provider::Twilio
-    {
-        sender.store.await_status(job, sid, now).await?;
+    // Twilio does not promise its status callbacks: keep the reply for reconciliation, and so
+    // one whose outcome is unknown (Twilio's records will say whether it was sent).
+    if job.message.provider == throughline_model::Provider::Twilio {
+        match &result {
+            SendResult::Settled(AttemptOutcome::Sent(sid)) => sender.store.await_status(job, Some(sid), now).await?,
+            SendResult::Settled(AttemptOutcome::Unknown(_)) => sender.store.await_status(job, None, now).await?,
+            _ => {}
+        }
     }
     Ok(wait)
 }

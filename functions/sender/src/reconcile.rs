@@ -1,11 +1,13 @@
 //! Reconciliation: Twilio does not guarantee that status callbacks arrive (nor their order), so
-//! once a day the replies Twilio took two days before and that are still `sent` are looked up
-//! with Twilio's Fetch Message, and what Twilio's record says goes onto the interactions queue
-//! as a status report, through the same writer and status machine as a callback.
+//! once a day the replies Twilio was called for two days before and that are still `sent` (or
+//! `unknown`: the call got no answer) are looked up at Twilio, and what Twilio's records say
+//! goes onto the interactions queue as a status report, through the same writer and status
+//! machine as a callback.
 //!
-//! The sender keeps each reply Twilio took under the day it was sent (`await_status`); the
+//! The sender keeps each such reply under the day it called Twilio (`await_status`); the
 //! reconciler reads that day's partition (one Query per 100 replies), reads each reply's entry,
-//! and calls Twilio only for those still `sent` on the same attempt.
+//! and calls Twilio only for those still `sent` (Fetch Message) or `unknown` (List Messages
+//! between the two numbers) on the same attempt.
 
 use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
 use futures_util::StreamExt;
@@ -45,9 +47,9 @@ pub struct Reconciled {
     pub day: String,
     /// Replies kept for that day.
     pub kept: usize,
-    /// Of those, still `sent`: looked up at Twilio.
+    /// Of those, still `sent` or `unknown`: looked up at Twilio.
     pub looked_up: usize,
-    /// Lookups that found a status past `sent`: queued as status reports.
+    /// Lookups that found more than the entry says: queued as status reports.
     pub reported: usize,
     /// Lookups that failed (Twilio unreachable, an answer that is not a message).
     pub failed: usize,
@@ -160,7 +162,7 @@ pub async fn run(reconciler: &Reconciler, day: NaiveDate) -> Result<Reconciled, 
 enum Lookup {
     /// The entry is past `sent` (a callback came), or on another attempt: nothing to ask.
     Settled,
-    /// Twilio's record says no more than the entry.
+    /// Twilio's records say no more than the entry.
     StillSent,
     Found(Box<StatusReport>),
     Failed(String),
@@ -174,29 +176,101 @@ async fn look_up(reconciler: &Reconciler, awaiting: &AwaitingStatus) -> Lookup {
         Ok(None) => return Lookup::Settled,
         Err(e) => return Lookup::Store(e.to_string()),
     };
-    let still_sent = entry
-        .delivery
-        .as_ref()
-        .is_some_and(|d| d.attempt == awaiting.attempt && d.status == DeliveryStatus::Sent);
-    if !still_sent {
+    let Some(delivery) = entry.delivery.filter(|d| d.attempt == awaiting.attempt) else {
         return Lookup::Settled;
+    };
+    match (&awaiting.sent, delivery.status) {
+        (Some((sid, alias)), DeliveryStatus::Sent) => match fetch(reconciler, sid).await {
+            Ok(Some(event)) if event.status != DeliveryStatus::Sent => found(alias, event),
+            Ok(_) => Lookup::StillSent,
+            Err(problem) => Lookup::Failed(problem),
+        },
+        (None, DeliveryStatus::Unknown) => unknown(reconciler, awaiting).await,
+        // A callback (or an agent's retry) settled it since.
+        _ => Lookup::Settled,
     }
-    let request = match twilio::fetch(&awaiting.provider_message_id, &reconciler.credentials, &reconciler.apis) {
+}
+
+fn found(id: &throughline_model::InteractionId, event: throughline_model::StatusEvent) -> Lookup {
+    Lookup::Found(Box::new(StatusReport {
+        interaction_id: id.clone(),
+        event,
+        recipient: None,
+    }))
+}
+
+/// Twilio's record of one message.
+async fn fetch(
+    reconciler: &Reconciler,
+    sid: &throughline_model::ProviderMessageId,
+) -> Result<Option<throughline_model::StatusEvent>, String> {
+    let request = twilio::fetch(sid, &reconciler.credentials, &reconciler.apis).map_err(|e| e.to_string())?;
+    match reconciler.http.call(&request).await {
+        CallResult::Answered(response) => twilio::interpret_fetch(&response),
+        CallResult::NotSent(why) | CallResult::Unknown(why) => Err(why.to_owned()),
+    }
+}
+
+/// How far from the call a message Twilio created for it can be: the call's timeout, and
+/// Twilio's whole seconds.
+const CALL_WINDOW: TimeDelta = TimeDelta::seconds(crate::SEND_TIMEOUT.as_secs() as i64 + 2);
+
+/// A reply whose send got no answer: Twilio's messages from its number to the customer's
+/// around the call (with its text) say whether Twilio has it. One there: its record is the reply's status
+/// (reported by the reply's own id, its provider id never having been known). None, on a page
+/// that reaches back past the call: it was not sent, so it is `failed` and an agent may send it
+/// again without the customer getting it twice. Several: it stays `unknown`.
+async fn unknown(reconciler: &Reconciler, awaiting: &AwaitingStatus) -> Lookup {
+    let job = match reconciler.store.send_job(&awaiting.reply).await {
+        Ok(Some(job)) => job,
+        Ok(None) => return Lookup::Settled,
+        Err(e) => return Lookup::Store(e.to_string()),
+    };
+    let request = match twilio::list(&job.message, &reconciler.credentials, &reconciler.apis) {
         Ok(request) => request,
         Err(refusal) => return Lookup::Failed(refusal.to_string()),
     };
-    let response = match reconciler.http.call(&request).await {
-        CallResult::Answered(response) => response,
+    let listed = match reconciler.http.call(&request).await {
+        CallResult::Answered(response) => match twilio::interpret_list(&response) {
+            Ok(listed) => listed,
+            Err(problem) => return Lookup::Failed(problem),
+        },
         CallResult::NotSent(why) | CallResult::Unknown(why) => return Lookup::Failed(why.to_owned()),
     };
-    match twilio::interpret_fetch(&response) {
-        Ok(Some(event)) if event.status != DeliveryStatus::Sent => Lookup::Found(Box::new(StatusReport {
-            interaction_id: awaiting.alias.clone(),
-            event,
-            recipient: None,
-        })),
-        Ok(_) => Lookup::StillSent,
-        Err(problem) => Lookup::Failed(problem),
+    let (start, end) = (
+        awaiting.called_at - TimeDelta::seconds(2),
+        awaiting.called_at + CALL_WINDOW,
+    );
+    // A text reply is Twilio's message with the same text; a template's text is Twilio's to
+    // render, so only the time tells.
+    let text = match &job.message.content {
+        throughline_model::OutboundContent::Message { text, .. } => text.as_deref(),
+        throughline_model::OutboundContent::WhatsappTemplate(_) => None,
+    };
+    let around: Vec<&twilio::Listed> = listed
+        .iter()
+        .filter(|m| m.created_at >= start && m.created_at <= end)
+        .filter(|m| text.is_none_or(|text| m.body.as_deref() == Some(text)))
+        .collect();
+    match around.as_slice() {
+        [one] => match fetch(reconciler, &one.sid).await {
+            Ok(Some(event)) => found(&awaiting.reply, event),
+            Ok(None) => Lookup::StillSent,
+            Err(problem) => Lookup::Failed(problem),
+        },
+        [] if listed.len() < twilio::LIST_PAGE || listed.iter().any(|m| m.created_at < start) => found(
+            &awaiting.reply,
+            throughline_model::StatusEvent {
+                status: DeliveryStatus::Failed,
+                at: Utc::now(),
+                source: twilio::RECONCILIATION_SOURCE.into(),
+                error: Some(throughline_model::DeliveryError {
+                    code: "not_sent".into(),
+                    reason: "Twilio has no record of it: it was not sent, and may be sent again".into(),
+                }),
+            },
+        ),
+        _ => Lookup::StillSent,
     }
 }
 

@@ -66,13 +66,19 @@ fn pending_events(marker: &Item) -> Result<Vec<StatusEvent>, StoreError> {
 
 /// The alias a marker is, if it is one: the reply's customer, entry and attempt.
 fn alias_target(marker: &Item) -> Result<Option<(CustomerId, String, Option<u32>)>, StoreError> {
-    if !marker.contains_key("alias_of") {
+    // A reply's own marker (its `send_job`) names its entry too: reconciliation reports on a
+    // reply whose provider id was never known (an `unknown` attempt) by the reply's id.
+    let (attempt_attribute, what) = if marker.contains_key("alias_of") {
+        ("attempt", "alias attempt")
+    } else if marker.contains_key("send_job") && marker.contains_key("timeline_sk") {
+        ("send_attempt", "send attempt")
+    } else {
         return Ok(None);
-    }
-    let attempt = match marker.get("attempt") {
+    };
+    let attempt = match marker.get(attempt_attribute) {
         Some(AttributeValue::N(n)) => Some(
             n.parse()
-                .map_err(|_| StoreError::Corrupt("alias attempt is not a number".into()))?,
+                .map_err(|_| StoreError::Corrupt(format!("{what} is not a number")))?,
         ),
         _ => None,
     };
@@ -340,12 +346,13 @@ impl TimelineStore {
 pub struct AwaitingStatus {
     /// The reply.
     pub reply: throughline_model::InteractionId,
-    /// The id its status reports name (the alias).
-    pub alias: throughline_model::InteractionId,
-    /// The provider's id for it.
-    pub provider_message_id: throughline_model::ProviderMessageId,
-    /// The attempt that sent it.
+    /// The provider's id for it and the id its status reports name (the alias); `None` when the
+    /// attempt's outcome is `unknown` (no answer came: the provider may or may not have it).
+    pub sent: Option<(throughline_model::ProviderMessageId, throughline_model::InteractionId)>,
+    /// The attempt.
     pub attempt: u32,
+    /// When the provider was called.
+    pub called_at: chrono::DateTime<chrono::Utc>,
 }
 
 /// How long a sent reply is kept for reconciliation.
@@ -356,22 +363,28 @@ fn awaiting_pk(day: chrono::NaiveDate) -> String {
 }
 
 impl TimelineStore {
-    /// Keeps a sent reply for reconciliation under the day of `sent_at` (one small put; expires
-    /// after `AWAITING_TTL`). Idempotent.
+    /// Keeps a reply the provider was called for under the day of `called_at`, with the
+    /// provider's id when it answered one (`None`: the outcome is `unknown`), for
+    /// reconciliation (one small put; expires after `AWAITING_TTL`). Idempotent.
     pub async fn await_status(
         &self,
         job: &throughline_model::SendJob,
-        provider_id: &throughline_model::ProviderMessageId,
-        sent_at: chrono::DateTime<chrono::Utc>,
+        provider_id: Option<&throughline_model::ProviderMessageId>,
+        called_at: chrono::DateTime<chrono::Utc>,
     ) -> Result<(), StoreError> {
-        let alias = throughline_model::InteractionId::derive(job.message.provider, &job.message.from, provider_id);
-        let mut item = key_item((awaiting_pk(sent_at.date_naive()), alias.to_string()));
+        let sk = format!("{}#{}", job.interaction_id, job.attempt);
+        let mut item = key_item((awaiting_pk(called_at.date_naive()), sk));
         item.insert("reply".into(), string_value(job.interaction_id.as_str()));
-        item.insert("provider_message_id".into(), string_value(provider_id.as_str()));
+        if let Some(provider_id) = provider_id {
+            let alias = throughline_model::InteractionId::derive(job.message.provider, &job.message.from, provider_id);
+            item.insert("provider_message_id".into(), string_value(provider_id.as_str()));
+            item.insert("alias".into(), string_value(alias.as_str()));
+        }
         item.insert("attempt".into(), AttributeValue::N(job.attempt.to_string()));
+        item.insert("called_at".into(), string_value(millis(called_at)));
         item.insert(
             "expires_at".into(),
-            AttributeValue::N((sent_at + AWAITING_TTL).timestamp().to_string()),
+            AttributeValue::N((called_at + AWAITING_TTL).timestamp().to_string()),
         );
         self.client
             .put_item()
@@ -407,11 +420,16 @@ impl TimelineStore {
             .items()
             .iter()
             .map(|item| {
+                let sent = match item.get("provider_message_id") {
+                    Some(_) => Some((id_attr(item, "provider_message_id")?, id_attr(item, "alias")?)),
+                    None => None,
+                };
                 Ok(AwaitingStatus {
                     reply: id_attr(item, "reply")?,
-                    alias: id_attr(item, "sk")?,
-                    provider_message_id: id_attr(item, "provider_message_id")?,
+                    sent,
                     attempt: u32::try_from(crate::items::number_attr(item, "attempt")).unwrap_or(1),
+                    called_at: time_attr(item, "called_at")?
+                        .ok_or_else(|| StoreError::Corrupt("a kept reply has no called_at".into()))?,
                 })
             })
             .collect::<Result<Vec<_>, StoreError>>()?;

@@ -202,14 +202,18 @@ fn refresh_chat_widget_event(event: &mut serde_json::Value, signing: Signing, no
         Some(newest) if signing != Signing::Stale => now - newest,
         _ => chrono::TimeDelta::zero(),
     };
-    for message in delivery["messages"].as_array_mut().into_iter().flatten() {
+    // `get_mut`: indexing would add a `messages: null` to a delivery of statuses only.
+    let messages = delivery.get_mut("messages").and_then(serde_json::Value::as_array_mut);
+    for message in messages.into_iter().flatten() {
         if let Some(sent_at) = sent_at(message) {
             message["sent_at"] = (sent_at + shift)
                 .to_rfc3339_opts(chrono::SecondsFormat::AutoSi, true)
                 .into();
         }
     }
-    for message in delivery["messages"].as_array_mut().into_iter().flatten() {
+    // `get_mut`: indexing would add a `messages: null` to a delivery of statuses only.
+    let messages = delivery.get_mut("messages").and_then(serde_json::Value::as_array_mut);
+    for message in messages.into_iter().flatten() {
         let Some(token) = message["identity_token"].as_str() else {
             continue;
         };

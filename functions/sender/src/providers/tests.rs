@@ -838,3 +838,66 @@ fn debug_output_never_shows_a_credential_or_the_text() {
         assert!(!shown.contains(hidden), "{hidden} in {shown}");
     }
 }
+
+#[test]
+fn reconciliation_reads_twilios_record_of_a_message_and_the_messages_between_two_numbers() {
+    let sid = ProviderMessageId::parse("SM0123456789abcdef0123456789abcdef").unwrap();
+    let fetch = crate::providers::twilio::fetch(&sid, &credentials(), &apis()).unwrap();
+    assert_eq!(fetch.method, http::Method::GET);
+    assert_eq!(
+        fetch.url,
+        "http://stub/twilio/2010-04-01/Accounts/AC0123456789abcdef0123456789abcdef/Messages/SM0123456789abcdef0123456789abcdef.json"
+    );
+    assert!(fetch.body.is_empty());
+    let record = |status: &str, code: Value| {
+        answer(
+            200,
+            json!({"sid": sid.as_str(), "status": status, "error_code": code,
+                   "date_updated": "Wed, 25 Nov 2026 10:00:00 +0000"}),
+        )
+    };
+    let undelivered = crate::providers::twilio::interpret_fetch(&record("undelivered", json!(30003)))
+        .unwrap()
+        .unwrap();
+    assert_eq!(undelivered.status, DeliveryStatus::Undelivered);
+    assert_eq!(undelivered.at.to_rfc3339(), "2026-11-25T10:00:00+00:00");
+    assert_eq!(undelivered.error.unwrap().code, "30003");
+    let delivered = crate::providers::twilio::interpret_fetch(&record("delivered", Value::Null))
+        .unwrap()
+        .unwrap();
+    assert_eq!((delivered.status, delivered.error), (DeliveryStatus::Delivered, None));
+    assert_eq!(
+        crate::providers::twilio::interpret_fetch(&record("sending", Value::Null)).unwrap(),
+        None
+    );
+    assert!(crate::providers::twilio::interpret_fetch(&answer(404, json!({"code": 20404}))).is_err());
+
+    let sms = sample_send_job(
+        Channel::Whatsapp,
+        Provider::Twilio,
+        Handle::Phone {
+            number: E164::parse("+14155550199").unwrap(),
+        },
+        Handle::Phone {
+            number: E164::parse("+14155550100").unwrap(),
+        },
+    );
+    let list = crate::providers::twilio::list(&sms.message, &credentials(), &apis()).unwrap();
+    assert!(
+        list.url
+            .ends_with("/Messages.json?To=whatsapp%3A%2B14155550100&From=whatsapp%3A%2B14155550199&PageSize=50"),
+        "{}",
+        list.url
+    );
+    let page = crate::providers::twilio::interpret_list(&answer(
+        200,
+        json!({"messages": [{"sid": sid.as_str(), "body": "Hi", "date_created": "Wed, 25 Nov 2026 09:59:58 +0000"},
+                            {"sid": "not a sid"}]}),
+    ))
+    .unwrap();
+    assert_eq!(page.len(), 1);
+    assert_eq!(
+        (page[0].sid.as_str(), page[0].body.as_deref()),
+        (sid.as_str(), Some("Hi"))
+    );
+}

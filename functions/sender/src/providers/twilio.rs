@@ -10,6 +10,18 @@ use super::{phone, transient_status, wrong_handle};
 use crate::request::{basic_auth, form};
 use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
 
+/// The `To` and `From` Twilio knows the message by: the numbers, both prefixed `whatsapp:` on
+/// WhatsApp (the same API).
+fn addresses(message: &OutboundMessage) -> Result<(String, String), SendRefusal> {
+    let to = phone(&message.to).ok_or(wrong_handle("the recipient is not a phone number"))?;
+    let from = phone(&message.from).ok_or(wrong_handle("the sender is not a phone number"))?;
+    let address = |n: &str| match message.channel {
+        Channel::Whatsapp => format!("whatsapp:{n}"),
+        _ => n.to_owned(),
+    };
+    Ok((address(to), address(from)))
+}
+
 pub(super) fn build(
     message: &OutboundMessage,
     credentials: &Credentials,
@@ -19,14 +31,7 @@ pub(super) fn build(
         .twilio
         .as_ref()
         .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
-    let to = phone(&message.to).ok_or(wrong_handle("the recipient is not a phone number"))?;
-    let from = phone(&message.from).ok_or(wrong_handle("the sender is not a phone number"))?;
-    // WhatsApp through Twilio: the same API, both numbers prefixed.
-    let address = |n: &str| match message.channel {
-        Channel::Whatsapp => format!("whatsapp:{n}"),
-        _ => n.to_owned(),
-    };
-    let (to, from) = (address(to), address(from));
+    let (to, from) = addresses(message)?;
     let mut fields: Vec<(&str, String)> = vec![("To", to), ("From", from)];
     match &message.content {
         OutboundContent::Message { text, attachments } => {
@@ -155,3 +160,68 @@ pub(crate) fn interpret_fetch(response: &ProviderResponse) -> Result<Option<Stat
 
 /// The source of the statuses reconciliation reads from Twilio.
 pub(crate) const RECONCILIATION_SOURCE: &str = "twilio_reconciliation";
+
+/// Twilio's List Messages from `from` to `to` (`GET …/Messages.json?To=&From=&PageSize=50`, the
+/// newest first): what reconciliation reads of a reply whose send got no answer, to learn
+/// whether Twilio has it.
+pub(crate) fn list(
+    message: &OutboundMessage,
+    credentials: &Credentials,
+    apis: &ProviderApis,
+) -> Result<ProviderRequest, SendRefusal> {
+    let account = credentials
+        .twilio
+        .as_ref()
+        .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
+    let (to, from) = addresses(message)?;
+    let size = LIST_PAGE.to_string();
+    let query = form(&[
+        ("To", to.as_str()),
+        ("From", from.as_str()),
+        ("PageSize", size.as_str()),
+    ]);
+    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
+    Ok(ProviderRequest {
+        method: http::Method::GET,
+        url: format!(
+            "{}/2010-04-01/Accounts/{}/Messages.json?{}",
+            apis.twilio.trim_end_matches('/'),
+            account.account_sid,
+            String::from_utf8_lossy(&query)
+        ),
+        headers: vec![("authorization", basic_auth(user, account.auth_token.expose()))],
+        body: Vec::new(),
+    })
+}
+
+/// Messages per List Messages page.
+pub(crate) const LIST_PAGE: usize = 50;
+
+/// One message of a List Messages page: its sid, when Twilio created it, and its text (compared
+/// in memory with the reply's, never logged).
+#[derive(Clone, PartialEq, Eq)]
+pub(crate) struct Listed {
+    pub sid: ProviderMessageId,
+    pub created_at: DateTime<chrono::Utc>,
+    pub body: Option<String>,
+}
+
+/// The messages of a List Messages answer; an answer that is not a page is an error, in words
+/// for the log (never its content).
+pub(crate) fn interpret_list(response: &ProviderResponse) -> Result<Vec<Listed>, String> {
+    if response.status != 200 {
+        return Err(format!("Twilio answered HTTP {}", response.status));
+    }
+    let body = response.json().ok_or("Twilio's answer is not JSON")?;
+    let messages = body["messages"].as_array().ok_or("the answer has no messages")?;
+    Ok(messages
+        .iter()
+        .filter_map(|m| {
+            Some(Listed {
+                sid: ProviderMessageId::parse(m["sid"].as_str()?).ok()?,
+                created_at: DateTime::parse_from_rfc2822(m["date_created"].as_str()?).ok()?.to_utc(),
+                body: m["body"].as_str().map(str::to_owned),
+            })
+        })
+        .collect())
+}
