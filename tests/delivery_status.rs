@@ -38,6 +38,31 @@ fn whatsapp_statuses(statuses: Value) -> lambda_http::Request {
 }
 
 impl Outbound {
+    /// The sample customer of `provider`'s `channel` wrote `message_id` a minute ago: the
+    /// sample job and their customer id.
+    async fn wrote_on(&self, provider: &str, channel: Channel, message_id: &str) -> (SendJob, CustomerId) {
+        let job = sample(provider, channel);
+        let customer = self
+            .customer_wrote(&customer_message(&job, message_id, Utc::now() - TimeDelta::minutes(1)))
+            .await;
+        (job, customer)
+    }
+
+    /// One reply per key, each sent before the next is asked for; their interaction ids.
+    async fn replies(&self, customer: &CustomerId, keys: &[&str]) -> Vec<String> {
+        let mut ids = Vec::new();
+        for key in keys {
+            let (status, answer) = self
+                .client()
+                .send_message(customer, key, json!({ "text": "Your order ships today" }))
+                .await;
+            assert_eq!(status, 202, "{answer}");
+            ids.push(reply_id(&answer));
+            self.drain().await;
+        }
+        ids
+    }
+
     /// Works the interactions queue (where the connectors put status reports) until empty.
     async fn write(&self) {
         drain(&self.stack.writer_mapping(Some(1)), &self.stack.store()).await;
@@ -66,10 +91,7 @@ fn history(entry: &Value) -> Vec<(String, Option<String>)> {
 #[tokio::test(flavor = "multi_thread")]
 async fn twilio_statuses_before_the_send_result_out_of_order_and_again_end_in_one_delivered_history() {
     let o = outbound().await;
-    let sms = sample("twilio", Channel::Sms);
-    let customer = o
-        .customer_wrote(&customer_message(&sms, "SMin0001", Utc::now() - TimeDelta::minutes(1)))
-        .await;
+    let (_, customer) = o.wrote_on("twilio", Channel::Sms, "SMin0001").await;
     let sid = "SM5a7e5000000000000000000000000001";
     o.stub
         .script(
@@ -137,16 +159,8 @@ async fn twilio_statuses_before_the_send_result_out_of_order_and_again_end_in_on
 #[tokio::test(flavor = "multi_thread")]
 async fn an_undelivered_sms_carries_the_carriers_reason_and_an_agent_may_send_it_again() {
     let o = outbound().await;
-    let sms = sample("twilio", Channel::Sms);
-    let customer = o
-        .customer_wrote(&customer_message(&sms, "SMin0002", Utc::now() - TimeDelta::minutes(1)))
-        .await;
-    let (_, answer) = o
-        .client()
-        .send_message(&customer, "d-2", json!({ "text": "Your order ships today" }))
-        .await;
-    o.drain().await;
-    let id = reply_id(&answer);
+    let (_, customer) = o.wrote_on("twilio", Channel::Sms, "SMin0002").await;
+    let [id] = <[String; 1]>::try_from(o.replies(&customer, &["d-2"]).await).unwrap();
     let entry = o.reply_entry(&customer, &id).await;
     let sid = entry["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
 
@@ -188,24 +202,8 @@ async fn an_undelivered_sms_carries_the_carriers_reason_and_an_agent_may_send_it
 #[tokio::test(flavor = "multi_thread")]
 async fn every_whatsapp_status_of_a_batch_lands_and_a_lone_read_is_read() {
     let o = outbound().await;
-    let whatsapp = sample("graph", Channel::Whatsapp);
-    let customer = o
-        .customer_wrote(&customer_message(
-            &whatsapp,
-            "wamid.in0001",
-            Utc::now() - TimeDelta::minutes(1),
-        ))
-        .await;
-    let mut ids = Vec::new();
-    for key in ["w-1", "w-2"] {
-        let (status, answer) = o
-            .client()
-            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(reply_id(&answer));
-    }
-    o.drain().await;
+    let (_, customer) = o.wrote_on("graph", Channel::Whatsapp, "wamid.in0001").await;
+    let ids = o.replies(&customer, &["w-1", "w-2"]).await;
     let mut wamids = Vec::new();
     for id in &ids {
         let entry = o.reply_entry(&customer, id).await;
@@ -256,24 +254,8 @@ async fn every_whatsapp_status_of_a_batch_lands_and_a_lone_read_is_read() {
 #[tokio::test(flavor = "multi_thread")]
 async fn one_messenger_watermark_covers_every_reply_sent_before_it() {
     let o = outbound().await;
-    let messenger = sample("graph", Channel::Messenger);
-    let customer = o
-        .customer_wrote(&customer_message(
-            &messenger,
-            "m_in0001",
-            Utc::now() - TimeDelta::minutes(1),
-        ))
-        .await;
-    let mut ids = Vec::new();
-    for key in ["m-1", "m-2", "m-3"] {
-        let (status, answer) = o
-            .client()
-            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(reply_id(&answer));
-    }
-    o.drain().await;
+    let (messenger, customer) = o.wrote_on("graph", Channel::Messenger, "m_in0001").await;
+    let ids = o.replies(&customer, &["m-1", "m-2", "m-3"]).await;
     let watermark = Utc::now().timestamp_millis();
     // The page, the customer's id on it: as Meta sends them.
     let (Handle::Platform { id: page, .. }, Handle::Platform { id: psid, .. }) =
@@ -452,24 +434,8 @@ async fn mailgun_event_webhooks_are_verified_taken_once_and_queued() {
 #[tokio::test(flavor = "multi_thread")]
 async fn an_x_read_receipt_reads_every_reply_up_to_the_dm_it_names() {
     let o = outbound().await;
-    let x = sample("x", Channel::X);
-    let customer = o
-        .customer_wrote(&customer_message(
-            &x,
-            "1860000000000000001",
-            Utc::now() - TimeDelta::minutes(1),
-        ))
-        .await;
-    let mut ids = Vec::new();
-    for key in ["x-1", "x-2"] {
-        let (status, answer) = o
-            .client()
-            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(reply_id(&answer));
-        o.drain().await;
-    }
+    let (x, customer) = o.wrote_on("x", Channel::X, "1860000000000000001").await;
+    let ids = o.replies(&customer, &["x-1", "x-2"]).await;
     let first = o.reply_entry(&customer, &ids[0]).await;
     let dm_id = first["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
     let (Handle::Platform { id: account, .. }, Handle::Platform { id: ada, .. }) = (&x.message.from, &x.message.to)
@@ -506,17 +472,8 @@ async fn an_x_read_receipt_reads_every_reply_up_to_the_dm_it_names() {
 #[tokio::test(flavor = "multi_thread")]
 async fn the_chat_webhooks_statuses_go_onto_the_agents_reply() {
     let o = outbound().await;
-    let chat = sample("chat", Channel::Chat);
-    let customer = o
-        .customer_wrote(&customer_message(&chat, "wm-in-1", Utc::now() - TimeDelta::minutes(1)))
-        .await;
-    let (status, answer) = o
-        .client()
-        .send_message(&customer, "c-1", json!({ "text": "Your order ships today" }))
-        .await;
-    assert_eq!(status, 202, "{answer}");
-    o.drain().await;
-    let id = reply_id(&answer);
+    let (_, customer) = o.wrote_on("chat", Channel::Chat, "wm-in-1").await;
+    let [id] = <[String; 1]>::try_from(o.replies(&customer, &["c-1"]).await).unwrap();
     // The backend answered without an id of its own: the reply goes by Throughline's.
     let entry = o.reply_entry(&customer, &id).await;
     assert_eq!(entry["delivery"]["provider_message_id"], id.as_str());
@@ -555,20 +512,8 @@ async fn the_chat_webhooks_statuses_go_onto_the_agents_reply() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reconciliation_asks_twilio_about_replies_still_sent_and_only_those() {
     let o = outbound().await;
-    let sms = sample("twilio", Channel::Sms);
-    let customer = o
-        .customer_wrote(&customer_message(&sms, "SMin0009", Utc::now() - TimeDelta::minutes(1)))
-        .await;
-    let mut ids = Vec::new();
-    for key in ["r-1", "r-2", "r-3"] {
-        let (status, answer) = o
-            .client()
-            .send_message(&customer, key, json!({ "text": "Your order ships today" }))
-            .await;
-        assert_eq!(status, 202, "{answer}");
-        ids.push(reply_id(&answer));
-    }
-    o.drain().await;
+    let (_, customer) = o.wrote_on("twilio", Channel::Sms, "SMin0009").await;
+    let ids = o.replies(&customer, &["r-1", "r-2", "r-3"]).await;
     // The second's callback came: it is not asked about.
     let second = o.reply_entry(&customer, &ids[1]).await;
     let sid = second["delivery"]["provider_message_id"].as_str().unwrap().to_owned();
@@ -643,10 +588,7 @@ async fn reconciliation_asks_twilio_about_replies_still_sent_and_only_those() {
 #[tokio::test(flavor = "multi_thread")]
 async fn reconciliation_tells_an_unknown_reply_twilio_has_from_one_it_never_got() {
     let o = outbound().await;
-    let sms = sample("twilio", Channel::Sms);
-    let customer = o
-        .customer_wrote(&customer_message(&sms, "SMin0010", Utc::now() - TimeDelta::minutes(1)))
-        .await;
+    let (_, customer) = o.wrote_on("twilio", Channel::Sms, "SMin0010").await;
     // Both calls get no answer in time (the sender waits 1.5 s): Twilio made the first message,
     // then answered too late; it refused the second, too late to say so.
     let mut ids = Vec::new();

@@ -224,26 +224,11 @@ impl TimelineStore {
         if handles.is_empty() {
             return Ok(entries);
         }
-        let keys: Vec<std::collections::HashMap<String, AttributeValue>> =
-            handles.iter().map(|h| key_item(watermark_key(h))).collect();
-        let request = aws_sdk_dynamodb::types::KeysAndAttributes::builder()
-            .set_keys(Some(keys))
-            .build()
-            .map_err(|e| StoreError::Corrupt(format!("watermark keys: {e}")))?;
-        let output = self
-            .client
-            .batch_get_item()
-            .request_items(&self.table, request)
-            .send()
-            .await
-            .map_err(crate::dynamo("BatchGetItem"))?;
+        let items = self
+            .batch_get(handles.iter().map(|h| watermark_key(h)).collect(), false)
+            .await?;
         let mut marks = std::collections::HashMap::new();
-        for item in output
-            .responses
-            .unwrap_or_default()
-            .remove(&self.table)
-            .unwrap_or_default()
-        {
+        for item in items {
             let pk = string_attr(&item, "pk")?;
             marks.insert(pk, (time_attr(&item, "delivered")?, time_attr(&item, "read")?));
         }

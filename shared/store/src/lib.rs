@@ -366,6 +366,42 @@ impl TimelineStore {
         written("PutItem", put)
     }
 
+    /// Items by key, in one BatchGetItem per 100, asking again for what DynamoDB leaves
+    /// unprocessed; those that do not exist are absent.
+    async fn batch_get(&self, keys: Vec<(String, String)>, consistent: bool) -> Result<Vec<Item>, StoreError> {
+        let mut items = Vec::with_capacity(keys.len());
+        for chunk in keys.chunks(100) {
+            let mut request = Some(
+                aws_sdk_dynamodb::types::KeysAndAttributes::builder()
+                    .set_keys(Some(chunk.iter().cloned().map(key_item).collect()))
+                    .consistent_read(consistent)
+                    .build()
+                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            );
+            while let Some(keys_and_attributes) = request.take() {
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, keys_and_attributes)
+                    .send()
+                    .await
+                    .map_err(dynamo("BatchGetItem"))?;
+                items.extend(
+                    output
+                        .responses
+                        .unwrap_or_default()
+                        .remove(&self.table)
+                        .unwrap_or_default(),
+                );
+                request = output
+                    .unprocessed_keys
+                    .and_then(|mut u| u.remove(&self.table))
+                    .filter(|k| !k.keys.is_empty());
+            }
+        }
+        Ok(items)
+    }
+
     async fn get(&self, key: (String, String), consistent: bool) -> Result<Option<Item>, StoreError> {
         let output = self
             .client

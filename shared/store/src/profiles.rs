@@ -3,14 +3,14 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use aws_sdk_dynamodb::types::{AttributeValue, KeysAndAttributes};
+use aws_sdk_dynamodb::types::AttributeValue;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Channel, Evidence, Handle, IdentifierSource};
 
 use crate::conversation::{ConversationRecord, ConversationState, History};
-use crate::items::{ProfileItem, key_item, keys, optional_string_attr, string_attr};
-use crate::{CustomerId, StoreError, TimelineStore, dynamo};
+use crate::items::{ProfileItem, keys, optional_string_attr, string_attr};
+use crate::{CustomerId, StoreError, TimelineStore};
 
 /// An identifier on a customer's profile (its `ID#` item).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -116,38 +116,13 @@ impl TimelineStore {
 
     /// Profiles by id, in one BatchGetItem per 100.
     async fn profiles(&self, ids: &BTreeSet<CustomerId>, consistent: bool) -> Result<Vec<ProfileItem>, StoreError> {
-        let ids: Vec<&CustomerId> = ids.iter().collect();
-        let mut profiles = Vec::with_capacity(ids.len());
-        for chunk in ids.chunks(100) {
-            let mut request = Some(
-                KeysAndAttributes::builder()
-                    .set_keys(Some(chunk.iter().map(|c| key_item(keys::profile(c))).collect()))
-                    .consistent_read(consistent)
-                    .build()
-                    .map_err(|e| StoreError::Corrupt(e.to_string()))?,
-            );
-            while let Some(keys_and_attributes) = request.take() {
-                let output = self
-                    .client
-                    .batch_get_item()
-                    .request_items(&self.table, keys_and_attributes)
-                    .send()
-                    .await
-                    .map_err(dynamo("BatchGetItem"))?;
-                for item in output
-                    .responses
-                    .unwrap_or_default()
-                    .remove(&self.table)
-                    .unwrap_or_default()
-                {
-                    profiles.push(ProfileItem::from_item(&item)?);
-                }
-                request = output
-                    .unprocessed_keys
-                    .and_then(|mut u| u.remove(&self.table))
-                    .filter(|k| !k.keys.is_empty());
-            }
-        }
+        let items = self
+            .batch_get(ids.iter().map(keys::profile).collect(), consistent)
+            .await?;
+        let mut profiles = items
+            .iter()
+            .map(ProfileItem::from_item)
+            .collect::<Result<Vec<_>, _>>()?;
         profiles.sort_by(|a, b| a.customer.cmp(&b.customer));
         Ok(profiles)
     }

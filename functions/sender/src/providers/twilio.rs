@@ -7,8 +7,19 @@ use throughline_model::{
 };
 
 use super::{phone, transient_status, wrong_handle};
+use crate::credentials::TwilioAccount;
 use crate::request::{basic_auth, form};
 use crate::{Credentials, ProviderApis, ProviderRequest, ProviderResponse, SendOutcome};
+
+/// The account, and its Basic authorization (Account SID + auth token, or API key SID + secret).
+fn account(credentials: &Credentials, channel: Channel) -> Result<(&TwilioAccount, String), SendRefusal> {
+    let account = credentials
+        .twilio
+        .as_ref()
+        .ok_or(SendRefusal::ChannelNotConfigured(channel))?;
+    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
+    Ok((account, basic_auth(user, account.auth_token.expose())))
+}
 
 /// The `To` and `From` Twilio knows the message by: the numbers, both prefixed `whatsapp:` on
 /// WhatsApp (the same API).
@@ -27,10 +38,7 @@ pub(super) fn build(
     credentials: &Credentials,
     apis: &ProviderApis,
 ) -> Result<ProviderRequest, SendRefusal> {
-    let account = credentials
-        .twilio
-        .as_ref()
-        .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
+    let (account, authorization) = account(credentials, message.channel)?;
     let (to, from) = addresses(message)?;
     let mut fields: Vec<(&str, String)> = vec![("To", to), ("From", from)];
     match &message.content {
@@ -57,7 +65,6 @@ pub(super) fn build(
         fields.push(("StatusCallback", callback.clone()));
     }
     let pairs: Vec<(&str, &str)> = fields.iter().map(|(n, v)| (*n, v.as_str())).collect();
-    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
     Ok(ProviderRequest {
         method: http::Method::POST,
         url: format!(
@@ -66,7 +73,7 @@ pub(super) fn build(
             account.account_sid
         ),
         headers: vec![
-            ("authorization", basic_auth(user, account.auth_token.expose())),
+            ("authorization", authorization),
             ("content-type", "application/x-www-form-urlencoded".into()),
         ],
         body: form(&pairs),
@@ -108,11 +115,7 @@ pub(crate) fn fetch(
     credentials: &Credentials,
     apis: &ProviderApis,
 ) -> Result<ProviderRequest, SendRefusal> {
-    let account = credentials
-        .twilio
-        .as_ref()
-        .ok_or(SendRefusal::ChannelNotConfigured(Channel::Sms))?;
-    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
+    let (account, authorization) = account(credentials, Channel::Sms)?;
     Ok(ProviderRequest {
         method: http::Method::GET,
         url: format!(
@@ -121,7 +124,7 @@ pub(crate) fn fetch(
             account.account_sid,
             sid.as_str()
         ),
-        headers: vec![("authorization", basic_auth(user, account.auth_token.expose()))],
+        headers: vec![("authorization", authorization)],
         body: Vec::new(),
     })
 }
@@ -169,10 +172,7 @@ pub(crate) fn list(
     credentials: &Credentials,
     apis: &ProviderApis,
 ) -> Result<ProviderRequest, SendRefusal> {
-    let account = credentials
-        .twilio
-        .as_ref()
-        .ok_or(SendRefusal::ChannelNotConfigured(message.channel))?;
+    let (account, authorization) = account(credentials, message.channel)?;
     let (to, from) = addresses(message)?;
     let size = LIST_PAGE.to_string();
     let query = form(&[
@@ -180,7 +180,6 @@ pub(crate) fn list(
         ("From", from.as_str()),
         ("PageSize", size.as_str()),
     ]);
-    let user = account.api_key_sid.as_deref().unwrap_or(&account.account_sid);
     Ok(ProviderRequest {
         method: http::Method::GET,
         url: format!(
@@ -189,7 +188,7 @@ pub(crate) fn list(
             account.account_sid,
             String::from_utf8_lossy(&query)
         ),
-        headers: vec![("authorization", basic_auth(user, account.auth_token.expose()))],
+        headers: vec![("authorization", authorization)],
         body: Vec::new(),
     })
 }
