@@ -315,15 +315,21 @@ fn ses_event(o: &Outbound, name: &str, ses_id: &str, source: &str, recipient: &s
     // Now: after the customer's mail and the reply.
     let now = Utc::now().to_rfc3339();
     message["mail"]["timestamp"] = now.clone().into();
-    for detail in ["delivery", "bounce", "complaint"] {
-        if message[detail].is_object() {
-            message[detail]["timestamp"] = now.clone().into();
-        }
-    }
-    for list in ["/bounce/bouncedRecipients", "/complaint/complainedRecipients"] {
-        if let Some(Value::Array(recipients)) = message.pointer_mut(list) {
-            recipients[0]["emailAddress"] = recipient.into();
-        }
+    // Each sample is one event type, with its detail (and the recipients it names): a sample
+    // without them is a broken sample, not a test to pass over.
+    let (detail, recipients) = match message["eventType"].as_str() {
+        Some("Delivery") => ("delivery", None),
+        Some("Bounce") => ("bounce", Some("bouncedRecipients")),
+        Some("Complaint") => ("complaint", Some("complainedRecipients")),
+        other => panic!("{name}: no SES event type this test knows: {other:?}"),
+    };
+    let detail = message
+        .get_mut(detail)
+        .unwrap_or_else(|| panic!("{name} has no {detail}"));
+    detail["timestamp"] = now.into();
+    if let Some(list) = recipients {
+        detail[list][0]["emailAddress"] = recipient.into();
+        assert!(detail[list][0].is_object(), "{name} has no {list}");
     }
     record["Message"] = message.to_string().into();
     event

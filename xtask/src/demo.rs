@@ -486,9 +486,10 @@ async fn providers_report_back(
         .collect();
     let events = workspace_root().join("events");
     for reply in &replies {
-        let Some(id) = reply["delivery"]["provider_message_id"].as_str() else {
-            continue;
-        };
+        // A sent reply has its provider's id: without it the demo's story is broken.
+        let id = reply["delivery"]["provider_message_id"]
+            .as_str()
+            .ok_or("a sent reply without its provider's id")?;
         let endpoint = &reply["business_endpoint"];
         let (binary, event) = match (reply["channel"].as_str(), reply["provider"].as_str()) {
             (Some("sms"), Some("twilio")) => {
@@ -554,9 +555,17 @@ async fn providers_report_back(
                 println!("    SES reports on the email reply (event publishing)");
                 continue;
             }
-            _ => continue,
+            (channel, provider) => {
+                return Err(format!(
+                    "the demo plays no provider's report for a {channel:?} reply through {provider:?}"
+                )
+                .into());
+            }
         };
         let (status, _, _) = lambda.call_url(binary, &HttpCall::from_event(&event)?).await?;
+        if status != 200 {
+            return Err(format!("the {} webhook refused the provider's report: {status}", binary).into());
+        }
         println!(
             "    {} reports on the {} reply: {status}",
             reply["provider"].as_str().unwrap_or_default(),
@@ -564,6 +573,7 @@ async fn providers_report_back(
         );
     }
     drain(stack, writer, lambda).await?;
+    let reported: Vec<&str> = replies.iter().filter_map(|r| r["id"].as_str()).collect();
     for reply in api
         .timeline(ada_id)
         .await?
@@ -571,6 +581,14 @@ async fn providers_report_back(
         .filter(|e| e["direction"] == "outbound" && e["delivery"].is_object())
     {
         let delivery = &reply["delivery"];
+        // What a provider reported on must show it: a reply still `sent` here is a broken story.
+        if reply["id"].as_str().is_some_and(|id| reported.contains(&id)) && delivery["status"] == "sent" {
+            return Err(format!(
+                "a {} reply is still sent after its provider reported on it",
+                reply["channel"]
+            )
+            .into());
+        }
         let ticks = match delivery["status"].as_str().unwrap_or_default() {
             "sent" => "✓",
             "delivered" => "✓✓",

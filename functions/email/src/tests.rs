@@ -531,13 +531,22 @@ proptest! {
     }
 }
 
+/// Sources that take the event's own topic as the replies' events topic (a sample without a
+/// `TopicArn` is a broken sample).
+fn events_topic_of(event: &serde_json::Value) -> MailSources {
+    let topic = event["Records"][0]["Sns"]["TopicArn"]
+        .as_str()
+        .expect("the sample's SNS record has a TopicArn");
+    MailSources {
+        events_topic_arn: Some(topic.to_owned()),
+        ..MailSources::default()
+    }
+}
+
 /// The statuses of the sample SES events, as the events topic's records.
 fn ses_statuses(name: &str) -> Vec<throughline_model::StatusReport> {
     let event = event(name);
-    let sources = MailSources {
-        events_topic_arn: event["Records"][0]["Sns"]["TopicArn"].as_str().map(str::to_owned),
-        ..MailSources::default()
-    };
+    let sources = events_topic_of(&event);
     let announced = ses::mails_in(&event, &sources).unwrap();
     assert!(
         announced.mails.is_empty() && announced.refused.is_empty(),
@@ -634,10 +643,7 @@ fn a_malformed_ses_event_is_refused_alone() {
     let mut bad = good.clone();
     bad["Sns"]["Message"] = "{\"eventType\":\"Delivery\"}".into();
     event["Records"] = serde_json::json!([bad, good]);
-    let sources = MailSources {
-        events_topic_arn: event["Records"][0]["Sns"]["TopicArn"].as_str().map(str::to_owned),
-        ..MailSources::default()
-    };
+    let sources = events_topic_of(&event);
     let announced = ses::mails_in(&event, &sources).unwrap();
     assert_eq!(announced.statuses.len(), 1);
     assert_eq!(announced.refused, vec![Refused::MalformedEvent { index: 0 }]);

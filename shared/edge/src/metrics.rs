@@ -17,31 +17,18 @@ pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
 
 /// Adds `value` to `metric` for this connector and reason.
 pub fn count(connector: &str, metric: &str, reason: &str, value: u64) {
-    println!(
-        "{}",
-        emf_line(
-            connector,
-            metric,
-            reason,
-            (value, "Count"),
-            chrono::Utc::now().timestamp_millis()
-        )
-    );
+    emit(connector, metric, reason, (value, "Count"));
 }
 
 /// Records a duration of `milliseconds` as `metric` for this connector and reason (CloudWatch
 /// keeps its distribution: p50, p90 are statistics of the metric).
 pub fn milliseconds(connector: &str, metric: &str, reason: &str, milliseconds: u64) {
-    println!(
-        "{}",
-        emf_line(
-            connector,
-            metric,
-            reason,
-            (milliseconds, "Milliseconds"),
-            chrono::Utc::now().timestamp_millis()
-        )
-    );
+    emit(connector, metric, reason, (milliseconds, "Milliseconds"));
+}
+
+fn emit(connector: &str, metric: &str, reason: &str, value: (u64, &str)) {
+    let now = chrono::Utc::now().timestamp_millis();
+    println!("{}", emf_line(connector, metric, reason, value, now));
 }
 
 fn emf_line(connector: &str, metric: &str, reason: &str, (value, unit): (u64, &str), timestamp_ms: i64) -> String {

@@ -1,5 +1,6 @@
-//! The SQS message body: an interaction, an update to one, a status its provider reported for
-//! an outbound message, or the rest of an erasure, with their wire format and its errors.
+//! The SQS message body: an interaction, an update to one, a status or watermark its provider
+//! reported for outbound messages, or the rest of an erasure, with their wire format and its
+//! errors.
 
 use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
@@ -33,29 +34,41 @@ pub struct ErasureStep {
     pub customer_id: CustomerId,
 }
 
-#[derive(Serialize, Deserialize, JsonSchema)]
-struct UpdateEnvelope {
-    schema_version: u32,
-    update: InteractionUpdate,
+/// Declares a message kind's envelope, `{"schema_version": N, "<key>": <body>}`: its type (for
+/// the JSON Schema), how it is written with this build's version, and how it is read, refusing
+/// other versions.
+macro_rules! envelope {
+    ($name:ident, $key:ident: $body:ty) => {
+        #[derive(Serialize, Deserialize, JsonSchema)]
+        struct $name {
+            schema_version: u32,
+            $key: $body,
+        }
+
+        impl $name {
+            fn write($key: &$body) -> String {
+                serde_json::to_string(&Self {
+                    schema_version: SCHEMA_VERSION,
+                    $key: $key.clone(),
+                })
+                .expect("a queue message always serializes")
+            }
+
+            fn read(body: &str) -> Result<$body, WireError> {
+                let envelope: Self = serde_json::from_str(body).map_err(WireError::from_serde)?;
+                if envelope.schema_version != SCHEMA_VERSION {
+                    return Err(WireError::UnsupportedVersion(envelope.schema_version));
+                }
+                Ok(envelope.$key)
+            }
+        }
+    };
 }
 
-#[derive(Serialize, Deserialize, JsonSchema)]
-struct StatusEnvelope {
-    schema_version: u32,
-    delivery_status: StatusReport,
-}
-
-#[derive(Serialize, Deserialize, JsonSchema)]
-struct WatermarkEnvelope {
-    schema_version: u32,
-    delivery_watermark: WatermarkReport,
-}
-
-#[derive(Serialize, Deserialize, JsonSchema)]
-struct ErasureEnvelope {
-    schema_version: u32,
-    erasure: ErasureStep,
-}
+envelope!(UpdateEnvelope, update: InteractionUpdate);
+envelope!(StatusEnvelope, delivery_status: StatusReport);
+envelope!(WatermarkEnvelope, delivery_watermark: WatermarkReport);
+envelope!(ErasureEnvelope, erasure: ErasureStep);
 
 impl From<Interaction> for QueueMessage {
     fn from(i: Interaction) -> Self {
@@ -86,30 +99,15 @@ impl QueueMessage {
     pub fn to_json(&self) -> String {
         match self {
             QueueMessage::Interaction(i) => i.to_json(),
-            QueueMessage::Update(update) => serde_json::to_string(&UpdateEnvelope {
-                schema_version: SCHEMA_VERSION,
-                update: update.clone(),
-            })
-            .expect("an update always serializes"),
-            QueueMessage::Erasure(erasure) => serde_json::to_string(&ErasureEnvelope {
-                schema_version: SCHEMA_VERSION,
-                erasure: erasure.clone(),
-            })
-            .expect("an erasure step always serializes"),
-            QueueMessage::Status(report) => serde_json::to_string(&StatusEnvelope {
-                schema_version: SCHEMA_VERSION,
-                delivery_status: report.clone(),
-            })
-            .expect("a status report always serializes"),
-            QueueMessage::Watermark(report) => serde_json::to_string(&WatermarkEnvelope {
-                schema_version: SCHEMA_VERSION,
-                delivery_watermark: report.clone(),
-            })
-            .expect("a watermark always serializes"),
+            QueueMessage::Update(update) => UpdateEnvelope::write(update),
+            QueueMessage::Erasure(erasure) => ErasureEnvelope::write(erasure),
+            QueueMessage::Status(report) => StatusEnvelope::write(report),
+            QueueMessage::Watermark(report) => WatermarkEnvelope::write(report),
         }
     }
 
-    /// Parses an SQS body of either kind, refusing versions this code does not understand.
+    /// Parses an SQS body of any kind (told apart by its envelope's key), refusing versions this
+    /// code does not understand.
     pub fn from_json(body: &str) -> Result<Self, WireError> {
         #[derive(Deserialize)]
         struct Probe {
@@ -118,42 +116,19 @@ impl QueueMessage {
             delivery_status: Option<serde::de::IgnoredAny>,
             delivery_watermark: Option<serde::de::IgnoredAny>,
         }
-        let probe = serde_json::from_str::<Probe>(body).ok();
-        let version = |v: u32| {
-            if v == SCHEMA_VERSION {
-                Ok(())
-            } else {
-                Err(WireError::UnsupportedVersion(v))
-            }
+        let Ok(probe) = serde_json::from_str::<Probe>(body) else {
+            return Interaction::from_json(body).map(QueueMessage::from);
         };
-        match probe {
-            Some(Probe { update: Some(_), .. }) => {
-                let envelope: UpdateEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
-                version(envelope.schema_version)?;
-                Ok(QueueMessage::Update(envelope.update))
-            }
-            Some(Probe { erasure: Some(_), .. }) => {
-                let envelope: ErasureEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
-                version(envelope.schema_version)?;
-                Ok(QueueMessage::Erasure(envelope.erasure))
-            }
-            Some(Probe {
-                delivery_status: Some(_),
-                ..
-            }) => {
-                let envelope: StatusEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
-                version(envelope.schema_version)?;
-                Ok(QueueMessage::Status(envelope.delivery_status))
-            }
-            Some(Probe {
-                delivery_watermark: Some(_),
-                ..
-            }) => {
-                let envelope: WatermarkEnvelope = serde_json::from_str(body).map_err(WireError::from_serde)?;
-                version(envelope.schema_version)?;
-                Ok(QueueMessage::Watermark(envelope.delivery_watermark))
-            }
-            _ => Interaction::from_json(body).map(QueueMessage::from),
+        if probe.update.is_some() {
+            UpdateEnvelope::read(body).map(QueueMessage::Update)
+        } else if probe.erasure.is_some() {
+            ErasureEnvelope::read(body).map(QueueMessage::Erasure)
+        } else if probe.delivery_status.is_some() {
+            StatusEnvelope::read(body).map(QueueMessage::Status)
+        } else if probe.delivery_watermark.is_some() {
+            WatermarkEnvelope::read(body).map(QueueMessage::Watermark)
+        } else {
+            Interaction::from_json(body).map(QueueMessage::from)
         }
     }
 }

@@ -110,6 +110,37 @@ pub(super) fn page_entry(
     }
 }
 
+/// The event's `sender` or `recipient` id.
+fn party(party: &Option<Party>, field: &str) -> Result<PlatformUserId, String> {
+    platform_id(party.as_ref().map(|p| p.id.as_str()).unwrap_or_default(), field)
+}
+
+fn platform_of(channel: Channel) -> Platform {
+    if channel == Channel::Instagram {
+        Platform::Instagram
+    } else {
+        Platform::Messenger
+    }
+}
+
+/// The page (or Instagram account) as the company's endpoint.
+fn page_endpoint(platform: Platform, page: &PlatformUserId) -> Handle {
+    Handle::Platform {
+        platform,
+        scope: None,
+        id: page.clone(),
+    }
+}
+
+/// A customer's page-scoped id: it means nothing without its page, so the handle carries both.
+fn page_scoped(platform: Platform, page: &PlatformUserId, id: PlatformUserId) -> Handle {
+    Handle::Platform {
+        platform,
+        scope: Some(page.clone()),
+        id,
+    }
+}
+
 /// What a `delivery` or `read` event says.
 #[derive(Debug, Deserialize)]
 struct Receipt {
@@ -134,20 +165,8 @@ fn receipt_event(
     accepted: &mut Accepted,
 ) -> Result<(), String> {
     let receipt: Receipt = json::parse_event(receipt)?;
-    let customer_id = platform_id(
-        event.sender.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
-        "sender.id",
-    )?;
-    let platform = if channel == Channel::Instagram {
-        Platform::Instagram
-    } else {
-        Platform::Messenger
-    };
-    let customer = Handle::Platform {
-        platform,
-        scope: Some(page.clone()),
-        id: customer_id,
-    };
+    let platform = platform_of(channel);
+    let customer = page_scoped(platform, page, party(&event.sender, "sender.id")?);
     if let Some(up_to) = receipt.watermark {
         let up_to = millis(Some(up_to)).ok_or("watermark is not a time in milliseconds")?;
         accepted.watermarks.push(WatermarkReport {
@@ -158,14 +177,9 @@ fn receipt_event(
         return Ok(());
     }
     let mid = message_id(receipt.mid.as_deref(), "watermark or mid")?;
-    let endpoint = Handle::Platform {
-        platform,
-        scope: None,
-        id: page.clone(),
-    };
     let at = millis(event.timestamp).ok_or("timestamp is missing")?;
     accepted.statuses.push(StatusReport {
-        interaction_id: InteractionId::derive(Provider::Meta, &endpoint, &mid),
+        interaction_id: InteractionId::derive(Provider::Meta, &page_endpoint(platform, page), &mid),
         event: StatusEvent {
             status,
             at,
@@ -210,31 +224,12 @@ fn page_event(
         accepted.ignored.push(reason);
         return Ok(());
     }
-    let sender = platform_id(
-        event.sender.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
-        "sender.id",
-    )?;
-    let recipient = platform_id(
-        event.recipient.as_ref().map(|p| p.id.as_str()).unwrap_or_default(),
-        "recipient.id",
-    )?;
-    let platform = if channel == Channel::Instagram {
-        Platform::Instagram
-    } else {
-        Platform::Messenger
-    };
-    let endpoint = Handle::Platform {
-        platform,
-        scope: None,
-        id: page.clone(),
-    };
+    let sender = party(&event.sender, "sender.id")?;
+    let recipient = party(&event.recipient, "recipient.id")?;
+    let platform = platform_of(channel);
+    let endpoint = page_endpoint(platform, page);
     let is_echo = event.message.as_ref().is_some_and(|m| m.is_echo);
-    // A page-scoped id means nothing without its page: the handle carries both.
-    let customer = Handle::Platform {
-        platform,
-        scope: Some(page.clone()),
-        id: if is_echo { recipient } else { sender },
-    };
+    let customer = page_scoped(platform, page, if is_echo { recipient } else { sender });
     let occurred_at = millis(event.timestamp).unwrap_or(received_at);
 
     let (mid, text) = match (&event.message, &event.postback) {

@@ -210,6 +210,11 @@ fn whatsapp_change(
     Ok(())
 }
 
+/// WhatsApp's times: Unix seconds, as a string.
+fn unix_seconds(value: Option<&str>) -> Option<DateTime<Utc>> {
+    Utc.timestamp_opt(value?.trim().parse::<i64>().ok()?, 0).single()
+}
+
 /// One of `value.statuses[]`: what happened to a message the business sent.
 #[derive(Debug, Deserialize)]
 struct WhatsAppStatus {
@@ -243,12 +248,7 @@ fn whatsapp_status(status: &WhatsAppStatus, endpoint: &Handle) -> Result<Option<
         None => return Err("status is missing".into()),
     };
     let id = message_id(status.id.as_deref(), "id")?;
-    let at = status
-        .timestamp
-        .as_deref()
-        .and_then(|t| t.trim().parse::<i64>().ok())
-        .and_then(|t| Utc.timestamp_opt(t, 0).single())
-        .ok_or("timestamp is missing or not Unix seconds")?;
+    let at = unix_seconds(status.timestamp.as_deref()).ok_or("timestamp is missing or not Unix seconds")?;
     let error = (kind == DeliveryStatus::Failed).then(|| {
         let code = status.errors.iter().find_map(|e| e.code);
         DeliveryError {
@@ -278,12 +278,7 @@ fn whatsapp_message(
 ) -> Result<Option<Interaction>, String> {
     let customer = whatsapp_number(&message.from, "from")?;
     let id = message_id(Some(&message.id), "id")?;
-    let occurred_at = message
-        .timestamp
-        .as_deref()
-        .and_then(|t| t.trim().parse::<i64>().ok())
-        .and_then(|t| Utc.timestamp_opt(t, 0).single())
-        .unwrap_or(received_at);
+    let occurred_at = unix_seconds(message.timestamp.as_deref()).unwrap_or(received_at);
     let mut interaction = Interaction::new(NewInteraction {
         channel: Channel::Whatsapp,
         provider: Provider::Meta,
