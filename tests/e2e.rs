@@ -10,6 +10,7 @@ mod email_pipeline;
 mod facebook_pipeline;
 mod identity_pipeline;
 mod lambda_watch;
+mod lifecycle;
 mod outbound;
 mod pipeline;
 mod sender;

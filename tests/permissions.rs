@@ -278,6 +278,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         ),
         // One page per step: the steps hand the rest on through the queue.
         erasure_budget: std::time::Duration::ZERO,
+        taxonomy: None,
     };
     let mapping = stack.writer_mapping(Some(1));
     let drain_as_the_writer = || async {
@@ -315,6 +316,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         // No time at all: the writer's erasure steps do the work (their calls are checked too).
         erasure_budget: std::time::Duration::ZERO,
         allow_unsigned: false,
+        reasons: Default::default(),
     };
     let x_customer = writer
         .record(&interaction(

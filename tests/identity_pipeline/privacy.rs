@@ -51,7 +51,7 @@ async fn export_holds_everything_and_erasure_survives_redelivery() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["id"].as_str().unwrap())
+        .map(|c| c["conversation_id"].as_str().unwrap())
         .collect();
     let used: BTreeSet<&str> = export["interactions"]
         .as_array()

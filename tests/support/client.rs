@@ -178,4 +178,57 @@ impl ApiClient<'_> {
         )
         .await
     }
+
+    /// `GET /customers/{customer_id}/conversations`.
+    pub async fn conversations(&self, customer: impl Display) -> (u16, Value) {
+        self.raw("GET", &format!("/customers/{customer}/conversations"), None)
+            .await
+    }
+
+    /// `GET /conversations?status=open` with more query parameters (`channel=sms&limit=2`).
+    pub async fn queue(&self, query: &str) -> (u16, Value) {
+        let path = match query {
+            "" => "/conversations?status=open".to_owned(),
+            query => format!("/conversations?status=open&{query}"),
+        };
+        self.raw("GET", &path, None).await
+    }
+
+    /// `GET /conversations/{conversation_id}`.
+    pub async fn conversation(&self, conversation: impl Display) -> (u16, Value) {
+        self.raw("GET", &format!("/conversations/{conversation}"), None).await
+    }
+
+    /// `POST /conversations/{conversation_id}/resolve`, confirming these reasons.
+    pub async fn resolve(&self, conversation: impl Display, reasons: &[&str]) -> (u16, Value) {
+        let body = (!reasons.is_empty()).then(|| json!({ "reasons": reasons }));
+        self.raw("POST", &format!("/conversations/{conversation}/resolve"), body)
+            .await
+    }
+
+    /// `POST /conversations/{conversation_id}/reopen`.
+    pub async fn reopen(&self, conversation: impl Display) -> (u16, Value) {
+        self.raw("POST", &format!("/conversations/{conversation}/reopen"), None)
+            .await
+    }
+
+    /// `POST /conversations/{conversation_id}/assign` (`None`: to nobody).
+    pub async fn assign(&self, conversation: impl Display, assignee: Option<&str>) -> (u16, Value) {
+        self.raw(
+            "POST",
+            &format!("/conversations/{conversation}/assign"),
+            Some(json!({ "assignee": assignee })),
+        )
+        .await
+    }
+
+    /// `PUT /conversations/{conversation_id}/reasons`.
+    pub async fn set_reasons(&self, conversation: impl Display, reasons: &[&str]) -> (u16, Value) {
+        self.raw(
+            "PUT",
+            &format!("/conversations/{conversation}/reasons"),
+            Some(json!({ "reasons": reasons })),
+        )
+        .await
+    }
 }

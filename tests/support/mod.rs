@@ -56,6 +56,7 @@ pub fn writer(stack: &LocalStack) -> throughline_timeline_writer::Writer {
         store: stack.store(),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
         erasure_budget: throughline_timeline_writer::DEFAULT_ERASURE_BUDGET,
+        taxonomy: None,
     }
 }
 
@@ -65,6 +66,7 @@ pub async fn poll_writer(mapping: &EventSourceMapping, store: &TimelineStore) ->
         store: store.clone(),
         publisher: InteractionPublisher::new(mapping.sqs.clone(), &mapping.queue_url),
         erasure_budget: throughline_timeline_writer::DEFAULT_ERASURE_BUDGET,
+        taxonomy: None,
     };
     mapping
         .poll_once(1, |event: SqsEvent| async move {
@@ -235,6 +237,7 @@ pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::Time
         credentials: throughline_sender::Credentials::default(),
         erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: false,
+        reasons: Default::default(),
     }
 }
 

@@ -115,6 +115,106 @@ impl TimelineClient {
         Ok(list["suggestions"].as_array().cloned().unwrap_or_default())
     }
 
+    /// The customer's conversations with their lifecycle, most recently active first.
+    pub async fn conversations(&self, customer: &str) -> Result<Vec<Value>> {
+        let list = self
+            .call(
+                reqwest::Method::GET,
+                &format!("/customers/{customer}/conversations"),
+                None,
+            )
+            .await?;
+        Ok(list["conversations"].as_array().cloned().unwrap_or_default())
+    }
+
+    /// `POST /conversations/{id}/resolve` with these reasons: the conversation as it is now.
+    pub async fn resolve(&self, conversation: &str, reasons: &[String]) -> Result<Value> {
+        let answer = self
+            .call(
+                reqwest::Method::POST,
+                &format!("/conversations/{conversation}/resolve"),
+                Some(json!({ "reasons": reasons })),
+            )
+            .await?;
+        Ok(answer["conversation"].clone())
+    }
+
+    /// `GET /reports/summary` with this query (`from=…&to=…&channel=sms`).
+    pub async fn report(&self, query: &str) -> Result<Value> {
+        self.call(reqwest::Method::GET, &format!("/reports/summary?{query}"), None)
+            .await
+    }
+
+    /// Prints the service report of `from`..`to` (UTC dates): per channel the conversations
+    /// opened and resolved, the median first response and resolution times; then the top
+    /// reasons, confirmed and suggested.
+    pub async fn print_report(&self, from: &str, to: &str) -> Result<()> {
+        let range = format!("from={from}&to={to}");
+        let all = self.report(&range).await?;
+        println!(
+            "    service report {from} .. {to} (one Query per day: {} items, {} read units)",
+            all["read"]["items"], all["read"]["read_units"]
+        );
+        println!(
+            "    {:<10} {:>8} {:>8} {:>14} {:>14} {:>10}",
+            "channel", "opened", "resolved", "first response", "resolution", "replies"
+        );
+        let minutes = |d: &Value| {
+            d["median_seconds"]
+                .as_i64()
+                .map_or_else(|| "-".to_owned(), |s| format!("{:.1} min", s as f64 / 60.0))
+        };
+        for channel in [
+            "sms",
+            "whatsapp",
+            "email",
+            "chat",
+            "messenger",
+            "instagram",
+            "x",
+            "telegram",
+        ] {
+            let numbers = self.report(&format!("{range}&channel={channel}")).await?;
+            let opened = numbers["conversations_opened"].as_u64().unwrap_or(0);
+            let resolved = numbers["conversations_resolved"].as_u64().unwrap_or(0);
+            if opened == 0 && resolved == 0 {
+                continue;
+            }
+            println!(
+                "    {:<10} {:>8} {:>8} {:>14} {:>14} {:>10}",
+                channel,
+                opened,
+                resolved,
+                minutes(&numbers["first_response"]),
+                minutes(&numbers["resolution"]),
+                numbers["outbound_messages"].as_u64().unwrap_or(0),
+            );
+        }
+        println!(
+            "    {:<10} {:>8} {:>8} {:>14} {:>14} {:>10}",
+            "all",
+            all["conversations_opened"].as_u64().unwrap_or(0),
+            all["conversations_resolved"].as_u64().unwrap_or(0),
+            minutes(&all["first_response"]),
+            minutes(&all["resolution"]),
+            all["outbound_messages"].as_u64().unwrap_or(0),
+        );
+        let reasons = all["reasons"].as_array().cloned().unwrap_or_default();
+        if !reasons.is_empty() {
+            println!("    top reasons (conversations resolved: confirmed / only suggested)");
+            for reason in reasons.iter().take(5) {
+                println!(
+                    "      {:<20} {:<18} {} / {}",
+                    reason["code"].as_str().unwrap_or_default(),
+                    reason["name"].as_str().unwrap_or_default(),
+                    reason["confirmed"],
+                    reason["suggested"]
+                );
+            }
+        }
+        Ok(())
+    }
+
     /// The whole timeline, newest first, page by page.
     pub async fn timeline(&self, customer: &str) -> Result<Vec<Value>> {
         let mut entries = Vec::new();
@@ -247,20 +347,39 @@ impl TimelineClient {
 }
 
 /// `cargo xtask timeline <identifier> [--api URL]`.
+/// The local stack's API, or `--api URL`.
+fn api_base(args: &[String]) -> Result<String> {
+    match args.iter().position(|a| a == "--api").and_then(|i| args.get(i + 1)) {
+        Some(url) => Ok(url.clone()),
+        None => Ok(std::fs::read_to_string(local_api_file())
+            .map(|s| s.trim().to_owned())
+            .map_err(
+                |_| "no local stack is serving: run `cargo xtask demo --serve` in another terminal, or pass --api URL",
+            )?),
+    }
+}
+
+/// `cargo xtask report [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--api URL]`: the service report
+/// of a running stack (default: the last 7 days).
+pub async fn report(args: &[String]) -> Result<()> {
+    let value = |name: &str| {
+        args.iter()
+            .position(|a| a == name)
+            .and_then(|i| args.get(i + 1))
+            .cloned()
+    };
+    let today = chrono::Utc::now().date_naive();
+    let to = value("--to").unwrap_or_else(|| today.to_string());
+    let from = value("--from").unwrap_or_else(|| (today - chrono::TimeDelta::days(6)).to_string());
+    TimelineClient::new(api_base(args)?).print_report(&from, &to).await
+}
+
 pub async fn run(args: &[String]) -> Result<()> {
     let identifier = args
         .iter()
         .find(|a| !a.starts_with("--"))
         .ok_or("usage: cargo xtask timeline <identifier, e.g. phone:+14155550100> [--api URL]")?;
-    let base = match args.iter().position(|a| a == "--api").and_then(|i| args.get(i + 1)) {
-        Some(url) => url.clone(),
-        None => std::fs::read_to_string(local_api_file())
-            .map(|s| s.trim().to_owned())
-            .map_err(
-                |_| "no local stack is serving: run `cargo xtask demo --serve` in another terminal, or pass --api URL",
-            )?,
-    };
-    TimelineClient::new(base).print_customer(identifier).await
+    TimelineClient::new(api_base(args)?).print_customer(identifier).await
 }
 
 #[cfg(test)]

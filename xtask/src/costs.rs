@@ -486,6 +486,7 @@ fn timeline_api(
         credentials: credentials.clone(),
         erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: true,
+        reasons: Default::default(),
     }
 }
 

@@ -118,6 +118,7 @@ async fn run_stack(serve: bool) -> Result<()> {
     one_customer_across_channels(&api).await?;
     agents_answer_ada(&api, &stack, &mapping, &lambda, &stub).await?;
     api.print_customer(ADA_PHONE).await?;
+    service_report(&api).await?;
 
     step("every other customer (DynamoDB, newest 12 interactions each)");
     let ada = stack
@@ -655,6 +656,48 @@ async fn send_sample_mail(stack: &LocalStack, lambda: &LambdaEmulator) -> Result
         }
     }
     Ok(())
+}
+
+/// Ada's conversations resolved with their reasons (the suggested ones confirmed; one she
+/// wrote about without a rule matching gets `product/question`), then the service report of
+/// the days the sample events and the demo wrote on.
+async fn service_report(api: &TimelineClient) -> Result<()> {
+    step("an agent resolves Ada's conversations with their reasons, and the service report");
+    let ada = api.find(ADA_PHONE).await?;
+    let ada_id = ada["customer_id"].as_str().ok_or("no customer id")?;
+    let mut earliest = chrono::Utc::now().date_naive();
+    for conversation in api.conversations(ada_id).await? {
+        if let Some(started) = conversation["started_at"]
+            .as_str()
+            .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok())
+        {
+            earliest = earliest.min(started.date_naive());
+        }
+        if conversation["status"] == "resolved" {
+            continue;
+        }
+        let id = conversation["conversation_id"].as_str().ok_or("no conversation id")?;
+        let mut reasons: Vec<String> = conversation["reasons"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|r| r["code"].as_str().map(str::to_owned))
+            .collect();
+        if reasons.is_empty() {
+            reasons.push("product/question".into());
+        }
+        let resolved = api.resolve(id, &reasons).await?;
+        if resolved["status"] != "resolved" {
+            return Err(format!("conversation {id} is {} after resolving it", resolved["status"]).into());
+        }
+        println!(
+            "    resolved {id} ({}) with {}",
+            conversation["channel"].as_str().unwrap_or("?"),
+            reasons.join(", ")
+        );
+    }
+    let today = chrono::Utc::now().date_naive();
+    api.print_report(&earliest.to_string(), &today.to_string()).await
 }
 
 fn step(what: &str) {

@@ -18,6 +18,9 @@ cargo xtask <command>
                   messenger:<page>:<psid>, x::<user id>…) through the timeline API of a running
                   `cargo xtask demo --serve` (or the API at URL): identifiers with their evidence,
                   the timeline conversation by conversation, open link suggestions
+  report [--from YYYY-MM-DD] [--to YYYY-MM-DD] [--api URL]
+                  print the service report (per channel: conversations, median first response and
+                  resolution; top reasons) of a running `cargo xtask demo --serve` (default: 7 days)
   costs           DynamoDB requests and capacity units per ingested interaction (new, known, merged
                   customer, duplicate) and per timeline page, measured against the emulator
   throughput      the writer's time per batch (1 message; 10 for 10 customers; 10 for one customer)
@@ -40,6 +43,7 @@ async fn main() {
         Some("test") => test(),
         Some("setup") => Venv::ensure().map(|_| ()),
         Some("timeline") => xtask::agent::run(&args[1..]).await,
+        Some("report") => xtask::agent::report(&args[1..]).await,
         Some("costs") => xtask::costs::run().await,
         Some("throughput") => xtask::throughput::run().await,
         Some("schema") => schema(),

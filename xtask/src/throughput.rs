@@ -197,6 +197,7 @@ async fn writer_times(stack: &LocalStack, latency: Duration, prefix: u32) -> Res
             .with_suppression_key(secrets::TEST_SUPPRESSION_KEY),
         publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
         erasure_budget: DEFAULT_ERASURE_BUDGET,
+        taxonomy: None,
     };
     let phones: Vec<String> = (0..10).map(|n| format!("+1415{prefix:03}{n:04}")).collect();
     // Known customers: each has one interaction already.

@@ -31,7 +31,7 @@ pub enum ApiError {
 }
 
 /// The codes of `ApiError::BadRequest`: which part of the request is not valid.
-pub const BAD_REQUEST_CODES: [&str; 8] = [
+pub const BAD_REQUEST_CODES: [&str; 9] = [
     "invalid_customer_id",
     "invalid_conversation_id",
     "invalid_suggestion_id",
@@ -40,6 +40,7 @@ pub const BAD_REQUEST_CODES: [&str; 8] = [
     "invalid_parameter",
     "invalid_body",
     "invalid_header",
+    "unknown_reason",
 ];
 
 impl ApiError {

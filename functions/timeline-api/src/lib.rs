@@ -20,14 +20,25 @@ pub use routes::{ROUTES, Route, RouteBuilder, TimelineQuery, route, timeline_que
 
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, Response};
-use request::{ErasureBody, JoinBody, MergeBody, Reason, ReasonBody, SplitBody, body};
-use routes::{param, query_pairs};
+use std::sync::Arc;
+
+use request::{
+    AssignBody, ErasureBody, JoinBody, MergeBody, Reason, ReasonBody, ReasonsBody, ResolveBody, SplitBody, body,
+};
+use routes::{param, query_pairs, queue_query};
 use serde_json::Value;
 use throughline_edge::{ConfigError, config, json_error};
-use throughline_model::{ErasureStep, Handle, QueueMessage};
+use throughline_model::{ConversationId, ErasureStep, Handle, QueueMessage};
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, MergeRequest, TimelineStore};
-use views::{ExportView, LedgerEntryView, LedgerList, SplitResult, SuggestionList, TimelinePageView};
+use throughline_reasons::{ReloadingTaxonomy, Taxonomy};
+use throughline_service::hours::BusinessHours;
+use throughline_service::rollup::summarize;
+use throughline_store::{Actor, ConversationChange, MergeRequest, TimelineStore};
+use views::{
+    ConversationChangeResult, ConversationList, ConversationView, ExportView, LedgerEntryView, LedgerList,
+    QueuePageView, ReportDailyView, ReportDayView, ReportNumbers, ReportRead, ReportSummaryView, SplitResult,
+    SuggestionList, TimelinePageView,
+};
 
 /// The default page size of a timeline.
 pub const DEFAULT_PAGE_SIZE: usize = 50;
@@ -49,6 +60,59 @@ pub struct TimelineApi {
     /// local stack, whose Function URL has no authorizer in front of it. Deployed, API Gateway's
     /// IAM authorizer always names the caller, so a request without one came some other way.
     pub allow_unsigned: bool,
+    /// Reasons for contact: the taxonomy and whether resolving needs one.
+    pub reasons: ReasonSettings,
+}
+
+/// How the API treats reasons for contact.
+#[derive(Debug, Clone, Default)]
+pub struct ReasonSettings {
+    /// The company's taxonomy (`REASONS_TAXONOMY`, or the SSM parameter
+    /// `REASONS_TAXONOMY_PARAMETER` names), read again every `RELOAD_EVERY`; `None`: no
+    /// taxonomy, so no code is known and every code given is a `400`.
+    pub taxonomy: Option<ReloadingTaxonomy>,
+    /// Resolving a conversation needs a confirmed reason (`REASON_REQUIRED_ON_RESOLVE=true`):
+    /// `422 reason_required` otherwise.
+    pub required: bool,
+}
+
+impl ReasonSettings {
+    /// Reads `REASONS_TAXONOMY` (or `REASONS_TAXONOMY_PARAMETER`) and
+    /// `REASON_REQUIRED_ON_RESOLVE`.
+    pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
+        let taxonomy = throughline_reasons::from_env(aws).await?;
+        Ok(Self {
+            taxonomy,
+            required: config::optional_env("REASON_REQUIRED_ON_RESOLVE").as_deref() == Some("true"),
+        })
+    }
+
+    async fn taxonomy(&self) -> Option<Arc<Taxonomy>> {
+        match &self.taxonomy {
+            Some(reloading) => Some(reloading.current().await),
+            None => None,
+        }
+    }
+
+    /// The taxonomy's current codes for the codes (or aliases) given, each once; `400
+    /// unknown_reason` for one the taxonomy does not know.
+    async fn codes(&self, given: &[String]) -> Result<Vec<String>, ApiError> {
+        let taxonomy = self.taxonomy().await;
+        let mut codes: Vec<String> = Vec::new();
+        for (index, code) in given.iter().enumerate() {
+            let known = taxonomy.as_deref().and_then(|t| t.resolve(code)).ok_or_else(|| {
+                ApiError::bad(
+                    "unknown_reason",
+                    format!("reasons[{index}] is not a code of the taxonomy"),
+                )
+            })?;
+            let code = known.code.as_str().to_owned();
+            if !codes.contains(&code) {
+                codes.push(code);
+            }
+        }
+        Ok(codes)
+    }
 }
 
 impl TimelineApi {
@@ -60,7 +124,8 @@ impl TimelineApi {
         let table = config::required_env("TIMELINE_TABLE_NAME")?;
         let suppression_key = config::load_secret(aws, "SUPPRESSION_KEY").await?;
         Ok(Self {
-            store: TimelineStore::deployed(aws, table, suppression_key.expose()),
+            store: TimelineStore::deployed(aws, table, suppression_key.expose())
+                .with_business_hours(BusinessHours::from_env().map_err(ConfigError::Invalid)?),
             publisher: InteractionPublisher::from_env(aws)?,
             outbound: InteractionPublisher::from_env_var(aws, throughline_queue::OUTBOUND_QUEUE_URL_VAR)?,
             credentials: throughline_sender::Credentials::from_document(
@@ -68,6 +133,7 @@ impl TimelineApi {
             )?,
             erasure_budget: DEFAULT_ERASURE_BUDGET,
             allow_unsigned: config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref() == Some("true"),
+            reasons: ReasonSettings::from_env(aws).await?,
         })
     }
 }
@@ -104,7 +170,8 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
         reason: reason.map(String::from),
     };
     let store = &api.store;
-    let result: Result<Response<Body>, ApiError> = async {
+    // Boxed: every route's future is a variant of this one, and a request's future stays small.
+    let result: Result<Response<Body>, ApiError> = Box::pin(async {
         let value = match route {
             Route::FindCustomer => {
                 let pairs = query_pairs(request.uri().query());
@@ -211,6 +278,61 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 let retried = Box::pin(outbound::retry_message(api, &id, &reply)).await?;
                 return Ok(json_with(StatusCode::ACCEPTED, &retried));
             }
+            Route::CustomerConversations(id) => {
+                let taxonomy = api.reasons.taxonomy().await;
+                let (customer_id, conversations) = store.customer_conversations(&id).await?;
+                Ok(to_value(ConversationList {
+                    customer_id,
+                    conversations: conversations
+                        .into_iter()
+                        .map(|c| ConversationView::from(c).named_by(taxonomy.as_deref()))
+                        .collect(),
+                }))
+            }
+            Route::Queue => {
+                let query = queue_query(request.uri().query())?;
+                store
+                    .open_queue(&query.filter, query.limit, query.cursor.as_deref())
+                    .await
+                    .map(|page| to_value(QueuePageView::from(page)))
+            }
+            Route::Conversation(id) => {
+                let taxonomy = api.reasons.taxonomy().await;
+                store
+                    .conversation(&id)
+                    .await
+                    .map(|c| to_value(ConversationView::from(c).named_by(taxonomy.as_deref())))
+            }
+            Route::ResolveConversation(id) => {
+                let ResolveBody { reasons, reason } = body(&request)?;
+                let change = ConversationChange::Resolve {
+                    reasons: api.reasons.codes(&reasons).await?,
+                    reason_required: api.reasons.required,
+                };
+                return Box::pin(change_conversation(api, &id, &change, &actor(reason))).await;
+            }
+            Route::ReopenConversation(id) => {
+                let ReasonBody { reason } = body(&request)?;
+                return Box::pin(change_conversation(
+                    api,
+                    &id,
+                    &ConversationChange::Reopen,
+                    &actor(reason),
+                ))
+                .await;
+            }
+            Route::AssignConversation(id) => {
+                let AssignBody { assignee, reason } = body(&request)?;
+                let change = ConversationChange::Assign(assignee.map(String::from));
+                return Box::pin(change_conversation(api, &id, &change, &actor(reason))).await;
+            }
+            Route::SetReasons(id) => {
+                let ReasonsBody { reasons, reason } = body(&request)?;
+                let change = ConversationChange::Reasons(api.reasons.codes(&reasons).await?);
+                return Box::pin(change_conversation(api, &id, &change, &actor(reason))).await;
+            }
+            Route::ReportSummary => return Box::pin(report(api, request.uri().query(), false)).await,
+            Route::ReportDaily => return Box::pin(report(api, request.uri().query(), true)).await,
             Route::Erase(id) => {
                 let ErasureBody { reason } = body(&request)?;
                 let deadline = std::time::Instant::now() + api.erasure_budget;
@@ -223,7 +345,7 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
             }
         }?;
         Ok(json_ok(&value))
-    }
+    })
     .await;
     result.unwrap_or_else(ApiError::into_response)
 }
@@ -255,6 +377,86 @@ async fn continue_erasure(api: &TimelineApi, erasure: &throughline_store::Erasur
             )
         }
     }
+}
+
+/// A report from the rollups: one Query per day of the range.
+async fn report(api: &TimelineApi, query: Option<&str>, daily: bool) -> Result<Response<Body>, ApiError> {
+    let mut query = routes::report_query(query, chrono::Utc::now().date_naive())?;
+    let taxonomy = api.reasons.taxonomy().await;
+    // A reason named by an alias reports under its current code.
+    if let (Some(reason), Some(taxonomy)) = (&query.filter.reason, taxonomy.as_deref())
+        && let Some(known) = taxonomy.resolve(reason)
+    {
+        query.filter.reason = Some(known.code.as_str().to_owned());
+    }
+    let throughline_store::RollupRead { cells, read_units } = api.store.rollup_cells(query.from, query.to).await?;
+    let read = ReportRead {
+        days: usize::try_from((query.to - query.from).num_days() + 1).unwrap_or(0),
+        items: cells.len(),
+        read_units,
+    };
+    let numbers = |day: Option<chrono::NaiveDate>| {
+        let of_day = cells
+            .iter()
+            .filter(|(d, _, _)| day.is_none_or(|day| *d == day))
+            .map(|(_, sk, adds)| (sk.as_str(), adds));
+        ReportNumbers::of(summarize(of_day, &query.filter), taxonomy.as_deref())
+    };
+    Ok(if daily {
+        json_ok(&ReportDailyView {
+            from: query.from,
+            to: query.to,
+            business_hours: query.filter.business_hours,
+            days: query
+                .from
+                .iter_days()
+                .take_while(|d| *d <= query.to)
+                .map(|day| ReportDayView {
+                    day,
+                    numbers: numbers(Some(day)),
+                })
+                .collect(),
+            read,
+        })
+    } else {
+        json_ok(&ReportSummaryView {
+            from: query.from,
+            to: query.to,
+            business_hours: query.filter.business_hours,
+            numbers: numbers(None),
+            read,
+        })
+    })
+}
+
+/// An agent's change to a conversation: the conversation as it is now and the ledger fact.
+async fn change_conversation(
+    api: &TimelineApi,
+    conversation: &ConversationId,
+    change: &ConversationChange,
+    actor: &Actor,
+) -> Result<Response<Body>, ApiError> {
+    let changed = api.store.change_conversation(conversation, change, actor).await?;
+    if changed.resolution.is_some() {
+        let reasons = &changed.entry.reason_codes;
+        for reason in reasons
+            .iter()
+            .map(String::as_str)
+            .chain(reasons.is_empty().then_some("none"))
+        {
+            throughline_edge::metrics::count(
+                "timeline-api",
+                throughline_edge::metrics::CONVERSATIONS_RESOLVED,
+                reason,
+                1,
+            );
+        }
+    }
+    let taxonomy = api.reasons.taxonomy().await;
+    Ok(json_ok(&ConversationChangeResult {
+        conversation: ConversationView::from(changed.conversation).named_by(taxonomy.as_deref()),
+        ledger_entry: changed.entry.into(),
+    }))
 }
 
 fn to_value(value: impl serde::Serialize) -> Value {

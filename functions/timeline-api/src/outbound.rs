@@ -384,7 +384,15 @@ pub(crate) async fn send_message(
     let recorded = store.record_outbound(&entry, &job).await?;
     let (owner, entry) = match recorded {
         // Recorded now: the entry is the one planned, in the conversation the writer's rule gave.
-        Recorded::New { customer, conversation } => {
+        Recorded::New {
+            customer,
+            conversation,
+            observed,
+        } => {
+            if let Some(answer) = observed.answered.filter(|a| a.first) {
+                let channel = observed.conversation_channel.unwrap_or(entry.channel);
+                throughline_edge::metrics::first_response("timeline-api", channel.as_str(), answer.waited);
+            }
             let mut entry = entry;
             entry.conversation_id = Some(conversation);
             (customer, entry)

@@ -110,6 +110,61 @@ pub(crate) struct JoinBody {
     pub(crate) reason: Option<Reason>,
 }
 
+/// The longest assignee an agent may name (bytes): a principal's ARN or a user name.
+pub(crate) const MAX_ASSIGNEE_BYTES: usize = 256;
+
+/// Who a conversation is assigned to: a principal (an IAM ARN, a user name), not empty.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(try_from = "String")]
+pub(crate) struct Assignee(String);
+
+impl TryFrom<String> for Assignee {
+    type Error = String;
+
+    fn try_from(text: String) -> Result<Self, Self::Error> {
+        if text.trim().is_empty() || text.len() > MAX_ASSIGNEE_BYTES || text.chars().any(char::is_control) {
+            return Err(format!(
+                "assignee must be 1 to {MAX_ASSIGNEE_BYTES} bytes of printable text"
+            ));
+        }
+        Ok(Assignee(text))
+    }
+}
+
+impl From<Assignee> for String {
+    fn from(assignee: Assignee) -> Self {
+        assignee.0
+    }
+}
+
+/// `POST /conversations/{id}/resolve`: optionally the reasons to confirm.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ResolveBody {
+    #[serde(default)]
+    pub(crate) reasons: Vec<String>,
+    #[serde(default)]
+    pub(crate) reason: Option<Reason>,
+}
+
+/// `POST /conversations/{id}/assign`: `null` unassigns.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AssignBody {
+    pub(crate) assignee: Option<Assignee>,
+    #[serde(default)]
+    pub(crate) reason: Option<Reason>,
+}
+
+/// `PUT /conversations/{id}/reasons`: the confirmed reasons, all of them.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct ReasonsBody {
+    pub(crate) reasons: Vec<String>,
+    #[serde(default)]
+    pub(crate) reason: Option<Reason>,
+}
+
 /// A reply to a customer (`POST /customers/{id}/messages`). Without `channel`/`to` it goes
 /// where the customer is (see `outbound`).
 #[derive(Debug, Deserialize)]

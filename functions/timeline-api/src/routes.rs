@@ -5,7 +5,8 @@ use lambda_http::http::Method;
 use throughline_model::{
     Channel, ConversationId, CustomerId, DeliveryStatus, Direction, InteractionId, MergeId, SuggestionId,
 };
-use throughline_store::TimelineFilter;
+use throughline_service::rollup::ReportFilter;
+use throughline_store::{QueueFilter, TimelineFilter};
 
 use crate::{ApiError, DEFAULT_PAGE_SIZE};
 
@@ -28,6 +29,15 @@ pub enum Route {
     ErasureStatus(CustomerId),
     SendMessage(CustomerId),
     RetryMessage(CustomerId, InteractionId),
+    CustomerConversations(CustomerId),
+    Queue,
+    Conversation(ConversationId),
+    ResolveConversation(ConversationId),
+    ReopenConversation(ConversationId),
+    AssignConversation(ConversationId),
+    SetReasons(ConversationId),
+    ReportSummary,
+    ReportDaily,
 }
 
 /// How a route's path parameters (in template order) make its `Route`.
@@ -36,7 +46,7 @@ pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
 /// Every route: its method, its path template as the OpenAPI document writes it, and how its
 /// parameters make the `Route`. The one table: `route` matches requests against it, and the
 /// OpenAPI test compares it with the document.
-pub const ROUTES: [(&str, &str, RouteBuilder); 16] = [
+pub const ROUTES: [(&str, &str, RouteBuilder); 25] = [
     ("GET", "/customers", |_| Ok(Route::FindCustomer)),
     ("GET", "/customers/{customer_id}", |p| {
         Ok(Route::Profile(customer(p[0])?))
@@ -72,11 +82,7 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 16] = [
     (
         "POST",
         "/customers/{customer_id}/conversations/{conversation_id}/split",
-        |p| {
-            let conversation = ConversationId::try_from(p[1].to_owned())
-                .map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))?;
-            Ok(Route::SplitConversation(customer(p[0])?, conversation))
-        },
+        |p| Ok(Route::SplitConversation(customer(p[0])?, conversation_id(p[1])?)),
     ),
     ("POST", "/customers/{customer_id}/conversations/join", |p| {
         Ok(Route::JoinConversations(customer(p[0])?))
@@ -99,7 +105,32 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 16] = [
             Ok(Route::RetryMessage(customer(p[0])?, interaction))
         },
     ),
+    ("GET", "/customers/{customer_id}/conversations", |p| {
+        Ok(Route::CustomerConversations(customer(p[0])?))
+    }),
+    ("GET", "/conversations", |_| Ok(Route::Queue)),
+    ("GET", "/conversations/{conversation_id}", |p| {
+        Ok(Route::Conversation(conversation_id(p[0])?))
+    }),
+    ("POST", "/conversations/{conversation_id}/resolve", |p| {
+        Ok(Route::ResolveConversation(conversation_id(p[0])?))
+    }),
+    ("POST", "/conversations/{conversation_id}/reopen", |p| {
+        Ok(Route::ReopenConversation(conversation_id(p[0])?))
+    }),
+    ("POST", "/conversations/{conversation_id}/assign", |p| {
+        Ok(Route::AssignConversation(conversation_id(p[0])?))
+    }),
+    ("PUT", "/conversations/{conversation_id}/reasons", |p| {
+        Ok(Route::SetReasons(conversation_id(p[0])?))
+    }),
+    ("GET", "/reports/summary", |_| Ok(Route::ReportSummary)),
+    ("GET", "/reports/daily", |_| Ok(Route::ReportDaily)),
 ];
+
+pub(crate) fn conversation_id(segment: &str) -> Result<ConversationId, ApiError> {
+    ConversationId::try_from(segment.to_owned()).map_err(|e| ApiError::bad("invalid_conversation_id", e.to_string()))
+}
 
 pub(crate) fn suggestion_id(segment: &str) -> Result<SuggestionId, ApiError> {
     SuggestionId::try_from(segment.to_owned()).map_err(|_| {
@@ -179,20 +210,112 @@ pub struct TimelineQuery {
     pub filter: TimelineFilter,
 }
 
+/// A page's `limit`: 1 to 100, `DEFAULT_PAGE_SIZE` when absent.
+fn page_limit(pairs: &[(String, String)]) -> Result<usize, ApiError> {
+    match param(pairs, "limit") {
+        None => Ok(DEFAULT_PAGE_SIZE),
+        Some(n) => match n.parse::<usize>() {
+            Ok(n) if (1..=throughline_store::MAX_PAGE_SIZE).contains(&n) => Ok(n),
+            _ => Err(ApiError::bad(
+                "invalid_parameter",
+                "limit must be a number from 1 to 100",
+            )),
+        },
+    }
+}
+
+fn channel_param(pairs: &[(String, String)]) -> Result<Option<Channel>, ApiError> {
+    param(pairs, "channel")
+        .map(|c| Channel::parse(c).ok_or_else(|| ApiError::bad("invalid_parameter", "channel is not a known channel")))
+        .transpose()
+}
+
+/// The queue's page size, cursor and filters (`GET /conversations`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct QueueQuery {
+    pub(crate) limit: usize,
+    pub(crate) cursor: Option<String>,
+    pub(crate) filter: QueueFilter,
+}
+
+pub(crate) fn queue_query(query: Option<&str>) -> Result<QueueQuery, ApiError> {
+    let pairs = query_pairs(query);
+    match param(&pairs, "status") {
+        None | Some("open") => {}
+        Some(_) => {
+            return Err(ApiError::bad(
+                "invalid_parameter",
+                "status must be open: the queue lists open conversations (a customer's conversations of any status are at /customers/{customer_id}/conversations)",
+            ));
+        }
+    }
+    Ok(QueueQuery {
+        limit: page_limit(&pairs)?,
+        cursor: param(&pairs, "cursor").map(str::to_owned),
+        filter: QueueFilter {
+            channel: channel_param(&pairs)?,
+            assignee: param(&pairs, "assignee").map(str::to_owned),
+        },
+    })
+}
+
+/// A report's days (UTC dates, both included) and filters.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct ReportQuery {
+    pub(crate) from: chrono::NaiveDate,
+    pub(crate) to: chrono::NaiveDate,
+    pub(crate) filter: ReportFilter,
+}
+
+/// The days a report covers by default: the last 7, today included.
+pub(crate) const DEFAULT_REPORT_DAYS: i64 = 7;
+
+pub(crate) fn report_query(query: Option<&str>, today: chrono::NaiveDate) -> Result<ReportQuery, ApiError> {
+    let pairs = query_pairs(query);
+    let day = |name: &str| -> Result<Option<chrono::NaiveDate>, ApiError> {
+        param(&pairs, name)
+            .map(|d| {
+                chrono::NaiveDate::parse_from_str(d, "%Y-%m-%d")
+                    .map_err(|_| ApiError::bad("invalid_parameter", format!("{name} must be a date (YYYY-MM-DD)")))
+            })
+            .transpose()
+    };
+    let to = day("to")?.unwrap_or(today);
+    let from = day("from")?.unwrap_or(to - chrono::TimeDelta::days(DEFAULT_REPORT_DAYS - 1));
+    if from > to {
+        return Err(ApiError::bad("invalid_parameter", "from must not be after to"));
+    }
+    if (to - from).num_days() >= throughline_store::MAX_REPORT_DAYS {
+        return Err(ApiError::bad(
+            "invalid_parameter",
+            format!("a report covers at most {} days", throughline_store::MAX_REPORT_DAYS),
+        ));
+    }
+    let business_hours = match param(&pairs, "business_hours") {
+        None | Some("false") => false,
+        Some("true") => true,
+        Some(_) => {
+            return Err(ApiError::bad(
+                "invalid_parameter",
+                "business_hours must be true or false",
+            ));
+        }
+    };
+    Ok(ReportQuery {
+        from,
+        to,
+        filter: ReportFilter {
+            channel: channel_param(&pairs)?,
+            reason: param(&pairs, "reason").map(str::to_owned),
+            assignee: param(&pairs, "assignee").map(str::to_owned),
+            business_hours,
+        },
+    })
+}
+
 pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
     let pairs = query_pairs(query);
-    let limit = match param(&pairs, "limit") {
-        None => DEFAULT_PAGE_SIZE,
-        Some(n) => match n.parse::<usize>() {
-            Ok(n) if (1..=throughline_store::MAX_PAGE_SIZE).contains(&n) => n,
-            _ => {
-                return Err(ApiError::bad(
-                    "invalid_parameter",
-                    "limit must be a number from 1 to 100",
-                ));
-            }
-        },
-    };
+    let limit = page_limit(&pairs)?;
     let time = |name: &str| -> Result<Option<chrono::DateTime<chrono::Utc>>, ApiError> {
         param(&pairs, name)
             .map(|t| {
@@ -203,11 +326,7 @@ pub fn timeline_query(query: Option<&str>) -> Result<TimelineQuery, ApiError> {
             .transpose()
     };
     let filter = TimelineFilter {
-        channel: param(&pairs, "channel")
-            .map(|c| {
-                Channel::parse(c).ok_or_else(|| ApiError::bad("invalid_parameter", "channel is not a known channel"))
-            })
-            .transpose()?,
+        channel: channel_param(&pairs)?,
         direction: param(&pairs, "direction")
             .map(|d| match d {
                 "inbound" => Ok(Direction::Inbound),

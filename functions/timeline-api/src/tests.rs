@@ -86,6 +86,9 @@ fn every_store_error() -> Vec<StoreError> {
         StoreError::NothingToSplit,
         StoreError::NothingToJoin,
         StoreError::NotRetryable("sent"),
+        StoreError::AlreadyResolved("x".into()),
+        StoreError::NotResolved("x".into()),
+        StoreError::ReasonRequired,
         StoreError::Contention("x"),
     ];
     for error in &all {
@@ -105,6 +108,9 @@ fn every_store_error() -> Vec<StoreError> {
             | StoreError::NothingToSplit
             | StoreError::NothingToJoin
             | StoreError::NotRetryable(_)
+            | StoreError::AlreadyResolved(_)
+            | StoreError::NotResolved(_)
+            | StoreError::ReasonRequired
             | StoreError::Contention(_) => {}
         }
     }

@@ -4,12 +4,17 @@
 //! JSON Schema is derived, and a test holds each to its `openapi.yaml` component, so neither
 //! can drift from the other unnoticed.
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
-use throughline_model::{CustomerId, Evidence, IdentifierSource, Interaction, LedgerEntryId, MergeId, SuggestionId};
+use throughline_model::{
+    Channel, ConversationId, CustomerId, Evidence, IdentifierSource, Interaction, LedgerEntryId, MergeId, SuggestionId,
+};
+use throughline_reasons::Taxonomy;
+use throughline_service::ConversationStatus;
+use throughline_service::rollup::{Distribution, Summary};
 use throughline_store::{
-    ConversationRecord, CustomerProfile, Export, LedgerAction, LedgerEntry, LinkSuggestion, SuggestionStatus,
+    Conversation, CustomerProfile, Export, LedgerAction, LedgerEntry, LinkSuggestion, QueuePage, SuggestionStatus,
     TimelineEntry, TimelinePage,
 };
 
@@ -37,6 +42,10 @@ pub struct LedgerEntryView {
     pub suggestion_id: Option<SuggestionId>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub conversations: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub reason_codes: Vec<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
 }
@@ -56,6 +65,8 @@ impl From<LedgerEntry> for LedgerEntryView {
             identifiers: entry.identifiers,
             suggestion_id: entry.suggestion_id,
             conversations: entry.conversations,
+            reason_codes: entry.reason_codes,
+            assignee: entry.assignee,
             redacted: entry.redacted,
         }
     }
@@ -190,7 +201,7 @@ pub struct ExportView {
     pub interactions: Vec<TimelineEntryView>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub next_cursor: Option<String>,
-    pub conversations: Vec<ConversationRecord>,
+    pub conversations: Vec<ConversationView>,
     pub suggestions: Vec<LinkSuggestionView>,
     pub ledger: Vec<LedgerEntryView>,
 }
@@ -202,7 +213,7 @@ impl From<Export> for ExportView {
             profile: export.profile,
             interactions: export.interactions.into_iter().map(Into::into).collect(),
             next_cursor: export.next_cursor,
-            conversations: export.conversations,
+            conversations: export.conversations.into_iter().map(Into::into).collect(),
             suggestions: export.suggestions.into_iter().map(Into::into).collect(),
             ledger: export.ledger.into_iter().map(Into::into).collect(),
         }
@@ -226,6 +237,262 @@ pub struct LedgerList {
 pub struct SplitResult {
     pub conversation_id: throughline_model::ConversationId,
     pub ledger_entry: LedgerEntryView,
+}
+
+/// A reason for contact on a conversation (component `ConversationReason`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReasonView {
+    /// The taxonomy's current code (a renamed code shows under its new one).
+    pub code: String,
+    /// Its display name, when the taxonomy knows the code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Set by an agent; otherwise suggested by `rule`.
+    pub confirmed: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
+}
+
+/// One conversation with its lifecycle (component `Conversation`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ConversationView {
+    pub conversation_id: ConversationId,
+    pub customer_id: CustomerId,
+    #[schemars(with = "String")]
+    pub status: ConversationStatus,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    pub started_at: DateTime<Utc>,
+    pub last_at: DateTime<Utc>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub email_thread: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub waiting_since: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_customer_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub first_response_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub last_reply_at: Option<DateTime<Utc>>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolved_at: Option<DateTime<Utc>>,
+    pub replies: u32,
+    pub reopens: u32,
+    pub reasons: Vec<ReasonView>,
+}
+
+impl From<Conversation> for ConversationView {
+    fn from(conversation: Conversation) -> Self {
+        let lifecycle = conversation.lifecycle;
+        Self {
+            conversation_id: conversation.id,
+            customer_id: conversation.customer_id,
+            status: lifecycle.status,
+            channel: lifecycle.channel,
+            started_at: conversation.started_at,
+            last_at: conversation.last_at,
+            email_thread: conversation.email_thread,
+            assignee: lifecycle.assignee,
+            waiting_since: lifecycle.waiting_since,
+            first_customer_at: lifecycle.first_customer_at,
+            first_response_at: lifecycle.first_response_at,
+            last_reply_at: lifecycle.last_reply_at,
+            resolved_at: lifecycle.resolved_at,
+            replies: lifecycle.replies,
+            reopens: lifecycle.reopens,
+            reasons: conversation
+                .reasons
+                .into_iter()
+                .map(|mark| ReasonView {
+                    code: mark.code,
+                    name: None,
+                    confirmed: mark.confirmed,
+                    rule: mark.rule,
+                })
+                .collect(),
+        }
+    }
+}
+
+impl ConversationView {
+    /// Its reasons named as the taxonomy names them now (renamed codes through their aliases).
+    pub fn named_by(mut self, taxonomy: Option<&Taxonomy>) -> Self {
+        if let Some(taxonomy) = taxonomy {
+            for reason in &mut self.reasons {
+                if let Some(known) = taxonomy.resolve(&reason.code) {
+                    reason.code = known.code.as_str().to_owned();
+                    reason.name = Some(known.name.clone());
+                }
+            }
+        }
+        self
+    }
+}
+
+/// A customer's conversations, the most recently active first (component `ConversationList`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ConversationList {
+    pub customer_id: CustomerId,
+    pub conversations: Vec<ConversationView>,
+}
+
+/// An agent's change to a conversation: the conversation now and the ledger fact (component
+/// `ConversationChangeResult`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ConversationChangeResult {
+    pub conversation: ConversationView,
+    pub ledger_entry: LedgerEntryView,
+}
+
+/// One conversation in the queue of open work (component `QueueEntry`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct QueueEntryView {
+    pub conversation_id: ConversationId,
+    pub customer_id: CustomerId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
+    pub waiting_since: DateTime<Utc>,
+}
+
+/// A page of the queue, newest waiting first (component `QueuePage`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct QueuePageView {
+    pub conversations: Vec<QueueEntryView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+impl From<QueuePage> for QueuePageView {
+    fn from(page: QueuePage) -> Self {
+        Self {
+            conversations: page
+                .entries
+                .into_iter()
+                .map(|entry| QueueEntryView {
+                    conversation_id: entry.conversation_id,
+                    customer_id: entry.customer_id,
+                    channel: entry.channel,
+                    assignee: entry.assignee,
+                    waiting_since: entry.waiting_since,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
+}
+
+/// A time's distribution (component `Distribution`): from fixed buckets, interpolated.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct DistributionView {
+    pub count: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub median_seconds: Option<i64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub p90_seconds: Option<i64>,
+}
+
+impl From<Distribution> for DistributionView {
+    fn from(distribution: Distribution) -> Self {
+        Self {
+            count: distribution.count,
+            median_seconds: distribution.median.map(|t| t.num_seconds()),
+            p90_seconds: distribution.p90.map(|t| t.num_seconds()),
+        }
+    }
+}
+
+/// A reason's resolved conversations (component `ReasonCount`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReasonCountView {
+    pub code: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    pub confirmed: u64,
+    pub suggested: u64,
+}
+
+/// The numbers of a report (component `ReportNumbers`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReportNumbers {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub conversations_opened: Option<u64>,
+    pub conversations_resolved: u64,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub inbound_messages: Option<u64>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub outbound_messages: Option<u64>,
+    pub first_response: DistributionView,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reply: Option<DistributionView>,
+    pub resolution: DistributionView,
+    pub reasons: Vec<ReasonCountView>,
+}
+
+impl ReportNumbers {
+    pub fn of(summary: Summary, taxonomy: Option<&Taxonomy>) -> Self {
+        Self {
+            conversations_opened: summary.conversations_opened,
+            conversations_resolved: summary.conversations_resolved,
+            inbound_messages: summary.inbound_messages,
+            outbound_messages: summary.outbound_messages,
+            first_response: summary.first_response.into(),
+            reply: summary.reply.map(Into::into),
+            resolution: summary.resolution.into(),
+            reasons: summary
+                .reasons
+                .into_iter()
+                .map(|r| ReasonCountView {
+                    name: taxonomy
+                        .and_then(|t| t.resolve(&r.code))
+                        .map(|known| known.name.clone()),
+                    code: r.code,
+                    confirmed: r.confirmed,
+                    suggested: r.suggested,
+                })
+                .collect(),
+        }
+    }
+}
+
+/// What a report read (component `ReportRead`): its cost.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReportRead {
+    pub days: usize,
+    pub items: usize,
+    pub read_units: f64,
+}
+
+/// `GET /reports/summary` (component `ReportSummary`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReportSummaryView {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub business_hours: bool,
+    #[serde(flatten)]
+    pub numbers: ReportNumbers,
+    pub read: ReportRead,
+}
+
+/// One day of `GET /reports/daily` (component `ReportDay`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReportDayView {
+    pub day: NaiveDate,
+    #[serde(flatten)]
+    pub numbers: ReportNumbers,
+}
+
+/// `GET /reports/daily` (component `ReportDaily`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct ReportDailyView {
+    pub from: NaiveDate,
+    pub to: NaiveDate,
+    pub business_hours: bool,
+    pub days: Vec<ReportDayView>,
+    pub read: ReportRead,
 }
 
 #[cfg(test)]
@@ -269,6 +536,18 @@ mod tests {
             ("SplitResult", derived::<SplitResult>()),
             ("OutboundMessage", derived::<OutboundView>()),
             ("Routing", derived::<Routing>()),
+            ("Conversation", derived::<ConversationView>()),
+            ("ConversationReason", derived::<ReasonView>()),
+            ("ConversationList", derived::<ConversationList>()),
+            ("ConversationChangeResult", derived::<ConversationChangeResult>()),
+            ("QueueEntry", derived::<QueueEntryView>()),
+            ("QueuePage", derived::<QueuePageView>()),
+            ("Distribution", derived::<DistributionView>()),
+            ("ReasonCount", derived::<ReasonCountView>()),
+            ("ReportRead", derived::<ReportRead>()),
+            ("ReportSummary", derived::<ReportSummaryView>()),
+            ("ReportDaily", derived::<ReportDailyView>()),
+            ("ReportDay", derived::<ReportDayView>()),
         ] {
             let documented = component(name);
             assert!(documented.is_object(), "openapi.yaml has no component {name}");

@@ -8,9 +8,10 @@ use aws_lambda_events::event::sqs::{BatchItemFailure, SqsBatchResponse, SqsEvent
 use throughline_edge::{ConfigError, config};
 use throughline_model::ErasureStep;
 use throughline_model::QueueMessage;
-use throughline_model::{Channel, Delivery, DeliveryStatus};
+use throughline_model::{Channel, Delivery, DeliveryStatus, Interaction};
 use throughline_queue::InteractionPublisher;
-use throughline_store::{Actor, Applied, Lane, Observed, Recorded, TimelineStore};
+use throughline_service::hours::BusinessHours;
+use throughline_store::{Actor, Applied, Lane, Observed, ReasonMark, Recorded, TimelineStore};
 
 /// Everything the writer needs, built once per cold start.
 #[derive(Debug, Clone)]
@@ -21,11 +22,38 @@ pub struct Writer {
     /// How long one message works on an erasure: a batch of ten must end within the
     /// function's 30 s even if every one of them is an erasure step.
     pub erasure_budget: std::time::Duration,
+    /// The company's reasons for contact, whose rules suggest reasons for each customer
+    /// message's conversation; `None`: no suggestions.
+    pub taxonomy: Option<throughline_reasons::ReloadingTaxonomy>,
+}
+
+/// The reasons the taxonomy's rules suggest for an interaction: for a customer message, from
+/// its text and (email) its subject, each code once, with the rule that matched. Pure.
+pub fn suggested_reasons(taxonomy: &throughline_reasons::Taxonomy, interaction: &Interaction) -> Vec<ReasonMark> {
+    if !throughline_service::is_customer_message(interaction) {
+        return Vec::new();
+    }
+    let mut marks: Vec<ReasonMark> = Vec::new();
+    for text in [&interaction.subject, &interaction.text].into_iter().flatten() {
+        for suggestion in taxonomy.suggest(text, interaction.channel) {
+            let code = suggestion.code.as_str();
+            if !marks.iter().any(|m| m.code == code) {
+                marks.push(ReasonMark {
+                    code: code.to_owned(),
+                    confirmed: false,
+                    rule: Some(format!("{code}:{}", suggestion.rule)),
+                });
+            }
+        }
+    }
+    marks
 }
 
 impl Writer {
     /// Reads `TIMELINE_TABLE_NAME`, `SUPPRESSION_KEY` (or `SUPPRESSION_KEY_PARAMETER`),
-    /// `INTERACTIONS_QUEUE_URL` and the optional `CONVERSATION_WINDOW_MINUTES` (default 24 h).
+    /// `INTERACTIONS_QUEUE_URL`, the optional `CONVERSATION_WINDOW_MINUTES` (default 24 h) and
+    /// the optional taxonomy `REASONS_TAXONOMY` (or `REASONS_TAXONOMY_PARAMETER`) and
+    /// `BUSINESS_HOURS`.
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let table = config::required_env("TIMELINE_TABLE_NAME")?;
         let window = match config::optional_env("CONVERSATION_WINDOW_MINUTES") {
@@ -40,9 +68,12 @@ impl Writer {
         };
         let suppression_key = config::load_secret(aws, "SUPPRESSION_KEY").await?;
         Ok(Self {
-            store: TimelineStore::deployed(aws, table, suppression_key.expose()).with_conversation_window(window),
+            store: TimelineStore::deployed(aws, table, suppression_key.expose())
+                .with_conversation_window(window)
+                .with_business_hours(BusinessHours::from_env().map_err(ConfigError::Invalid)?),
             publisher: InteractionPublisher::from_env(aws)?,
             erasure_budget: DEFAULT_ERASURE_BUDGET,
+            taxonomy: throughline_reasons::from_env(aws).await?,
         })
     }
 }
@@ -51,6 +82,14 @@ impl Writer {
 /// per message in the response).
 pub async fn serve(event: SqsEvent, writer: &Writer) -> Result<SqsBatchResponse, std::convert::Infallible> {
     Ok(handle(event, writer).await)
+}
+
+/// The reasons the writer's taxonomy (as it is now) suggests for `interaction`.
+async fn suggested(writer: &Writer, interaction: &Interaction) -> Vec<ReasonMark> {
+    match &writer.taxonomy {
+        Some(taxonomy) => suggested_reasons(&*taxonomy.current().await, interaction),
+        None => Vec::new(),
+    }
 }
 
 /// Of one erasure step per message.
@@ -168,8 +207,14 @@ async fn process(message: &SqsMessage, writer: &Writer, lane: &mut Lane) -> Resu
         }
         QueueMessage::Interaction(interaction) => (
             &interaction.id,
-            store.record_in(interaction, lane).await.map(|recorded| match recorded {
-                Recorded::New { customer, .. } => ("recorded", Some(customer)),
+            store.record_suggesting(interaction, &suggested(writer, interaction).await, lane).await.map(|recorded| match recorded {
+                Recorded::New { customer, observed, .. } => {
+                    if let Some(answer) = observed.answered.filter(|a| a.first) {
+                        let channel = observed.conversation_channel.unwrap_or(interaction.channel);
+                        throughline_edge::metrics::first_response("timeline-writer", channel.as_str(), answer.waited);
+                    }
+                    ("recorded", Some(customer))
+                }
                 Recorded::Duplicate { customer } => ("duplicate", Some(customer)),
                 Recorded::Collision { customer } => {
                     // Ids and the provider only: the handles are personal data.

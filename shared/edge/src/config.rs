@@ -104,6 +104,134 @@ pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secre
         .ok_or_else(|| ConfigError::Missing(format!("value of SSM parameter {name}")))
 }
 
+/// A configuration document (a JSON document in SSM, like the secrets documents, or in the
+/// environment for local runs) read again when older than `every`, so that a change in SSM
+/// reaches running functions within that time without a deployment. A document that no longer
+/// parses, or a read that fails, keeps the last good one (logged without its contents).
+pub struct Reloading<T> {
+    source: DocumentSource,
+    parse: fn(&str) -> Result<T, String>,
+    every: std::time::Duration,
+    current: std::sync::Mutex<(std::time::Instant, std::sync::Arc<T>)>,
+}
+
+/// Where a reloading document is read from.
+#[derive(Debug, Clone)]
+enum DocumentSource {
+    /// The environment's value (local runs): it never changes.
+    Env(String),
+    /// An SSM parameter, by name.
+    Ssm { name: String, client: aws_sdk_ssm::Client },
+}
+
+impl DocumentSource {
+    async fn read(&self) -> Result<String, String> {
+        match self {
+            DocumentSource::Env(value) => Ok(value.clone()),
+            DocumentSource::Ssm { name, client } => {
+                let output = client
+                    .get_parameter()
+                    .name(name)
+                    .with_decryption(true)
+                    .send()
+                    .await
+                    .map_err(|e| aws_sdk_ssm::error::DisplayErrorContext(e).to_string())?;
+                output
+                    .parameter
+                    .and_then(|p| p.value)
+                    .filter(|v| !v.is_empty())
+                    .ok_or_else(|| format!("SSM parameter {name} is empty"))
+            }
+        }
+    }
+}
+
+impl<T> fmt::Debug for Reloading<T> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Reloading")
+            .field("every", &self.every)
+            .finish_non_exhaustive()
+    }
+}
+
+impl<T> Reloading<T> {
+    /// The document `var` (or the SSM parameter `{var}_PARAMETER` names), read once now:
+    /// `None` when neither is set (the feature is off); an error when it does not parse.
+    pub async fn from_env(
+        aws: &aws_config::SdkConfig,
+        var: &str,
+        parse: fn(&str) -> Result<T, String>,
+        every: std::time::Duration,
+    ) -> Result<Option<Self>, ConfigError> {
+        let source = match (optional_env(var), optional_env(&format!("{var}_PARAMETER"))) {
+            (Some(value), _) => DocumentSource::Env(value),
+            (None, Some(name)) => DocumentSource::Ssm {
+                name,
+                client: aws_sdk_ssm::Client::new(aws),
+            },
+            (None, None) => return Ok(None),
+        };
+        Self::from_source(source, parse, every)
+            .await
+            .map(Some)
+            .map_err(|e| ConfigError::Invalid(format!("{var}: {e}")))
+    }
+
+    /// The document in the SSM parameter `name`, read once now.
+    pub async fn from_parameter(
+        aws: &aws_config::SdkConfig,
+        name: &str,
+        parse: fn(&str) -> Result<T, String>,
+        every: std::time::Duration,
+    ) -> Result<Self, ConfigError> {
+        let source = DocumentSource::Ssm {
+            name: name.to_owned(),
+            client: aws_sdk_ssm::Client::new(aws),
+        };
+        Self::from_source(source, parse, every)
+            .await
+            .map_err(|e| ConfigError::Invalid(format!("{name}: {e}")))
+    }
+
+    async fn from_source(
+        source: DocumentSource,
+        parse: fn(&str) -> Result<T, String>,
+        every: std::time::Duration,
+    ) -> Result<Self, String> {
+        let value = parse(&source.read().await?)?;
+        Ok(Self {
+            source,
+            parse,
+            every,
+            current: std::sync::Mutex::new((std::time::Instant::now(), std::sync::Arc::new(value))),
+        })
+    }
+
+    /// The document, read again first if it is older than `every`.
+    pub async fn current(&self) -> std::sync::Arc<T> {
+        let (read_at, value) = {
+            let guard = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+            (guard.0, guard.1.clone())
+        };
+        if read_at.elapsed() < self.every {
+            return value;
+        }
+        let fresh = match self.source.read().await {
+            Ok(document) => (self.parse)(&document),
+            Err(e) => Err(e),
+        };
+        let mut guard = self.current.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+        match fresh {
+            Ok(fresh) => *guard = (std::time::Instant::now(), std::sync::Arc::new(fresh)),
+            Err(error) => {
+                tracing::warn!(%error, "configuration document not reloaded; keeping the last one");
+                guard.0 = std::time::Instant::now();
+            }
+        }
+        guard.1.clone()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -14,6 +14,21 @@ pub const REJECTED_REQUESTS: &str = "RejectedRequests";
 pub const UNVERIFIED_IDENTITY_TOKENS: &str = "UnverifiedIdentityTokens";
 /// Interactions put on the queue.
 pub const PUBLISHED_INTERACTIONS: &str = "PublishedInteractions";
+/// A conversation's first response, by the channel it opened on (milliseconds of wall time).
+pub const FIRST_RESPONSE_TIME: &str = "FirstResponseTime";
+/// Conversations resolved, by confirmed reason (`none` without one).
+pub const CONVERSATIONS_RESOLVED: &str = "ConversationsResolved";
+
+/// `FIRST_RESPONSE_TIME` of a recorded interaction that was a conversation's first response:
+/// `conversation_channel` the channel it opened on, `waited` how long the customer waited.
+pub fn first_response(function: &str, conversation_channel: &str, waited: chrono::TimeDelta) {
+    milliseconds(
+        function,
+        FIRST_RESPONSE_TIME,
+        conversation_channel,
+        u64::try_from(waited.num_milliseconds()).unwrap_or(0),
+    );
+}
 
 /// Adds `value` to `metric` for this connector and reason.
 pub fn count(connector: &str, metric: &str, reason: &str, value: u64) {

@@ -14,9 +14,46 @@ use std::collections::HashMap;
 use aho_corasick::{AhoCorasick, MatchKind};
 use regex::{RegexSet, RegexSetBuilder};
 use serde::Deserialize;
+use throughline_edge::config::Reloading;
 use throughline_model::Channel;
 use unicode_normalization::UnicodeNormalization;
 use unicode_normalization::char::is_combining_mark;
+
+/// How often a function reads the taxonomy document again (a change in SSM reaches running
+/// functions within this time).
+pub const RELOAD_EVERY: std::time::Duration = std::time::Duration::from_secs(60);
+
+/// The taxonomy's variable: `REASONS_TAXONOMY` (the document, local runs) or
+/// `REASONS_TAXONOMY_PARAMETER` (the SSM parameter's name, deployed).
+pub const TAXONOMY_VAR: &str = "REASONS_TAXONOMY";
+
+/// Parses a taxonomy document (`Reloading`'s parser).
+pub fn parse_document(document: &str) -> Result<Taxonomy, String> {
+    Taxonomy::from_json(document).map_err(|e| e.to_string())
+}
+
+/// The company's taxonomy as configured (`TAXONOMY_VAR`), read again every `RELOAD_EVERY`;
+/// `None` when none is configured.
+pub async fn from_env(
+    aws: &aws_config::SdkConfig,
+) -> Result<Option<std::sync::Arc<Reloading<Taxonomy>>>, throughline_edge::ConfigError> {
+    Ok(Reloading::from_env(aws, TAXONOMY_VAR, parse_document, RELOAD_EVERY)
+        .await?
+        .map(std::sync::Arc::new))
+}
+
+/// The taxonomy in the SSM parameter `name` (tests and tools that know it).
+pub async fn from_parameter(
+    aws: &aws_config::SdkConfig,
+    name: &str,
+) -> Result<std::sync::Arc<Reloading<Taxonomy>>, throughline_edge::ConfigError> {
+    Ok(std::sync::Arc::new(
+        Reloading::from_parameter(aws, name, parse_document, RELOAD_EVERY).await?,
+    ))
+}
+
+/// Where a function keeps the taxonomy: read again when older than `RELOAD_EVERY`.
+pub type ReloadingTaxonomy = std::sync::Arc<Reloading<Taxonomy>>;
 
 /// A reason code: one to four `/`-separated segments of lower-case letters, digits, `_` and `-`
 /// (at most 40 each).

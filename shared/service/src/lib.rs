@@ -17,6 +17,12 @@
 use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Channel, Direction, Interaction, InteractionKind};
 
+pub mod hours;
+mod lifecycle;
+pub mod rollup;
+
+pub use lifecycle::{Answer, ConversationStatus, Lifecycle, LifecycleRefusal, Observation, Resolution};
+
 /// The times of one conversation.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct ConversationTimes {

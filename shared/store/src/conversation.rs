@@ -18,19 +18,36 @@
 //!    a different email thread: it is a separate topic, a new conversation.
 //! 4. Otherwise a new conversation, named after this interaction.
 
-use aws_sdk_dynamodb::types::TransactWriteItem;
+use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{Channel, ConversationId, CustomerId, Interaction, InteractionKind};
+use throughline_service::{ConversationStatus, Lifecycle, Observation};
 
 use crate::StoreError;
-use crate::items::{Expr, Item, json_attr, key_item, keys, number_attr, number_value, to_json, tx_put};
+use crate::items::{
+    Expr, Item, json_attr, key_item, keys, millis, number_attr, number_value, string_value, to_json, tx_put,
+};
 
 /// The default inactivity window.
 pub const DEFAULT_WINDOW: TimeDelta = TimeDelta::hours(24);
 
 /// Conversations remembered per customer for thread stickiness; older ones are forgotten.
 pub(crate) const REMEMBERED: usize = 50;
+
+impl ConversationRecord {
+    /// A conversation opened at `at`, nothing in it taken in yet.
+    pub(crate) fn opened(id: ConversationId, at: DateTime<Utc>, email_thread: Option<String>) -> Self {
+        Self {
+            id,
+            started_at: at,
+            last_at: at,
+            email_thread,
+            lifecycle: Lifecycle::default(),
+            reasons: Vec::new(),
+        }
+    }
+}
 
 /// One conversation in a group's state: its id and its activity span.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -45,6 +62,27 @@ pub struct ConversationRecord {
     /// The email thread this conversation holds, if any.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub email_thread: Option<String>,
+    /// Its status, assignee and times, kept by every interaction in it and by agents.
+    #[serde(flatten)]
+    pub lifecycle: Lifecycle,
+    /// Its reasons for contact: suggested by the taxonomy's rules at ingestion, confirmed by
+    /// agents.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reasons: Vec<ReasonMark>,
+}
+
+/// One reason for contact on a conversation.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReasonMark {
+    /// The taxonomy's code when it was set (a renamed code maps through the taxonomy's aliases
+    /// when read; history is never rewritten).
+    pub code: String,
+    /// Set by an agent (`PUT /conversations/{id}/reasons`) rather than suggested by a rule.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub confirmed: bool,
+    /// The rule that suggested it (`<code>:<rule index>`), for a suggestion.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rule: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -140,6 +178,71 @@ impl History {
     }
 }
 
+/// The root profile's attributes that list its open conversation in the queue of open work
+/// (the sparse `QueueIndex`): `queue` = `open` and `queue_at` = `<waiting since, or opened, UTC
+/// millis>#<conversation id>` (the list is newest waiting first), with `queue_channel` (where it
+/// opened) and `queue_assignee` for its filters; all absent unless that conversation is `open`.
+/// An earlier conversation still unresolved when a newer one opened leaves the queue: the
+/// customer waits on the newer one (it stays `open` on the customer's list of conversations).
+const QUEUE_ATTRIBUTES: [&str; 4] = ["queue", "queue_at", "queue_channel", "queue_assignee"];
+
+/// The queue's partition value: the only one.
+pub(crate) const QUEUE_OPEN: &str = "open";
+
+/// The queue's index (the template's `TimelineTable` declares it).
+pub(crate) const QUEUE_INDEX: &str = "QueueIndex";
+
+/// What a root's profile update sets and removes to hold `open` as its open conversation:
+/// the `conversation` attribute and the queue attributes. The one way every writer of a root's
+/// open conversation (the commit, merges, agents' changes) writes it.
+pub(crate) fn open_conversation_update(open: &ConversationState, expr: Expr) -> (Vec<String>, Vec<String>, Expr) {
+    let mut set = vec!["#conversation = :state".to_owned()];
+    let mut expr = expr
+        .name("#conversation", "conversation")
+        .value(":state", to_json(open));
+    let queued = queue_values(open);
+    for (n, name) in QUEUE_ATTRIBUTES.iter().enumerate() {
+        expr = expr.name(&format!("#queue{n}"), name);
+    }
+    let mut remove = Vec::new();
+    for (n, value) in queued.into_iter().enumerate() {
+        match value {
+            Some(value) => {
+                set.push(format!("#queue{n} = :queue{n}"));
+                expr = expr.value(&format!(":queue{n}"), value);
+            }
+            None => remove.push(format!("#queue{n}")),
+        }
+    }
+    (set, remove, expr)
+}
+
+/// What a profile that is no longer a group's root removes: it is not in the queue.
+pub(crate) fn not_queued(expr: Expr) -> (Vec<String>, Expr) {
+    let mut expr = expr;
+    let mut remove = Vec::new();
+    for (n, name) in QUEUE_ATTRIBUTES.iter().enumerate() {
+        expr = expr.name(&format!("#queue{n}"), name);
+        remove.push(format!("#queue{n}"));
+    }
+    (remove, expr)
+}
+
+/// The queue attributes' values for an open conversation state, in `QUEUE_ATTRIBUTES` order
+/// (`None`: absent).
+fn queue_values(open: &ConversationState) -> [Option<AttributeValue>; 4] {
+    let Some(record) = open.open().filter(|r| r.lifecycle.status == ConversationStatus::Open) else {
+        return [None, None, None, None];
+    };
+    let since = record.lifecycle.waiting_since.unwrap_or(record.started_at);
+    [
+        Some(string_value(QUEUE_OPEN)),
+        Some(string_value(format!("{}#{}", millis(since), record.id))),
+        record.lifecycle.channel.map(|c| string_value(c.as_str())),
+        record.lifecycle.assignee.as_deref().map(string_value),
+    ]
+}
+
 /// The email thread an interaction is in (the email connector's thread key); none off email.
 fn email_thread(interaction: &Interaction) -> Option<&String> {
     (interaction.channel == Channel::Email)
@@ -164,13 +267,13 @@ impl ConversationState {
         self.recent.iter().position(|r| &r.id == answered)
     }
 
-    pub(crate) fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
+    pub(crate) fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> (ConversationId, Observation) {
         let at = interaction.occurred_at;
         if matches!(
             interaction.kind,
             InteractionKind::Automated | InteractionKind::Quarantined
         ) {
-            return ConversationId::opened_by(&interaction.id);
+            return (ConversationId::opened_by(&interaction.id), Observation::default());
         }
         let thread = email_thread(interaction).cloned();
         let by_thread = thread
@@ -194,12 +297,11 @@ impl ConversationState {
         let index = match continued {
             Some(i) => i,
             None => {
-                self.recent.push(ConversationRecord {
-                    id: ConversationId::opened_by(&interaction.id),
-                    started_at: at,
-                    last_at: at,
-                    email_thread: None,
-                });
+                self.recent.push(ConversationRecord::opened(
+                    ConversationId::opened_by(&interaction.id),
+                    at,
+                    None,
+                ));
                 self.recent.len() - 1
             }
         };
@@ -209,39 +311,41 @@ impl ConversationState {
         if record.email_thread.is_none() {
             record.email_thread = thread;
         }
+        let observed = record.lifecycle.observe(interaction);
         let id = record.id.clone();
         self.forget_oldest();
-        id
+        (id, observed)
     }
 
     /// Advances the state with an interaction whose conversation was chosen before (its marker
     /// holds the choice, made against the state then): that conversation's span widens to take
     /// it in (remembered again if it was forgotten), as `assign` would have done.
-    pub(crate) fn assign_as(&mut self, interaction: &Interaction, conversation: &ConversationId) {
+    pub(crate) fn assign_as(&mut self, interaction: &Interaction, conversation: &ConversationId) -> Observation {
         if matches!(
             interaction.kind,
             InteractionKind::Automated | InteractionKind::Quarantined
         ) {
-            return;
+            return Observation::default();
         }
         let at = interaction.occurred_at;
         let thread = email_thread(interaction).cloned();
-        match self.recent.iter_mut().find(|r| &r.id == conversation) {
-            Some(record) => {
-                record.started_at = record.started_at.min(at);
-                record.last_at = record.last_at.max(at);
-                if record.email_thread.is_none() {
-                    record.email_thread = thread;
-                }
+        let index = match self.recent.iter().position(|r| &r.id == conversation) {
+            Some(index) => index,
+            None => {
+                self.recent
+                    .push(ConversationRecord::opened(conversation.clone(), at, thread.clone()));
+                self.recent.len() - 1
             }
-            None => self.recent.push(ConversationRecord {
-                id: conversation.clone(),
-                started_at: at,
-                last_at: at,
-                email_thread: thread,
-            }),
+        };
+        let record = &mut self.recent[index];
+        record.started_at = record.started_at.min(at);
+        record.last_at = record.last_at.max(at);
+        if record.email_thread.is_none() {
+            record.email_thread = thread;
         }
+        let observed = record.lifecycle.observe(interaction);
         self.forget_oldest();
+        observed
     }
 
     /// An agent split `conversation` at an interaction at `at`: what follows is `new`.
@@ -249,12 +353,19 @@ impl ConversationState {
         if let Some(record) = self.recent.iter_mut().find(|r| &r.id == conversation) {
             let last_at = record.last_at;
             record.last_at = record.started_at.max(at - TimeDelta::milliseconds(1));
-            self.recent.push(ConversationRecord {
-                id: new,
-                started_at: at,
-                last_at: last_at.max(at),
-                email_thread: None,
-            });
+            // The part split off goes on as the conversation did: its status, assignee and
+            // reasons; its times start again at the split.
+            let mut lifecycle = record.lifecycle.clone();
+            lifecycle.first_customer_at = lifecycle.first_customer_at.map(|first| first.max(at));
+            lifecycle.first_response_at = lifecycle.first_response_at.filter(|first| *first >= at);
+            let reasons = record.reasons.clone();
+            let mut part = ConversationRecord {
+                lifecycle,
+                reasons,
+                ..ConversationRecord::opened(new, at, None)
+            };
+            part.last_at = last_at.max(at);
+            self.recent.push(part);
             self.forget_oldest();
         }
     }
@@ -270,11 +381,29 @@ impl ConversationState {
                 record.started_at = record.started_at.min(gone.started_at);
                 record.last_at = record.last_at.max(gone.last_at);
                 record.email_thread = record.email_thread.take().or(gone.email_thread);
+                record.lifecycle.join(&gone.lifecycle);
+                for reason in gone.reasons {
+                    if !record.reasons.iter().any(|r| r.code == reason.code) {
+                        record.reasons.push(reason);
+                    }
+                }
             }
             None => self.recent.push(ConversationRecord {
                 id: kept.clone(),
                 ..gone
             }),
+        }
+    }
+
+    /// Adds suggested reasons to a conversation (each code once: a code already there, suggested
+    /// or confirmed, stays as it is). Automated mail has no record: nothing.
+    pub(crate) fn suggest(&mut self, conversation: &ConversationId, suggested: &[ReasonMark]) {
+        if let Some(record) = self.recent.iter_mut().find(|r| &r.id == conversation) {
+            for mark in suggested {
+                if !record.reasons.iter().any(|r| r.code == mark.code) {
+                    record.reasons.push(mark.clone());
+                }
+            }
         }
     }
 
@@ -373,6 +502,12 @@ mod tests {
 
     use super::*;
 
+    impl ConversationState {
+        fn assigned(&mut self, interaction: &Interaction, window: TimeDelta) -> ConversationId {
+            self.assign(interaction, window).0
+        }
+    }
+
     fn at(hours: i64) -> DateTime<Utc> {
         Utc.with_ymd_and_hms(2026, 11, 24, 0, 0, 0).unwrap() + TimeDelta::hours(hours)
     }
@@ -407,10 +542,10 @@ mod tests {
     #[test]
     fn sms_then_email_then_chat_within_the_window_is_one_conversation() {
         let mut state = ConversationState::default();
-        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
-        assert_eq!(state.assign(&email("m2", "t-a", at(20)), DEFAULT_WINDOW), first);
+        let first = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        assert_eq!(state.assigned(&email("m2", "t-a", at(20)), DEFAULT_WINDOW), first);
         assert_eq!(
-            state.assign(&message(Channel::Chat, "m3", at(43)), DEFAULT_WINDOW),
+            state.assigned(&message(Channel::Chat, "m3", at(43)), DEFAULT_WINDOW),
             first
         );
         assert_eq!(state.recent.len(), 1);
@@ -419,13 +554,13 @@ mod tests {
     #[test]
     fn the_window_edge_is_inclusive_and_a_millisecond_more_opens_a_new_one() {
         let mut state = ConversationState::default();
-        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let first = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
         assert_eq!(
-            state.assign(&message(Channel::Sms, "m2", at(24)), DEFAULT_WINDOW),
+            state.assigned(&message(Channel::Sms, "m2", at(24)), DEFAULT_WINDOW),
             first
         );
         let later = at(48) + TimeDelta::milliseconds(1);
-        let next = state.assign(&message(Channel::Sms, "m3", later), DEFAULT_WINDOW);
+        let next = state.assigned(&message(Channel::Sms, "m3", later), DEFAULT_WINDOW);
         assert_ne!(next, first);
         assert_eq!(state.open().unwrap().id, next);
     }
@@ -433,16 +568,16 @@ mod tests {
     #[test]
     fn a_late_delivery_of_an_old_message_joins_its_conversation_without_reopening_it() {
         let mut state = ConversationState::default();
-        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
-        let second = state.assign(&message(Channel::Sms, "m2", at(100)), DEFAULT_WINDOW);
+        let first = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let second = state.assigned(&message(Channel::Sms, "m2", at(100)), DEFAULT_WINDOW);
         // Delivered now, sent long before both: a conversation of its own, and the open one
         // stays the latest.
-        let old = state.assign(&message(Channel::Sms, "m0", at(-200)), DEFAULT_WINDOW);
+        let old = state.assigned(&message(Channel::Sms, "m0", at(-200)), DEFAULT_WINDOW);
         assert!(old != first && old != second);
         assert_eq!(state.open().unwrap().id, second);
         // Sent just before the open conversation started: it belongs there.
         assert_eq!(
-            state.assign(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW),
+            state.assigned(&message(Channel::Sms, "m3", at(90)), DEFAULT_WINDOW),
             second
         );
     }
@@ -450,13 +585,13 @@ mod tests {
     #[test]
     fn out_of_order_deliveries_rejoin_their_own_conversation_not_only_the_open_one() {
         let mut state = ConversationState::default();
-        let today = state.assign(&message(Channel::Sms, "m9", at(100)), DEFAULT_WINDOW);
+        let today = state.assigned(&message(Channel::Sms, "m9", at(100)), DEFAULT_WINDOW);
         // Yesterday's messages delivered after today's: one conversation of their own, together.
-        let yesterday = state.assign(&message(Channel::Whatsapp, "m1", at(50)), DEFAULT_WINDOW);
+        let yesterday = state.assigned(&message(Channel::Whatsapp, "m1", at(50)), DEFAULT_WINDOW);
         assert_ne!(yesterday, today);
         for (i, hour) in [51, 52, 53].into_iter().enumerate() {
             let late = message(Channel::Whatsapp, &format!("m{}", i + 2), at(hour));
-            assert_eq!(state.assign(&late, DEFAULT_WINDOW), yesterday);
+            assert_eq!(state.assigned(&late, DEFAULT_WINDOW), yesterday);
         }
         assert_eq!(state.open().unwrap().id, today);
     }
@@ -464,24 +599,24 @@ mod tests {
     #[test]
     fn a_second_email_thread_is_a_separate_topic_and_its_replies_stay_with_it() {
         let mut state = ConversationState::default();
-        let order = state.assign(&email("m1", "t-order", at(0)), DEFAULT_WINDOW);
-        let invoice = state.assign(&email("m2", "t-invoice", at(1)), DEFAULT_WINDOW);
+        let order = state.assigned(&email("m1", "t-order", at(0)), DEFAULT_WINDOW);
+        let invoice = state.assigned(&email("m2", "t-invoice", at(1)), DEFAULT_WINDOW);
         assert_ne!(order, invoice, "a new thread while another is open: its own topic");
         // An SMS goes to the most recently active conversation.
         assert_eq!(
-            state.assign(&message(Channel::Sms, "m3", at(2)), DEFAULT_WINDOW),
+            state.assigned(&message(Channel::Sms, "m3", at(2)), DEFAULT_WINDOW),
             invoice
         );
         // A reply in the first thread, days later, is still that thread's conversation.
-        assert_eq!(state.assign(&email("m4", "t-order", at(200)), DEFAULT_WINDOW), order);
+        assert_eq!(state.assigned(&email("m4", "t-order", at(200)), DEFAULT_WINDOW), order);
         assert_eq!(state.open().unwrap().id, order);
     }
 
     #[test]
     fn a_reply_continues_the_conversation_of_the_message_it_answers_whatever_is_open() {
         let mut state = ConversationState::default();
-        let sms = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
-        let mail = state.assign(&email("m2", "t-order", at(30)), DEFAULT_WINDOW);
+        let sms = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let mail = state.assigned(&email("m2", "t-order", at(30)), DEFAULT_WINDOW);
         assert_ne!(sms, mail);
         assert_eq!(state.open().unwrap().id, mail);
         // The agent answers the SMS a day later, while the email conversation is open.
@@ -493,13 +628,13 @@ mod tests {
             "the rest of the state holds it"
         );
         assert_eq!(state.placement(&reply, DEFAULT_WINDOW), Placement::Whole);
-        assert_eq!(state.assign(&reply, DEFAULT_WINDOW), sms);
+        assert_eq!(state.assigned(&reply, DEFAULT_WINDOW), sms);
         // A conversation the state no longer remembers: the rule as for any message.
         reply.conversation_id = Some(ConversationId::opened_by(
             &throughline_model::InteractionId::try_from(format!("ix_{}", "e".repeat(32))).unwrap(),
         ));
         assert_eq!(
-            state.assign(&reply, DEFAULT_WINDOW),
+            state.assigned(&reply, DEFAULT_WINDOW),
             sms,
             "the open one now, by the window"
         );
@@ -508,11 +643,11 @@ mod tests {
     #[test]
     fn automated_mail_stands_alone_and_changes_nothing() {
         let mut state = ConversationState::default();
-        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        let first = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
         let before = state.clone();
         let mut bounce = email("m2", "t-bounce", at(1));
         bounce.kind = InteractionKind::Automated;
-        let own = state.assign(&bounce, DEFAULT_WINDOW);
+        let own = state.assigned(&bounce, DEFAULT_WINDOW);
         assert_ne!(own, first);
         assert_eq!(state, before);
     }
@@ -520,12 +655,15 @@ mod tests {
     #[test]
     fn split_and_join_move_the_open_conversation() {
         let mut state = ConversationState::default();
-        let first = state.assign(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
-        state.assign(&message(Channel::Sms, "m2", at(5)), DEFAULT_WINDOW);
+        let first = state.assigned(&message(Channel::Sms, "m1", at(0)), DEFAULT_WINDOW);
+        state.assigned(&message(Channel::Sms, "m2", at(5)), DEFAULT_WINDOW);
         let split = ConversationId::opened_by(&message(Channel::Sms, "m2", at(5)).id);
         state.split(&first, split.clone(), at(5));
         assert_eq!(state.open().unwrap().id, split);
-        assert_eq!(state.assign(&message(Channel::Sms, "m3", at(6)), DEFAULT_WINDOW), split);
+        assert_eq!(
+            state.assigned(&message(Channel::Sms, "m3", at(6)), DEFAULT_WINDOW),
+            split
+        );
         state.join(&first, &split);
         assert_eq!(state.open().unwrap().id, first);
         assert_eq!(state.recent.len(), 1);
@@ -562,11 +700,11 @@ mod tests {
                     item.kind = InteractionKind::Automated;
                 }
                 let before = whole.clone();
-                let expected = whole.assign(&item, DEFAULT_WINDOW);
+                let expected = whole.assigned(&item, DEFAULT_WINDOW);
                 let got = match open.placement(&item, DEFAULT_WINDOW) {
-                    Placement::Open => open.assign(&item, DEFAULT_WINDOW),
+                    Placement::Open => open.assigned(&item, DEFAULT_WINDOW),
                     Placement::AfterOpen => {
-                        let id = open.assign(&item, DEFAULT_WINDOW);
+                        let id = open.assigned(&item, DEFAULT_WINDOW);
                         let rest;
                         (open, rest) = open.split_open();
                         proptest::prop_assert_eq!(rest.recent.len(), 1, "one retires");
@@ -575,7 +713,7 @@ mod tests {
                     }
                     Placement::Whole => {
                         let mut state = all(&open, &history, &retired);
-                        let id = state.assign(&item, DEFAULT_WINDOW);
+                        let id = state.assigned(&item, DEFAULT_WINDOW);
                         (open, history) = state.split_open();
                         retired.clear();
                         id
@@ -603,7 +741,7 @@ mod tests {
     fn only_the_most_recent_conversations_are_remembered() {
         let mut state = ConversationState::default();
         for day in 0..(REMEMBERED as i64 + 5) {
-            state.assign(&message(Channel::Sms, &format!("m{day}"), at(day * 48)), DEFAULT_WINDOW);
+            state.assigned(&message(Channel::Sms, &format!("m{day}"), at(day * 48)), DEFAULT_WINDOW);
         }
         assert_eq!(state.recent.len(), REMEMBERED);
         assert_eq!(state.open().unwrap().last_at, at((REMEMBERED as i64 + 4) * 48));

@@ -4,12 +4,13 @@
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
 use throughline_model::{Change, ConversationId, Evidence, Interaction, InteractionUpdate};
+use throughline_service::Observation;
 
-use crate::conversation::{ConversationState, History, Placement};
+use crate::conversation::{ConversationState, History, Placement, ReasonMark, open_conversation_update};
 use crate::items::{
     Commit, Expr, Item, ProfileItem, commit_slot, count_attribute, id_attr, key_item, keys, member_count_attribute,
     millis, number_value, optional_string_attr, string_attr, string_value, time_attr, to_json, tx_check, tx_put,
-    tx_update,
+    tx_update, update_expression,
 };
 use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, retry_optimistic};
 
@@ -22,6 +23,8 @@ pub enum Recorded {
         customer: CustomerId,
         /// The conversation the rule put it in.
         conversation: ConversationId,
+        /// What it did to that conversation's lifecycle (an answer, a reopen), for metrics.
+        observed: Observation,
     },
     /// Seen before (a retry or a redelivery): the timeline already has it.
     Duplicate {
@@ -143,6 +146,8 @@ fn entry_item(customer: &CustomerId, sk: &str, interaction: &Interaction) -> Res
 #[derive(Debug)]
 struct PlannedRecord {
     conversation: ConversationId,
+    /// What the interaction did to its conversation's lifecycle.
+    observed: Observation,
     /// The marker: only if absent (or claiming a tombstone only if no other change landed
     /// since); it fixes the position, the conversation, the root and the version of the commit.
     marker: TransactWriteItem,
@@ -181,12 +186,13 @@ fn plan_commit(
         member_count_attribute(&owner.customer, interaction.channel)
     };
     let expr = Expr::new()
-        .name("#conversation", "conversation")
         .name("#slot", &slot)
         .name("#count", &count)
-        .value(":state", to_json(open))
         .value(":commit", string_value(value))
         .value(":one", number_value(1));
+    let (mut set, remove, expr) = open_conversation_update(open, expr);
+    set.push("#slot = :commit".into());
+    let update = update_expression(&set, &remove, &["#count :one".into(), "#version :one".into()]);
     let (mut condition, mut expr) = root.unchanged(expr);
     if !owner.is_root() {
         condition.push_str(" AND contains(#members, :owner)");
@@ -194,13 +200,7 @@ fn plan_commit(
             .name("#members", "members")
             .value(":owner", string_value(owner.customer.as_str()));
     }
-    tx_update(
-        table,
-        keys::profile(&root.customer),
-        "SET #conversation = :state, #slot = :commit ADD #count :one, #version :one",
-        Some(&condition),
-        expr,
-    )
+    tx_update(table, keys::profile(&root.customer), &update, Some(&condition), expr)
 }
 
 /// What recording `interaction` for `owner` (whose group's root is `root`, possibly the owner
@@ -214,22 +214,25 @@ fn plan_record(
     (owner, root): (&ProfileItem, &ProfileItem),
     history: Option<&History>,
     window: TimeDelta,
+    suggested: &[ReasonMark],
 ) -> Result<PlannedRecord, StoreError> {
     let marker_key = keys::interaction(&interaction.id);
-    let (conversation, open, history, retired) = match history {
+    let (conversation, observed, open, history, retired) = match history {
         // The open conversation continues, or (`Placement::AfterOpen`) retires: then it goes
         // onto this interaction's marker, which the history's readers walk back through.
         None => {
             let mut state = root.conversation.clone();
-            let conversation = state.assign(interaction, window);
+            let (conversation, observed) = state.assign(interaction, window);
+            state.suggest(&conversation, suggested);
             let (open, rest) = state.split_open();
-            (conversation, open, None, rest.recent.into_iter().next())
+            (conversation, observed, open, None, rest.recent.into_iter().next())
         }
         Some(history) => {
             let mut whole = history.around(&root.conversation);
-            let conversation = whole.assign(interaction, window);
+            let (conversation, observed) = whole.assign(interaction, window);
+            whole.suggest(&conversation, suggested);
             let (open, write) = history.write_back(table, &root.customer, &whole)?;
-            (conversation, open, write, None)
+            (conversation, observed, open, write, None)
         }
     };
     let sk = keys::timeline_sk(interaction.occurred_at, &interaction.id);
@@ -308,6 +311,7 @@ fn plan_record(
     let commit = plan_commit(table, interaction, (owner, root), &open)?;
     Ok(PlannedRecord {
         conversation,
+        observed,
         marker,
         entry,
         history,
@@ -349,6 +353,18 @@ impl TimelineStore {
     /// left are used instead of read again (a plain message: no identities of its own, no
     /// stronger evidence than that one's). Two round trips fewer; every condition the same.
     pub async fn record_in(&self, interaction: &Interaction, lane: &mut Lane) -> Result<Recorded, StoreError> {
+        self.record_suggesting(interaction, &[], lane).await
+    }
+
+    /// `record_in`, with the reasons for contact the taxonomy's rules suggest for it: they
+    /// join its conversation's reasons (each code once) in the same commit, at no write of
+    /// their own.
+    pub async fn record_suggesting(
+        &self,
+        interaction: &Interaction,
+        suggested: &[ReasonMark],
+        lane: &mut Lane,
+    ) -> Result<Recorded, StoreError> {
         let marker_key = &keys::interaction(&interaction.id);
         let recalled = &lane.recall(interaction);
         let (recorded, committed) = retry_optimistic("recording an interaction", |attempt| async move {
@@ -366,7 +382,7 @@ impl TimelineStore {
                     return Ok(Attempt::Done((Recorded::Duplicate { customer }, None)));
                 }
                 if existing.contains_key("timeline_sk") {
-                    return Ok(match self.finish(interaction, existing).await? {
+                    return Ok(match self.finish(interaction, existing, suggested).await? {
                         Attempt::Done(recorded) => Attempt::Done((recorded, None)),
                         Attempt::Again => Attempt::Again,
                     });
@@ -459,6 +475,7 @@ impl TimelineStore {
                 (&owner_profile, &root_profile),
                 history.as_ref(),
                 self.window,
+                suggested,
             )?;
             if !self.write_one(planned.marker).await? {
                 // Another delivery wrote it first, or another change reached the tombstone.
@@ -479,6 +496,7 @@ impl TimelineStore {
                     Recorded::New {
                         customer: owner,
                         conversation: planned.conversation,
+                        observed: planned.observed,
                     },
                     Some((owner_profile, root_after)),
                 )));
@@ -489,6 +507,9 @@ impl TimelineStore {
         })
         .await?;
         lane.remember(interaction, committed);
+        if let Recorded::New { observed, .. } = &recorded {
+            Box::pin(self.roll_up_interaction(interaction, observed)).await;
+        }
         if let Recorded::New { customer, .. } | Recorded::Duplicate { customer } = &recorded {
             // A redelivery notes it too: the note is idempotent, and may not have been made.
             self.note_sms_keyword(interaction, customer).await?;
@@ -521,7 +542,12 @@ impl TimelineStore {
     /// made (read from the root's commit slot: one eventually consistent read), else what is
     /// left of its recording, against its group as it is now (the conversation the marker
     /// fixed; the commit moved to the current root and version, the marker first).
-    async fn finish(&self, interaction: &Interaction, marker: &Item) -> Result<Attempt<Recorded>, StoreError> {
+    async fn finish(
+        &self,
+        interaction: &Interaction,
+        marker: &Item,
+        suggested: &[ReasonMark],
+    ) -> Result<Attempt<Recorded>, StoreError> {
         let owner = id_attr::<CustomerId>(marker, "customer_id")?;
         let Some(commit) = marker
             .get("commit")
@@ -585,7 +611,8 @@ impl TimelineStore {
                 .await?;
         }
         let (mut whole, history) = self.conversations(&current_root, true).await?;
-        whole.assign_as(interaction, &conversation);
+        let observed = whole.assign_as(interaction, &conversation);
+        whole.suggest(&conversation, suggested);
         let (open, history_write) = history.write_back(&self.table, &current_root.customer, &whole)?;
         let next = current_root.version + 1;
         if (&current_root.customer, next) != (&root, commit) {
@@ -617,6 +644,7 @@ impl TimelineStore {
             return Ok(Attempt::Done(Recorded::New {
                 customer: owner,
                 conversation,
+                observed,
             }));
         }
         Ok(Attempt::Again)
@@ -901,7 +929,7 @@ mod tests {
     fn a_first_delivery_writes_marker_entry_and_commit_each_once_and_only_at_the_version_read() {
         let owner = ProfileItem::for_test(&CustomerId::generate(), 4, &[]);
         let interaction = sms("SM1");
-        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), None, DEFAULT_WINDOW).unwrap();
+        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), None, DEFAULT_WINDOW, &[]).unwrap();
         assert_eq!(
             planned.conversation,
             ConversationId::opened_by(&interaction.id),
@@ -942,8 +970,22 @@ mod tests {
         let commit = planned.commit.update().unwrap();
         assert_eq!(
             commit.update_expression(),
-            "SET #conversation = :state, #slot = :commit ADD #count :one, #version :one"
+            "SET #conversation = :state, #queue0 = :queue0, #queue1 = :queue1, #queue2 = :queue2, #slot = :commit \
+             REMOVE #queue3 ADD #count :one, #version :one",
+            "the customer waits: the conversation is in the queue, assigned to nobody"
         );
+        let values = commit.expression_attribute_values().unwrap();
+        assert_eq!(values.get(":queue0"), Some(&string_value("open")));
+        assert_eq!(
+            values.get(":queue1"),
+            Some(&string_value(format!(
+                "{}#{}",
+                millis(interaction.occurred_at),
+                planned.conversation
+            ))),
+            "newest waiting first"
+        );
+        assert_eq!(values.get(":queue2"), Some(&string_value("sms")));
         assert_eq!(
             commit.condition_expression(),
             Some("#version = :version AND attribute_not_exists(erased_at)")
@@ -960,6 +1002,50 @@ mod tests {
     }
 
     #[test]
+    fn an_agent_reply_takes_the_conversation_out_of_the_queue_and_suggestions_join_the_commit() {
+        let owner = ProfileItem::for_test(&CustomerId::generate(), 1, &[]);
+        let message = sms("SM1");
+        let suggested = [ReasonMark {
+            code: "delivery/late".into(),
+            confirmed: false,
+            rule: Some("delivery/late:0".into()),
+        }];
+        let planned = plan_record(
+            TABLE,
+            &message,
+            None,
+            (&owner, &owner),
+            None,
+            DEFAULT_WINDOW,
+            &suggested,
+        )
+        .unwrap();
+        let open = planned.open.open().unwrap();
+        assert_eq!(open.reasons, suggested, "in the commit it makes anyway");
+        assert_eq!(open.lifecycle.status, throughline_service::ConversationStatus::Open);
+        let mut root = owner.clone();
+        root.version += 1;
+        root.conversation = planned.open;
+        let mut reply = sms("SM2");
+        reply.direction = throughline_model::Direction::Outbound;
+        reply.occurred_at += TimeDelta::minutes(5);
+        let planned = plan_record(TABLE, &reply, None, (&root, &root), None, DEFAULT_WINDOW, &[]).unwrap();
+        let answered = planned.open.open().unwrap();
+        assert_eq!(
+            answered.lifecycle.status,
+            throughline_service::ConversationStatus::Pending
+        );
+        assert_eq!(answered.reasons, suggested, "kept");
+        assert_eq!(planned.observed.answered.map(|a| a.waited), Some(TimeDelta::minutes(5)));
+        let commit = planned.commit.update().unwrap();
+        assert_eq!(
+            commit.update_expression(),
+            "SET #conversation = :state, #slot = :commit REMOVE #queue0, #queue1, #queue2, #queue3 \
+             ADD #count :one, #version :one"
+        );
+    }
+
+    #[test]
     fn a_merged_member_is_counted_and_committed_on_its_root_while_still_a_member() {
         let root_id = CustomerId::generate();
         let member = ProfileItem::for_test(
@@ -972,7 +1058,7 @@ mod tests {
             9,
             &[("members", AttributeValue::Ss(vec![member.customer.to_string()]))],
         );
-        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), None, DEFAULT_WINDOW).unwrap();
+        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), None, DEFAULT_WINDOW, &[]).unwrap();
         assert_eq!(key_of(&planned.commit), format!("CUSTOMER#{root_id}|PROFILE"));
         let commit = planned.commit.update().unwrap();
         assert_eq!(
@@ -1010,6 +1096,7 @@ mod tests {
             (&owner, &owner),
             None,
             DEFAULT_WINDOW,
+            &[],
         )
         .unwrap();
         let claim = planned.marker.update().unwrap();

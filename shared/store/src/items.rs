@@ -192,6 +192,16 @@ impl Expr {
     }
 }
 
+/// An `UpdateExpression` from its clauses, the empty ones left out.
+pub(crate) fn update_expression(set: &[String], remove: &[String], add: &[String]) -> String {
+    [("SET", set), ("REMOVE", remove), ("ADD", add)]
+        .into_iter()
+        .filter(|(_, clause)| !clause.is_empty())
+        .map(|(verb, clause)| format!("{verb} {}", clause.join(", ")))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 fn built<T, E: std::fmt::Display>(result: Result<T, E>) -> Result<T, StoreError> {
     result.map_err(|e| StoreError::Corrupt(format!("request: {e}")))
 }

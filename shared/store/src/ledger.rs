@@ -26,6 +26,14 @@ throughline_model::wire_enum! {
         ConversationSplit = "conversation_split",
         /// Conversations joined into the first one named.
         ConversationJoin = "conversation_join",
+        /// A conversation resolved (with its confirmed reasons).
+        ConversationResolved = "conversation_resolved",
+        /// A resolved conversation opened again by an agent.
+        ConversationReopened = "conversation_reopened",
+        /// A conversation assigned (to `assignee`, or to nobody).
+        ConversationAssigned = "conversation_assigned",
+        /// A conversation's confirmed reasons set.
+        ConversationReasons = "conversation_reasons",
         /// A group erased: appended to each member's ledger, as the actor who asked.
         Erase = "erase",
     }
@@ -69,6 +77,12 @@ pub struct LedgerEntry {
     /// Conversation ids: the one split then the new one, or those joined (the kept one first).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub conversations: Vec<String>,
+    /// Reason codes: a conversation's confirmed reasons after the change.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub reason_codes: Vec<String>,
+    /// The principal a conversation was assigned to (`ConversationAssigned`; none: unassigned).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
     /// Set when a customer it names was erased: identifiers and reason are gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
@@ -89,6 +103,8 @@ impl LedgerEntry {
             identifiers: Vec::new(),
             suggestion_id: None,
             conversations: Vec::new(),
+            reason_codes: Vec::new(),
+            assignee: None,
             redacted: false,
         }
     }

@@ -21,11 +21,13 @@ mod identity;
 mod ingest;
 mod items;
 mod ledger;
+mod lifecycle;
 mod merges;
 mod objects;
 mod outbound;
 mod privacy;
 mod profiles;
+mod rollups;
 mod suggestions;
 mod timeline;
 
@@ -36,17 +38,21 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{CustomerId, MergeId};
 
+pub use conversation::ReasonMark;
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
 pub use delivery::{AWAITING_TTL, AwaitingStatus, Observed};
 pub use identity::VERIFIED_EVIDENCE_ACTOR;
 pub use ingest::{Applied, Lane, Recorded};
 pub use ledger::{LedgerAction, LedgerEntry};
+pub use lifecycle::{Changed, Conversation, ConversationChange, QueueEntry, QueueFilter, QueuePage};
 pub use merges::MergeRequest;
 pub use objects::{s3_client, s3_failed};
 pub use outbound::{Claim, IDEMPOTENCY_TTL, Remembered, SendResult, request_hash};
 pub use privacy::{Erasure, ErasureStatus, Export};
 pub use profiles::{CustomerProfile, IdentifierView};
+pub use rollups::{MAX_REPORT_DAYS, RollupCell, RollupRead};
 pub use suggestions::{LinkSuggestion, SuggestionStatus};
+use throughline_service::hours::BusinessHours;
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};
 
 use items::{Item, key_item, keys, string_value};
@@ -119,6 +125,15 @@ pub enum StoreError {
     /// A retry of a message whose last attempt is not `failed` or `unknown` (409): its status.
     #[error("the message is {0}: only a failed or unknown message can be retried")]
     NotRetryable(&'static str),
+    /// Resolving a conversation (its id) that is resolved (409).
+    #[error("conversation {0} is resolved already")]
+    AlreadyResolved(String),
+    /// Reopening a conversation (its id) that is not resolved (409).
+    #[error("conversation {0} is not resolved")]
+    NotResolved(String),
+    /// Resolving a conversation with no confirmed reason where the company requires one (422).
+    #[error("a reason for contact is required to resolve a conversation")]
+    ReasonRequired,
     /// Other writers kept changing the same items; retrying later will do.
     #[error("{0} kept conflicting with other writers")]
     Contention(&'static str),
@@ -149,6 +164,9 @@ impl throughline_model::ErrorCode for StoreError {
             StoreError::NothingToSplit => "nothing_to_split",
             StoreError::NothingToJoin => "nothing_to_join",
             StoreError::NotRetryable(_) => "not_retryable",
+            StoreError::AlreadyResolved(_) => "already_resolved",
+            StoreError::NotResolved(_) => "not_resolved",
+            StoreError::ReasonRequired => "reason_required",
         }
     }
 
@@ -169,7 +187,10 @@ impl throughline_model::ErrorCode for StoreError {
             | StoreError::SuggestionDecided(_)
             | StoreError::NothingToSplit
             | StoreError::NothingToJoin
-            | StoreError::NotRetryable(_) => StatusCode::CONFLICT,
+            | StoreError::NotRetryable(_)
+            | StoreError::AlreadyResolved(_)
+            | StoreError::NotResolved(_) => StatusCode::CONFLICT,
+            StoreError::ReasonRequired => StatusCode::UNPROCESSABLE_ENTITY,
         }
     }
 
@@ -238,6 +259,8 @@ pub struct TimelineStore {
     suppression_key: Option<std::sync::Arc<[u8]>>,
     /// Where entries' raw objects are deleted on erasure (`with_objects`).
     objects: Option<aws_sdk_s3::Client>,
+    /// The company's business hours (`with_business_hours`).
+    business_hours: std::sync::Arc<BusinessHours>,
 }
 
 /// How often an optimistic write is tried before giving up (the caller then retries later:
@@ -293,6 +316,7 @@ impl TimelineStore {
             window: DEFAULT_WINDOW,
             suppression_key: None,
             objects: None,
+            business_hours: std::sync::Arc::new(BusinessHours::always()),
         }
     }
 
@@ -329,6 +353,13 @@ impl TimelineStore {
     /// The conversation inactivity window (default 24 h).
     pub fn with_conversation_window(mut self, window: TimeDelta) -> Self {
         self.window = window;
+        self
+    }
+
+    /// The company's business hours, for the rollups' business-hours times (default: around
+    /// the clock, so business time is wall time).
+    pub fn with_business_hours(mut self, hours: BusinessHours) -> Self {
+        self.business_hours = std::sync::Arc::new(hours);
         self
     }
 

@@ -6,13 +6,13 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use aws_sdk_dynamodb::types::{AttributeValue, TransactWriteItem};
 
-use crate::conversation::{ConversationState, History};
+use crate::conversation::{ConversationState, History, not_queued, open_conversation_update};
 use throughline_model::{Channel, MergeId};
 
 use crate::forest::{Forest, GraphError, Plan};
 use crate::items::{
     Expr, ProfileItem, count_attribute, id_attr, key_item, keys, member_count_attribute, millis, number_value,
-    string_value, to_json, tx_put, tx_update,
+    string_value, tx_put, tx_update, update_expression,
 };
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
@@ -248,15 +248,31 @@ fn profile_writes(
             }
             None => {}
         }
-        if let Some(whole) = conversations.get(customer) {
-            let (open, history_write) = history_of(histories, customer).write_back(table, customer, whole)?;
-            writes.extend(history_write);
-            set.push("#conversation = :state");
-            expr = expr
-                .name("#conversation", "conversation")
-                .value(":state", to_json(&open));
-        }
+        let mut set: Vec<String> = set.into_iter().map(str::to_owned).collect();
         let mut remove: Vec<String> = remove.into_iter().map(str::to_owned).collect();
+        // A root holds its open conversation (and its place in the queue); a profile that is
+        // no longer a root leaves the queue.
+        let open = match conversations.get(customer) {
+            Some(whole) => {
+                let (open, history_write) = history_of(histories, customer).write_back(table, customer, whole)?;
+                writes.extend(history_write);
+                Some(open)
+            }
+            None => (root == customer).then(|| profile.conversation.clone()),
+        };
+        expr = match open {
+            Some(open) => {
+                let (more_set, more_remove, expr) = open_conversation_update(&open, expr);
+                set.extend(more_set);
+                remove.extend(more_remove);
+                expr
+            }
+            None => {
+                let (more_remove, expr) = not_queued(expr);
+                remove.extend(more_remove);
+                expr
+            }
+        };
         for (n, name) in settling.get(customer).into_iter().flatten().enumerate() {
             remove.push(format!("#drop{n}"));
             expr = expr.name(&format!("#drop{n}"), name);
@@ -268,11 +284,7 @@ fn profile_writes(
                 .name(&format!("#settle{n}"), &count_attribute(*channel))
                 .value(&format!(":settle{n}"), number_value(*count));
         }
-        let mut update = format!("SET {}", set.join(", "));
-        if !remove.is_empty() {
-            update.push_str(&format!(" REMOVE {}", remove.join(", ")));
-        }
-        update.push_str(&format!(" ADD {}", add.join(", ")));
+        let update = update_expression(&set, &remove, &add);
         let (condition, expr) = profile.unchanged(expr);
         writes.push(tx_update(
             table,

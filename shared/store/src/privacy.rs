@@ -18,9 +18,9 @@ use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
-use crate::conversation::ConversationRecord;
 use crate::items::{json_attr, key_item, keys, millis, string_attr, string_value, to_json};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
+use crate::lifecycle::Conversation;
 use crate::profiles::CustomerProfile;
 use crate::suggestions::LinkSuggestion;
 use throughline_model::StoredObject;
@@ -43,7 +43,7 @@ pub struct Export {
     /// The next page's cursor (pass it back); absent on the last page.
     pub next_cursor: Option<String>,
     /// The conversations the group's root remembers (at most 50).
-    pub conversations: Vec<ConversationRecord>,
+    pub conversations: Vec<Conversation>,
     /// The link suggestions involving any member, newest first.
     pub suggestions: Vec<LinkSuggestion>,
     /// Every member's ledger entries, newest first.
@@ -109,7 +109,14 @@ impl TimelineStore {
             profile,
             interactions: page.entries,
             next_cursor: page.next_cursor,
-            conversations: self.conversations(&group.root, true).await?.0.recent,
+            conversations: self
+                .conversations(&group.root, true)
+                .await?
+                .0
+                .recent
+                .iter()
+                .map(|record| Conversation::of(&group.root.customer, record))
+                .collect(),
             suggestions: self.suggestions_of(&ids).await?,
             ledger: self.ledger_of(&ids).await?,
         })

@@ -10,7 +10,8 @@ use chrono::{DateTime, Utc};
 
 use throughline_model::{Channel, ConversationId, DeliveryStatus, Direction, Interaction, InteractionId};
 
-use crate::items::{Expr, Item, keys, millis, number_value, string_attr, string_value, to_json, tx_update};
+use crate::conversation::open_conversation_update;
+use crate::items::{Expr, Item, keys, millis, number_value, string_attr, string_value, tx_update, update_expression};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
 use crate::profiles::Group;
 use crate::{Actor, Attempt, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo, retry_optimistic, written};
@@ -304,7 +305,8 @@ impl TimelineStore {
         }
         let split_at = split_entry.interaction.occurred_at;
         self.change_conversations(&group.root.customer, |state| {
-            state.split(conversation, new.clone(), split_at)
+            state.split(conversation, new.clone(), split_at);
+            Ok(())
         })
         .await?;
         let mut entry = LedgerEntry::new(LedgerAction::ConversationSplit, actor);
@@ -330,8 +332,11 @@ impl TimelineStore {
             for (sk, entry) in &entries {
                 self.relabel(&entry.customer_id, sk, other, kept).await?;
             }
-            self.change_conversations(&group.root.customer, |state| state.join(kept, other))
-                .await?;
+            self.change_conversations(&group.root.customer, |state| {
+                state.join(kept, other);
+                Ok(())
+            })
+            .await?;
         }
         let mut entry = LedgerEntry::new(LedgerAction::ConversationJoin, actor);
         entry.conversations = conversations.iter().map(|c| c.to_string()).collect();
@@ -365,12 +370,12 @@ impl TimelineStore {
     }
 
     /// Read-modify-write of a root's whole conversation state (its open conversation and its
-    /// history), only if unchanged since read.
-    async fn change_conversations(
+    /// history), only if unchanged since read; `change` may refuse (nothing is written).
+    pub(crate) async fn change_conversations<T>(
         &self,
         root: &CustomerId,
-        change: impl Fn(&mut crate::conversation::ConversationState),
-    ) -> Result<(), StoreError> {
+        change: impl Fn(&mut crate::conversation::ConversationState) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
         let change = &change;
         retry_optimistic("changing conversations", |_| async move {
             let profile = self
@@ -378,24 +383,21 @@ impl TimelineStore {
                 .await?
                 .ok_or_else(|| StoreError::CustomerNotFound(root.to_string()))?;
             let (mut state, history) = self.conversations(&profile, true).await?;
-            change(&mut state);
+            let changed = change(&mut state)?;
             let (open, history_write) = history.write_back(&self.table, root, &state)?;
-            let (condition, expr) = profile.unchanged(
-                Expr::new()
-                    .name("#conversation", "conversation")
-                    .value(":state", to_json(&open))
-                    .value(":one", number_value(1)),
-            );
+            let (set, remove, expr) = open_conversation_update(&open, Expr::new().value(":one", number_value(1)));
+            let (condition, expr) = profile.unchanged(expr);
+            let update = update_expression(&set, &remove, &["#version :one".into()]);
             let mut writes = vec![tx_update(
                 &self.table,
                 keys::profile(root),
-                "SET #conversation = :state ADD #version :one",
+                &update,
                 Some(&condition),
                 expr,
             )?];
             writes.extend(history_write);
             Ok(if self.transact(writes).await? {
-                Attempt::Done(())
+                Attempt::Done(changed)
             } else {
                 Attempt::Again
             })
@@ -403,7 +405,7 @@ impl TimelineStore {
         .await
     }
 
-    async fn append_ledger(&self, entry: &LedgerEntry, customer: &CustomerId) -> Result<(), StoreError> {
+    pub(crate) async fn append_ledger(&self, entry: &LedgerEntry, customer: &CustomerId) -> Result<(), StoreError> {
         let writes = ledger_writes(&self.table, entry, [customer])?;
         if self.transact(writes).await? {
             Ok(())

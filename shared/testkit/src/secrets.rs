@@ -76,3 +76,9 @@ pub fn test_send_credentials(stub: &str) -> String {
     })
     .to_string()
 }
+
+/// The reasons-for-contact taxonomy of the tests and the demo: the example the README gives
+/// companies (`infra/reasons-taxonomy.example.json`).
+pub fn test_reasons_taxonomy() -> &'static str {
+    include_str!("../../../infra/reasons-taxonomy.example.json")
+}

@@ -30,7 +30,7 @@ impl LambdaEmulator {
         let dir = std::env::temp_dir().join(format!("throughline-lambda-{port}"));
         std::fs::create_dir_all(&dir)?;
         let env_file = dir.join("env");
-        let lines: Vec<String> = env.iter().map(|(k, v)| format!("{k}={v}")).collect();
+        let lines: Vec<String> = env.iter().map(|(k, v)| env_line(k, v)).collect::<Result<_>>()?;
         std::fs::write(&env_file, lines.join("\n") + "\n")?;
         let log = dir.join("watch.log");
 
@@ -227,5 +227,38 @@ impl HttpCall {
             headers,
             body,
         })
+    }
+}
+
+/// One line of the env file `cargo lambda watch` reads (dotenv): a value with spaces, quotes or
+/// `#` (a JSON setting such as `BUSINESS_HOURS`) goes in single quotes, which dotenv takes
+/// literally; one that holds a single quote or a newline cannot be written.
+fn env_line(name: &str, value: &str) -> Result<String> {
+    if value.contains(['\'', '\n']) {
+        return Err(format!("{name}: a value with a single quote or a newline cannot go in the env file").into());
+    }
+    let plain = value
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || "-_./:+@,=%".contains(c));
+    Ok(if plain {
+        format!("{name}={value}")
+    } else {
+        format!("{name}='{value}'")
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn env_file_values_with_json_are_quoted_and_plain_ones_are_not() {
+        assert_eq!(
+            super::env_line("A", "http://127.0.0.1:9/x").unwrap(),
+            "A=http://127.0.0.1:9/x"
+        );
+        assert_eq!(
+            super::env_line("B", r#"{"time_zone": "UTC"}"#).unwrap(),
+            r#"B='{"time_zone": "UTC"}'"#
+        );
+        assert!(super::env_line("C", "it's").is_err());
     }
 }

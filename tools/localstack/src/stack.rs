@@ -258,6 +258,10 @@ impl LocalStack {
             ("MetaSecretsParameterName", test_meta_secrets()),
             ("MailgunSigningKeyParameterName", TEST_MAILGUN_SIGNING_KEY.to_owned()),
             ("SuppressionKeyParameterName", TEST_SUPPRESSION_KEY.to_owned()),
+            (
+                "ReasonsTaxonomyParameterName",
+                throughline_testkit::secrets::test_reasons_taxonomy().to_owned(),
+            ),
             // No provider listens there: a stack with a provider stub puts its own.
             (
                 "SendCredentialsParameterName",

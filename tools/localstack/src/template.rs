@@ -7,7 +7,10 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 use aws_config::SdkConfig;
-use aws_sdk_dynamodb::types::{AttributeDefinition, BillingMode, KeySchemaElement, KeyType, ScalarAttributeType};
+use aws_sdk_dynamodb::types::{
+    AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType, Projection, ProjectionType,
+    ScalarAttributeType,
+};
 use aws_sdk_sqs::types::QueueAttributeName;
 use serde_yaml_ng::Value;
 
@@ -84,6 +87,22 @@ fn as_i32(value: Option<&Value>) -> Option<i32> {
         Value::String(s) => s.parse().ok(),
         _ => None,
     }
+}
+
+/// A table's or an index's `KeySchema`.
+fn key_schema(logical_id: &str, schema: Option<&Value>) -> Result<Vec<KeySchemaElement>> {
+    let mut keys = Vec::new();
+    for key in schema.and_then(Value::as_sequence).into_iter().flatten() {
+        let name = as_string(key.get("AttributeName")).ok_or(format!("{logical_id}: KeySchema"))?;
+        let kind = as_string(key.get("KeyType")).ok_or(format!("{logical_id}: KeyType"))?;
+        keys.push(
+            KeySchemaElement::builder()
+                .attribute_name(name)
+                .key_type(KeyType::from(kind.as_str()))
+                .build()?,
+        );
+    }
+    Ok(keys)
 }
 
 fn as_string(value: Option<&Value>) -> Option<String> {
@@ -224,18 +243,32 @@ impl Template {
                         .build()?,
                 );
             }
-            for key in props
-                .get("KeySchema")
+            request = request.set_key_schema(Some(key_schema(&logical_id, props.get("KeySchema"))?));
+            for index in props
+                .get("GlobalSecondaryIndexes")
                 .and_then(Value::as_sequence)
                 .into_iter()
                 .flatten()
             {
-                let name = as_string(key.get("AttributeName")).ok_or(format!("{logical_id}: KeySchema"))?;
-                let kind = as_string(key.get("KeyType")).ok_or(format!("{logical_id}: KeyType"))?;
-                request = request.key_schema(
-                    KeySchemaElement::builder()
-                        .attribute_name(name)
-                        .key_type(KeyType::from(kind.as_str()))
+                let index_name = as_string(index.get("IndexName")).ok_or(format!("{logical_id}: IndexName"))?;
+                let projection = index.get("Projection");
+                let kind = projection
+                    .and_then(|p| as_string(p.get("ProjectionType")))
+                    .unwrap_or_else(|| "ALL".into());
+                let non_key: Option<Vec<String>> = projection
+                    .and_then(|p| p.get("NonKeyAttributes"))
+                    .and_then(Value::as_sequence)
+                    .map(|names| names.iter().filter_map(|n| as_string(Some(n))).collect());
+                request = request.global_secondary_indexes(
+                    GlobalSecondaryIndex::builder()
+                        .index_name(index_name)
+                        .set_key_schema(Some(key_schema(&logical_id, index.get("KeySchema"))?))
+                        .projection(
+                            Projection::builder()
+                                .projection_type(ProjectionType::from(kind.as_str()))
+                                .set_non_key_attributes(non_key)
+                                .build(),
+                        )
                         .build()?,
                 );
             }
