@@ -159,11 +159,7 @@ impl TimelineClient {
             "    {:<10} {:>8} {:>8} {:>14} {:>14} {:>10}",
             "channel", "opened", "resolved", "first response", "resolution", "replies"
         );
-        let minutes = |d: &Value| {
-            d["median_seconds"]
-                .as_i64()
-                .map_or_else(|| "-".to_owned(), |s| format!("{:.1} min", s as f64 / 60.0))
-        };
+        let minutes = |d: &Value| d["median_seconds"].as_i64().map_or_else(|| "-".to_owned(), duration);
         for channel in [
             "sms",
             "whatsapp",
@@ -347,6 +343,18 @@ impl TimelineClient {
 }
 
 /// `cargo xtask timeline <identifier> [--api URL]`.
+/// A duration for people: minutes under two hours, hours under two days, then days.
+fn duration(seconds: i64) -> String {
+    let minutes = seconds as f64 / 60.0;
+    if minutes < 120.0 {
+        format!("{minutes:.1} min")
+    } else if minutes < 2880.0 {
+        format!("{:.1} h", minutes / 60.0)
+    } else {
+        format!("{:.1} days", minutes / 1440.0)
+    }
+}
+
 /// The local stack's API, or `--api URL`.
 fn api_base(args: &[String]) -> Result<String> {
     match args.iter().position(|a| a == "--api").and_then(|i| args.get(i + 1)) {
@@ -384,6 +392,13 @@ pub async fn run(args: &[String]) -> Result<()> {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn durations_read_in_minutes_hours_or_days() {
+        assert_eq!(super::duration(30), "0.5 min");
+        assert_eq!(super::duration(3 * 3600), "3.0 h");
+        assert_eq!(super::duration(604_800), "7.0 days");
+    }
+
     #[test]
     fn identifiers_are_query_encoded() {
         assert_eq!(super::encode("phone:+14155550100"), "phone%3A%2B14155550100");
