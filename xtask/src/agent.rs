@@ -150,10 +150,13 @@ impl TimelineClient {
     /// reasons, confirmed and suggested.
     pub async fn print_report(&self, from: &str, to: &str) -> Result<()> {
         let range = format!("from={from}&to={to}");
+        let asked = std::time::Instant::now();
         let all = self.report(&range).await?;
         println!(
-            "    service report {from} .. {to} (one Query per day: {} items, {} read units)",
-            all["read"]["items"], all["read"]["read_units"]
+            "    service report {from} .. {to} (one Query per day: {} items, {} read units; answered in {} ms)",
+            all["read"]["items"],
+            all["read"]["read_units"],
+            asked.elapsed().as_millis()
         );
         println!(
             "    {:<10} {:>8} {:>8} {:>14} {:>14} {:>10}",

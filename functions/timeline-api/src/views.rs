@@ -279,6 +279,10 @@ pub struct ConversationView {
     #[serde(skip_serializing_if = "Option::is_none")]
     pub resolved_at: Option<DateTime<Utc>>,
     pub replies: u32,
+    /// The mean of the waits agent replies ended (each customer message waiting → the next
+    /// agent reply).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average_reply_seconds: Option<i64>,
     pub reopens: u32,
     pub reasons: Vec<ReasonView>,
 }
@@ -286,6 +290,7 @@ pub struct ConversationView {
 impl From<Conversation> for ConversationView {
     fn from(conversation: Conversation) -> Self {
         let lifecycle = conversation.lifecycle;
+        let average_reply_seconds = lifecycle.average_reply().map(|t| t.num_seconds());
         Self {
             conversation_id: conversation.id,
             customer_id: conversation.customer_id,
@@ -301,6 +306,7 @@ impl From<Conversation> for ConversationView {
             last_reply_at: lifecycle.last_reply_at,
             resolved_at: lifecycle.resolved_at,
             replies: lifecycle.replies,
+            average_reply_seconds,
             reopens: lifecycle.reopens,
             reasons: conversation
                 .reasons

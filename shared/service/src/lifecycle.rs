@@ -50,6 +50,11 @@ pub struct Lifecycle {
     /// Agent replies.
     #[serde(default, skip_serializing_if = "is_zero")]
     pub replies: u32,
+    /// Waits an agent reply ended, and their sum in seconds: the average reply time.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub answers: u32,
+    #[serde(default, skip_serializing_if = "is_zero_seconds")]
+    pub waited_seconds: i64,
     /// When it was last resolved (kept after a reopen until it is resolved again, for the
     /// report of the day it was resolved on).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -63,6 +68,10 @@ pub struct Lifecycle {
 }
 
 fn is_zero(n: &u32) -> bool {
+    *n == 0
+}
+
+fn is_zero_seconds(n: &i64) -> bool {
     *n == 0
 }
 
@@ -166,6 +175,8 @@ impl Lifecycle {
                     waited: at - since,
                     first,
                 });
+                self.answers += 1;
+                self.waited_seconds += (at - since).num_seconds();
                 self.waiting_since = None;
                 self.waiting_channel = None;
             }
@@ -178,6 +189,11 @@ impl Lifecycle {
         }
         observed.conversation_channel = self.channel;
         observed
+    }
+
+    /// The mean of the waits agent replies ended; `None` before the first.
+    pub fn average_reply(&self) -> Option<TimeDelta> {
+        (self.answers > 0).then(|| TimeDelta::seconds(self.waited_seconds / i64::from(self.answers)))
     }
 
     fn wait_from(&mut self, at: DateTime<Utc>, channel: Channel) {
@@ -231,6 +247,8 @@ impl Lifecycle {
         self.first_response_at = min(self.first_response_at, other.first_response_at);
         self.last_reply_at = self.last_reply_at.max(other.last_reply_at);
         self.replies += other.replies;
+        self.answers += other.answers;
+        self.waited_seconds += other.waited_seconds;
         self.reopens += other.reopens;
         self.channel = self.channel.or(other.channel);
         self.assignee = self.assignee.take().or_else(|| other.assignee.clone());

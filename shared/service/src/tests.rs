@@ -131,6 +131,24 @@ proptest::proptest! {
     }
 }
 
+/// A generated conversation: at each minute (from 08:00) a customer message or an agent reply
+/// on one of three channels.
+fn generated(steps: &std::collections::BTreeMap<u32, (bool, usize)>) -> Vec<Interaction> {
+    let channels = [Channel::Sms, Channel::Email, Channel::Whatsapp];
+    steps
+        .iter()
+        .map(|(minute, (inbound, channel))| {
+            let id = format!("m{minute}");
+            let (hour, minute) = (8 + minute / 60, minute % 60);
+            if *inbound {
+                customer(channels[*channel], &id, hour, minute)
+            } else {
+                agent(channels[*channel], &id, hour, minute)
+            }
+        })
+        .collect()
+}
+
 /// The lifecycle of interactions taken in one by one, in the order given.
 fn folded(interactions: &[Interaction]) -> (Lifecycle, Vec<Observation>) {
     let mut lifecycle = Lifecycle::default();
@@ -243,15 +261,7 @@ proptest::proptest! {
         steps in proptest::collection::btree_map(0u32..600, (proptest::bool::ANY, 0usize..3), 1..20),
         again in 0usize..20,
     ) {
-        let channels = [Channel::Sms, Channel::Email, Channel::Whatsapp];
-        let interactions: Vec<Interaction> = steps
-            .iter()
-            .map(|(minute, (inbound, channel))| {
-                let id = format!("m{minute}");
-                let (hour, minute) = (8 + minute / 60, minute % 60);
-                if *inbound { customer(channels[*channel], &id, hour, minute) } else { agent(channels[*channel], &id, hour, minute) }
-            })
-            .collect();
+        let interactions = generated(&steps);
         let times = conversation_times(&interactions);
         let (mut lifecycle, observed) = folded(&interactions);
         let answers: Vec<(Channel, TimeDelta)> =
@@ -262,6 +272,10 @@ proptest::proptest! {
             times.first_response
         );
         proptest::prop_assert_eq!(lifecycle.replies, times.replies);
+        proptest::prop_assert_eq!(
+            lifecycle.average_reply().map(|t| t.num_seconds()),
+            times.average_reply().map(|t| t.num_seconds())
+        );
         proptest::prop_assert_eq!(lifecycle.waiting_since, times.waiting_since);
         let expected = if times.waiting_since.is_some() || times.replies == 0 {
             ConversationStatus::Open
@@ -457,15 +471,7 @@ mod rollups {
             steps in proptest::collection::btree_map(0u32..600, (proptest::bool::ANY, 0usize..3), 1..20),
             seed in proptest::collection::vec(0usize..1000, 20),
         ) {
-            let channels = [Channel::Sms, Channel::Email, Channel::Whatsapp];
-            let interactions: Vec<Interaction> = steps
-                .iter()
-                .map(|(minute, (inbound, channel))| {
-                    let id = format!("m{minute}");
-                    let (hour, minute) = (8 + minute / 60, minute % 60);
-                    if *inbound { customer(channels[*channel], &id, hour, minute) } else { agent(channels[*channel], &id, hour, minute) }
-                })
-                .collect();
+            let interactions = generated(&steps);
             let mut lifecycle = Lifecycle::default();
             let parts: Vec<DayAdds> = interactions
                 .iter()

@@ -305,6 +305,16 @@ impl ConversationState {
                 self.recent.len() - 1
             }
         };
+        let id = self.recent[index].id.clone();
+        let observed = self.take_in(index, interaction, thread);
+        (id, observed)
+    }
+
+    /// The conversation at `index` takes in `interaction`: its span widens, it keeps the first
+    /// email thread it gets, its lifecycle observes it; then the oldest beyond what is
+    /// remembered are forgotten.
+    fn take_in(&mut self, index: usize, interaction: &Interaction, thread: Option<String>) -> Observation {
+        let at = interaction.occurred_at;
         let record = &mut self.recent[index];
         record.started_at = record.started_at.min(at);
         record.last_at = record.last_at.max(at);
@@ -312,9 +322,8 @@ impl ConversationState {
             record.email_thread = thread;
         }
         let observed = record.lifecycle.observe(interaction);
-        let id = record.id.clone();
         self.forget_oldest();
-        (id, observed)
+        observed
     }
 
     /// Advances the state with an interaction whose conversation was chosen before (its marker
@@ -337,15 +346,7 @@ impl ConversationState {
                 self.recent.len() - 1
             }
         };
-        let record = &mut self.recent[index];
-        record.started_at = record.started_at.min(at);
-        record.last_at = record.last_at.max(at);
-        if record.email_thread.is_none() {
-            record.email_thread = thread;
-        }
-        let observed = record.lifecycle.observe(interaction);
-        self.forget_oldest();
-        observed
+        self.take_in(index, interaction, thread)
     }
 
     /// An agent split `conversation` at an interaction at `at`: what follows is `new`.
