@@ -116,7 +116,10 @@ async fn a_conversation_is_answered_resolved_with_a_reason_reopened_by_the_custo
     assert_eq!(answered["replies"], 1);
     assert!(answered["first_response_at"].is_string() && answered.get("waiting_since").is_none());
     let average = answered["average_reply_seconds"].as_i64().unwrap();
-    assert!((1_800..1_900).contains(&average), "she waited half an hour: {average} s");
+    assert!(
+        (1_800..1_900).contains(&average),
+        "she waited half an hour: {average} s"
+    );
     assert!(o.queued("").await.is_empty());
 
     // A reason is required: the suggestion alone is not one.
