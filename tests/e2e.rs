@@ -4,6 +4,7 @@
 //! in a binary of its own: it sets the process environment, as Lambda does for a function,
 //! which no other test may share a process with.
 
+mod attributes;
 mod chat_pipeline;
 mod delivery_status;
 mod email_pipeline;

@@ -77,7 +77,7 @@ impl Outbound {
     }
 }
 
-fn says(text: &str, id: &str, at: DateTime<Utc>) -> Interaction {
+pub(crate) fn says(text: &str, id: &str, at: DateTime<Utc>) -> Interaction {
     let mut message = customer_message(&sample("twilio", Channel::Sms), id, at);
     message.text = Some(text.into());
     message

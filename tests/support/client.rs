@@ -231,4 +231,20 @@ impl ApiClient<'_> {
         )
         .await
     }
+
+    /// `GET /customers/{customer_id}/attributes`.
+    pub async fn attributes(&self, customer: impl Display) -> (u16, Value) {
+        self.raw("GET", &format!("/customers/{customer}/attributes"), None)
+            .await
+    }
+
+    /// `PUT /customers/{customer_id}/attributes`.
+    pub async fn set_attributes(&self, customer: impl Display, attributes: Value) -> (u16, Value) {
+        self.raw(
+            "PUT",
+            &format!("/customers/{customer}/attributes"),
+            Some(json!({ "attributes": attributes })),
+        )
+        .await
+    }
 }

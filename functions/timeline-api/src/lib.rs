@@ -23,7 +23,8 @@ use lambda_http::{Body, Request, Response};
 use std::sync::Arc;
 
 use request::{
-    AssignBody, ErasureBody, JoinBody, MergeBody, Reason, ReasonBody, ReasonsBody, ResolveBody, SplitBody, body,
+    AssignBody, AttributesBody, ErasureBody, JoinBody, MergeBody, Reason, ReasonBody, ReasonsBody, ResolveBody,
+    SplitBody, body,
 };
 use routes::{param, query_pairs, queue_query};
 use serde_json::Value;
@@ -35,9 +36,9 @@ use throughline_service::hours::BusinessHours;
 use throughline_service::rollup::summarize;
 use throughline_store::{Actor, ConversationChange, MergeRequest, TimelineStore};
 use views::{
-    ConversationChangeResult, ConversationList, ConversationView, ExportView, LedgerEntryView, LedgerList,
-    QueuePageView, ReportDailyView, ReportDayView, ReportNumbers, ReportRead, ReportSummaryView, SplitResult,
-    SuggestionList, TimelinePageView,
+    AttributesChangeResult, AttributesView, ConversationChangeResult, ConversationList, ConversationView, ExportView,
+    LedgerEntryView, LedgerList, QueuePageView, ReportDailyView, ReportDayView, ReportNumbers, ReportRead,
+    ReportSummaryView, SplitResult, SuggestionList, TimelinePageView,
 };
 
 /// The default page size of a timeline.
@@ -330,6 +331,24 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 let ReasonsBody { reasons, reason } = body(&request)?;
                 let change = ConversationChange::Reasons(api.reasons.codes(&reasons).await?);
                 return Box::pin(change_conversation(api, &id, &change, &actor(reason))).await;
+            }
+            Route::Attributes(id) => store
+                .attributes(&id)
+                .await
+                .map(|stored| to_value(AttributesView::from(stored))),
+            Route::SetAttributes(id) => {
+                let AttributesBody { attributes, reason } = body(&request)?;
+                let attributes = throughline_segments::parse_attributes(&attributes)
+                    .map_err(|e| ApiError::bad("invalid_body", e.to_string()))?;
+                store
+                    .set_attributes(&id, &attributes, &actor(reason))
+                    .await
+                    .map(|(stored, entry)| {
+                        to_value(AttributesChangeResult {
+                            attributes: stored.into(),
+                            ledger_entry: entry.into(),
+                        })
+                    })
             }
             Route::ReportSummary => return Box::pin(report(api, request.uri().query(), false)).await,
             Route::ReportDaily => return Box::pin(report(api, request.uri().query(), true)).await,

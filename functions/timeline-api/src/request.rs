@@ -156,6 +156,16 @@ pub(crate) struct AssignBody {
     pub(crate) reason: Option<Reason>,
 }
 
+/// `PUT /customers/{id}/attributes`: every company attribute of the customer (they replace
+/// the ones before).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct AttributesBody {
+    pub(crate) attributes: serde_json::Value,
+    #[serde(default)]
+    pub(crate) reason: Option<Reason>,
+}
+
 /// `PUT /conversations/{id}/reasons`: the confirmed reasons, all of them.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

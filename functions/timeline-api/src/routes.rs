@@ -38,6 +38,8 @@ pub enum Route {
     SetReasons(ConversationId),
     ReportSummary,
     ReportDaily,
+    Attributes(CustomerId),
+    SetAttributes(CustomerId),
 }
 
 /// How a route's path parameters (in template order) make its `Route`.
@@ -46,7 +48,7 @@ pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
 /// Every route: its method, its path template as the OpenAPI document writes it, and how its
 /// parameters make the `Route`. The one table: `route` matches requests against it, and the
 /// OpenAPI test compares it with the document.
-pub const ROUTES: [(&str, &str, RouteBuilder); 25] = [
+pub const ROUTES: [(&str, &str, RouteBuilder); 27] = [
     ("GET", "/customers", |_| Ok(Route::FindCustomer)),
     ("GET", "/customers/{customer_id}", |p| {
         Ok(Route::Profile(customer(p[0])?))
@@ -126,6 +128,12 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 25] = [
     }),
     ("GET", "/reports/summary", |_| Ok(Route::ReportSummary)),
     ("GET", "/reports/daily", |_| Ok(Route::ReportDaily)),
+    ("GET", "/customers/{customer_id}/attributes", |p| {
+        Ok(Route::Attributes(customer(p[0])?))
+    }),
+    ("PUT", "/customers/{customer_id}/attributes", |p| {
+        Ok(Route::SetAttributes(customer(p[0])?))
+    }),
 ];
 
 pub(crate) fn conversation_id(segment: &str) -> Result<ConversationId, ApiError> {

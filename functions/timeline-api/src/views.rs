@@ -14,8 +14,8 @@ use throughline_reasons::Taxonomy;
 use throughline_service::ConversationStatus;
 use throughline_service::rollup::{Distribution, Summary};
 use throughline_store::{
-    Conversation, CustomerProfile, Export, LedgerAction, LedgerEntry, LinkSuggestion, QueuePage, SuggestionStatus,
-    TimelineEntry, TimelinePage,
+    CompanyAttributes, Conversation, CustomerProfile, Export, LedgerAction, LedgerEntry, LinkSuggestion, QueuePage,
+    SuggestionStatus, TimelineEntry, TimelinePage,
 };
 
 /// One fact of a customer's ledger (component `LedgerEntry`).
@@ -46,6 +46,8 @@ pub struct LedgerEntryView {
     pub reason_codes: Vec<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub attribute_keys: Vec<String>,
     #[serde(skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
 }
@@ -67,6 +69,7 @@ impl From<LedgerEntry> for LedgerEntryView {
             conversations: entry.conversations,
             reason_codes: entry.reason_codes,
             assignee: entry.assignee,
+            attribute_keys: entry.attribute_keys,
             redacted: entry.redacted,
         }
     }
@@ -391,6 +394,35 @@ impl From<QueuePage> for QueuePageView {
     }
 }
 
+/// A customer's company attributes (component `CompanyAttributes`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct AttributesView {
+    pub customer_id: CustomerId,
+    /// Key → value (string, number, boolean, or a `YYYY-MM-DD` date as a string).
+    #[schemars(with = "serde_json::Map<String, serde_json::Value>")]
+    pub attributes: serde_json::Value,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub updated_at: Option<DateTime<Utc>>,
+}
+
+impl From<CompanyAttributes> for AttributesView {
+    fn from(stored: CompanyAttributes) -> Self {
+        Self {
+            customer_id: stored.customer_id,
+            attributes: throughline_segments::attributes_json(&stored.attributes),
+            updated_at: stored.updated_at,
+        }
+    }
+}
+
+/// The answer to setting attributes: them and the ledger fact (component
+/// `AttributesChangeResult`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct AttributesChangeResult {
+    pub attributes: AttributesView,
+    pub ledger_entry: LedgerEntryView,
+}
+
 /// A time's distribution (component `Distribution`): from fixed buckets, interpolated.
 #[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
 pub struct DistributionView {
@@ -554,6 +586,8 @@ mod tests {
             ("ReportSummary", derived::<ReportSummaryView>()),
             ("ReportDaily", derived::<ReportDailyView>()),
             ("ReportDay", derived::<ReportDayView>()),
+            ("CompanyAttributes", derived::<AttributesView>()),
+            ("AttributesChangeResult", derived::<AttributesChangeResult>()),
         ] {
             let documented = component(name);
             assert!(documented.is_object(), "openapi.yaml has no component {name}");

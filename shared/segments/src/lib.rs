@@ -54,6 +54,70 @@ impl Value {
 /// A customer's attributes by name.
 pub type Attributes = BTreeMap<String, Value>;
 
+impl Value {
+    /// The value as JSON (a date as `YYYY-MM-DD`).
+    pub fn to_json(&self) -> serde_json::Value {
+        match self {
+            Value::Number(n) => {
+                serde_json::Number::from_f64(*n).map_or(serde_json::Value::Null, serde_json::Value::Number)
+            }
+            Value::Text(s) => serde_json::Value::String(s.clone()),
+            Value::Date(d) => serde_json::Value::String(d.format("%Y-%m-%d").to_string()),
+            Value::Bool(b) => serde_json::Value::Bool(*b),
+        }
+    }
+}
+
+/// Most company attributes one customer holds.
+pub const MAX_ATTRIBUTES: usize = 50;
+/// Most bytes they take, as JSON.
+pub const MAX_ATTRIBUTE_BYTES: usize = 4096;
+
+/// Why a customer's company attributes are refused (names the key or the limit, never a value).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AttributeError {
+    #[error("attributes are a JSON object of keys to values")]
+    NotAnObject,
+    #[error("attribute keys are [a-z0-9_]{{1,64}}: {0:?} is not")]
+    BadKey(String),
+    #[error("attribute {0}: values are strings, finite numbers, booleans or YYYY-MM-DD dates")]
+    BadValue(String),
+    #[error("at most {MAX_ATTRIBUTES} attributes per customer")]
+    TooMany,
+    #[error("the attributes take more than {MAX_ATTRIBUTE_BYTES} bytes")]
+    TooLarge,
+}
+
+/// A company's attributes of one customer (`PUT /customers/{id}/attributes`'s object), parsed
+/// and within the limits. Pure.
+pub fn parse_attributes(json: &serde_json::Value) -> Result<Attributes, AttributeError> {
+    let object = json.as_object().ok_or(AttributeError::NotAnObject)?;
+    if object.len() > MAX_ATTRIBUTES {
+        return Err(AttributeError::TooMany);
+    }
+    if json.to_string().len() > MAX_ATTRIBUTE_BYTES {
+        return Err(AttributeError::TooLarge);
+    }
+    object
+        .iter()
+        .map(|(key, value)| {
+            if !valid_name(key) {
+                // The key is the company's own field name, not a customer's data.
+                return Err(AttributeError::BadKey(key.chars().take(64).collect()));
+            }
+            let value = Value::from_json(value)
+                .filter(|v| !matches!(v, Value::Number(n) if !n.is_finite()))
+                .ok_or_else(|| AttributeError::BadValue(key.clone()))?;
+            Ok((key.clone(), value))
+        })
+        .collect()
+}
+
+/// Attributes as a JSON object (what `parse_attributes` reads back).
+pub fn attributes_json(attributes: &Attributes) -> serde_json::Value {
+    serde_json::Value::Object(attributes.iter().map(|(k, v)| (k.clone(), v.to_json())).collect())
+}
+
 /// A comparison operator.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
 pub enum Op {

@@ -255,3 +255,41 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn company_attributes_are_typed_and_limited() {
+    let parsed =
+        parse_attributes(&json!({"lifetime_value": 1200.5, "plan": "gold", "vip": true, "renews_on": "2027-01-31"}))
+            .unwrap();
+    assert_eq!(parsed["lifetime_value"], Value::Number(1200.5));
+    assert_eq!(
+        parsed["renews_on"],
+        Value::Date(NaiveDate::from_ymd_opt(2027, 1, 31).unwrap())
+    );
+    assert_eq!(
+        parse_attributes(&attributes_json(&parsed)).unwrap(),
+        parsed,
+        "round trip"
+    );
+    assert_eq!(parse_attributes(&json!([1])), Err(AttributeError::NotAnObject));
+    assert_eq!(
+        parse_attributes(&json!({"Plan": "gold"})),
+        Err(AttributeError::BadKey("Plan".into()))
+    );
+    assert_eq!(
+        parse_attributes(&json!({"plan": null})),
+        Err(AttributeError::BadValue("plan".into()))
+    );
+    assert_eq!(
+        parse_attributes(&json!({"plan": {"tier": 1}})),
+        Err(AttributeError::BadValue("plan".into()))
+    );
+    let many: serde_json::Map<String, Json> = (0..51).map(|n| (format!("k{n}"), json!(n))).collect();
+    assert_eq!(parse_attributes(&Json::Object(many)), Err(AttributeError::TooMany));
+    assert_eq!(
+        parse_attributes(&json!({"notes": "x".repeat(4100)})),
+        Err(AttributeError::TooLarge)
+    );
+    let message = AttributeError::BadValue("plan".into()).to_string();
+    assert!(!message.contains("gold"), "never the value: {message}");
+}

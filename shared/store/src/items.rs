@@ -36,6 +36,10 @@ pub(crate) mod keys {
         (customer_pk(customer), CONVERSATION_HISTORY.to_owned())
     }
     pub(crate) const PROFILE: &str = "PROFILE";
+    /// A customer's company attributes (on the group's root).
+    pub(crate) fn attributes(customer: &CustomerId) -> (String, String) {
+        (customer_pk(customer), "ATTRIBUTES".into())
+    }
     pub(crate) fn profile(customer: &CustomerId) -> (String, String) {
         (customer_pk(customer), PROFILE.into())
     }

@@ -34,6 +34,8 @@ throughline_model::wire_enum! {
         ConversationAssigned = "conversation_assigned",
         /// A conversation's confirmed reasons set.
         ConversationReasons = "conversation_reasons",
+        /// A customer's company attributes set (the keys in `attribute_keys`).
+        AttributesSet = "attributes_set",
         /// A group erased: appended to each member's ledger, as the actor who asked.
         Erase = "erase",
     }
@@ -83,6 +85,9 @@ pub struct LedgerEntry {
     /// The principal a conversation was assigned to (`ConversationAssigned`; none: unassigned).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub assignee: Option<String>,
+    /// The company attributes a change set (their keys; the values stay off the ledger).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub attribute_keys: Vec<String>,
     /// Set when a customer it names was erased: identifiers and reason are gone.
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub redacted: bool,
@@ -105,6 +110,7 @@ impl LedgerEntry {
             conversations: Vec::new(),
             reason_codes: Vec::new(),
             assignee: None,
+            attribute_keys: Vec::new(),
             redacted: false,
         }
     }

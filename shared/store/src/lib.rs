@@ -14,6 +14,7 @@
 
 #![warn(missing_docs)]
 
+mod attributes;
 mod conversation;
 mod delivery;
 mod forest;
@@ -38,6 +39,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::{Deserialize, Serialize};
 use throughline_model::{CustomerId, MergeId};
 
+pub use attributes::CompanyAttributes;
 pub use conversation::ReasonMark;
 pub use conversation::{ConversationRecord, DEFAULT_WINDOW};
 pub use delivery::{AWAITING_TTL, AwaitingStatus, Observed};
