@@ -47,4 +47,22 @@ async fn company_attributes_are_set_typed_on_the_group_and_a_ledger_fact_names_t
         assert_eq!((status, error["error"]["code"].as_str()), (400, Some("invalid_body")));
         assert!(error["error"]["message"].as_str().unwrap().contains(names), "{error}");
     }
+    // Erased with the customer: the API says so and the item is gone from the table.
+    let (status, erased) = o.client().erase(&customer, "privacy request PR-7").await;
+    assert!(status == 200 || status == 202, "{erased}");
+    let (status, gone) = o.client().attributes(&customer).await;
+    assert_eq!((status, gone["error"]["code"].as_str()), (404, Some("customer_erased")));
+    let item = aws_sdk_dynamodb::Client::new(&o.stack.aws)
+        .get_item()
+        .table_name(o.stack.table_name())
+        .key(
+            "pk",
+            aws_sdk_dynamodb::types::AttributeValue::S(format!("CUSTOMER#{customer}")),
+        )
+        .key("sk", aws_sdk_dynamodb::types::AttributeValue::S("ATTRIBUTES".into()))
+        .consistent_read(true)
+        .send()
+        .await
+        .unwrap();
+    assert!(item.item().is_none(), "the attributes item outlived the erasure");
 }
