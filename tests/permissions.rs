@@ -278,7 +278,14 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         ),
         // One page per step: the steps hand the rest on through the queue.
         erasure_budget: std::time::Duration::ZERO,
-        taxonomy: None,
+        // As `from_env` reads it (SSM, with the writer's own key): the template names one, so
+        // a missing parameter or policy fails here rather than turning suggestions off.
+        taxonomy: Some(
+            throughline_reasons::from_env(&writer_aws)
+                .await
+                .unwrap()
+                .expect("the template gives the writer REASONS_TAXONOMY_PARAMETER"),
+        ),
     };
     let mapping = stack.writer_mapping(Some(1));
     let drain_as_the_writer = || async {
@@ -296,6 +303,9 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
 
     // The API: every route family, erasure last.
     let api_aws = aws("throughline-timeline-api");
+    let api_from_env = Box::pin(throughline_timeline_api::TimelineApi::from_env(&api_aws))
+        .await
+        .unwrap();
     let timeline_api = throughline_timeline_api::TimelineApi {
         store: TimelineStore::new(aws_sdk_dynamodb::Client::new(&api_aws), stack.table_name())
             .with_suppression_key(secrets::TEST_SUPPRESSION_KEY)
@@ -308,16 +318,17 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
             aws_sdk_sqs::Client::new(&api_aws),
             &stack.outbound_queue().url,
         ),
-        // As `from_env` reads it (SSM).
-        credentials: Box::pin(throughline_timeline_api::TimelineApi::from_env(&api_aws))
-            .await
-            .unwrap()
-            .credentials,
+        // As `from_env` reads them (SSM).
+        credentials: api_from_env.credentials,
         // No time at all: the writer's erasure steps do the work (their calls are checked too).
         erasure_budget: std::time::Duration::ZERO,
         allow_unsigned: false,
-        reasons: Default::default(),
+        reasons: api_from_env.reasons,
     };
+    assert!(
+        timeline_api.reasons.taxonomy.is_some(),
+        "the template gives the API REASONS_TAXONOMY_PARAMETER"
+    );
     let x_customer = writer
         .record(&interaction(
             Channel::X,

@@ -85,10 +85,17 @@ pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secre
     let Some(name) = optional_env(&parameter_var) else {
         return Err(ConfigError::Missing(format!("{var} (or {parameter_var})")));
     };
-    let ssm = aws_sdk_ssm::Client::new(aws);
+    read_parameter(&aws_sdk_ssm::Client::new(aws), var, &name)
+        .await
+        .map(Secret)
+}
+
+/// The one read of an SSM parameter (decrypted; an empty value is missing), for secrets and
+/// reloading documents alike. `var` names the setting in errors.
+async fn read_parameter(ssm: &aws_sdk_ssm::Client, var: &str, name: &str) -> Result<String, ConfigError> {
     let output = ssm
         .get_parameter()
-        .name(&name)
+        .name(name)
         .with_decryption(true)
         .send()
         .await
@@ -100,7 +107,6 @@ pub async fn load_secret(aws: &aws_config::SdkConfig, var: &str) -> Result<Secre
         .parameter
         .and_then(|p| p.value)
         .filter(|v| !v.is_empty())
-        .map(Secret)
         .ok_or_else(|| ConfigError::Missing(format!("value of SSM parameter {name}")))
 }
 
@@ -128,20 +134,7 @@ impl DocumentSource {
     async fn read(&self) -> Result<String, String> {
         match self {
             DocumentSource::Env(value) => Ok(value.clone()),
-            DocumentSource::Ssm { name, client } => {
-                let output = client
-                    .get_parameter()
-                    .name(name)
-                    .with_decryption(true)
-                    .send()
-                    .await
-                    .map_err(|e| aws_sdk_ssm::error::DisplayErrorContext(e).to_string())?;
-                output
-                    .parameter
-                    .and_then(|p| p.value)
-                    .filter(|v| !v.is_empty())
-                    .ok_or_else(|| format!("SSM parameter {name} is empty"))
-            }
+            DocumentSource::Ssm { name, client } => read_parameter(client, name, name).await.map_err(|e| e.to_string()),
         }
     }
 }

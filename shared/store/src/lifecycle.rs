@@ -14,6 +14,7 @@ use throughline_service::{Lifecycle, LifecycleRefusal, Resolution};
 use crate::conversation::{ConversationRecord, QUEUE_INDEX, QUEUE_OPEN, ReasonMark};
 use crate::items::{Item, keys, optional_string_attr, string_attr, string_value};
 use crate::ledger::{LedgerAction, LedgerEntry};
+use crate::profiles::Group;
 use crate::{Actor, CustomerId, MAX_PAGE_SIZE, StoreError, TimelineStore, dynamo};
 
 /// One conversation of a customer (a group), as agents see it.
@@ -232,9 +233,9 @@ impl TimelineStore {
         Ok((root, conversations))
     }
 
-    /// The root of the group whose state holds `conversation`: the customer its opening
-    /// interaction's marker names, and that customer's root.
-    async fn conversation_root(&self, conversation: &ConversationId) -> Result<CustomerId, StoreError> {
+    /// The group whose state holds `conversation`: that of the customer its opening
+    /// interaction's marker names.
+    async fn conversation_group(&self, conversation: &ConversationId) -> Result<Group, StoreError> {
         let not_found = || StoreError::NotFound(format!("conversation {conversation}"));
         let marker = self
             .get(keys::interaction(&conversation.opener()), false)
@@ -243,17 +244,18 @@ impl TimelineStore {
         let customer = optional_string_attr(&marker, "customer_id")
             .and_then(|c| CustomerId::parse(&c))
             .ok_or_else(not_found)?;
-        let group = self.load_group(&customer, false).await?;
-        Ok(group.root.customer)
+        self.load_group(&customer, false).await
     }
 
     /// One conversation.
     pub async fn conversation(&self, conversation: &ConversationId) -> Result<Conversation, StoreError> {
-        let root = self.conversation_root(conversation).await?;
-        let (_, conversations) = self.customer_conversations(&root).await?;
-        conversations
-            .into_iter()
-            .find(|c| &c.id == conversation)
+        let group = self.conversation_group(conversation).await?;
+        let (state, _) = self.conversations(&group.root, false).await?;
+        state
+            .recent
+            .iter()
+            .find(|r| &r.id == conversation)
+            .map(|record| Conversation::of(&group.root.customer, record))
             .ok_or_else(|| StoreError::NotFound(format!("conversation {conversation}")))
     }
 
@@ -265,7 +267,7 @@ impl TimelineStore {
         change: &ConversationChange,
         actor: &Actor,
     ) -> Result<Changed, StoreError> {
-        let root = self.conversation_root(conversation).await?;
+        let root = self.conversation_group(conversation).await?.root.customer;
         let now = Utc::now();
         let (record, resolution) = self
             .change_conversations(&root, |state| {
