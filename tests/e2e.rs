@@ -9,6 +9,7 @@ mod chat_pipeline;
 mod delivery_status;
 mod email_pipeline;
 mod facebook_pipeline;
+mod feedback;
 mod identity_pipeline;
 mod lambda_watch;
 mod lifecycle;

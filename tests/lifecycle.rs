@@ -14,7 +14,7 @@ use crate::outbound::{Outbound, customer_message, outbound, sample};
 
 impl Outbound {
     /// The API with the stack's taxonomy (from SSM, as deployed), a reason required to resolve.
-    async fn with_reasons(mut self) -> Self {
+    pub(crate) async fn with_reasons(mut self) -> Self {
         self.stack.put_sample_secrets().await.unwrap();
         let name = &self.stack.resources.parameters["ReasonsTaxonomyParameterName"];
         let taxonomy = throughline_reasons::from_parameter(&self.stack.aws, name)
@@ -29,7 +29,7 @@ impl Outbound {
 
     /// A customer message through the interactions queue and the writer (suggesting reasons
     /// with the stack's taxonomy); its customer.
-    async fn customer_says(&self, message: &Interaction) -> CustomerId {
+    pub(crate) async fn customer_says(&self, message: &Interaction) -> CustomerId {
         InteractionPublisher::new(self.stack.sqs(), &self.stack.interactions_queue().url)
             .publish(&[QueueMessage::Interaction(Box::new(message.clone()))])
             .await
@@ -56,7 +56,7 @@ impl Outbound {
     }
 
     /// The customer's one remembered conversation.
-    async fn only_conversation(&self, customer: &CustomerId) -> Value {
+    pub(crate) async fn only_conversation(&self, customer: &CustomerId) -> Value {
         let (status, list) = self.client().conversations(customer).await;
         assert_eq!(status, 200, "{list}");
         let conversations = list["conversations"].as_array().unwrap();

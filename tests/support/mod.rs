@@ -238,6 +238,7 @@ pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::Time
         erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: false,
         reasons: Default::default(),
+        surveys: None,
     }
 }
 

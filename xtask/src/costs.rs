@@ -487,6 +487,7 @@ fn timeline_api(
         erasure_budget: throughline_timeline_api::DEFAULT_ERASURE_BUDGET,
         allow_unsigned: true,
         reasons: Default::default(),
+        surveys: None,
     }
 }
 

@@ -8,6 +8,7 @@ mod error;
 mod outbound;
 mod request;
 mod routes;
+mod survey;
 pub mod views;
 
 #[cfg(test)]
@@ -17,6 +18,7 @@ pub use error::{ApiError, BAD_REQUEST_CODES};
 pub use outbound::{RoutingReason, SEARCH_DEPTH};
 pub use request::{Caller, MAX_REASON_BYTES, caller};
 pub use routes::{ROUTES, Route, RouteBuilder, TimelineQuery, route, timeline_query};
+pub use survey::{SURVEY_AUTHOR, Surveys, signing_keys};
 
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, Response};
@@ -63,6 +65,8 @@ pub struct TimelineApi {
     pub allow_unsigned: bool,
     /// Reasons for contact: the taxonomy and whether resolving needs one.
     pub reasons: ReasonSettings,
+    /// Satisfaction surveys after resolutions (`None`: none are sent).
+    pub surveys: Option<Surveys>,
 }
 
 /// How the API treats reasons for contact.
@@ -119,8 +123,8 @@ impl ReasonSettings {
 impl TimelineApi {
     /// Reads `TIMELINE_TABLE_NAME`, `SUPPRESSION_KEY` (or `SUPPRESSION_KEY_PARAMETER`),
     /// `INTERACTIONS_QUEUE_URL`, `OUTBOUND_QUEUE_URL`, `SEND_CREDENTIALS` (or
-    /// `SEND_CREDENTIALS_PARAMETER`) and the optional `TIMELINE_API_ALLOW_UNSIGNED` (`true` only on
-    /// the local stack).
+    /// `SEND_CREDENTIALS_PARAMETER`), the reasons' and surveys' settings, and the optional
+    /// `TIMELINE_API_ALLOW_UNSIGNED` (`true` only on the local stack).
     pub async fn from_env(aws: &aws_config::SdkConfig) -> Result<Self, ConfigError> {
         let table = config::required_env("TIMELINE_TABLE_NAME")?;
         let suppression_key = config::load_secret(aws, "SUPPRESSION_KEY").await?;
@@ -135,6 +139,7 @@ impl TimelineApi {
             erasure_budget: DEFAULT_ERASURE_BUDGET,
             allow_unsigned: config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref() == Some("true"),
             reasons: ReasonSettings::from_env(aws).await?,
+            surveys: Surveys::from_env(aws).await?,
         })
     }
 }
@@ -471,10 +476,15 @@ async fn change_conversation(
             );
         }
     }
+    let survey = match (&api.surveys, &changed.resolution) {
+        (Some(surveys), Some(_)) => Some(Box::pin(survey::after_resolution(api, surveys, &changed)).await),
+        _ => None,
+    };
     let taxonomy = api.reasons.taxonomy().await;
     Ok(json_ok(&ConversationChangeResult {
         conversation: ConversationView::from(changed.conversation).named_by(taxonomy.as_deref()),
         ledger_entry: changed.entry.into(),
+        survey,
     }))
 }
 

@@ -138,6 +138,38 @@ pub(crate) fn plan_reply(
         email: email.clone(),
         messenger_tag: body.messenger_tag,
     };
+    let mut entry = outbound_entry(&message, id, author, now);
+    if let Some(email) = &email {
+        entry.subject = email.subject.clone();
+        // In the answered mail's thread, so in its conversation.
+        entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
+    }
+    entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());
+    // In the conversation of the message it answers (the writer's rule honours it).
+    entry.conversation_id = answered.conversation_id.clone();
+    Ok((first_job(&entry, customer, message), entry))
+}
+
+/// The send job of an entry's first attempt.
+pub(crate) fn first_job(entry: &Interaction, customer: &CustomerId, message: OutboundMessage) -> SendJob {
+    SendJob {
+        schema_version: throughline_model::SEND_JOB_VERSION,
+        interaction_id: entry.id.clone(),
+        customer_id: customer.clone(),
+        attempt: 1,
+        message,
+    }
+}
+
+/// The timeline entry of a message the company sends (a reply, a survey) as it is queued: on
+/// the message's channel, from its endpoint to its handle, with its text, files and template,
+/// `author`, and `queued` for its first attempt (pure).
+pub(crate) fn outbound_entry(
+    message: &OutboundMessage,
+    id: InteractionId,
+    author: &str,
+    now: DateTime<Utc>,
+) -> Interaction {
     let mut entry = Interaction::new(NewInteraction {
         channel: message.channel,
         provider: message.provider,
@@ -169,24 +201,9 @@ pub(crate) fn plan_reply(
             .attributes
             .insert("whatsapp_template".into(), template.name.clone());
     }
-    if let Some(email) = &email {
-        entry.subject = email.subject.clone();
-        // In the answered mail's thread, so in its conversation.
-        entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
-    }
-    entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());
-    // In the conversation of the message it answers (the writer's rule honours it).
-    entry.conversation_id = answered.conversation_id.clone();
     entry.author = Some(author.to_owned());
     entry.delivery = Some(Delivery::queued(1, now));
-    let job = SendJob {
-        schema_version: throughline_model::SEND_JOB_VERSION,
-        interaction_id: entry.id.clone(),
-        customer_id: customer.clone(),
-        attempt: 1,
-        message,
-    };
-    Ok((job, entry))
+    entry
 }
 
 /// A mail reply's subject and thread headers: `Re: ` + the customer's subject, `In-Reply-To`
@@ -213,7 +230,7 @@ pub(crate) fn email_threading(answered: &Interaction) -> EmailThreading {
 
 /// The newest inbound entries of the group matching `filter` and `accept`, newest first, at most
 /// `SEARCH_DEPTH` entries looked at; `None` if none.
-async fn latest_inbound(
+pub(crate) async fn latest_inbound(
     store: &TimelineStore,
     customer: &CustomerId,
     filter: &TimelineFilter,
@@ -442,7 +459,7 @@ pub(crate) async fn retry_message(
     Ok(OutboundView::unrouted(owner, entry))
 }
 
-async fn queue(api: &TimelineApi, job: &SendJob) -> Result<(), ApiError> {
+pub(crate) async fn queue(api: &TimelineApi, job: &SendJob) -> Result<(), ApiError> {
     match api.outbound.publish(std::slice::from_ref(job)).await {
         Ok(published) if published.dropped.is_empty() => Ok(()),
         Ok(_) => Err(ApiError::QueueUnavailable),

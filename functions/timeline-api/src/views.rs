@@ -8,7 +8,8 @@ use chrono::{DateTime, NaiveDate, Utc};
 use schemars::JsonSchema;
 use serde::Serialize;
 use throughline_model::{
-    Channel, ConversationId, CustomerId, Evidence, IdentifierSource, Interaction, LedgerEntryId, MergeId, SuggestionId,
+    Channel, ConversationId, CustomerId, Evidence, IdentifierSource, Interaction, InteractionId, LedgerEntryId,
+    MergeId, SuggestionId,
 };
 use throughline_reasons::Taxonomy;
 use throughline_service::ConversationStatus;
@@ -353,6 +354,38 @@ pub struct ConversationList {
 pub struct ConversationChangeResult {
     pub conversation: ConversationView,
     pub ledger_entry: LedgerEntryView,
+    /// After a resolution, when surveys are configured: the satisfaction survey's fate.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub survey: Option<SurveyOutcome>,
+}
+
+throughline_model::wire_enum! {
+    /// What became of a resolution's survey (component `SurveyOutcome`'s `status`).
+    #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, serde::Deserialize, JsonSchema)]
+    pub enum SurveyStatus {
+        /// Recorded on the timeline and queued for the sender.
+        Queued = "queued",
+        /// Not sent, for the `reason` given (a rule, not a failure).
+        NotSent = "not_sent",
+        /// Could not be recorded or queued (`reason`: the error's code); the resolution stands.
+        Failed = "failed",
+    }
+}
+
+/// A resolution's satisfaction survey (component `SurveyOutcome`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SurveyOutcome {
+    pub survey_id: String,
+    pub status: SurveyStatus,
+    /// Why it was not sent: `not_enabled`, `recipient_blocked`, `window_closed`,
+    /// `not_configured`, `no_customer_message`, `already_sent`; or the failure's error code.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub channel: Option<Channel>,
+    /// Its entry on the timeline, once recorded.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub interaction_id: Option<InteractionId>,
 }
 
 /// One conversation in the queue of open work (component `QueueEntry`).
@@ -468,6 +501,41 @@ pub struct ReportNumbers {
     pub reply: Option<DistributionView>,
     pub resolution: DistributionView,
     pub reasons: Vec<ReasonCountView>,
+    pub csat: CsatView,
+}
+
+/// Satisfaction of the conversations resolved (component `Csat`): the latest rating of each
+/// survey answered.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct CsatView {
+    /// Surveys sent.
+    pub surveys: u64,
+    /// Surveys answered with a rating.
+    pub responses: u64,
+    /// Responses per survey sent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub response_rate: Option<f64>,
+    /// The mean rating (1–5).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub average: Option<f64>,
+    /// The share of ratings of 4 or 5: the CSAT score.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub satisfied: Option<f64>,
+    /// Responses rating 1, 2, 3, 4 and 5.
+    pub ratings: [u64; 5],
+}
+
+impl From<throughline_service::rollup::Csat> for CsatView {
+    fn from(csat: throughline_service::rollup::Csat) -> Self {
+        Self {
+            surveys: csat.surveys,
+            responses: csat.responses(),
+            response_rate: csat.response_rate(),
+            average: csat.average(),
+            satisfied: csat.satisfied(),
+            ratings: csat.ratings,
+        }
+    }
 }
 
 impl ReportNumbers {
@@ -492,6 +560,7 @@ impl ReportNumbers {
                     suggested: r.suggested,
                 })
                 .collect(),
+            csat: summary.csat.into(),
         }
     }
 }
@@ -582,6 +651,8 @@ mod tests {
             ("QueuePage", derived::<QueuePageView>()),
             ("Distribution", derived::<DistributionView>()),
             ("ReasonCount", derived::<ReasonCountView>()),
+            ("Csat", derived::<CsatView>()),
+            ("SurveyOutcome", derived::<SurveyOutcome>()),
             ("ReportRead", derived::<ReportRead>()),
             ("ReportSummary", derived::<ReportSummaryView>()),
             ("ReportDaily", derived::<ReportDailyView>()),

@@ -33,6 +33,68 @@ pub struct SurveySettings {
     pub validity: TimeDelta,
 }
 
+/// The survey settings document (`SURVEYS`, or the SSM parameter `SURVEYS_PARAMETER` names):
+///
+/// ```json
+/// {"channels": ["sms", "whatsapp", "email", "chat"],
+///  "questions": {"en": "How did we do? Reply 1 (poor) to 5 (great).", "es": "…"},
+///  "whatsapp_template": {"name": "csat_survey", "language": "en_US"},
+///  "page_url": "https://feedback.example.com/feedback/",
+///  "validity_hours": 24}
+/// ```
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SettingsDocument {
+    channels: BTreeSet<Channel>,
+    questions: BTreeMap<String, String>,
+    #[serde(default)]
+    whatsapp_template: Option<WhatsappTemplate>,
+    #[serde(default)]
+    page_url: Option<String>,
+    #[serde(default)]
+    validity_hours: Option<i64>,
+}
+
+/// The longest validity a survey may have: a month.
+pub const MAX_VALIDITY_HOURS: i64 = 720;
+
+/// Parses the survey settings document; the error names the problem, never a value.
+pub fn parse_settings(document: &str) -> Result<SurveySettings, String> {
+    let document: SettingsDocument = serde_json::from_str(document).map_err(|e| format!("survey settings: {e}"))?;
+    let questions: BTreeMap<String, String> = document
+        .questions
+        .into_iter()
+        .map(|(language, question)| (language.to_ascii_lowercase(), question))
+        .collect();
+    if !questions.contains_key("en") {
+        return Err("survey settings: questions needs an \"en\" question, the fallback".into());
+    }
+    if questions.values().any(|q| q.trim().is_empty()) {
+        return Err("survey settings: a question is empty".into());
+    }
+    let validity = document.validity_hours.unwrap_or(DEFAULT_VALIDITY.num_hours());
+    if !(1..=MAX_VALIDITY_HOURS).contains(&validity) {
+        return Err(format!(
+            "survey settings: validity_hours must be 1 to {MAX_VALIDITY_HOURS}"
+        ));
+    }
+    if let Some(page) = &document.page_url
+        && !((page.starts_with("https://")
+            || page.starts_with("http://localhost")
+            || page.starts_with("http://127.0.0.1"))
+            && page.ends_with('/'))
+    {
+        return Err("survey settings: page_url must be an https:// URL ending in /".into());
+    }
+    Ok(SurveySettings {
+        channels: document.channels,
+        questions,
+        whatsapp_template: document.whatsapp_template,
+        page_url: document.page_url,
+        validity: TimeDelta::hours(validity),
+    })
+}
+
 /// Where the customer last wrote in the resolved conversation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LatestMessage {
@@ -270,6 +332,41 @@ mod tests {
             plan_survey(&no_page, &latest(Channel::Email, 1), "sv_01", now(), KEY),
             Err(SurveySkip::NotConfigured)
         );
+    }
+
+    #[test]
+    fn the_settings_document_parses_and_its_problems_are_named() {
+        let parsed = parse_settings(
+            r#"{"channels": ["sms", "email"], "questions": {"en": "How did we do?", "ES": "¿Qué tal?"},
+                "page_url": "https://feedback.acme.example/feedback/"}"#,
+        )
+        .unwrap();
+        assert_eq!(parsed.channels, [Channel::Sms, Channel::Email].into_iter().collect());
+        assert_eq!(parsed.validity, DEFAULT_VALIDITY);
+        assert!(parsed.questions.contains_key("es"), "languages folded to lower case");
+        for (document, problem) in [
+            (r#"{"channels": [], "questions": {"es": "x"}}"#, "\"en\""),
+            (r#"{"channels": [], "questions": {"en": " "}}"#, "empty"),
+            (
+                r#"{"channels": [], "questions": {"en": "x"}, "validity_hours": 0}"#,
+                "validity_hours",
+            ),
+            (
+                r#"{"channels": [], "questions": {"en": "x"}, "page_url": "http://x.example/"}"#,
+                "page_url",
+            ),
+            (
+                r#"{"channels": ["pigeon"], "questions": {"en": "x"}}"#,
+                "survey settings",
+            ),
+            (
+                r#"{"channels": [], "questions": {"en": "x"}, "colour": "red"}"#,
+                "survey settings",
+            ),
+        ] {
+            let error = parse_settings(document).unwrap_err();
+            assert!(error.contains(problem), "{document}: {error}");
+        }
     }
 
     #[test]

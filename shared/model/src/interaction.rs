@@ -30,6 +30,31 @@ pub enum InteractionKind {
     Automated,
     /// Failed the provider's spam or virus check: recorded, not shown as a customer message.
     Quarantined,
+    /// The customer's answer to a satisfaction survey (a rating, a remark): `feedback` says
+    /// what it answers. In the conversation surveyed; not a customer message of it (it neither
+    /// reopens it nor waits for an answer).
+    Feedback,
+}
+
+/// A customer's answer to the satisfaction survey sent after a conversation was resolved: on
+/// an interaction of kind `feedback` (a message recognized as the answer, or a rating page's
+/// submission). The latest rating of a survey counts; the earlier stay on the timeline.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, JsonSchema)]
+pub struct Feedback {
+    /// The survey answered (`sv_…`): one per resolution.
+    pub survey_id: String,
+    /// 1 (poor) to 5 (great), when this answer rates; a remark alone does not.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rating: Option<u8>,
+    /// What the customer said about the service, when this answer says something.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// The rating this one replaced (the customer changed their answer).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replaces: Option<u8>,
+    /// Who had the conversation when it was resolved.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub assignee: Option<String>,
 }
 
 /// An object in S3 that Throughline keeps for an interaction (a raw email).
@@ -191,6 +216,9 @@ pub struct Interaction {
     /// Outbound through the timeline API: where its sending is.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub delivery: Option<Delivery>,
+    /// Kind `feedback`: the survey it answers, and how.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<Feedback>,
 }
 
 /// The fields a connector knows; `Interaction::new` derives the id and stamps the version.
@@ -247,6 +275,7 @@ impl Interaction {
             raw_object: None,
             author: None,
             delivery: None,
+            feedback: None,
         }
     }
 

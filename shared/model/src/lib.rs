@@ -68,7 +68,7 @@ pub use handle::{Handle, Platform};
 pub use identity::{Evidence, EvidenceSource, IdentifierSource, Identity, SenderCheck};
 pub use ids::{ConversationId, CustomerId, InteractionId, LedgerEntryId, MergeId, SuggestionId};
 pub use interaction::{
-    Attachment, AttachmentSource, Change, Interaction, InteractionKind, InteractionUpdate, NewInteraction,
+    Attachment, AttachmentSource, Change, Feedback, Interaction, InteractionKind, InteractionUpdate, NewInteraction,
     SCHEMA_VERSION, StoredObject, ThreadHints,
 };
 pub use outbound::{

@@ -14,6 +14,11 @@
 //! - `reason#<c|s>:<code>#<channel>#<assignee>`: the same, once per confirmed (`c:`) or merely
 //!   suggested (`s:`) reason of the conversation resolved.
 //!
+//! Satisfaction surveys count in the resolution's cells (its day, channel, assignee and
+//! confirmed reasons): `surveys` (sent), `csat_<n>` (ratings of n given) and
+//! `csat_replaced_<n>` (ratings of n a later answer to the same survey replaced), so the
+//! latest rating of each survey counts, and every count only grows.
+//!
 //! Histogram attributes are `<metric>_<bucket>` in wall time and `<metric>_bh_<bucket>` in
 //! business hours. A day is the UTC date of the event (the interaction's time, the resolution's).
 
@@ -204,6 +209,98 @@ pub fn resolution_adds(resolved: &Resolved, hours: &BusinessHours) -> DayAdds {
     adds
 }
 
+/// A surveyed resolution, as its rollup cells name it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Surveyed {
+    pub resolved_at: DateTime<Utc>,
+    /// The channel the conversation opened on.
+    pub channel: Channel,
+    pub assignee: Option<String>,
+    /// Its confirmed reasons' codes.
+    pub confirmed: Vec<String>,
+}
+
+/// What happened to a survey.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SurveyEvent {
+    /// It went out.
+    Sent,
+    /// The customer rated (`replaces`: their earlier rating of the same survey).
+    Rated { rating: u8, replaces: Option<u8> },
+}
+
+/// What a survey's event adds: to the resolution's cells, on its day.
+pub fn survey_adds(surveyed: &Surveyed, event: SurveyEvent) -> DayAdds {
+    let mut adds = DayAdds::default();
+    let day = surveyed.resolved_at.date_naive();
+    let channel = surveyed.channel.as_str();
+    let assignee = assignee_part(surveyed.assignee.as_deref());
+    let cells = std::iter::once(format!("res#{channel}#{assignee}")).chain(
+        surveyed
+            .confirmed
+            .iter()
+            .map(|code| format!("reason#c:{code}#{channel}#{assignee}")),
+    );
+    for cell in cells {
+        match event {
+            SurveyEvent::Sent => adds.add(day, cell, "surveys".to_owned(), 1),
+            SurveyEvent::Rated { rating, replaces } => {
+                adds.add(day, cell.clone(), format!("csat_{rating}"), 1);
+                if let Some(replaced) = replaces {
+                    adds.add(day, cell, format!("csat_replaced_{replaced}"), 1);
+                }
+            }
+        }
+    }
+    adds
+}
+
+/// Satisfaction of the conversations resolved: surveys sent and the latest rating of each
+/// survey answered.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Csat {
+    pub surveys: u64,
+    /// Surveys whose latest rating is 1, 2, 3, 4, 5.
+    pub ratings: [u64; 5],
+}
+
+impl Csat {
+    fn take(&mut self, cell: &Adds) {
+        self.surveys += cell.get("surveys").copied().unwrap_or(0);
+        for (n, count) in self.ratings.iter_mut().enumerate() {
+            let given = cell.get(&format!("csat_{}", n + 1)).copied().unwrap_or(0);
+            let replaced = cell.get(&format!("csat_replaced_{}", n + 1)).copied().unwrap_or(0);
+            // Per cell a replaced rating was given before it was replaced: never below zero.
+            *count += given.saturating_sub(replaced);
+        }
+    }
+
+    /// Surveys answered with a rating.
+    pub fn responses(&self) -> u64 {
+        self.ratings.iter().sum()
+    }
+
+    /// The mean rating; `None` without any.
+    pub fn average(&self) -> Option<f64> {
+        let responses = self.responses();
+        (responses > 0).then(|| {
+            let total: u64 = self.ratings.iter().zip(1u64..).map(|(count, r)| count * r).sum();
+            total as f64 / responses as f64
+        })
+    }
+
+    /// The share of ratings of 4 or 5 (the CSAT score); `None` without any.
+    pub fn satisfied(&self) -> Option<f64> {
+        let responses = self.responses();
+        (responses > 0).then(|| (self.ratings[3] + self.ratings[4]) as f64 / responses as f64)
+    }
+
+    /// Responses per survey sent; `None` before any was sent.
+    pub fn response_rate(&self) -> Option<f64> {
+        (self.surveys > 0).then(|| self.responses() as f64 / self.surveys as f64)
+    }
+}
+
 /// A histogram read back: bucket → count.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct Histogram(pub BTreeMap<usize, u64>);
@@ -296,6 +393,8 @@ pub struct Summary {
     pub resolution: Distribution,
     /// Reasons of the conversations resolved, most frequent confirmed first.
     pub reasons: Vec<ReasonCount>,
+    /// Satisfaction surveys of the conversations resolved.
+    pub csat: Csat,
 }
 
 fn histogram_of(cell: &Adds, prefix: &str, into: &mut Histogram) {
@@ -335,6 +434,7 @@ pub fn summarize<'a>(cells: impl IntoIterator<Item = (&'a str, &'a Adds)>, filte
                 summary.conversations_resolved += count(cell, "resolved");
                 histogram_of(cell, Metric::Resolution.prefix(business), &mut resolution);
                 histogram_of(cell, Metric::ResolvedFirstResponse.prefix(business), &mut resolved_frt);
+                summary.csat.take(cell);
             }
             ["reason", reason, channel, assignee] if channel_ok(channel) && assignee_ok(assignee) => {
                 let Some((kind, code)) = reason.split_once(':') else {
@@ -349,6 +449,7 @@ pub fn summarize<'a>(cells: impl IntoIterator<Item = (&'a str, &'a Adds)>, filte
                     _ => entry.suggested += count(cell, "resolved"),
                 }
                 if kind == "c" && filter.reason.as_deref() == Some(code) {
+                    summary.csat.take(cell);
                     summary.conversations_resolved += count(cell, "resolved");
                     histogram_of(cell, Metric::Resolution.prefix(business), &mut resolution);
                     histogram_of(cell, Metric::ResolvedFirstResponse.prefix(business), &mut resolved_frt);

@@ -424,6 +424,75 @@ mod rollups {
     }
 
     #[test]
+    fn csat_counts_the_latest_rating_of_each_survey_by_channel_reason_and_assignee() {
+        let surveyed = |assignee: &str, reasons: &[&str]| Surveyed {
+            resolved_at: sample_day_at(12, 0),
+            channel: Channel::Whatsapp,
+            assignee: Some(assignee.to_owned()),
+            confirmed: reasons.iter().map(|r| (*r).to_owned()).collect(),
+        };
+        let late = surveyed("agent-ada", &["delivery/late"]);
+        let refund = surveyed("agent-bo", &["billing/refund"]);
+        let mut adds = DayAdds::default();
+        for (surveyed, event) in [
+            (&late, SurveyEvent::Sent),
+            (
+                &late,
+                SurveyEvent::Rated {
+                    rating: 2,
+                    replaces: None,
+                },
+            ),
+            // She changed her mind: 2 → 5.
+            (
+                &late,
+                SurveyEvent::Rated {
+                    rating: 5,
+                    replaces: Some(2),
+                },
+            ),
+            (&refund, SurveyEvent::Sent),
+            (
+                &refund,
+                SurveyEvent::Rated {
+                    rating: 3,
+                    replaces: None,
+                },
+            ),
+            (&refund, SurveyEvent::Sent),
+        ] {
+            adds.merge(survey_adds(surveyed, event));
+        }
+        let all = summarize(cells(&adds), &ReportFilter::default()).csat;
+        assert_eq!((all.surveys, all.ratings), (3, [0, 0, 1, 0, 1]));
+        assert_eq!(all.responses(), 2);
+        assert_eq!(all.average(), Some(4.0));
+        assert_eq!(all.satisfied(), Some(0.5), "ratings of 4 or 5");
+        assert_eq!(all.response_rate(), Some(2.0 / 3.0));
+        let late_only = summarize(
+            cells(&adds),
+            &ReportFilter {
+                reason: Some("delivery/late".into()),
+                ..ReportFilter::default()
+            },
+        )
+        .csat;
+        assert_eq!((late_only.surveys, late_only.ratings), (1, [0, 0, 0, 0, 1]));
+        let bo = summarize(
+            cells(&adds),
+            &ReportFilter {
+                assignee: Some("agent-bo".into()),
+                channel: Some(Channel::Whatsapp),
+                ..ReportFilter::default()
+            },
+        )
+        .csat;
+        assert_eq!((bo.surveys, bo.average()), (2, Some(3.0)));
+        assert_eq!(Csat::default().average(), None);
+        assert_eq!(Csat::default().response_rate(), None);
+    }
+
+    #[test]
     fn quantiles_interpolate_within_their_bucket() {
         let mut histogram = Histogram::default();
         histogram.0.insert(bucket(TimeDelta::seconds(90)), 10); // (60 s, 120 s]

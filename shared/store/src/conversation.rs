@@ -269,11 +269,19 @@ impl ConversationState {
 
     pub(crate) fn assign(&mut self, interaction: &Interaction, window: TimeDelta) -> (ConversationId, Observation) {
         let at = interaction.occurred_at;
-        if matches!(
-            interaction.kind,
-            InteractionKind::Automated | InteractionKind::Quarantined
-        ) {
-            return (ConversationId::opened_by(&interaction.id), Observation::default());
+        match interaction.kind {
+            InteractionKind::Automated | InteractionKind::Quarantined => {
+                return (ConversationId::opened_by(&interaction.id), Observation::default());
+            }
+            // A survey's answer joins the conversation surveyed and changes nothing of it.
+            InteractionKind::Feedback => {
+                let surveyed = interaction.conversation_id.clone();
+                return (
+                    surveyed.unwrap_or_else(|| ConversationId::opened_by(&interaction.id)),
+                    Observation::default(),
+                );
+            }
+            InteractionKind::Message | InteractionKind::PublicPost => {}
         }
         let thread = email_thread(interaction).cloned();
         let by_thread = thread
@@ -332,7 +340,7 @@ impl ConversationState {
     pub(crate) fn assign_as(&mut self, interaction: &Interaction, conversation: &ConversationId) -> Observation {
         if matches!(
             interaction.kind,
-            InteractionKind::Automated | InteractionKind::Quarantined
+            InteractionKind::Automated | InteractionKind::Quarantined | InteractionKind::Feedback
         ) {
             return Observation::default();
         }
@@ -437,15 +445,15 @@ impl ConversationState {
     }
 
     /// Whether `assign` on the whole state would pick what it picks on this part of it alone,
-    /// the open conversation (`split_open`'s first half): for automated and quarantined mail,
-    /// which changes nothing; for an email in the open conversation's thread; for anything else
+    /// the open conversation (`split_open`'s first half): for automated and quarantined mail
+    /// and survey answers, which change nothing; for an email in the open conversation's thread; for anything else
     /// without a thread that falls within the open conversation's window (the open one is
     /// preferred, and no other record can hold the thread). The rest of the state is read only
     /// when this is false.
     pub(crate) fn open_decides(&self, interaction: &Interaction, window: TimeDelta) -> bool {
         if matches!(
             interaction.kind,
-            InteractionKind::Automated | InteractionKind::Quarantined
+            InteractionKind::Automated | InteractionKind::Quarantined | InteractionKind::Feedback
         ) {
             return true;
         }

@@ -3,14 +3,15 @@
 
 use aws_sdk_dynamodb::types::TransactWriteItem;
 use chrono::{DateTime, TimeDelta, Utc};
-use throughline_model::{Change, ConversationId, Evidence, Interaction, InteractionUpdate};
+use throughline_feedback::{OpenSurvey, RecordedAnswer, recorded_answer};
+use throughline_model::{Change, ConversationId, Evidence, Feedback, Interaction, InteractionKind, InteractionUpdate};
 use throughline_service::Observation;
 
 use crate::conversation::{ConversationState, History, Placement, ReasonMark, open_conversation_update};
 use crate::items::{
-    Commit, Expr, Item, ProfileItem, commit_slot, count_attribute, id_attr, key_item, keys, member_count_attribute,
-    millis, number_value, optional_string_attr, string_attr, string_value, time_attr, to_json, tx_check, tx_put,
-    tx_update, update_expression,
+    Commit, Expr, Item, ProfileItem, commit_slot, count_attribute, id_attr, json_attr, key_item, keys,
+    member_count_attribute, millis, number_value, optional_string_attr, string_attr, string_value, time_attr, to_json,
+    tx_check, tx_put, tx_update, update_expression,
 };
 use crate::{Attempt, CustomerId, StoreError, TimelineStore, dynamo, is_conditional_failure, retry_optimistic};
 
@@ -162,6 +163,29 @@ struct PlannedRecord {
     open: ConversationState,
 }
 
+/// What a commit does to the group's open survey.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum SurveyChange<'a> {
+    Keep,
+    /// The interaction answered it: the survey after the answer.
+    Set(&'a OpenSurvey),
+    /// It expired before the interaction: it goes, so that the profile every interaction
+    /// rewrites is not kept larger than it needs to be.
+    Remove,
+}
+
+impl<'a> SurveyChange<'a> {
+    /// For an interaction at `at` when the group's survey is `open` and the interaction made it
+    /// `answered`.
+    fn of(open: Option<&OpenSurvey>, answered: Option<&'a OpenSurvey>, at: DateTime<Utc>) -> Self {
+        match (answered, open) {
+            (Some(answered), _) => SurveyChange::Set(answered),
+            (None, Some(open)) if at > open.expires_at => SurveyChange::Remove,
+            _ => SurveyChange::Keep,
+        }
+    }
+}
+
 /// A customer handle's fingerprint on a marker: a redelivery tells a colliding id (the same
 /// interaction id for another handle) from a duplicate without reading the entry.
 fn handle_fingerprint(handle: &throughline_model::Handle) -> String {
@@ -171,13 +195,15 @@ fn handle_fingerprint(handle: &throughline_model::Handle) -> String {
 /// The commit of `interaction` on its group's root (`root`; `owner` is the customer whose
 /// handle it came in on): the root's open conversation becomes `open`, the owner's count on the
 /// channel grows by one (on the root's profile: its own count, or its member's), the commit slot
-/// of the next version names the interaction; only if the root is at the version read, not
-/// erased and (for a member) still the owner's root. Pure.
+/// of the next version names the interaction, the group's open survey changes as `survey` says;
+/// only if the root is at the version read, not erased and (for a member) still the owner's
+/// root. Pure.
 fn plan_commit(
     table: &str,
     interaction: &Interaction,
     (owner, root): (&ProfileItem, &ProfileItem),
     open: &ConversationState,
+    survey: SurveyChange<'_>,
 ) -> Result<TransactWriteItem, StoreError> {
     let (slot, value) = commit_slot(root.version + 1, &interaction.id);
     let count = if owner.is_root() {
@@ -190,8 +216,20 @@ fn plan_commit(
         .name("#count", &count)
         .value(":commit", string_value(value))
         .value(":one", number_value(1));
-    let (mut set, remove, expr) = open_conversation_update(open, expr);
+    let (mut set, mut remove, mut expr) = open_conversation_update(open, expr);
     set.push("#slot = :commit".into());
+    match survey {
+        SurveyChange::Keep => {}
+        SurveyChange::Set(survey) => {
+            set.push("#survey = :survey".into());
+            expr = expr.name("#survey", "survey").value(":survey", to_json(survey));
+        }
+        // `survey_id` stays: the same survey is never opened twice.
+        SurveyChange::Remove => {
+            remove.push("#survey".into());
+            expr = expr.name("#survey", "survey");
+        }
+    }
     let update = update_expression(&set, &remove, &["#count :one".into(), "#version :one".into()]);
     let (mut condition, mut expr) = root.unchanged(expr);
     if !owner.is_root() {
@@ -206,7 +244,8 @@ fn plan_commit(
 /// What recording `interaction` for `owner` (whose group's root is `root`, possibly the owner
 /// itself) writes, given its marker as read (`None`, or a tombstone of changes that arrived
 /// first) and the root's conversation history when the open conversation alone does not
-/// decide (`None`: it does). Pure.
+/// decide (`None`: it does); `survey`, what it does to the group's open survey. Pure.
+#[allow(clippy::too_many_arguments)]
 fn plan_record(
     table: &str,
     interaction: &Interaction,
@@ -215,6 +254,7 @@ fn plan_record(
     history: Option<&History>,
     window: TimeDelta,
     suggested: &[ReasonMark],
+    survey: SurveyChange<'_>,
 ) -> Result<PlannedRecord, StoreError> {
     let marker_key = keys::interaction(&interaction.id);
     let (conversation, observed, open, history, retired) = match history {
@@ -246,6 +286,10 @@ fn plan_record(
     ];
     if let Some(retired) = &retired {
         fields.push(("previous", to_json(retired)));
+    }
+    // A survey's answer: redeliveries record it as the first delivery decided.
+    if let Some(feedback) = &interaction.feedback {
+        fields.push(("feedback", to_json(feedback)));
     }
     let (marker, mut entry) = match marker {
         None => {
@@ -308,7 +352,7 @@ fn plan_record(
         Some("attribute_not_exists(pk)"),
         Expr::new(),
     )?;
-    let commit = plan_commit(table, interaction, (owner, root), &open)?;
+    let commit = plan_commit(table, interaction, (owner, root), &open, survey)?;
     Ok(PlannedRecord {
         conversation,
         observed,
@@ -367,23 +411,23 @@ impl TimelineStore {
     ) -> Result<Recorded, StoreError> {
         let marker_key = &keys::interaction(&interaction.id);
         let recalled = &lane.recall(interaction);
-        let (recorded, committed) = retry_optimistic("recording an interaction", |attempt| async move {
+        let (recorded, committed, answer) = retry_optimistic("recording an interaction", |attempt| async move {
             // After a write whose condition failed everything is read again, consistently.
             let consistent = attempt > 0;
             let marker = self.get(marker_key.clone(), consistent).await?;
             if let Some(existing) = &marker {
                 if existing.contains_key("erased_at") {
-                    return Ok(Attempt::Done((Recorded::Erased, None)));
+                    return Ok(Attempt::Done((Recorded::Erased, None, None)));
                 }
                 // The provider's id of a reply sent through the API (`outbound`): this is its
                 // echo, and the reply's entry is the one entry.
                 if existing.contains_key("alias_of") {
                     let customer = id_attr(existing, "customer_id")?;
-                    return Ok(Attempt::Done((Recorded::Duplicate { customer }, None)));
+                    return Ok(Attempt::Done((Recorded::Duplicate { customer }, None, None)));
                 }
                 if existing.contains_key("timeline_sk") {
-                    return Ok(match self.finish(interaction, existing, suggested).await? {
-                        Attempt::Done(recorded) => Attempt::Done((recorded, None)),
+                    return Ok(match Box::pin(self.finish(interaction, existing, suggested)).await? {
+                        Attempt::Done((recorded, answer)) => Attempt::Done((recorded, None, answer)),
                         Attempt::Again => Attempt::Again,
                     });
                 }
@@ -400,8 +444,8 @@ impl TimelineStore {
                         false,
                     )
                 } else {
-                    let Some(resolved) = self.resolve_interaction_customer(interaction).await? else {
-                        return Ok(Attempt::Done((Recorded::Erased, None)));
+                    let Some(resolved) = Box::pin(self.resolve_interaction_customer(interaction)).await? else {
+                        return Ok(Attempt::Done((Recorded::Erased, None, None)));
                     };
                     let owner = resolved.customer;
                     // A member whose handle names its root: that root's member list says all that is
@@ -455,6 +499,18 @@ impl TimelineStore {
                     }
                     (owner, owner_profile, root_profile, created)
                 };
+            // An answer to the group's open survey is recorded as feedback (in the conversation
+            // surveyed; no reasons suggested for it), and the commit notes it on the survey.
+            let answer = recorded_answer(root_profile.survey.as_ref(), interaction);
+            let (interaction, suggested) = match &answer {
+                Some(answer) => (&answer.interaction, &[][..]),
+                None => (interaction, suggested),
+            };
+            let survey = SurveyChange::of(
+                root_profile.survey.as_ref(),
+                answer.as_ref().and_then(|a| a.survey.as_ref()),
+                interaction.occurred_at,
+            );
             // The history is read only when the open conversation neither decides nor simply
             // retires (a new customer has none; a profile written before the history item
             // existed holds it whole).
@@ -476,6 +532,7 @@ impl TimelineStore {
                 history.as_ref(),
                 self.window,
                 suggested,
+                survey,
             )?;
             if !self.write_one(planned.marker).await? {
                 // Another delivery wrote it first, or another change reached the tombstone.
@@ -492,6 +549,11 @@ impl TimelineStore {
                 let mut root_after = root_profile;
                 root_after.version += 1;
                 root_after.conversation = planned.open;
+                match survey {
+                    SurveyChange::Keep => {}
+                    SurveyChange::Set(after) => root_after.survey = Some(after.clone()),
+                    SurveyChange::Remove => root_after.survey = None,
+                }
                 return Ok(Attempt::Done((
                     Recorded::New {
                         customer: owner,
@@ -499,6 +561,7 @@ impl TimelineStore {
                         observed: planned.observed,
                     },
                     Some((owner_profile, root_after)),
+                    answer,
                 )));
             }
             // The root changed (another interaction, a merge), or a concurrent delivery of this
@@ -508,7 +571,11 @@ impl TimelineStore {
         .await?;
         lane.remember(interaction, committed);
         if let Recorded::New { observed, .. } = &recorded {
-            Box::pin(self.roll_up_interaction(interaction, observed)).await;
+            let recorded_as = answer.as_ref().map_or(interaction, |a| &a.interaction);
+            Box::pin(self.roll_up_interaction(recorded_as, observed)).await;
+            if let Some(answer) = &answer {
+                Box::pin(self.roll_up_answer(answer)).await;
+            }
         }
         if let Recorded::New { customer, .. } | Recorded::Duplicate { customer } = &recorded {
             // A redelivery notes it too: the note is idempotent, and may not have been made.
@@ -547,18 +614,34 @@ impl TimelineStore {
         interaction: &Interaction,
         marker: &Item,
         suggested: &[ReasonMark],
-    ) -> Result<Attempt<Recorded>, StoreError> {
+    ) -> Result<Attempt<(Recorded, Option<RecordedAnswer>)>, StoreError> {
+        let duplicate = |customer| Ok(Attempt::Done((Recorded::Duplicate { customer }, None)));
         let owner = id_attr::<CustomerId>(marker, "customer_id")?;
         let Some(commit) = marker
             .get("commit")
             .map(|_| crate::items::number_attr(marker, "commit"))
         else {
             // Written with its entry in one transaction, by an earlier version of the writer.
-            return self.repair(interaction, marker).await.map(Attempt::Done);
+            return self
+                .repair(interaction, marker)
+                .await
+                .map(|recorded| Attempt::Done((recorded, None)));
         };
         if optional_string_attr(marker, "handle").is_some_and(|h| h != handle_fingerprint(&interaction.customer)) {
-            return Ok(Attempt::Done(Recorded::Collision { customer: owner }));
+            return Ok(Attempt::Done((Recorded::Collision { customer: owner }, None)));
         }
+        // A survey's answer, as the first delivery decided.
+        let feedback = json_attr::<Feedback>(marker, "feedback")?;
+        let first_recorded = feedback.as_ref().map(|feedback| {
+            let mut recorded = interaction.clone();
+            recorded.kind = InteractionKind::Feedback;
+            recorded.feedback = Some(feedback.clone());
+            recorded
+        });
+        let (interaction, suggested) = match &first_recorded {
+            Some(recorded) => (recorded, &[][..]),
+            None => (interaction, suggested),
+        };
         let root = id_attr::<CustomerId>(marker, "root")?;
         let committed = |profile: &Option<ProfileItem>| {
             profile
@@ -566,17 +649,17 @@ impl TimelineStore {
                 .map_or(Commit::NotDone, |p| p.commit_of(&interaction.id, commit))
         };
         if committed(&self.profile_item(&root, false).await?) == Commit::Done {
-            return Ok(Attempt::Done(Recorded::Duplicate { customer: owner }));
+            return duplicate(owner);
         }
         let root_profile = self.profile_item(&root, true).await?;
         if root_profile.as_ref().is_some_and(|r| r.erased_at.is_some()) {
             self.withdraw(interaction, marker, &owner, Some(&root)).await?;
-            return Ok(Attempt::Done(Recorded::Erased));
+            return Ok(Attempt::Done((Recorded::Erased, None)));
         }
         let sk = string_attr(marker, "timeline_sk")?;
         let entry_key = (keys::customer_pk(&owner), sk.clone());
         match committed(&root_profile) {
-            Commit::Done => return Ok(Attempt::Done(Recorded::Duplicate { customer: owner })),
+            Commit::Done => return duplicate(owner),
             // Eight more interactions of the group came between: whether its commit was made
             // is no longer known. Its entry is put back if missing, and it is not counted again
             // (a count may be one short, never doubled).
@@ -586,7 +669,7 @@ impl TimelineStore {
                     self.write_one(self.entry_write(interaction, marker, &owner, &sk)?)
                         .await?;
                 }
-                return Ok(Attempt::Done(Recorded::Duplicate { customer: owner }));
+                return duplicate(owner);
             }
             Commit::NotDone => {}
         }
@@ -599,10 +682,14 @@ impl TimelineStore {
             Owner::Live(both) => *both,
             Owner::Erased => {
                 self.withdraw(interaction, marker, &owner, None).await?;
-                return Ok(Attempt::Done(Recorded::Erased));
+                return Ok(Attempt::Done((Recorded::Erased, None)));
             }
             Owner::NotVisible => return Ok(Attempt::Again),
         };
+        let survey = feedback.as_ref().and_then(|feedback| {
+            let open = current_root.survey.as_ref().filter(|s| s.id == feedback.survey_id)?;
+            Some(open.answered(feedback))
+        });
         if !owner_profile.is_root() && !current_root.members.contains(&owner) {
             return Ok(Attempt::Again);
         }
@@ -639,13 +726,23 @@ impl TimelineStore {
         {
             return Ok(Attempt::Again);
         }
-        let commit = plan_commit(&self.table, interaction, (&owner_profile, &current_root), &open)?;
+        let commit = plan_commit(
+            &self.table,
+            interaction,
+            (&owner_profile, &current_root),
+            &open,
+            SurveyChange::of(current_root.survey.as_ref(), survey.as_ref(), interaction.occurred_at),
+        )?;
         if self.write_one(commit).await? {
-            return Ok(Attempt::Done(Recorded::New {
-                customer: owner,
-                conversation,
-                observed,
-            }));
+            let answer = first_recorded.map(|interaction| RecordedAnswer { interaction, survey });
+            return Ok(Attempt::Done((
+                Recorded::New {
+                    customer: owner,
+                    conversation,
+                    observed,
+                },
+                answer,
+            )));
         }
         Ok(Attempt::Again)
     }
@@ -929,7 +1026,17 @@ mod tests {
     fn a_first_delivery_writes_marker_entry_and_commit_each_once_and_only_at_the_version_read() {
         let owner = ProfileItem::for_test(&CustomerId::generate(), 4, &[]);
         let interaction = sms("SM1");
-        let planned = plan_record(TABLE, &interaction, None, (&owner, &owner), None, DEFAULT_WINDOW, &[]).unwrap();
+        let planned = plan_record(
+            TABLE,
+            &interaction,
+            None,
+            (&owner, &owner),
+            None,
+            DEFAULT_WINDOW,
+            &[],
+            SurveyChange::Keep,
+        )
+        .unwrap();
         assert_eq!(
             planned.conversation,
             ConversationId::opened_by(&interaction.id),
@@ -1018,6 +1125,7 @@ mod tests {
             None,
             DEFAULT_WINDOW,
             &suggested,
+            SurveyChange::Keep,
         )
         .unwrap();
         let open = planned.open.open().unwrap();
@@ -1029,7 +1137,17 @@ mod tests {
         let mut reply = sms("SM2");
         reply.direction = throughline_model::Direction::Outbound;
         reply.occurred_at += TimeDelta::minutes(5);
-        let planned = plan_record(TABLE, &reply, None, (&root, &root), None, DEFAULT_WINDOW, &[]).unwrap();
+        let planned = plan_record(
+            TABLE,
+            &reply,
+            None,
+            (&root, &root),
+            None,
+            DEFAULT_WINDOW,
+            &[],
+            SurveyChange::Keep,
+        )
+        .unwrap();
         let answered = planned.open.open().unwrap();
         assert_eq!(
             answered.lifecycle.status,
@@ -1058,7 +1176,17 @@ mod tests {
             9,
             &[("members", AttributeValue::Ss(vec![member.customer.to_string()]))],
         );
-        let planned = plan_record(TABLE, &sms("SM2"), None, (&member, &root), None, DEFAULT_WINDOW, &[]).unwrap();
+        let planned = plan_record(
+            TABLE,
+            &sms("SM2"),
+            None,
+            (&member, &root),
+            None,
+            DEFAULT_WINDOW,
+            &[],
+            SurveyChange::Keep,
+        )
+        .unwrap();
         assert_eq!(key_of(&planned.commit), format!("CUSTOMER#{root_id}|PROFILE"));
         let commit = planned.commit.update().unwrap();
         assert_eq!(
@@ -1083,6 +1211,60 @@ mod tests {
     }
 
     #[test]
+    fn an_answer_rewrites_the_open_survey_in_the_commit_and_an_expired_one_goes() {
+        let owner = ProfileItem::for_test(&CustomerId::generate(), 2, &[]);
+        let at = throughline_testkit::sample_day_at(9, 0);
+        let survey = OpenSurvey {
+            id: "sv_1".into(),
+            conversation_id: ConversationId::opened_by(&sms("SM0").id),
+            channel: throughline_model::Channel::Sms,
+            customer: sms("SM0").customer.key(),
+            endpoint: sms("SM0").business_endpoint.key(),
+            locale: None,
+            sent_at: at - TimeDelta::hours(30),
+            expires_at: at - TimeDelta::hours(6),
+            resolved_at: at - TimeDelta::hours(30),
+            resolved_channel: throughline_model::Channel::Sms,
+            assignee: None,
+            reasons: Vec::new(),
+            rating: None,
+            remarked: false,
+        };
+        let commit = |change| {
+            let planned = plan_record(
+                TABLE,
+                &sms("SM1"),
+                None,
+                (&owner, &owner),
+                None,
+                DEFAULT_WINDOW,
+                &[],
+                change,
+            )
+            .unwrap();
+            planned.commit.update().unwrap().update_expression().to_owned()
+        };
+        assert!(!commit(SurveyChange::Keep).contains("#survey"));
+        assert!(commit(SurveyChange::Set(&survey)).contains("#survey = :survey"));
+        assert!(
+            commit(SurveyChange::Remove).contains("REMOVE #queue3, #survey"),
+            "{}",
+            commit(SurveyChange::Remove)
+        );
+        assert_eq!(
+            SurveyChange::of(Some(&survey), None, at),
+            SurveyChange::Remove,
+            "expired"
+        );
+        assert_eq!(
+            SurveyChange::of(Some(&survey), None, at - TimeDelta::hours(7)),
+            SurveyChange::Keep,
+            "still taking answers"
+        );
+        assert_eq!(SurveyChange::of(None, None, at), SurveyChange::Keep);
+    }
+
+    #[test]
     fn a_delivery_after_its_deletion_claims_the_tombstone_and_arrives_deleted() {
         let owner = ProfileItem::for_test(&CustomerId::generate(), 0, &[]);
         let interaction = sms("SM3");
@@ -1097,6 +1279,7 @@ mod tests {
             None,
             DEFAULT_WINDOW,
             &[],
+            SurveyChange::Keep,
         )
         .unwrap();
         let claim = planned.marker.update().unwrap();

@@ -296,6 +296,8 @@ pub(crate) struct ProfileItem {
     /// On a root: the group's open conversation (the rest is its history item; a profile
     /// written before the history item existed holds all of them here).
     pub conversation: ConversationState,
+    /// On a root: the satisfaction survey out and taking answers (the latest one sent).
+    pub survey: Option<throughline_feedback::OpenSurvey>,
 }
 
 pub(crate) fn count_attribute(channel: Channel) -> String {
@@ -391,6 +393,7 @@ impl ProfileItem {
             member_counts,
             commits,
             conversation: json_attr(item, "conversation")?.unwrap_or_default(),
+            survey: json_attr(item, "survey")?,
             customer,
         })
     }
@@ -416,6 +419,7 @@ impl ProfileItem {
             member_counts: BTreeMap::new(),
             commits: BTreeMap::new(),
             conversation: ConversationState::default(),
+            survey: None,
         }
     }
 

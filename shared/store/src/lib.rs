@@ -30,6 +30,7 @@ mod privacy;
 mod profiles;
 mod rollups;
 mod suggestions;
+mod surveys;
 mod timeline;
 
 use aws_sdk_dynamodb::Client;
@@ -291,7 +292,9 @@ where
         if n > 0 {
             backoff(n).await;
         }
-        if let Attempt::Done(answer) = attempt(n).await? {
+        // Boxed: an attempt (a recording's most of all) is a large future, and a debug build's
+        // stack holds every frame polling it.
+        if let Attempt::Done(answer) = Box::pin(attempt(n)).await? {
             return Ok(answer);
         }
     }

@@ -75,7 +75,7 @@ impl TimelineStore {
         self.roll_up_or_log(adds).await;
     }
 
-    async fn roll_up_or_log(&self, adds: DayAdds) {
+    pub(crate) async fn roll_up_or_log(&self, adds: DayAdds) {
         if let Err(error) = self.roll_up(adds).await {
             tracing::warn!(%error, "rollup not updated; the report will be one short");
         }

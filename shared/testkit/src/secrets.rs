@@ -82,3 +82,12 @@ pub fn test_send_credentials(stub: &str) -> String {
 pub fn test_reasons_taxonomy() -> &'static str {
     include_str!("../../../infra/reasons-taxonomy.example.json")
 }
+
+/// The survey settings of the tests and the demo: the example the README gives companies
+/// (`infra/surveys.example.json`).
+pub fn test_surveys() -> &'static str {
+    include_str!("../../../infra/surveys.example.json")
+}
+
+/// The key the tests' rating-page links are signed with.
+pub const TEST_FEEDBACK_KEY: &str = "throughline-test-feedback-key";

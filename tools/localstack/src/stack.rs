@@ -262,6 +262,14 @@ impl LocalStack {
                 "ReasonsTaxonomyParameterName",
                 throughline_testkit::secrets::test_reasons_taxonomy().to_owned(),
             ),
+            (
+                "SurveysParameterName",
+                throughline_testkit::secrets::test_surveys().to_owned(),
+            ),
+            (
+                "FeedbackKeyParameterName",
+                throughline_testkit::secrets::TEST_FEEDBACK_KEY.to_owned(),
+            ),
             // No provider listens there: a stack with a provider stub puts its own.
             (
                 "SendCredentialsParameterName",

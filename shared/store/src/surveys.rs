@@ -1,0 +1,70 @@
+//! Satisfaction surveys on the group's root: the one out (`open_survey`, written when it is
+//! sent; a later one replaces it), which the writer reads with every interaction to recognize
+//! answers (`ingest`), and their rollups (sent, and each rating, on the resolution's cells).
+
+use throughline_feedback::{OpenSurvey, RecordedAnswer};
+use throughline_service::rollup::{SurveyEvent, Surveyed, survey_adds};
+
+use crate::items::{Expr, keys, number_value, string_value, to_json, tx_update};
+use crate::{CustomerId, StoreError, TimelineStore};
+
+/// A survey's resolution, as its rollup cells name it.
+fn surveyed(survey: &OpenSurvey) -> Surveyed {
+    Surveyed {
+        resolved_at: survey.resolved_at,
+        channel: survey.resolved_channel,
+        assignee: survey.assignee.clone(),
+        confirmed: survey.reasons.clone(),
+    }
+}
+
+impl TimelineStore {
+    /// Makes `survey` the group's open survey, on its root `root`: only if that is still a
+    /// root, not erased, and the survey is not there already (`false`: it is — this survey was
+    /// opened before — or the group changed). Its version goes up, so that a writer that
+    /// remembers the root from its last commit reads it again.
+    pub async fn open_survey(&self, root: &CustomerId, survey: &OpenSurvey) -> Result<bool, StoreError> {
+        let write = tx_update(
+            &self.table,
+            keys::profile(root),
+            "SET #survey = :survey, #survey_id = :id ADD #version :one",
+            Some(
+                "attribute_exists(pk) AND attribute_not_exists(erased_at) \
+                 AND (attribute_not_exists(#root) OR #root = :me) \
+                 AND (attribute_not_exists(#survey_id) OR #survey_id <> :id)",
+            ),
+            Expr::new()
+                .name("#survey", "survey")
+                .name("#survey_id", "survey_id")
+                .name("#version", "version")
+                .name("#root", "root")
+                .value(":survey", to_json(survey))
+                .value(":id", string_value(&survey.id))
+                .value(":me", string_value(root.as_str()))
+                .value(":one", number_value(1)),
+        )?;
+        self.write_one(write).await
+    }
+
+    /// Counts a survey sent, on its resolution's cells (as every rollup: logged if it fails).
+    pub async fn roll_up_survey_sent(&self, survey: &OpenSurvey) {
+        self.roll_up_or_log(survey_adds(&surveyed(survey), SurveyEvent::Sent))
+            .await;
+    }
+
+    /// Counts an answer's rating (a remark alone counts nothing), when the group still holds
+    /// the survey it answers.
+    pub(crate) async fn roll_up_answer(&self, answer: &RecordedAnswer) {
+        let (Some(survey), Some(feedback)) = (&answer.survey, &answer.interaction.feedback) else {
+            return;
+        };
+        let Some(rating) = feedback.rating else {
+            return;
+        };
+        let event = SurveyEvent::Rated {
+            rating,
+            replaces: feedback.replaces,
+        };
+        self.roll_up_or_log(survey_adds(&surveyed(survey), event)).await;
+    }
+}
