@@ -133,6 +133,13 @@ async fn exercise_replies(
         .send_message(&grace, "perm-3", json!({ "text": "Attached again." }))
         .await;
     assert_eq!(status, 202, "{reply}");
+    // Her conversation resolved: its survey (the settings from SSM) opened, recorded, queued.
+    let (status, list) = ApiClient(timeline_api).conversations(&grace).await;
+    assert_eq!(status, 200, "{list}");
+    let conversation = list["conversations"][0]["conversation_id"].as_str().unwrap().to_owned();
+    let (status, resolved) = ApiClient(timeline_api).resolve(&conversation, &[]).await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(resolved["survey"]["status"], "queued", "{resolved:#}");
     stub.script(
         "twilio",
         Some(503),
@@ -170,11 +177,6 @@ async fn exercise_replies(
 
 #[tokio::test(flavor = "multi_thread")]
 async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
-    // Boxed: every function's paths in one future would overflow a debug build's test thread.
-    Box::pin(call_everything_and_compare()).await;
-}
-
-async fn call_everything_and_compare() {
     let stack = start_stack().await;
     stack.put_sample_secrets().await.unwrap();
     let venv = throughline_localstack::venv::Venv::require().unwrap_or_else(|e| panic!("{e}"));
@@ -334,6 +336,10 @@ async fn call_everything_and_compare() {
     assert!(
         timeline_api.reasons.taxonomy.is_some(),
         "the template gives the API REASONS_TAXONOMY_PARAMETER"
+    );
+    assert!(
+        timeline_api.surveys.is_some(),
+        "the template gives the API SURVEYS_PARAMETER and FEEDBACK_KEY_PARAMETER"
     );
     let x_customer = writer
         .record(&interaction(

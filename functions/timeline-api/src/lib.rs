@@ -477,7 +477,9 @@ async fn change_conversation(
         }
     }
     let survey = match (&api.surveys, &changed.resolution) {
-        (Some(surveys), Some(_)) => Some(Box::pin(survey::after_resolution(api, surveys, &changed)).await),
+        (Some(surveys), Some(resolution)) => {
+            Some(Box::pin(survey::after_resolution(api, surveys, &changed, resolution)).await)
+        }
         _ => None,
     };
     let taxonomy = api.reasons.taxonomy().await;

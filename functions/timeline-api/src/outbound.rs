@@ -138,15 +138,8 @@ pub(crate) fn plan_reply(
         email: email.clone(),
         messenger_tag: body.messenger_tag,
     };
-    let mut entry = outbound_entry(&message, id, author, now);
-    if let Some(email) = &email {
-        entry.subject = email.subject.clone();
-        // In the answered mail's thread, so in its conversation.
-        entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
-    }
+    let mut entry = outbound_entry(&message, answered, id, author, now);
     entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());
-    // In the conversation of the message it answers (the writer's rule honours it).
-    entry.conversation_id = answered.conversation_id.clone();
     Ok((first_job(&entry, customer, message), entry))
 }
 
@@ -161,11 +154,13 @@ pub(crate) fn first_job(entry: &Interaction, customer: &CustomerId, message: Out
     }
 }
 
-/// The timeline entry of a message the company sends (a reply, a survey) as it is queued: on
-/// the message's channel, from its endpoint to its handle, with its text, files and template,
-/// `author`, and `queued` for its first attempt (pure).
+/// The timeline entry of a message the company sends after a customer's message `answered` (a
+/// reply, a survey) as it is queued: on the message's channel, from its endpoint to its handle,
+/// with its text, files and template, in `answered`'s conversation (and, for mail, its thread
+/// and the message's subject), `author`, and `queued` for its first attempt (pure).
 pub(crate) fn outbound_entry(
     message: &OutboundMessage,
+    answered: &Interaction,
     id: InteractionId,
     author: &str,
     now: DateTime<Utc>,
@@ -201,6 +196,13 @@ pub(crate) fn outbound_entry(
             .attributes
             .insert("whatsapp_template".into(), template.name.clone());
     }
+    if let Some(email) = &message.email {
+        entry.subject = email.subject.clone();
+        // In the answered mail's thread, so in its conversation.
+        entry.thread.provider_thread_id = answered.thread.provider_thread_id.clone();
+    }
+    // In the conversation of the message it answers (the writer's rule honours it).
+    entry.conversation_id = answered.conversation_id.clone();
     entry.author = Some(author.to_owned());
     entry.delivery = Some(Delivery::queued(1, now));
     entry
@@ -341,22 +343,38 @@ async fn check_rules(
     ) {
         check_window(message, last_inbound().await?, now, api.credentials.human_agent_enabled)?;
     }
-    if message.channel == Channel::Email
-        && let Some((state, at)) = api.store.recipient_state(&message.to).await?
-        && last_inbound().await?.is_none_or(|last| last < at)
-    {
-        return Err(match state {
-            RecipientState::Undeliverable => SendRefusal::RecipientUndeliverable,
-            RecipientState::OptedOut => SendRefusal::RecipientOptedOut,
-        }
-        .into());
-    }
-    if message.channel == Channel::Sms && api.store.sms_opted_out(&message.to, &message.from).await? {
-        return Err(SendRefusal::RecipientOptedOut.into());
+    let recipient = (message.channel, &message.from, &message.to);
+    if let Some(refusal) = recipient_refusal(&api.store, recipient, last_inbound).await? {
+        return Err(refusal.into());
     }
     // The sender's own builder, run dry: credentials for this endpoint, content it can send.
     throughline_sender::prepare(job, &api.credentials, &throughline_sender::ProviderApis::default(), now)?;
     Ok(())
+}
+
+/// What the recipient's own state refuses of a message on `channel` from `from` to `to`: an
+/// SMS to a number that sent STOP to this sender, a mail to an address that bounced or
+/// complained after the customer's last mail to it (`last_inbound`, read only when the address
+/// has such a state).
+pub(crate) async fn recipient_refusal<Last>(
+    store: &TimelineStore,
+    (channel, from, to): (Channel, &Handle, &Handle),
+    last_inbound: impl FnOnce() -> Last,
+) -> Result<Option<SendRefusal>, ApiError>
+where
+    Last: std::future::Future<Output = Result<Option<DateTime<Utc>>, ApiError>>,
+{
+    Ok(match channel {
+        Channel::Email => match store.recipient_state(to).await? {
+            Some((state, at)) if last_inbound().await?.is_none_or(|last| last < at) => Some(match state {
+                RecipientState::Undeliverable => SendRefusal::RecipientUndeliverable,
+                RecipientState::OptedOut => SendRefusal::RecipientOptedOut,
+            }),
+            _ => None,
+        },
+        Channel::Sms if store.sms_opted_out(to, from).await? => Some(SendRefusal::RecipientOptedOut),
+        _ => None,
+    })
 }
 
 /// `POST /customers/{id}/messages`.

@@ -11,10 +11,11 @@ use throughline_edge::ConfigError;
 use throughline_edge::config::{self, Reloading};
 use throughline_feedback::OpenSurvey;
 use throughline_feedback::survey::{LatestMessage, SurveySettings, SurveySkip, parse_settings, plan_survey, survey_id};
-use throughline_model::{Channel, Direction, ErrorCode, IdempotencyKey, InteractionId, RecipientState};
+use throughline_model::{Channel, Direction, ErrorCode, IdempotencyKey, InteractionId};
+use throughline_service::Resolution;
 use throughline_store::{Changed, Recorded, TimelineFilter};
 
-use crate::outbound::{email_threading, first_job, latest_inbound, outbound_entry, queue};
+use crate::outbound::{email_threading, first_job, latest_inbound, outbound_entry, queue, recipient_refusal};
 use crate::views::{SurveyOutcome, SurveyStatus};
 use crate::{ApiError, TimelineApi};
 
@@ -68,11 +69,15 @@ fn skipped(reason: SurveySkip) -> &'static str {
     }
 }
 
-/// The survey of a resolution `changed` made, sent if the rules allow.
-pub(crate) async fn after_resolution(api: &TimelineApi, surveys: &Surveys, changed: &Changed) -> SurveyOutcome {
-    let conversation = &changed.conversation;
-    let resolved_at = conversation.lifecycle.resolved_at.unwrap_or_else(Utc::now);
-    let id = survey_id(&conversation.id, resolved_at);
+/// The survey of the resolution `changed` made (`resolution`), sent if the rules allow.
+pub(crate) async fn after_resolution(
+    api: &TimelineApi,
+    surveys: &Surveys,
+    changed: &Changed,
+    resolution: &Resolution,
+) -> SurveyOutcome {
+    let resolved_at = resolution.at;
+    let id = survey_id(&changed.conversation.id, resolved_at);
     let outcome = |status, reason: Option<&str>, channel, interaction_id| SurveyOutcome {
         survey_id: id.clone(),
         status,
@@ -121,17 +126,12 @@ async fn send(
     else {
         return Ok(Sent::Not("no_customer_message", None));
     };
-    let blocked = match latest.channel {
-        Channel::Sms => store.sms_opted_out(&latest.customer, &latest.business_endpoint).await?,
-        Channel::Email => store
-            .recipient_state(&latest.customer)
-            .await?
-            .is_some_and(|(state, at)| {
-                matches!(state, RecipientState::Undeliverable | RecipientState::OptedOut) && latest.occurred_at < at
-            }),
-        _ => false,
-    };
+    let locale = latest.attributes.get("locale").cloned();
     let settings = surveys.settings.current().await;
+    let recipient = (latest.channel, &latest.business_endpoint, &latest.customer);
+    let blocked = recipient_refusal(store, recipient, || async { Ok(Some(latest.occurred_at)) })
+        .await?
+        .is_some();
     let planned = plan_survey(
         &settings,
         &LatestMessage {
@@ -140,7 +140,7 @@ async fn send(
             endpoint: latest.business_endpoint.clone(),
             customer: latest.customer.clone(),
             at: latest.occurred_at,
-            locale: latest.attributes.get("locale").cloned(),
+            locale: locale.clone(),
             blocked,
         },
         id,
@@ -158,7 +158,7 @@ async fn send(
         channel: message.channel,
         customer: message.to.key(),
         endpoint: message.from.key(),
-        locale: latest.attributes.get("locale").cloned(),
+        locale,
         sent_at: now,
         expires_at: now + settings.validity,
         resolved_at,
@@ -182,13 +182,8 @@ async fn send(
         // In the customer's thread, under their subject.
         message.email = Some(email_threading(&latest));
     }
-    let mut entry = outbound_entry(&message, interaction_id.clone(), SURVEY_AUTHOR, now);
+    let mut entry = outbound_entry(&message, &latest, interaction_id.clone(), SURVEY_AUTHOR, now);
     entry.attributes.insert("survey".into(), id.to_owned());
-    entry.conversation_id = Some(conversation.id.clone());
-    if let Some(email) = &message.email {
-        entry.subject = email.subject.clone();
-        entry.thread.provider_thread_id = latest.thread.provider_thread_id.clone();
-    }
     let channel = message.channel;
     let job = first_job(&entry, root, message);
     if let Recorded::New { .. } = Box::pin(store.record_outbound(&entry, &job)).await? {

@@ -176,20 +176,37 @@ fn assignee_part(assignee: Option<&str>) -> String {
     assignee.map_or_else(|| "-".to_owned(), |a| a.replace('#', "_"))
 }
 
-/// What resolving a conversation adds.
-pub fn resolution_adds(resolved: &Resolved, hours: &BusinessHours) -> DayAdds {
-    let mut adds = DayAdds::default();
-    let day = resolved.at.date_naive();
-    let channel = resolved.channel.as_str();
-    let assignee = assignee_part(resolved.assignee.as_deref());
+/// The cells of a resolution: its (channel, assignee) cell, then one per confirmed and per
+/// suggested reason.
+fn resolution_cells(
+    channel: Channel,
+    assignee: Option<&str>,
+    confirmed: &[String],
+    suggested: &[String],
+) -> Vec<String> {
+    let channel = channel.as_str();
+    let assignee = assignee_part(assignee);
     let mut cells = vec![format!("res#{channel}#{assignee}")];
-    for (kind, codes) in [("c", &resolved.confirmed), ("s", &resolved.suggested)] {
+    for (kind, codes) in [("c", confirmed), ("s", suggested)] {
         cells.extend(
             codes
                 .iter()
                 .map(|code| format!("reason#{kind}:{code}#{channel}#{assignee}")),
         );
     }
+    cells
+}
+
+/// What resolving a conversation adds.
+pub fn resolution_adds(resolved: &Resolved, hours: &BusinessHours) -> DayAdds {
+    let mut adds = DayAdds::default();
+    let day = resolved.at.date_naive();
+    let cells = resolution_cells(
+        resolved.channel,
+        resolved.assignee.as_deref(),
+        &resolved.confirmed,
+        &resolved.suggested,
+    );
     let resolution = (resolved.at - resolved.opened_at).max(TimeDelta::zero());
     let business = hours.within(resolved.opened_at, resolved.at);
     for cell in &cells {
@@ -233,15 +250,8 @@ pub enum SurveyEvent {
 pub fn survey_adds(surveyed: &Surveyed, event: SurveyEvent) -> DayAdds {
     let mut adds = DayAdds::default();
     let day = surveyed.resolved_at.date_naive();
-    let channel = surveyed.channel.as_str();
-    let assignee = assignee_part(surveyed.assignee.as_deref());
-    let cells = std::iter::once(format!("res#{channel}#{assignee}")).chain(
-        surveyed
-            .confirmed
-            .iter()
-            .map(|code| format!("reason#c:{code}#{channel}#{assignee}")),
-    );
-    for cell in cells {
+    // The resolution's cells but its suggested reasons' (CSAT is by confirmed reason).
+    for cell in resolution_cells(surveyed.channel, surveyed.assignee.as_deref(), &surveyed.confirmed, &[]) {
         match event {
             SurveyEvent::Sent => adds.add(day, cell, "surveys".to_owned(), 1),
             SurveyEvent::Rated { rating, replaces } => {
