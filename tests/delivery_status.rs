@@ -64,7 +64,7 @@ impl Outbound {
     }
 
     /// Works the interactions queue (where the connectors put status reports) until empty.
-    async fn write(&self) {
+    pub(crate) async fn write(&self) {
         drain(&self.stack.writer_mapping(Some(1)), &self.stack.store()).await;
     }
 

@@ -6,12 +6,16 @@ use std::sync::Arc;
 
 use chrono::{TimeDelta, Utc};
 use serde_json::{Value, json};
+use throughline_feedback::signing_keys;
 use throughline_model::*;
 use throughline_queue::InteractionPublisher;
-use throughline_timeline_api::{Surveys, signing_keys};
+use throughline_timeline_api::Surveys;
+
+use lambda_http::http::StatusCode;
+use throughline_e2e::{body_text, page_request, rating_page};
 
 use crate::lifecycle::says;
-use crate::outbound::{Outbound, outbound};
+use crate::outbound::{Outbound, mail_from_ada, outbound};
 
 impl Outbound {
     /// The API with the stack's survey settings (from SSM, as deployed) and feedback key.
@@ -193,4 +197,273 @@ async fn no_survey_goes_to_a_number_that_opted_out() {
     o.drain().await;
     assert!(o.calls().await.is_empty(), "nothing sent");
     assert_eq!(o.csat_today().await["surveys"], 0);
+}
+
+/// The form id a rating page's form carries.
+fn form_of(page: &str) -> String {
+    let (_, after) = page
+        .split_once("name=\"form\" value=\"")
+        .unwrap_or_else(|| panic!("no form: {page}"));
+    after[..after.find('"').unwrap()].to_owned()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn an_email_survey_links_to_the_rating_page_where_one_click_rates_and_a_remark_follows() {
+    let o = outbound().await.with_surveys().await;
+    let question = mail_from_ada(
+        "ada-fb1@mail.example.com",
+        "Subject: Order A-2002\r\n",
+        "Has it shipped?",
+    );
+    let customer = o.customer_wrote(&question).await;
+    let id = o.only_conversation(&customer).await["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let (status, resolved) = o.client().resolve(&id, &[]).await;
+    assert_eq!(status, 200, "{resolved}");
+    assert_eq!(
+        (
+            resolved["survey"]["status"].as_str(),
+            resolved["survey"]["channel"].as_str()
+        ),
+        (Some("queued"), Some("email")),
+        "{resolved:#}"
+    );
+    o.drain().await;
+
+    // The mail SES sent her, in her thread, with the page's link.
+    let sent = o.stack.ses_sent().await.unwrap();
+    let (_, _, raw) = sent.last().unwrap();
+    let mail = mail_parser::MessageParser::default().parse(raw.as_bytes()).unwrap();
+    assert_eq!(
+        mail.to().and_then(|to| to.first()).and_then(|a| a.address()),
+        Some("ada@example.com")
+    );
+    assert_eq!(mail.in_reply_to().as_text(), Some("ada-fb1@mail.example.com"));
+    let text = mail.body_text(0).unwrap().into_owned();
+    let link = text
+        .split_whitespace()
+        .find(|word| word.starts_with("https://feedback.acme.example/feedback/sv_"))
+        .unwrap_or_else(|| panic!("no link in the survey: {text}"))
+        .to_owned();
+    assert!(
+        !link.contains("ada") && !link.contains("example.com/"),
+        "nothing of hers in {link}"
+    );
+
+    // Opening the link (as a mail scanner would, too) shows the question and records nothing.
+    let page = rating_page(&o.stack);
+    let shown = throughline_rating_page::handle(page_request(&link, None), &page).await;
+    assert_eq!(shown.status(), StatusCode::OK);
+    let policy = shown.headers()["content-security-policy"].to_str().unwrap().to_owned();
+    assert!(policy.starts_with("default-src 'none'"), "{policy}");
+    assert_eq!(shown.headers()["referrer-policy"], "no-referrer");
+    let html = body_text(&shown);
+    assert!(html.contains("How did we do?"), "{html}");
+    o.write().await;
+    assert!(o.feedback(&customer).await.is_empty());
+
+    // One click on 4 (clicked twice: one answer), then a remark from the thanks page.
+    let click = [("form", form_of(&html)), ("rating", "4".to_owned())];
+    let click: Vec<(&str, &str)> = click.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let mut thanks = String::new();
+    for _ in 0..2 {
+        let rated = throughline_rating_page::handle(page_request(&link, Some(&click)), &page).await;
+        assert_eq!(rated.status(), StatusCode::OK);
+        thanks = body_text(&rated);
+        assert!(thanks.contains("Your rating: 4 of 5"), "{thanks}");
+    }
+    o.write().await;
+    let feedback = o.feedback(&customer).await;
+    assert_eq!(feedback.len(), 1, "the double click is one answer: {feedback:#?}");
+    assert_eq!(feedback[0]["feedback"]["rating"], 4);
+    assert_eq!(feedback[0]["feedback"]["survey_id"], resolved["survey"]["survey_id"]);
+    assert_eq!(feedback[0]["conversation_id"], id.as_str());
+    assert_eq!(feedback[0]["channel"], "email");
+    assert_eq!(feedback[0]["attributes"]["via"], "rating_page");
+    let remark = [
+        ("form", form_of(&thanks)),
+        ("rating", "4".to_owned()),
+        ("remark", "Quick and kind, thank you".to_owned()),
+    ];
+    let remark: Vec<(&str, &str)> = remark.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let done = throughline_rating_page::handle(page_request(&link, Some(&remark)), &page).await;
+    assert_eq!(done.status(), StatusCode::OK);
+    assert!(!body_text(&done).contains("<textarea"));
+    o.write().await;
+    let feedback = o.feedback(&customer).await;
+    assert_eq!(feedback.len(), 2, "{feedback:#?}");
+    assert_eq!(feedback[1]["feedback"]["remark"], "Quick and kind, thank you");
+    assert_eq!(feedback[1]["feedback"]["replaces"], 4);
+    let after = o.only_conversation(&customer).await;
+    assert_eq!(after["status"], "resolved", "answers do not reopen: {after:#}");
+    let csat = o.csat_today().await;
+    assert_eq!(
+        (&csat["surveys"], &csat["responses"], &csat["ratings"]),
+        (&json!(1), &json!(1), &json!([0, 0, 0, 1, 0])),
+        "{csat:#}"
+    );
+
+    // An altered link is refused, an expired one closed; a client that is not a browser gets
+    // the JSON error. Nothing is queued for any of them.
+    let (signed, mac) = link.rsplit_once('.').unwrap();
+    let forged = format!("{signed}.{}", mac.chars().rev().collect::<String>());
+    let refused = throughline_rating_page::handle(page_request(&forged, Some(&click)), &page).await;
+    assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let survey_id = resolved["survey"]["survey_id"].as_str().unwrap();
+    let expired = throughline_feedback::FeedbackToken {
+        survey: survey_id.to_owned(),
+        expires_at: Utc::now() - TimeDelta::minutes(1),
+    }
+    .sign(&page.keys[0]);
+    let expired = format!("https://feedback.acme.example/feedback/{expired}");
+    let closed = throughline_rating_page::handle(page_request(&expired, None), &page).await;
+    assert_eq!(closed.status(), StatusCode::GONE);
+    let mut json_client = page_request(&forged, None);
+    json_client.headers_mut().remove("accept");
+    let refused = throughline_rating_page::handle(json_client, &page).await;
+    let error: Value = serde_json::from_str(&body_text(&refused)).unwrap();
+    assert_eq!(
+        (refused.status(), error["error"]["code"].as_str()),
+        (StatusCode::FORBIDDEN, Some("link_not_recognized"))
+    );
+    o.write().await;
+    assert_eq!(o.feedback(&customer).await.len(), 2);
+
+    // Erased, she is gone from the page too: the link leads nowhere.
+    let (status, erased) = o.client().erase(&customer, "privacy request PR-9").await;
+    assert!(status == 200 || status == 202, "{erased}");
+    o.write().await;
+    let gone = throughline_rating_page::handle(page_request(&link, None), &page).await;
+    assert_eq!(gone.status(), StatusCode::GONE, "{}", body_text(&gone));
+}
+
+/// The sample survey answers (`events/`), through their connectors, are what they say against a
+/// survey that went where they come from: the SMS "5" and its remark, the WhatsApp button, the
+/// Telegram stars and the widget's rating are answers; "5 minutes ago…" is an ordinary message.
+#[test]
+fn the_sample_survey_answers_answer_and_the_other_reply_does_not() {
+    use throughline_edge::{Secret, WebhookRequest};
+    use throughline_feedback::{OpenSurvey, recorded_answer};
+    use throughline_testkit::secrets;
+
+    let now = Utc::now();
+    let request = |relative: &str| WebhookRequest::from_lambda(throughline_e2e::fresh_request(relative), None);
+    let twilio = throughline_sms::TwilioConfig {
+        auth_token: Secret::new(secrets::TEST_TWILIO_AUTH_TOKEN),
+    };
+    let meta = throughline_facebook::MetaConfig::from_secrets(&Secret::new(secrets::test_meta_secrets())).unwrap();
+    let chat = throughline_chat::ChatConfig::from_secrets(
+        &Secret::new(secrets::test_chat_secrets()),
+        TimeDelta::seconds(throughline_chat::DEFAULT_TOLERANCE_SECONDS),
+    )
+    .unwrap();
+    let only = |accepted: Result<throughline_edge::Accepted, throughline_edge::Rejection>| {
+        let accepted = accepted.unwrap();
+        assert_eq!(accepted.interactions.len(), 1, "{:?}", accepted.ignored);
+        accepted.interactions.into_iter().next().unwrap()
+    };
+    let answers = [
+        (
+            "sms/10-survey-answer-rating.json",
+            only(throughline_sms::accept(
+                &request("sms/10-survey-answer-rating.json"),
+                &twilio,
+                now,
+            )),
+        ),
+        (
+            "sms/11-survey-answer-remark.json",
+            only(throughline_sms::accept(
+                &request("sms/11-survey-answer-remark.json"),
+                &twilio,
+                now,
+            )),
+        ),
+        (
+            "sms/12-survey-non-rating-reply.json",
+            only(throughline_sms::accept(
+                &request("sms/12-survey-non-rating-reply.json"),
+                &twilio,
+                now,
+            )),
+        ),
+        (
+            "facebook/21-whatsapp-survey-button.json",
+            only(throughline_facebook::accept(
+                &request("facebook/21-whatsapp-survey-button.json"),
+                &meta,
+                now,
+            )),
+        ),
+        (
+            "chat/16-telegram-survey-stars.json",
+            only(throughline_chat::accept(
+                &request("chat/16-telegram-survey-stars.json"),
+                &chat,
+                now,
+            )),
+        ),
+        (
+            "chat/15-widget-rating.json",
+            only(throughline_chat::accept(
+                &request("chat/15-widget-rating.json"),
+                &chat,
+                now,
+            )),
+        ),
+    ];
+    let mut got = Vec::new();
+    for (event, interaction) in &answers {
+        // A survey sent an hour before, where the message comes from; rated already before
+        // the remark.
+        let survey = OpenSurvey {
+            id: interaction
+                .feedback
+                .as_ref()
+                .map_or("sv_00aa".to_owned(), |f| f.survey_id.clone()),
+            conversation_id: ConversationId::opened_by(&interaction.id),
+            channel: interaction.channel,
+            customer: interaction.customer.key(),
+            endpoint: interaction.business_endpoint.key(),
+            locale: None,
+            sent_at: interaction.occurred_at - TimeDelta::hours(1),
+            expires_at: interaction.occurred_at + TimeDelta::hours(23),
+            resolved_at: interaction.occurred_at - TimeDelta::hours(1),
+            resolved_channel: interaction.channel,
+            assignee: None,
+            reasons: Vec::new(),
+            rating: event.contains("remark").then_some(5),
+            remarked: false,
+        };
+        let feedback = recorded_answer(Some(&survey), interaction).and_then(|a| a.interaction.feedback);
+        got.push((
+            *event,
+            feedback.as_ref().and_then(|f| f.rating),
+            feedback.and_then(|f| f.remark),
+        ));
+    }
+    assert_eq!(
+        got,
+        [
+            ("sms/10-survey-answer-rating.json", Some(5), None),
+            (
+                "sms/11-survey-answer-remark.json",
+                None,
+                Some("Thanks, that was quick!".to_owned())
+            ),
+            ("sms/12-survey-non-rating-reply.json", None, None),
+            ("facebook/21-whatsapp-survey-button.json", Some(4), None),
+            ("chat/16-telegram-survey-stars.json", Some(4), None),
+            (
+                "chat/15-widget-rating.json",
+                Some(5),
+                Some("Quick and friendly".to_owned())
+            ),
+        ]
+    );
+    // The non-rating reply is not an answer at all: recorded as it came.
+    let (_, reply) = &answers[2];
+    assert_eq!(reply.kind, InteractionKind::Message);
 }

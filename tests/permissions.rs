@@ -98,6 +98,7 @@ async fn exercise_replies(
     timeline_api: &throughline_timeline_api::TimelineApi,
     sender_aws: &SdkConfig,
     reconciler_aws: &SdkConfig,
+    page_aws: &SdkConfig,
     ada: &str,
 ) {
     // A reply, sent by the sender after one transient failure (its retry delayed through SQS),
@@ -140,6 +141,20 @@ async fn exercise_replies(
     let (status, resolved) = ApiClient(timeline_api).resolve(&conversation, &[]).await;
     assert_eq!(status, 200, "{resolved}");
     assert_eq!(resolved["survey"]["status"], "queued", "{resolved:#}");
+    // She rates on the page her email links to (the survey's own item, read by the page).
+    let page = throughline_rating_page::RatingPage::from_env(page_aws).await.unwrap();
+    let survey = resolved["survey"]["survey_id"].as_str().unwrap();
+    let token = throughline_feedback::FeedbackToken {
+        survey: survey.to_owned(),
+        expires_at: Utc::now() + TimeDelta::hours(1),
+    }
+    .sign(&page.keys[0]);
+    let link = format!("https://page.example/feedback/{token}");
+    let shown = throughline_rating_page::handle(page_request(&link, None), &page).await;
+    assert_eq!(shown.status(), StatusCode::OK, "{}", body_text(&shown));
+    let form = [("form", "01JPERMISSIONS000000000000"), ("rating", "4")];
+    let rated = throughline_rating_page::handle(page_request(&link, Some(&form)), &page).await;
+    assert_eq!(rated.status(), StatusCode::OK, "{}", body_text(&rated));
     stub.script(
         "twilio",
         Some(503),
@@ -195,6 +210,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         "throughline-timeline-api",
         "throughline-sender",
         "throughline-reconciler",
+        "throughline-rating-page",
     ];
     let mut env = stack.functions_env(&binaries).unwrap();
     // The sender's providers are the stub; a transient failure's retry is due at once.
@@ -371,6 +387,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         &timeline_api,
         &aws("throughline-sender"),
         &aws("throughline-reconciler"),
+        &aws("throughline-rating-page"),
         &ada,
     ))
     .await;

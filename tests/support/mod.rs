@@ -212,6 +212,36 @@ pub fn mailgun_function(stack: &LocalStack) -> throughline_email::MailgunFunctio
     }
 }
 
+/// The rating page as `main` builds it, with the test feedback key.
+pub fn rating_page(stack: &LocalStack) -> throughline_rating_page::RatingPage {
+    throughline_rating_page::RatingPage {
+        store: stack.store(),
+        publisher: InteractionPublisher::new(stack.sqs(), &stack.interactions_queue().url),
+        keys: throughline_feedback::signing_keys(secrets::TEST_FEEDBACK_KEY).unwrap(),
+    }
+}
+
+/// A browser's request for the rating page at `link` (its URL): a GET, or the POST of `form`
+/// (URL-encoded fields).
+pub fn page_request(link: &str, form: Option<&[(&str, &str)]>) -> Request {
+    let builder = lambda_http::http::Request::builder()
+        .uri(link)
+        .header("accept", "text/html,application/xhtml+xml")
+        .header("accept-language", "en-GB,en;q=0.8");
+    match form {
+        None => builder.method("GET").body(Body::Empty),
+        Some(fields) => builder
+            .method("POST")
+            .header("content-type", "application/x-www-form-urlencoded")
+            .body(Body::from(
+                form_urlencoded::Serializer::new(String::new())
+                    .extend_pairs(fields)
+                    .finish(),
+            )),
+    }
+    .unwrap()
+}
+
 /// A sample HTTP event as a sender would send it now: chat and Mailgun deliveries re-signed
 /// (their webhooks refuse stale timestamps and, for Mailgun, reused tokens).
 pub fn fresh_request(relative: &str) -> Request {

@@ -354,21 +354,58 @@ fn statuses_of_replies_name_the_reply_by_the_id_it_was_sent_under() {
 }
 
 #[test]
+fn a_rating_from_the_widgets_control_is_feedback_from_the_visitor() {
+    let rating = |id: &str, value: serde_json::Value| {
+        json!({ "rating_id": id, "visitor_id": "v-7f3a", "survey_id": "sv_0a1b2c", "rating": value,
+                "remark": "  Very helpful ", "sent_at": "2026-11-24T11:59:58Z" })
+    };
+    let mut no_remark = rating("r-2", json!(5));
+    no_remark.as_object_mut().unwrap().remove("remark");
+    let mut other_survey = rating("r-5", json!(3));
+    other_survey["survey_id"] = "ada@example.com".into();
+    let body = json!({ "ratings": [
+        rating("r-1", json!(4)), no_remark, rating("r-3", json!(6)), rating("r-4", json!("four")), other_survey
+    ] });
+    let accepted = accept(&widget_request(&body, NEW_SECRET, now()), &config(), now()).unwrap();
+    assert_eq!(accepted.interactions.len(), 2, "{:?}", accepted.ignored);
+    assert_eq!(
+        accepted.ignored,
+        vec!["malformed_event"; 3],
+        "a bad rating is its own problem"
+    );
+    let answer = &accepted.interactions[0];
+    assert_eq!(answer.kind, throughline_model::InteractionKind::Feedback);
+    assert_eq!(answer.direction, Direction::Inbound);
+    assert_eq!(answer.customer.key(), "web_chat_visitor:acme-web:v-7f3a");
+    let feedback = answer.feedback.as_ref().unwrap();
+    assert_eq!(
+        (feedback.survey_id.as_str(), feedback.rating, feedback.remark.as_deref()),
+        ("sv_0a1b2c", Some(4), Some("Very helpful"))
+    );
+    assert_eq!(answer.attributes["via"], "chat_rating");
+    let plain = accepted.interactions[1].feedback.as_ref().unwrap();
+    assert_eq!((plain.rating, plain.remark.as_deref()), (Some(5), None));
+    // A retried delivery is the same interaction.
+    let again = accept(&widget_request(&body, NEW_SECRET, now()), &config(), now()).unwrap();
+    assert_eq!(again.interactions[0].id, answer.id);
+}
+
+#[test]
 fn a_body_that_is_not_a_delivery_is_400() {
     let config = config();
     let too_many: Vec<_> = (0..101).map(|i| message(&format!("m-{i}"))).collect();
     for (body, expected) in [
         (
             json!({ "messages": [] }),
-            "messages and statuses must hold 1 to 100 events in all",
+            "messages, statuses and ratings must hold 1 to 100 events in all",
         ),
         (
             json!({ "messages": too_many }),
-            "messages and statuses must hold 1 to 100 events in all",
+            "messages, statuses and ratings must hold 1 to 100 events in all",
         ),
         (
             json!({ "message": {} }),
-            "messages and statuses must hold 1 to 100 events in all",
+            "messages, statuses and ratings must hold 1 to 100 events in all",
         ),
         (json!({ "messages": "hi" }), "body is not a chat delivery: "),
         (json!(["not", "an", "object"]), "body is not a chat delivery: "),

@@ -18,8 +18,8 @@ use throughline_edge::signature::{self, Algorithm, Encoding};
 use throughline_edge::{Accepted, Rejection, Secret, WebhookRequest};
 use throughline_model::{
     Attachment, AttachmentSource, Channel, DeliveryStatus, Direction, E164, EmailAddress, Evidence, EvidenceSource,
-    Handle, Identity, Interaction, InteractionId, NewInteraction, Platform, PlatformUserId, Provider,
-    ProviderMessageId, SenderCheck, StatusEvent, StatusReport,
+    Feedback, Handle, Identity, Interaction, InteractionId, InteractionKind, NewInteraction, Platform, PlatformUserId,
+    Provider, ProviderMessageId, SenderCheck, StatusEvent, StatusReport,
 };
 
 use crate::text;
@@ -128,6 +128,94 @@ pub struct ChatDelivery {
     /// What became of replies Throughline sent to the site's backend: each goes onto its reply.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub statuses: Vec<ChatStatus>,
+    /// Answers to satisfaction surveys from the widget's own rating control: each becomes a
+    /// `feedback` interaction.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ratings: Vec<ChatRating>,
+}
+
+/// A visitor's answer to a satisfaction survey, given in the widget's own control (a survey
+/// reaches the site's backend as an `agent_message` with its `survey_id`).
+#[derive(Debug, Serialize, Deserialize, JsonSchema)]
+pub struct ChatRating {
+    /// Unique per site and stable across retries: the dedupe key. A visitor who changes their
+    /// answer sends a new one (the latest counts).
+    pub rating_id: String,
+    /// The widget's id for the visitor's browser, as on their messages.
+    pub visitor_id: String,
+    /// The `survey_id` of the survey message.
+    pub survey_id: String,
+    /// 1 (poor) to 5 (great).
+    pub rating: u8,
+    /// What the visitor wrote with it: at most 2000 characters.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub remark: Option<String>,
+    /// When it was given (RFC 3339), clamped like a message's.
+    pub sent_at: DateTime<Utc>,
+    /// As on messages: the logged-in visitor's identity token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity_token: Option<String>,
+}
+
+/// The longest remark a rating may carry (characters).
+pub const MAX_REMARK_CHARS: usize = 2_000;
+
+/// A rating's `feedback` interaction, or what is wrong with it: from the visitor as their
+/// message would be (the same customer, identity token and clock rules).
+fn rating_interaction(
+    rating: &ChatRating,
+    site: &PlatformUserId,
+    secrets: &SiteSecrets,
+    config: &WidgetConfig,
+    received_at: DateTime<Utc>,
+) -> Result<Interaction, String> {
+    if !(1..=5).contains(&rating.rating) {
+        return Err("rating must be 1 to 5".into());
+    }
+    if !throughline_feedback::token::is_survey_id(&rating.survey_id) {
+        return Err("survey_id is not a survey's id".into());
+    }
+    if rating
+        .remark
+        .as_ref()
+        .is_some_and(|r| r.chars().count() > MAX_REMARK_CHARS)
+    {
+        return Err(format!("remark is longer than {MAX_REMARK_CHARS} characters"));
+    }
+    let as_message = ChatMessage {
+        message_id: rating.rating_id.clone(),
+        visitor_id: rating.visitor_id.clone(),
+        sent_at: rating.sent_at,
+        author: Author::Visitor,
+        text: rating.remark.clone(),
+        attachments: Vec::new(),
+        page_url: None,
+        referrer: None,
+        locale: None,
+        custom_attributes: BTreeMap::new(),
+        conversation_id: None,
+        identity_token: rating.identity_token.clone(),
+        prechat: None,
+    };
+    let mut interaction = normalize(&as_message, site, secrets, config, received_at)
+        .map_err(|problem| problem.replace("message_id", "rating_id"))?;
+    let remark = interaction
+        .text
+        .as_deref()
+        .map(str::trim)
+        .filter(|r| !r.is_empty())
+        .map(str::to_owned);
+    interaction.text = remark.clone();
+    interaction.kind = InteractionKind::Feedback;
+    interaction.attributes.insert("via".into(), "chat_rating".into());
+    interaction.feedback = Some(Feedback {
+        survey_id: rating.survey_id.clone(),
+        rating: Some(rating.rating),
+        remark,
+        replaces: None,
+        assignee: None,
+    });
+    Ok(interaction)
 }
 
 /// A reply's status, as the widget saw it.
@@ -427,13 +515,15 @@ pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime
         messages: Vec<Value>,
         #[serde(default)]
         statuses: Vec<Value>,
+        #[serde(default)]
+        ratings: Vec<Value>,
     }
     let envelope: Envelope = serde_json::from_slice(&req.body)
         .map_err(|e| Rejection::malformed(format!("body is not a chat delivery: {e}")))?;
-    let events = envelope.messages.len() + envelope.statuses.len();
+    let events = envelope.messages.len() + envelope.statuses.len() + envelope.ratings.len();
     if events == 0 || events > MAX_MESSAGES {
         return Err(Rejection::malformed(format!(
-            "messages and statuses must hold 1 to {MAX_MESSAGES} events in all"
+            "messages, statuses and ratings must hold 1 to {MAX_MESSAGES} events in all"
         )));
     }
     let site_id = PlatformUserId::parse(site).map_err(|e| Rejection::malformed(format!("site: {e}")))?;
@@ -450,6 +540,14 @@ pub fn accept(req: &WebhookRequest, config: &WidgetConfig, received_at: DateTime
         match throughline_edge::json::parse_event::<ChatStatus>(&raw).and_then(|s| status_report(&s, &site_id)) {
             Ok(report) => accepted.statuses.push(report),
             Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("statuses[{index}]"), &problem),
+        }
+    }
+    for (index, raw) in envelope.ratings.into_iter().enumerate() {
+        let interaction = throughline_edge::json::parse_event::<ChatRating>(&raw)
+            .and_then(|rating| rating_interaction(&rating, &site_id, secrets, config, received_at));
+        match interaction {
+            Ok(interaction) => accepted.interactions.push(interaction),
+            Err(problem) => accepted.malformed_event(crate::CONNECTOR, &format!("ratings[{index}]"), &problem),
         }
     }
     Ok(accepted)

@@ -18,7 +18,7 @@ pub use error::{ApiError, BAD_REQUEST_CODES};
 pub use outbound::{RoutingReason, SEARCH_DEPTH};
 pub use request::{Caller, MAX_REASON_BYTES, caller};
 pub use routes::{ROUTES, Route, RouteBuilder, TimelineQuery, route, timeline_query};
-pub use survey::{SURVEY_AUTHOR, Surveys, signing_keys};
+pub use survey::{SURVEY_AUTHOR, Surveys};
 
 use lambda_http::http::{StatusCode, header::CONTENT_TYPE};
 use lambda_http::{Body, Request, Response};

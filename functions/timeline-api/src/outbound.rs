@@ -137,6 +137,7 @@ pub(crate) fn plan_reply(
         reply_to: (answered.channel != Channel::Email).then(|| answered.provider_message_id.clone()),
         email: email.clone(),
         messenger_tag: body.messenger_tag,
+        survey: None,
     };
     let mut entry = outbound_entry(&message, answered, id, author, now);
     entry.thread.in_reply_to = Some(answered.provider_message_id.to_string());

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 use throughline_edge::ConfigError;
 use throughline_edge::config::{self, Reloading};
-use throughline_feedback::OpenSurvey;
 use throughline_feedback::survey::{LatestMessage, SurveySettings, SurveySkip, parse_settings, plan_survey, survey_id};
+use throughline_feedback::{LinkedSurvey, OpenSurvey, signing_keys};
 use throughline_model::{Channel, Direction, ErrorCode, IdempotencyKey, InteractionId};
 use throughline_service::Resolution;
 use throughline_store::{Changed, Recorded, TimelineFilter};
@@ -41,23 +41,13 @@ impl Surveys {
         let Some(settings) = Reloading::from_env(aws, "SURVEYS", parse_settings, RELOAD_EVERY).await? else {
             return Ok(None);
         };
-        let keys = signing_keys(config::load_secret(aws, "FEEDBACK_KEY").await?.expose())?;
+        let keys =
+            signing_keys(config::load_secret(aws, "FEEDBACK_KEY").await?.expose()).map_err(ConfigError::Invalid)?;
         Ok(Some(Self {
             settings: Arc::new(settings),
             keys,
         }))
     }
-}
-
-/// The keys of a `FEEDBACK_KEY` value: comma-separated, none empty, the first signing.
-pub fn signing_keys(value: &str) -> Result<Vec<Vec<u8>>, ConfigError> {
-    let keys: Vec<Vec<u8>> = value.split(',').map(|k| k.trim().as_bytes().to_vec()).collect();
-    if keys.iter().any(|k| k.len() < 16) {
-        return Err(ConfigError::Invalid(
-            "FEEDBACK_KEY: each key needs at least 16 bytes".into(),
-        ));
-    }
-    Ok(keys)
 }
 
 fn skipped(reason: SurveySkip) -> &'static str {
@@ -132,21 +122,16 @@ async fn send(
     let blocked = recipient_refusal(store, recipient, || async { Ok(Some(latest.occurred_at)) })
         .await?
         .is_some();
-    let planned = plan_survey(
-        &settings,
-        &LatestMessage {
-            channel: latest.channel,
-            provider: latest.provider,
-            endpoint: latest.business_endpoint.clone(),
-            customer: latest.customer.clone(),
-            at: latest.occurred_at,
-            locale: locale.clone(),
-            blocked,
-        },
-        id,
-        now,
-        &surveys.keys[0],
-    );
+    let latest_message = LatestMessage {
+        channel: latest.channel,
+        provider: latest.provider,
+        endpoint: latest.business_endpoint.clone(),
+        customer: latest.customer.clone(),
+        at: latest.occurred_at,
+        locale: locale.clone(),
+        blocked,
+    };
+    let planned = plan_survey(&settings, &latest_message, id, now, &surveys.keys[0]);
     let mut message = match planned {
         Ok(message) => message,
         Err(skip) => return Ok(Sent::Not(skipped(skip), Some(latest.channel))),
@@ -173,7 +158,8 @@ async fn send(
         rating: None,
         remarked: false,
     };
-    if !store.open_survey(root, &open).await? {
+    let link = LinkedSurvey::of(&open, &latest_message);
+    if !store.open_survey(root, &open, link.as_ref()).await? {
         return Ok(Sent::Not("already_sent", Some(message.channel)));
     }
     let key = IdempotencyKey::parse(&format!("survey:{id}")).expect("a survey id is a valid key");

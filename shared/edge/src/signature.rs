@@ -103,9 +103,14 @@ pub fn secrets_equal(provided: &str, expected: &str) -> bool {
     a.ct_eq(&b).into()
 }
 
+/// SHA-256 of a body.
+pub fn sha256(body: &[u8]) -> [u8; 32] {
+    sha2::Sha256::digest(body).into()
+}
+
 /// Lower-case hex SHA-256 of a body (Twilio's `bodySHA256`).
 pub fn sha256_hex(body: &[u8]) -> String {
-    encode(Encoding::Hex, &sha2::Sha256::digest(body))
+    encode(Encoding::Hex, &sha256(body))
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

@@ -8,6 +8,10 @@ use throughline_model::{Channel, ConversationId, Direction, Feedback, Interactio
 
 use crate::rating::parse_rating;
 
+/// Where the connectors put a tapped button's payload: Twilio's and WhatsApp Cloud's template
+/// buttons, WhatsApp Cloud's interactive replies, Messenger's and Instagram's quick replies.
+const PAYLOAD_ATTRIBUTES: [&str; 3] = ["button_payload", "interactive_reply_id", "quick_reply_payload"];
+
 /// A survey sent after a resolution, as the writer needs it to recognize the answers.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OpenSurvey {
@@ -62,9 +66,9 @@ impl OpenSurvey {
             return None;
         }
         // A button's payload (`CSAT_4`) is the answer where the survey offered buttons.
-        let text = interaction
-            .attributes
-            .get("button_payload")
+        let text = PAYLOAD_ATTRIBUTES
+            .iter()
+            .find_map(|name| interaction.attributes.get(*name))
             .or(interaction.text.as_ref())?;
         let feedback = |rating: Option<u8>, remark: Option<String>| Feedback {
             survey_id: self.id.clone(),
@@ -240,6 +244,13 @@ mod tests {
             Some(4),
             "a button's payload"
         );
+        for attribute in ["interactive_reply_id", "quick_reply_payload"] {
+            let mut tapped = sms("4 - Good", 1);
+            tapped.attributes.insert(attribute.into(), "CSAT_4".into());
+            assert_eq!(open.answer(&tapped).and_then(|f| f.rating), Some(4), "{attribute}");
+            tapped.attributes.insert(attribute.into(), "pickup".into());
+            assert_eq!(open.answer(&tapped), None, "another button's payload: {attribute}");
+        }
     }
 
     #[test]

@@ -185,6 +185,7 @@ pub fn plan_survey(
         reply_to: None,
         email: None,
         messenger_tag: None,
+        survey: Some(survey.to_owned()),
     };
     if check_window(&message, Some(latest.at), now, false).is_ok() {
         return Ok(message);

@@ -41,7 +41,21 @@ fn mac(key: &[u8], survey: &str, expires: i64) -> Vec<u8> {
     )
 }
 
-fn survey_id_ok(survey: &str) -> bool {
+/// The shortest key `signing_keys` takes.
+pub const MIN_KEY_BYTES: usize = 16;
+
+/// The keys of a `FEEDBACK_KEY` value: one key, or several separated by commas while rotating
+/// (the first signs, all verify); each at least `MIN_KEY_BYTES` long.
+pub fn signing_keys(value: &str) -> Result<Vec<Vec<u8>>, String> {
+    let keys: Vec<Vec<u8>> = value.split(',').map(|k| k.trim().as_bytes().to_vec()).collect();
+    if keys.iter().any(|k| k.len() < MIN_KEY_BYTES) {
+        return Err(format!("FEEDBACK_KEY: each key needs at least {MIN_KEY_BYTES} bytes"));
+    }
+    Ok(keys)
+}
+
+/// Is `survey` a survey's id as `survey_id` makes them (`sv_` and hex digits)?
+pub fn is_survey_id(survey: &str) -> bool {
     survey
         .strip_prefix("sv_")
         .is_some_and(|hex| !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()))
@@ -65,7 +79,7 @@ impl FeedbackToken {
         else {
             return Err(TokenError::Malformed);
         };
-        if !survey_id_ok(survey) {
+        if !is_survey_id(survey) {
             return Err(TokenError::Malformed);
         }
         let expires: i64 = expires.parse().map_err(|_| TokenError::Malformed)?;
@@ -160,6 +174,17 @@ mod tests {
                 Err(TokenError::Malformed),
                 "{garbage}"
             );
+        }
+    }
+
+    #[test]
+    fn keys_are_comma_separated_and_long_enough() {
+        assert_eq!(
+            signing_keys("0123456789abcdef, fedcba9876543210fedcba").unwrap(),
+            vec![b"0123456789abcdef".to_vec(), b"fedcba9876543210fedcba".to_vec()]
+        );
+        for short in ["", "short", "0123456789abcdef,", "0123456789abcdef,tiny"] {
+            assert!(signing_keys(short).is_err(), "{short:?}");
         }
     }
 

@@ -133,6 +133,10 @@ pub struct OutboundMessage {
     /// Messenger/Instagram only: the tag it is sent with outside the standard window.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub messenger_tag: Option<MessengerTag>,
+    /// A satisfaction survey: its id (`sv_…`). A chat site's backend gets it with the message,
+    /// so its widget may show its own rating control and answer with a `ratings` delivery.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub survey: Option<String>,
 }
 
 /// The OutboundQueue's message body: send attempt `attempt` of the outbound interaction
@@ -399,6 +403,7 @@ mod tests {
             reply_to: None,
             email: None,
             messenger_tag: None,
+            survey: None,
         }
     }
 

@@ -80,6 +80,11 @@ pub(crate) mod keys {
         (format!("{REPLAY_PREFIX}{namespace}#{value}"), "REPLAY".into())
     }
     pub(crate) const REPLAY_PREFIX: &str = "REPLAY#";
+    /// What a rating page link leads to. `SURVEY#` items are the only ones the rating page may
+    /// read (IAM `LeadingKeys`).
+    pub(crate) fn linked_survey(survey_id: &str) -> (String, String) {
+        (format!("SURVEY#{survey_id}"), "SURVEY".into())
+    }
 }
 
 pub(crate) fn string_value(value: impl Into<String>) -> AttributeValue {

@@ -14,7 +14,7 @@
 
 use std::collections::BTreeSet;
 
-use aws_sdk_dynamodb::types::{DeleteRequest, PutRequest, WriteRequest};
+use aws_sdk_dynamodb::types::{AttributeValue, DeleteRequest, PutRequest, WriteRequest};
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 
@@ -221,8 +221,10 @@ impl TimelineStore {
             .table_name(&self.table)
             .key_condition_expression("pk = :pk")
             .expression_attribute_values(":pk", string_value(&pk))
-            .projection_expression("#sk, #id, #owned, #suggestion, #raw")
+            .projection_expression("#sk, #id, #owned, #suggestion, #raw, #attributes.#survey")
             .expression_attribute_names("#sk", "sk")
+            .expression_attribute_names("#attributes", "attributes")
+            .expression_attribute_names("#survey", "survey")
             .expression_attribute_names("#raw", "raw_object")
             .expression_attribute_names("#id", "id")
             .expression_attribute_names("#owned", "owned")
@@ -250,12 +252,15 @@ impl TimelineStore {
                             .map_err(|e| StoreError::Corrupt(format!("raw_object: {e}")))?,
                     );
                 }
+                // A survey sent by email or chat: its rating page item names the customer.
+                if let Some(AttributeValue::M(attributes)) = item.get("attributes")
+                    && let Some(AttributeValue::S(survey)) = attributes.get("survey")
+                {
+                    deletions.insert(keys::linked_survey(survey));
+                }
                 erasure.interactions += 1;
             } else if let Some(identifier) = sk.strip_prefix(keys::IDENTIFIER_PREFIX) {
-                if matches!(
-                    item.get("owned"),
-                    Some(aws_sdk_dynamodb::types::AttributeValue::Bool(true))
-                ) {
+                if matches!(item.get("owned"), Some(AttributeValue::Bool(true))) {
                     self.suppress(identifier, erased_at).await?;
                     self.release_handle(identifier, member).await?;
                 }

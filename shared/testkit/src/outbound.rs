@@ -50,6 +50,7 @@ pub fn sample_send_job(channel: Channel, provider: Provider, from: Handle, to: H
                 references: vec!["<ada-1@mail.example.com>".into()],
             }),
             messenger_tag: None,
+            survey: None,
         },
     }
 }

@@ -671,6 +671,11 @@ mod webchat {
         assert_eq!(body["message_id"], job.interaction_id.as_str());
         assert_eq!(body["to"], json!({"user_id": "user-42"}));
         assert_eq!(body["text"], "An agent is here");
+        assert!(body.get("survey_id").is_none(), "a reply is no survey");
+        // A survey names itself, for the widget's own rating control.
+        let mut survey = chat();
+        survey.message.survey = Some("sv_0a1b".into());
+        assert_eq!(json_body(&build(&survey))["survey_id"], "sv_0a1b");
     }
 
     #[test]

@@ -41,7 +41,7 @@ pub(super) fn build(
             "whatsapp_template is only for WhatsApp",
         ));
     };
-    let body = json!({
+    let mut body = json!({
         "type": "agent_message",
         // Throughline's id: the same on every attempt, so the backend can drop a repeat.
         "message_id": job.interaction_id.as_str(),
@@ -51,9 +51,12 @@ pub(super) fn build(
         "attachments": attachments,
         "in_reply_to": message.reply_to.as_ref().map(|r| r.as_str()),
         "sent_at": now.to_rfc3339(),
-    })
-    .to_string()
-    .into_bytes();
+    });
+    if let Some(survey) = &message.survey {
+        // A satisfaction survey: the widget may show its own rating control for it.
+        body["survey_id"] = survey.as_str().into();
+    }
+    let body = body.to_string().into_bytes();
     let timestamp = now.timestamp().to_string();
     let signature = chat_signature(config.secret.expose(), &timestamp, &body);
     Ok(ProviderRequest {
