@@ -5,6 +5,7 @@ use chrono::Utc;
 use serde_json::json;
 
 use crate::lifecycle::says;
+
 use crate::outbound::outbound;
 
 #[tokio::test(flavor = "multi_thread")]
@@ -65,4 +66,101 @@ async fn company_attributes_are_set_typed_on_the_group_and_a_ledger_fact_names_t
         .await
         .unwrap();
     assert!(item.item().is_none(), "the attributes item outlived the erasure");
+}
+
+impl crate::outbound::Outbound {
+    /// The API with the stack's segment definitions (from SSM, as deployed).
+    async fn with_segments(mut self) -> Self {
+        self.stack.put_sample_secrets().await.unwrap();
+        let name = &self.stack.resources.parameters["SegmentsParameterName"];
+        let segments = throughline_edge::config::Reloading::from_parameter(
+            &self.stack.aws,
+            name,
+            throughline_segments::parse_segment_settings,
+            std::time::Duration::from_secs(60),
+        )
+        .await
+        .unwrap();
+        self.api.segments = Some(std::sync::Arc::new(segments));
+        self
+    }
+
+    /// Every customer id of a segment, page by page (`limit` a page).
+    async fn segment(&self, name: &str, limit: usize) -> Vec<String> {
+        let (mut customers, mut cursor) = (Vec::new(), None::<String>);
+        loop {
+            let after = cursor.as_ref().map(|c| format!("&cursor={c}")).unwrap_or_default();
+            let (status, page) = self
+                .client()
+                .raw("GET", &format!("/segments/{name}/customers?limit={limit}{after}"), None)
+                .await;
+            assert_eq!(status, 200, "{page}");
+            let listed = page["customers"].as_array().unwrap();
+            assert!(listed.len() <= limit, "{page}");
+            customers.extend(listed.iter().map(|c| c["customer_id"].as_str().unwrap().to_owned()));
+            match page["next_cursor"].as_str() {
+                Some(next) => cursor = Some(next.to_owned()),
+                None => return customers,
+            }
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_crm_attribute_puts_ada_in_high_value_which_lists_her_and_makes_her_conversation_priority() {
+    let o = outbound().await.with_segments().await;
+    let ada = o
+        .customer_wrote(&says("Where is my order?", "SMseg1", Utc::now()))
+        .await;
+    let mut from_bob = says("Hello", "SMseg2", Utc::now());
+    from_bob.customer = throughline_e2e::phone("+14155550111");
+    let bob = o.customer_wrote(&from_bob).await;
+    let (_, conversations) = o.client().conversations(&ada).await;
+    let conversation = conversations["conversations"][0]["conversation_id"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    assert!(o.segment("high_value", 10).await.is_empty());
+
+    // Her CRM says she is worth 1500: she joins high_value (and only it).
+    let (status, set) = o.client().set_attributes(&ada, json!({"lifetime_value": 1500})).await;
+    assert_eq!(status, 200, "{set}");
+    assert_eq!(set["segments"], json!(["high_value"]));
+    let (_, set) = o
+        .client()
+        .set_attributes(&bob, json!({"lifetime_value": 5000, "plan": "enterprise"}))
+        .await;
+    assert_eq!(set["segments"], json!(["enterprise", "high_value"]));
+    let mut both = vec![ada.to_string(), bob.to_string()];
+    both.sort();
+    assert_eq!(o.segment("high_value", 1).await, both, "one a page, both listed once");
+    assert_eq!(o.segment("enterprise", 10).await, vec![bob.to_string()]);
+    let (_, profile) = o.client().profile(&ada).await;
+    assert_eq!(profile["segments"], json!(["high_value"]), "{profile:#}");
+    let (_, open) = o.client().conversation(&conversation).await;
+    assert_eq!(open["priority"], "high", "{open:#}");
+    let (_, listed) = o.client().conversations(&ada).await;
+    assert_eq!(listed["conversations"][0]["priority"], "high");
+
+    // Worth less now: she leaves it, and her conversation is ordinary again.
+    let (_, set) = o.client().set_attributes(&ada, json!({"lifetime_value": 500})).await;
+    assert_eq!(set["segments"], json!([]));
+    assert_eq!(o.segment("high_value", 10).await, vec![bob.to_string()]);
+    let (_, open) = o.client().conversation(&conversation).await;
+    assert!(open.get("priority").is_none(), "{open:#}");
+
+    // A segment nobody configured, a name no segment can have.
+    let (status, unknown) = o.client().raw("GET", "/segments/vip/customers", None).await;
+    assert_eq!((status, unknown["error"]["code"].as_str()), (404, Some("not_found")));
+    let (status, bad) = o.client().raw("GET", "/segments/High-Value/customers", None).await;
+    assert_eq!(
+        (status, bad["error"]["code"].as_str()),
+        (400, Some("invalid_parameter"))
+    );
+
+    // Erased, Bob leaves every segment with the rest of his data.
+    let (status, erased) = o.client().erase(&bob, "privacy request PR-8").await;
+    assert!(status == 200 || status == 202, "{erased}");
+    assert!(o.segment("high_value", 10).await.is_empty());
+    assert!(o.segment("enterprise", 10).await.is_empty());
 }

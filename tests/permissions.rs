@@ -348,6 +348,7 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         allow_unsigned: false,
         reasons: api_from_env.reasons,
         surveys: api_from_env.surveys,
+        segments: api_from_env.segments,
     };
     assert!(
         timeline_api.reasons.taxonomy.is_some(),
@@ -356,6 +357,10 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
     assert!(
         timeline_api.surveys.is_some(),
         "the template gives the API SURVEYS_PARAMETER and FEEDBACK_KEY_PARAMETER"
+    );
+    assert!(
+        timeline_api.segments.is_some(),
+        "the template gives the API SEGMENTS_PARAMETER"
     );
     let x_customer = writer
         .record(&interaction(
@@ -380,6 +385,17 @@ async fn every_aws_call_of_every_function_is_allowed_by_its_template_policy() {
         let (status, body) = ApiClient(&timeline_api).raw(method, &path, None).await;
         assert_eq!(status, 200, "{method} {path}: {body}");
     }
+    // Her CRM attributes put her in a segment, and out again; the segment is listed.
+    for value in [1500, 10] {
+        let (status, set) = ApiClient(&timeline_api)
+            .set_attributes(&ada, json!({ "lifetime_value": value }))
+            .await;
+        assert_eq!(status, 200, "{set}");
+    }
+    let (status, members) = ApiClient(&timeline_api)
+        .raw("GET", "/segments/high_value/customers", None)
+        .await;
+    assert_eq!(status, 200, "{members}");
     // Boxed: the test's future would not fit the test thread's stack with it inline.
     Box::pin(exercise_replies(
         &stack,

@@ -269,6 +269,7 @@ pub fn timeline_api(stack: &stack::LocalStack) -> throughline_timeline_api::Time
         allow_unsigned: false,
         reasons: Default::default(),
         surveys: None,
+        segments: None,
     }
 }
 

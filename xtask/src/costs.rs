@@ -488,6 +488,7 @@ fn timeline_api(
         allow_unsigned: true,
         reasons: Default::default(),
         surveys: None,
+        segments: None,
     }
 }
 

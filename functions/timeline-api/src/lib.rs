@@ -28,19 +28,21 @@ use request::{
     AssignBody, AttributesBody, ErasureBody, JoinBody, MergeBody, Reason, ReasonBody, ReasonsBody, ResolveBody,
     SplitBody, body,
 };
-use routes::{param, query_pairs, queue_query};
+use routes::{page_query, param, query_pairs, queue_query};
 use serde_json::Value;
+use throughline_edge::config::Reloading;
 use throughline_edge::{ConfigError, config, json_error};
 use throughline_model::{ConversationId, ErasureStep, Handle, QueueMessage};
 use throughline_queue::InteractionPublisher;
 use throughline_reasons::{ReloadingTaxonomy, Taxonomy};
+use throughline_segments::{Segment, parse_segment_settings};
 use throughline_service::hours::BusinessHours;
 use throughline_service::rollup::summarize;
 use throughline_store::{Actor, ConversationChange, MergeRequest, TimelineStore};
 use views::{
     AttributesChangeResult, AttributesView, ConversationChangeResult, ConversationList, ConversationView, ExportView,
     LedgerEntryView, LedgerList, QueuePageView, ReportDailyView, ReportDayView, ReportNumbers, ReportRead,
-    ReportSummaryView, SplitResult, SuggestionList, TimelinePageView,
+    ReportSummaryView, SegmentMembersView, SplitResult, SuggestionList, TimelinePageView,
 };
 
 /// The default page size of a timeline.
@@ -67,6 +69,30 @@ pub struct TimelineApi {
     pub reasons: ReasonSettings,
     /// Satisfaction surveys after resolutions (`None`: none are sent).
     pub surveys: Option<Surveys>,
+    /// The company's segment definitions (`SEGMENTS`, or the SSM parameter
+    /// `SEGMENTS_PARAMETER` names; read again every minute); `None`: no segments.
+    pub segments: Option<Arc<Reloading<Vec<Segment>>>>,
+}
+
+/// The segments as configured now (none without `SEGMENTS`).
+async fn segment_definitions(api: &TimelineApi) -> Arc<Vec<Segment>> {
+    match &api.segments {
+        Some(segments) => segments.current().await,
+        None => Arc::new(Vec::new()),
+    }
+}
+
+/// Whether the group of `root` is in a segment marked `priority`: its conversations are then
+/// `priority: high`.
+async fn priority(api: &TimelineApi, root: &throughline_model::CustomerId) -> Result<bool, ApiError> {
+    let segments = segment_definitions(api).await;
+    if !segments.iter().any(|s| s.priority) {
+        return Ok(false);
+    }
+    let (_, memberships) = api.store.segments_of(root).await?;
+    Ok(memberships
+        .iter()
+        .any(|m| segments.iter().any(|s| s.priority && s.name == m.segment)))
 }
 
 /// How the API treats reasons for contact.
@@ -140,6 +166,9 @@ impl TimelineApi {
             allow_unsigned: config::optional_env("TIMELINE_API_ALLOW_UNSIGNED").as_deref() == Some("true"),
             reasons: ReasonSettings::from_env(aws).await?,
             surveys: Surveys::from_env(aws).await?,
+            segments: Reloading::from_env(aws, "SEGMENTS", parse_segment_settings, survey::RELOAD_EVERY)
+                .await?
+                .map(Arc::new),
         })
     }
 }
@@ -287,11 +316,16 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
             Route::CustomerConversations(id) => {
                 let taxonomy = api.reasons.taxonomy().await;
                 let (customer_id, conversations) = store.customer_conversations(&id).await?;
+                let priority = priority(api, &customer_id).await?;
                 Ok(to_value(ConversationList {
                     customer_id,
                     conversations: conversations
                         .into_iter()
-                        .map(|c| ConversationView::from(c).named_by(taxonomy.as_deref()))
+                        .map(|c| {
+                            ConversationView::from(c)
+                                .named_by(taxonomy.as_deref())
+                                .with_priority(priority)
+                        })
                         .collect(),
                 }))
             }
@@ -304,10 +338,13 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
             }
             Route::Conversation(id) => {
                 let taxonomy = api.reasons.taxonomy().await;
-                store
-                    .conversation(&id)
-                    .await
-                    .map(|c| to_value(ConversationView::from(c).named_by(taxonomy.as_deref())))
+                let conversation = store.conversation(&id).await?;
+                let priority = priority(api, &conversation.customer_id).await?;
+                Ok(to_value(
+                    ConversationView::from(conversation)
+                        .named_by(taxonomy.as_deref())
+                        .with_priority(priority),
+                ))
             }
             Route::ResolveConversation(id) => {
                 let ResolveBody { reasons, reason } = body(&request)?;
@@ -345,15 +382,29 @@ pub async fn handle(request: Request, api: &TimelineApi) -> Response<Body> {
                 let AttributesBody { attributes, reason } = body(&request)?;
                 let attributes = throughline_segments::parse_attributes(&attributes)
                     .map_err(|e| ApiError::bad("invalid_body", e.to_string()))?;
+                let segments = segment_definitions(api).await;
                 store
-                    .set_attributes(&id, &attributes, &actor(reason))
+                    .set_attributes(&id, &attributes, &actor(reason), &segments)
                     .await
-                    .map(|(stored, entry)| {
+                    .map(|(stored, entry, segments)| {
                         to_value(AttributesChangeResult {
                             attributes: stored.into(),
                             ledger_entry: entry.into(),
+                            segments,
                         })
                     })
+            }
+            Route::SegmentMembers(name) => {
+                if !segment_definitions(api).await.iter().any(|s| s.name == name) {
+                    return Err(ApiError::Store(throughline_store::StoreError::NotFound(format!(
+                        "segment {name}"
+                    ))));
+                }
+                let (limit, cursor) = page_query(request.uri().query())?;
+                store
+                    .segment_members(&name, limit, cursor.as_deref())
+                    .await
+                    .map(|page| to_value(SegmentMembersView::of(name, page)))
             }
             Route::ReportSummary => return Box::pin(report(api, request.uri().query(), false)).await,
             Route::ReportDaily => return Box::pin(report(api, request.uri().query(), true)).await,

@@ -40,6 +40,7 @@ pub enum Route {
     ReportDaily,
     Attributes(CustomerId),
     SetAttributes(CustomerId),
+    SegmentMembers(String),
 }
 
 /// How a route's path parameters (in template order) make its `Route`.
@@ -48,7 +49,7 @@ pub type RouteBuilder = fn(&[&str]) -> Result<Route, ApiError>;
 /// Every route: its method, its path template as the OpenAPI document writes it, and how its
 /// parameters make the `Route`. The one table: `route` matches requests against it, and the
 /// OpenAPI test compares it with the document.
-pub const ROUTES: [(&str, &str, RouteBuilder); 27] = [
+pub const ROUTES: [(&str, &str, RouteBuilder); 28] = [
     ("GET", "/customers", |_| Ok(Route::FindCustomer)),
     ("GET", "/customers/{customer_id}", |p| {
         Ok(Route::Profile(customer(p[0])?))
@@ -133,6 +134,12 @@ pub const ROUTES: [(&str, &str, RouteBuilder); 27] = [
     }),
     ("PUT", "/customers/{customer_id}/attributes", |p| {
         Ok(Route::SetAttributes(customer(p[0])?))
+    }),
+    ("GET", "/segments/{segment}/customers", |p| {
+        if !throughline_segments::valid_name(p[0]) {
+            return Err(ApiError::bad("invalid_parameter", "segment names are [a-z0-9_]{1,64}"));
+        }
+        Ok(Route::SegmentMembers(p[0].to_owned()))
     }),
 ];
 
@@ -265,6 +272,12 @@ pub(crate) fn queue_query(query: Option<&str>) -> Result<QueueQuery, ApiError> {
             assignee: param(&pairs, "assignee").map(str::to_owned),
         },
     })
+}
+
+/// A page of a listing by cursor: its size and where it starts.
+pub(crate) fn page_query(query: Option<&str>) -> Result<(usize, Option<String>), ApiError> {
+    let pairs = query_pairs(query);
+    Ok((page_limit(&pairs)?, param(&pairs, "cursor").map(str::to_owned)))
 }
 
 /// A report's days (UTC dates, both included) and filters.

@@ -241,7 +241,8 @@ fn every_listed_route_is_served() {
             .replace("{suggestion_id}", &format!("sg_{}", "a".repeat(32)))
             .replace("{merge_id}", &format!("mg_{}", "0".repeat(26)))
             .replace("{conversation_id}", &format!("cv_{}", "a".repeat(32)))
-            .replace("{interaction_id}", &format!("ix_{}", "a".repeat(32)));
+            .replace("{interaction_id}", &format!("ix_{}", "a".repeat(32)))
+            .replace("{segment}", "high_value");
         let method = Method::from_bytes(method.as_bytes()).unwrap();
         assert!(route(&method, &path).is_ok(), "{method} {path}");
     }

@@ -289,6 +289,16 @@ pub struct ConversationView {
     pub average_reply_seconds: Option<i64>,
     pub reopens: u32,
     pub reasons: Vec<ReasonView>,
+    /// `high` when the customer is in a segment marked `priority`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub priority: Option<Priority>,
+}
+
+/// A conversation's priority.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Priority {
+    High,
 }
 
 impl From<Conversation> for ConversationView {
@@ -322,11 +332,18 @@ impl From<Conversation> for ConversationView {
                     rule: mark.rule,
                 })
                 .collect(),
+            priority: None,
         }
     }
 }
 
 impl ConversationView {
+    /// With `priority: high` when its customer is in a priority segment.
+    pub fn with_priority(mut self, high: bool) -> Self {
+        self.priority = high.then_some(Priority::High);
+        self
+    }
+
     /// Its reasons named as the taxonomy names them now (renamed codes through their aliases).
     pub fn named_by(mut self, taxonomy: Option<&Taxonomy>) -> Self {
         if let Some(taxonomy) = taxonomy {
@@ -454,6 +471,42 @@ impl From<CompanyAttributes> for AttributesView {
 pub struct AttributesChangeResult {
     pub attributes: AttributesView,
     pub ledger_entry: LedgerEntryView,
+    /// The segments the customer is in now.
+    pub segments: Vec<String>,
+}
+
+/// A page of a segment's members (component `SegmentMembers`).
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SegmentMembersView {
+    pub segment: String,
+    pub customers: Vec<SegmentMemberView>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next_cursor: Option<String>,
+}
+
+/// A segment's member: the group's root and since when.
+#[derive(Debug, Clone, PartialEq, Serialize, JsonSchema)]
+pub struct SegmentMemberView {
+    pub customer_id: CustomerId,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub since: Option<DateTime<Utc>>,
+}
+
+impl SegmentMembersView {
+    pub fn of(segment: String, page: throughline_store::SegmentPage) -> Self {
+        Self {
+            segment,
+            customers: page
+                .members
+                .into_iter()
+                .map(|m| SegmentMemberView {
+                    customer_id: m.customer_id,
+                    since: m.since,
+                })
+                .collect(),
+            next_cursor: page.next_cursor,
+        }
+    }
 }
 
 /// A time's distribution (component `Distribution`): from fixed buckets, interpolated.
@@ -659,6 +712,7 @@ mod tests {
             ("ReportDay", derived::<ReportDayView>()),
             ("CompanyAttributes", derived::<AttributesView>()),
             ("AttributesChangeResult", derived::<AttributesChangeResult>()),
+            ("SegmentMembers", derived::<SegmentMembersView>()),
         ] {
             let documented = component(name);
             assert!(documented.is_object(), "openapi.yaml has no component {name}");

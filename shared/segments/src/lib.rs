@@ -232,7 +232,24 @@ fn parse_condition(json: &serde_json::Value, depth: usize) -> Result<Condition, 
     })
 }
 
-/// Parses the segment definitions (a JSON list).
+/// Most segments a company may define (a customer's memberships change in one transaction).
+pub const MAX_SEGMENTS: usize = 50;
+
+/// The segments a customer with `attributes` is in, by name.
+pub fn memberships<'a>(segments: &'a [Segment], attributes: &Attributes) -> BTreeSet<&'a str> {
+    segments
+        .iter()
+        .filter(|s| s.condition.holds(attributes))
+        .map(|s| s.name.as_str())
+        .collect()
+}
+
+/// `parse_segments` with its error as text: how a reloading settings document parses.
+pub fn parse_segment_settings(document: &str) -> Result<Vec<Segment>, String> {
+    parse_segments(document).map_err(|e| e.to_string())
+}
+
+/// Parses the segment definitions (a JSON list, at most `MAX_SEGMENTS`).
 pub fn parse_segments(document: &str) -> Result<Vec<Segment>, SegmentError> {
     #[derive(Deserialize)]
     #[serde(deny_unknown_fields)]
@@ -243,6 +260,12 @@ pub fn parse_segments(document: &str) -> Result<Vec<Segment>, SegmentError> {
         condition: serde_json::Value,
     }
     let definitions: Vec<Definition> = serde_json::from_str(document).map_err(|e| SegmentError::Json(e.to_string()))?;
+    if let Some(extra) = definitions.get(MAX_SEGMENTS) {
+        return Err(SegmentError::Invalid {
+            segment: extra.name.clone(),
+            problem: format!("at most {MAX_SEGMENTS} segments may be defined"),
+        });
+    }
     let mut seen = BTreeSet::new();
     definitions
         .into_iter()

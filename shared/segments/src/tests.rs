@@ -293,3 +293,19 @@ fn company_attributes_are_typed_and_limited() {
     let message = AttributeError::BadValue("plan".into()).to_string();
     assert!(!message.contains("gold"), "never the value: {message}");
 }
+
+#[test]
+fn a_customer_is_in_the_segments_whose_condition_holds_and_at_most_fifty_are_defined() {
+    let segments = parse_segments(include_str!("../../../infra/segments.example.json")).unwrap();
+    let ada = attributes(json!({"lifetime_value": 1500, "plan": "free"}));
+    assert_eq!(memberships(&segments, &ada), BTreeSet::from(["high_value"]));
+    let grace = attributes(json!({"lifetime_value": 200, "plan": "platinum"}));
+    assert_eq!(memberships(&segments, &grace), BTreeSet::from(["enterprise"]));
+    assert!(memberships(&segments, &Attributes::new()).is_empty());
+    assert!(segments.iter().find(|s| s.name == "high_value").unwrap().priority);
+    let many: Vec<Json> = (0..=MAX_SEGMENTS)
+        .map(|n| json!({"name": format!("s{n}"), "condition": {"attr": "x", "exists": true}}))
+        .collect();
+    let error = parse_segment_settings(&Json::Array(many).to_string()).unwrap_err();
+    assert!(error.contains("s50") && error.contains("at most 50"), "{error}");
+}

@@ -1,12 +1,16 @@
 //! The company's own attributes of a customer (from its CRM: `lifetime_value`, `plan`), on an
 //! item of their own in the group root's partition (`ATTRIBUTES`), never on the profile that
-//! every interaction rewrites. Setting them is a ledger fact naming the keys (not the values).
+//! every interaction rewrites. Setting them is a ledger fact naming the keys (not the values),
+//! and evaluates the company's segments on them (`segments`).
+
+use std::collections::BTreeSet;
 
 use chrono::{DateTime, Utc};
-use throughline_segments::{Attributes, attributes_json, parse_attributes};
+use throughline_segments::{Attributes, Segment, attributes_json, memberships, parse_attributes};
 
-use crate::items::{Expr, key_item, keys, optional_string_attr, string_value, time_attr, tx_put};
+use crate::items::{Expr, key_item, keys, optional_string_attr, string_value, time_attr, tx_delete, tx_put};
 use crate::ledger::{LedgerAction, LedgerEntry, ledger_writes};
+use crate::segments::{membership_changes, membership_item};
 use crate::{Actor, CustomerId, StoreError, TimelineStore};
 
 /// A customer's company attributes as stored.
@@ -46,16 +50,27 @@ impl TimelineStore {
     }
 
     /// Replaces a customer's (group's) company attributes with `attributes`, with the ledger
-    /// fact, in one transaction.
+    /// fact and the group's memberships of `segments` (joined where a condition now holds, left
+    /// where none does any more, or the segment is no longer defined), in one transaction. The
+    /// segments the group is in after it are returned with the attributes.
     pub async fn set_attributes(
         &self,
         customer: &CustomerId,
         attributes: &Attributes,
         actor: &Actor,
-    ) -> Result<(CompanyAttributes, LedgerEntry), StoreError> {
+        segments: &[Segment],
+    ) -> Result<(CompanyAttributes, LedgerEntry, Vec<String>), StoreError> {
         let group = self.load_group(customer, false).await?;
         let root = group.root.customer;
         let now = Utc::now();
+        let held: BTreeSet<String> = self
+            .memberships_of(&root)
+            .await?
+            .into_iter()
+            .map(|m| m.segment)
+            .collect();
+        let members = memberships(segments, attributes);
+        let (joined, left) = membership_changes(&held, &members);
         let mut item = key_item(keys::attributes(&root));
         item.insert("values".into(), string_value(attributes_json(attributes).to_string()));
         item.insert("updated_at".into(), string_value(crate::items::millis(now)));
@@ -63,6 +78,13 @@ impl TimelineStore {
         entry.attribute_keys = attributes.keys().cloned().collect();
         let mut writes = vec![tx_put(&self.table, item, None, Expr::new())?];
         writes.extend(ledger_writes(&self.table, &entry, [&root])?);
+        for segment in joined {
+            let item = membership_item(&root, segment, now);
+            writes.push(tx_put(&self.table, item, None, Expr::new())?);
+        }
+        for segment in left {
+            writes.push(tx_delete(&self.table, keys::segment_membership(&root, segment))?);
+        }
         if !self.transact(writes).await? {
             return Err(StoreError::Contention("setting attributes"));
         }
@@ -73,6 +95,7 @@ impl TimelineStore {
                 updated_at: Some(now),
             },
             entry,
+            members.into_iter().map(str::to_owned).collect(),
         ))
     }
 }

@@ -80,6 +80,11 @@ pub(crate) mod keys {
         (format!("{REPLAY_PREFIX}{namespace}#{value}"), "REPLAY".into())
     }
     pub(crate) const REPLAY_PREFIX: &str = "REPLAY#";
+    pub(crate) const SEGMENT_PREFIX: &str = "SEGMENT#";
+    /// A group root's membership of a segment (the sparse `SegmentIndex` lists a segment's).
+    pub(crate) fn segment_membership(customer: &CustomerId, segment: &str) -> (String, String) {
+        (customer_pk(customer), format!("{SEGMENT_PREFIX}{segment}"))
+    }
     /// What a rating page link leads to. `SURVEY#` items are the only ones the rating page may
     /// read (IAM `LeadingKeys`).
     pub(crate) fn linked_survey(survey_id: &str) -> (String, String) {
@@ -252,6 +257,16 @@ pub(crate) fn tx_update(
             .build(),
     )?;
     Ok(TransactWriteItem::builder().update(update).build())
+}
+
+pub(crate) fn tx_delete(table: &str, key: (String, String)) -> Result<TransactWriteItem, StoreError> {
+    let delete = built(
+        aws_sdk_dynamodb::types::Delete::builder()
+            .table_name(table)
+            .set_key(Some(key_item(key)))
+            .build(),
+    )?;
+    Ok(TransactWriteItem::builder().delete(delete).build())
 }
 
 pub(crate) fn tx_check(

@@ -29,6 +29,7 @@ mod outbound;
 mod privacy;
 mod profiles;
 mod rollups;
+mod segments;
 mod suggestions;
 mod surveys;
 mod timeline;
@@ -54,6 +55,7 @@ pub use outbound::{Claim, IDEMPOTENCY_TTL, Remembered, SendResult, request_hash}
 pub use privacy::{Erasure, ErasureStatus, Export};
 pub use profiles::{CustomerProfile, IdentifierView};
 pub use rollups::{MAX_REPORT_DAYS, RollupCell, RollupRead};
+pub use segments::{SegmentMember, SegmentMembership, SegmentPage};
 pub use suggestions::{LinkSuggestion, SuggestionStatus};
 use throughline_service::hours::BusinessHours;
 pub use timeline::{TimelineEntry, TimelineFilter, TimelinePage};

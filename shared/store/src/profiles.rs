@@ -69,6 +69,9 @@ pub struct CustomerProfile {
     /// The group's most recently active conversation; absent with none.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open_conversation: Option<ConversationRecord>,
+    /// The segments the group is in, by name.
+    #[serde(default)]
+    pub segments: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -215,6 +218,12 @@ impl TimelineStore {
             first_seen_at,
             last_seen_at,
             open_conversation: group.root.conversation.open().cloned(),
+            segments: self
+                .memberships_of(&group.root.customer)
+                .await?
+                .into_iter()
+                .map(|m| m.segment)
+                .collect(),
         })
     }
 

@@ -89,5 +89,11 @@ pub fn test_surveys() -> &'static str {
     include_str!("../../../infra/surveys.example.json")
 }
 
+/// The segment definitions of the tests and the demo: the example the README gives companies
+/// (`infra/segments.example.json`).
+pub fn test_segments() -> &'static str {
+    include_str!("../../../infra/segments.example.json")
+}
+
 /// The key the tests' rating-page links are signed with.
 pub const TEST_FEEDBACK_KEY: &str = "throughline-test-feedback-key";

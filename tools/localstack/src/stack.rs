@@ -267,6 +267,10 @@ impl LocalStack {
                 throughline_testkit::secrets::test_surveys().to_owned(),
             ),
             (
+                "SegmentsParameterName",
+                throughline_testkit::secrets::test_segments().to_owned(),
+            ),
+            (
                 "FeedbackKeyParameterName",
                 throughline_testkit::secrets::TEST_FEEDBACK_KEY.to_owned(),
             ),
