@@ -127,16 +127,34 @@ impl TimelineClient {
         Ok(list["conversations"].as_array().cloned().unwrap_or_default())
     }
 
-    /// `POST /conversations/{id}/resolve` with these reasons: the conversation as it is now.
+    /// `POST /conversations/{id}/resolve` with these reasons: the conversation as it is now,
+    /// the ledger fact and what became of its survey.
     pub async fn resolve(&self, conversation: &str, reasons: &[String]) -> Result<Value> {
-        let answer = self
-            .call(
-                reqwest::Method::POST,
-                &format!("/conversations/{conversation}/resolve"),
-                Some(json!({ "reasons": reasons })),
-            )
+        self.call(
+            reqwest::Method::POST,
+            &format!("/conversations/{conversation}/resolve"),
+            Some(json!({ "reasons": reasons })),
+        )
+        .await
+    }
+
+    /// `PUT /customers/{id}/attributes`: the attributes now and the segments they put the
+    /// customer in.
+    pub async fn set_attributes(&self, customer: &str, attributes: Value) -> Result<Value> {
+        self.call(
+            reqwest::Method::PUT,
+            &format!("/customers/{customer}/attributes"),
+            Some(json!({ "attributes": attributes })),
+        )
+        .await
+    }
+
+    /// `GET /segments/{name}/customers`, the first page.
+    pub async fn segment_members(&self, segment: &str) -> Result<Vec<Value>> {
+        let page = self
+            .call(reqwest::Method::GET, &format!("/segments/{segment}/customers"), None)
             .await?;
-        Ok(answer["conversation"].clone())
+        Ok(page["customers"].as_array().cloned().unwrap_or_default())
     }
 
     /// `GET /reports/summary` with this query (`from=…&to=…&channel=sms`).
@@ -198,6 +216,18 @@ impl TimelineClient {
             minutes(&all["resolution"]),
             all["outbound_messages"].as_u64().unwrap_or(0),
         );
+        let csat = &all["csat"];
+        if csat["surveys"].as_u64().unwrap_or(0) > 0 {
+            println!(
+                "    CSAT: {} surveys, {} answered, average {}, ratings 1-5 {}",
+                csat["surveys"],
+                csat["responses"],
+                csat["average"]
+                    .as_f64()
+                    .map_or_else(|| "-".to_owned(), |a| format!("{a:.1}")),
+                csat["ratings"]
+            );
+        }
         let reasons = all["reasons"].as_array().cloned().unwrap_or_default();
         if !reasons.is_empty() {
             println!("    top reasons (conversations resolved: confirmed / only suggested)");

@@ -4,7 +4,7 @@ use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use aws_lambda_events::event::sqs::SqsEvent;
-use serde_json::json;
+use serde_json::{Value, json};
 use throughline_model::{Handle, Interaction};
 use throughline_store::TimelineStore;
 
@@ -96,7 +96,9 @@ async fn run_stack(serve: bool) -> Result<()> {
     let mapping = stack.writer_mapping(Some(LOCAL_VISIBILITY_TIMEOUT));
     for (binary, dir) in WEBHOOKS {
         step(&format!("sending every sample webhook in {dir}/ to {binary} over HTTP"));
-        let events = sample_events(&workspace_root().join(dir))?;
+        // Survey answers wait for their surveys (`feedback_and_segments`).
+        let mut events = sample_events(&workspace_root().join(dir))?;
+        events.retain(|p| !p.to_string_lossy().contains("-survey-"));
         for path in &events {
             send_event(&lambda, binary, path).await?;
         }
@@ -119,6 +121,7 @@ async fn run_stack(serve: bool) -> Result<()> {
     agents_answer_ada(&api, &stack, &mapping, &lambda, &stub).await?;
     api.print_customer(ADA_PHONE).await?;
     service_report(&api).await?;
+    feedback_and_segments(&api, &stack, &mapping, &lambda).await?;
 
     step("every other customer (DynamoDB, newest 12 interactions each)");
     let ada = stack
@@ -372,11 +375,13 @@ async fn agents_answer_ada(
     })?;
     let fresh_messenger = crate::sign::meta_event_with(&events.join("03-messenger-text.json"), |body| {
         let event = &mut body["entry"][0]["messaging"][0];
-        event["timestamp"] = now.timestamp_millis().into();
+        // Before the WhatsApp message, whose time has whole seconds only.
+        event["timestamp"] = (now.timestamp_millis() - 2_000).into();
         event["message"]["mid"] = "m_DemoAdaAnswersNow".into();
         event["message"]["text"] = "Also asking here: office delivery possible?".into();
     })?;
-    for event in [&fresh_whatsapp, &fresh_messenger] {
+    // Messenger first: her last word is on WhatsApp, where her survey will go.
+    for event in [&fresh_messenger, &fresh_whatsapp] {
         let (status, _, _) = lambda.call_url(FACEBOOK_BINARY, &HttpCall::from_event(event)?).await?;
         println!("    Ada writes again through Meta's webhook: {status}");
     }
@@ -441,21 +446,7 @@ async fn agents_answer_ada(
     show("SMS to the number that sent STOP", status, &answer);
 
     step("the sender works the outbound queue (one provider call per reply)");
-    let outbound = stack.mapping_of(SENDER_BINARY, Some(LOCAL_VISIBILITY_TIMEOUT));
-    // The first invocation starts the sender's instances under `cargo lambda watch`, which on a
-    // busy machine takes most of a minute by itself (one demo run right after a CI run did).
-    let deadline = Instant::now() + Duration::from_secs(180);
-    while outbound.backlog().await? > 0 {
-        if Instant::now() > deadline {
-            return Err("the outbound queue did not drain within 180 s".into());
-        }
-        outbound
-            .poll_once(1, |event| async {
-                let response = lambda.invoke(SENDER_BINARY, &serde_json::to_value(event)?).await?;
-                Ok(serde_json::from_value(response)?)
-            })
-            .await?;
-    }
+    drain_outbound(stack, lambda).await?;
     let calls = stub.requests().await?;
     let providers: Vec<String> = calls.iter().map(|c| format!("{} {}", c.provider, c.path)).collect();
     println!("    the provider stub received {} calls:", calls.len());
@@ -688,18 +679,113 @@ async fn service_report(api: &TimelineClient) -> Result<()> {
         if reasons.is_empty() {
             reasons.push("product/question".into());
         }
-        let resolved = api.resolve(id, &reasons).await?;
+        let answer = api.resolve(id, &reasons).await?;
+        let resolved = &answer["conversation"];
         if resolved["status"] != "resolved" {
             return Err(format!("conversation {id} is {} after resolving it", resolved["status"]).into());
         }
+        let survey = &answer["survey"];
         println!(
-            "    resolved {id} ({}) with {}",
+            "    resolved {id} ({}) with {}; survey {} {}",
             conversation["channel"].as_str().unwrap_or("?"),
-            reasons.join(", ")
+            reasons.join(", "),
+            survey["status"].as_str().unwrap_or("-"),
+            survey["channel"]
+                .as_str()
+                .or(survey["reason"].as_str())
+                .unwrap_or_default()
         );
     }
     let today = chrono::Utc::now().date_naive();
     api.print_report(&earliest.to_string(), &today.to_string()).await
+}
+
+/// The surveys of Ada's resolutions go out; she answers the last one (the group's open survey)
+/// on WhatsApp, where she wrote last: a tap on the survey's button, then a remark, through the
+/// Meta function; the report counts it; then her CRM's attribute puts her in `high_value`.
+async fn feedback_and_segments(
+    api: &TimelineClient,
+    stack: &LocalStack,
+    mapping: &EventSourceMapping,
+    lambda: &LambdaEmulator,
+) -> Result<()> {
+    step("the sender sends the surveys; Ada answers the last one on WhatsApp: a tap on 4, then a remark");
+    drain_outbound(stack, lambda).await?;
+    let now = chrono::Utc::now();
+    let events = workspace_root().join("events/facebook");
+    let tap = crate::sign::meta_event_with(&events.join("21-whatsapp-survey-button.json"), |body| {
+        body["entry"][0]["changes"][0]["value"]["messages"][0]["timestamp"] = now.timestamp().to_string().into();
+    })?;
+    let remark = crate::sign::meta_event_with(&events.join("12-whatsapp-text.json"), |body| {
+        let message = &mut body["entry"][0]["changes"][0]["value"]["messages"][0];
+        message["id"] = "wamid.DemoAdaRemark".into();
+        message["timestamp"] = (now.timestamp() + 1).to_string().into();
+        message["text"]["body"] = "Thanks, that was quick!".into();
+    })?;
+    for (what, event) in [("her tap on 4", &tap), ("her remark", &remark)] {
+        let (status, _, _) = lambda.call_url(FACEBOOK_BINARY, &HttpCall::from_event(event)?).await?;
+        println!("    {what} through Meta's webhook: {status}");
+    }
+    drain(stack, mapping, lambda).await?;
+    let ada = api.find(ADA_PHONE).await?;
+    let ada_id = ada["customer_id"].as_str().ok_or("no customer id")?;
+    let feedback: Vec<Value> = api
+        .timeline(ada_id)
+        .await?
+        .into_iter()
+        .filter(|e| e["kind"] == "feedback")
+        .collect();
+    if feedback.is_empty() {
+        return Err("Ada's answers were not recorded as feedback".into());
+    }
+    for entry in feedback.iter().rev() {
+        println!(
+            "    feedback on {} ({}): rating {}, remark {}",
+            entry["channel"].as_str().unwrap_or("?"),
+            entry["feedback"]["survey_id"].as_str().unwrap_or("?"),
+            entry["feedback"]["rating"],
+            entry["feedback"]["remark"]
+        );
+    }
+    let today = chrono::Utc::now().date_naive().to_string();
+    api.print_report(&today, &today).await?;
+
+    step("her CRM says she is worth 1500: she joins the high_value segment");
+    let set = api.set_attributes(ada_id, json!({ "lifetime_value": 1500 })).await?;
+    println!("    her segments: {}", set["segments"]);
+    let members = api.segment_members("high_value").await?;
+    println!(
+        "    high_value: {}",
+        members
+            .iter()
+            .filter_map(|m| m["customer_id"].as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    if !members.iter().any(|m| m["customer_id"] == ada_id) {
+        return Err("high_value does not list Ada".into());
+    }
+    Ok(())
+}
+
+/// Works the outbound queue until it is empty, as the sender's event source mapping does.
+async fn drain_outbound(stack: &LocalStack, lambda: &LambdaEmulator) -> Result<()> {
+    let outbound = stack.mapping_of(SENDER_BINARY, Some(LOCAL_VISIBILITY_TIMEOUT));
+    // The first invocation starts the sender's instances under `cargo lambda watch`, which on a
+    // busy machine takes most of a minute by itself (one demo run right after a CI run did).
+    let deadline = Instant::now() + Duration::from_secs(180);
+    while outbound.backlog().await? > 0 {
+        if Instant::now() > deadline {
+            return Err("the outbound queue did not drain within 180 s".into());
+        }
+        outbound
+            .poll_once(1, |event| async {
+                let response = lambda.invoke(SENDER_BINARY, &serde_json::to_value(event)?).await?;
+                Ok(serde_json::from_value(response)?)
+            })
+            .await?;
+    }
+    Ok(())
 }
 
 fn step(what: &str) {
