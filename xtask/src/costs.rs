@@ -451,6 +451,60 @@ pub async fn run() -> Result<()> {
         measured.find_customer(&phone("+14155550111")).await?
     );
 
+    // Feedback and segments (issue 18): a survey answer is recorded on the commit the message
+    // makes anyway; a segment changes only with the attributes it is evaluated on.
+    let (root, _) = measured.segments_of(&ada).await?;
+    let late = sms("+14155550100", "SM-before-survey", 600);
+    let survey = throughline_feedback::OpenSurvey {
+        id: "sv_00c0575".into(),
+        conversation_id: throughline_model::ConversationId::opened_by(&late.id),
+        channel: Channel::Sms,
+        customer: late.customer.key(),
+        endpoint: late.business_endpoint.key(),
+        locale: None,
+        sent_at: late.occurred_at,
+        expires_at: late.occurred_at + TimeDelta::hours(24),
+        resolved_at: late.occurred_at,
+        resolved_channel: Channel::Sms,
+        assignee: None,
+        reasons: Vec::new(),
+        rating: None,
+        remarked: false,
+    };
+    measured.open_survey(&root, &survey, None).await?;
+    let mut rating = sms("+14155550100", "SM-rating", 601);
+    rating.text = Some("5".into());
+    scenario!(
+        "a survey answer by SMS (\"5\": feedback, its CSAT cells)",
+        measured.record(&rating).await?
+    );
+    let mut plain = sms("+14155550100", "SM-after-rating", 602);
+    plain.text = Some("And another question".into());
+    plain.conversation_id = None;
+    scenario!(
+        "the next message (an ordinary one, survey open)",
+        measured.record(&plain).await?
+    );
+    let segments = throughline_segments::parse_segments(throughline_testkit::secrets::test_segments())?;
+    let worth = |value: f64| {
+        throughline_segments::Attributes::from([(
+            "lifetime_value".to_owned(),
+            throughline_segments::Value::Number(value),
+        )])
+    };
+    scenario!(
+        "company attributes set, joining a segment",
+        measured.set_attributes(&ada, &worth(1500.0), &agent, &segments).await?
+    );
+    scenario!(
+        "company attributes set again, memberships unchanged",
+        measured.set_attributes(&ada, &worth(2000.0), &agent, &segments).await?
+    );
+    scenario!(
+        "a segment's members, one page",
+        measured.segment_members("high_value", 50, None).await?
+    );
+
     println!("\nDynamoDB per operation (moto; capacity from item sizes, on-demand rules):\n");
     println!("| scenario | requests | by operation | RCU | WCU |");
     println!("| --- | --- | --- | --- | --- |");
