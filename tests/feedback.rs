@@ -311,6 +311,13 @@ async fn an_email_survey_links_to_the_rating_page_where_one_click_rates_and_a_re
     let forged = format!("{signed}.{}", mac.chars().rev().collect::<String>());
     let refused = throughline_rating_page::handle(page_request(&forged, Some(&click)), &page).await;
     assert_eq!(refused.status(), StatusCode::FORBIDDEN);
+    let sample = throughline_rating_page::handle(
+        throughline_e2e::sample_request("rating-page/01-forged-link.json"),
+        &page,
+    )
+    .await;
+    assert_eq!(sample.status(), StatusCode::FORBIDDEN);
+    assert!(body_text(&sample).contains("We do not recognize this link."));
     let survey_id = resolved["survey"]["survey_id"].as_str().unwrap();
     let expired = throughline_feedback::FeedbackToken {
         survey: survey_id.to_owned(),

@@ -117,6 +117,7 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         "throughline-timeline-writer",
         "throughline-timeline-api",
         "throughline-sender",
+        "throughline-rating-page",
     ];
     let bin_dir = match bin_dir {
         Some(dir) => dir,
@@ -153,6 +154,10 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         ),
         ("TIMELINE_TABLE_NAME".to_owned(), "TimelineTable".to_owned()),
         (
+            "FEEDBACK_KEY".to_owned(),
+            throughline_testkit::secrets::TEST_FEEDBACK_KEY.to_owned(),
+        ),
+        (
             "SUPPRESSION_KEY".to_owned(),
             throughline_testkit::secrets::TEST_SUPPRESSION_KEY.to_owned(),
         ),
@@ -186,6 +191,8 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         ),
         // A message that is no send job: reported failed (for the dead-letter queue), no call.
         ("throughline-sender", poison_job),
+        // A link with a signature that is not ours: refused before any read.
+        ("throughline-rating-page", read("events/rating-page/01-forged-link.json")?),
     ];
     println!(
         "{:<30} {:>22} {:>16} {:>14}",
