@@ -52,6 +52,17 @@ impl Outbound {
         entries
     }
 
+    /// The customer's one conversation resolved (no reasons): its id and the API's answer.
+    async fn resolve_only_conversation(&self, customer: &CustomerId) -> (String, Value) {
+        let id = self.only_conversation(customer).await["conversation_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, resolved) = self.client().resolve(&id, &[]).await;
+        assert_eq!(status, 200, "{resolved}");
+        (id, resolved)
+    }
+
     /// Today's report.
     async fn csat_today(&self) -> Value {
         let today = Utc::now().date_naive();
@@ -180,12 +191,7 @@ async fn no_survey_goes_to_a_number_that_opted_out() {
     let customer = o.customer_says(&says("Where is my order?", "SMfbs0", start)).await;
     o.customer_says(&says("STOP", "SMfbs1", start + TimeDelta::minutes(1)))
         .await;
-    let id = o.only_conversation(&customer).await["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, resolved) = o.client().resolve(&id, &[]).await;
-    assert_eq!(status, 200, "{resolved}");
+    let (_, resolved) = o.resolve_only_conversation(&customer).await;
     assert_eq!(
         (
             resolved["survey"]["status"].as_str(),
@@ -216,12 +222,7 @@ async fn an_email_survey_links_to_the_rating_page_where_one_click_rates_and_a_re
         "Has it shipped?",
     );
     let customer = o.customer_wrote(&question).await;
-    let id = o.only_conversation(&customer).await["conversation_id"]
-        .as_str()
-        .unwrap()
-        .to_owned();
-    let (status, resolved) = o.client().resolve(&id, &[]).await;
-    assert_eq!(status, 200, "{resolved}");
+    let (id, resolved) = o.resolve_only_conversation(&customer).await;
     assert_eq!(
         (
             resolved["survey"]["status"].as_str(),

@@ -32,7 +32,8 @@ cargo xtask <command>
   coldstart [N] [--bin-dir DIR]
                   build release binaries (or take them from DIR); median cold start (process start →
                   first answered event against a local Runtime API) and peak RSS over N runs
-                  (default 20), next to a bare lambda_runtime echo function
+                  (default 20), next to a bare lambda_runtime echo function; binaries missing
+                  from DIR are listed and skipped
 ";
 
 #[tokio::main]
