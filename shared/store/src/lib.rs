@@ -305,7 +305,7 @@ where
 
 /// Waits a little before trying a conflicting write again: up to 8 ms times the attempt, with
 /// jitter so that writers that collided do not collide again.
-async fn backoff(attempt: usize) {
+pub(crate) async fn backoff(attempt: usize) {
     let jitter = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.subsec_nanos() % 8_000)

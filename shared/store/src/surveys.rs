@@ -15,6 +15,9 @@ use crate::{CustomerId, StoreError, TimelineStore};
 /// page refuses an expired link by its signature alone, so this is only tidiness).
 const LINK_KEPT_AFTER_EXPIRY: TimeDelta = TimeDelta::days(1);
 
+/// Tries of the open survey's transaction with its link.
+const LINK_ATTEMPTS: usize = 3;
+
 /// A survey's resolution, as its rollup cells name it.
 fn surveyed(survey: &OpenSurvey) -> Surveyed {
     Surveyed {
@@ -64,7 +67,16 @@ impl TimelineStore {
         let expires = (link.expires_at + LINK_KEPT_AFTER_EXPIRY).timestamp().max(0) as u64;
         item.insert("expires_at".into(), number_value(expires));
         let put = tx_put(&self.table, item, Some("attribute_not_exists(pk)"), Expr::new())?;
-        self.transact(vec![open, put]).await
+        // A transaction is also cancelled when a writer's commit on the root lands at the same
+        // moment (a conflict, not a refusal): tried again a few times, as the single UpdateItem
+        // without a link never needs to be. A refusal stays a refusal on every try.
+        for attempt in 1..=LINK_ATTEMPTS {
+            if self.transact(vec![open.clone(), put.clone()]).await? {
+                return Ok(true);
+            }
+            crate::backoff(attempt).await;
+        }
+        Ok(false)
     }
 
     /// What the rating page link of survey `survey_id` leads to; `None` when there is none (the
