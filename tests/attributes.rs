@@ -137,6 +137,14 @@ async fn a_crm_attribute_puts_ada_in_high_value_which_lists_her_and_makes_her_co
     assert_eq!(o.segment("enterprise", 10).await, vec![bob.to_string()]);
     let (_, profile) = o.client().profile(&ada).await;
     assert_eq!(profile["segments"], json!(["high_value"]), "{profile:#}");
+    assert_eq!(
+        (
+            &profile["calculated"]["interactions_30d"],
+            &profile["calculated"]["last_channel"]
+        ),
+        (&json!(1.0), &json!("sms")),
+        "{profile:#}"
+    );
     let (_, open) = o.client().conversation(&conversation).await;
     assert_eq!(open["priority"], "high", "{open:#}");
     let (_, listed) = o.client().conversations(&ada).await;
@@ -148,6 +156,20 @@ async fn a_crm_attribute_puts_ada_in_high_value_which_lists_her_and_makes_her_co
     assert_eq!(o.segment("high_value", 10).await, vec![bob.to_string()]);
     let (_, open) = o.client().conversation(&conversation).await;
     assert!(open.get("priority").is_none(), "{open:#}");
+
+    // Two more messages: her calculated `interactions_30d` reaches 3, and with her attributes
+    // set again she is `frequent`.
+    for (n, id) in ["SMseg3", "SMseg4"].into_iter().enumerate() {
+        o.customer_wrote(&says(
+            "Any news?",
+            id,
+            Utc::now() + chrono::TimeDelta::seconds(n as i64 + 1),
+        ))
+        .await;
+    }
+    let (_, set) = o.client().set_attributes(&ada, json!({"lifetime_value": 500})).await;
+    assert_eq!(set["segments"], json!(["frequent"]), "{set}");
+    assert_eq!(o.segment("frequent", 10).await, vec![ada.to_string()]);
 
     // A segment nobody configured, a name no segment can have.
     let (status, unknown) = o.client().raw("GET", "/segments/vip/customers", None).await;

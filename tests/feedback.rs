@@ -171,6 +171,17 @@ async fn a_resolution_is_surveyed_by_sms_and_the_rating_and_remark_land_on_the_t
         (&json!(1), &json!([0, 0, 1, 0, 0]))
     );
     assert_eq!(o.feedback(&customer).await.last().unwrap()["feedback"]["replaces"], 5);
+    // Her calculated attributes count the latest rating of the survey.
+    let (_, profile) = o.client().profile(&customer).await;
+    assert_eq!(
+        (
+            &profile["calculated"]["ratings"],
+            &profile["calculated"]["average_rating"],
+            &profile["calculated"]["last_rating"]
+        ),
+        (&json!(1.0), &json!(3.0), &json!(3.0)),
+        "{profile:#}"
+    );
 
     // Anything else is an ordinary message: it reopens the conversation.
     o.customer_says(&says(

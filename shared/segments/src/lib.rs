@@ -13,7 +13,11 @@
 //! an attribute the customer does not have, is false (and `!=` of a missing one too: unknown is
 //! not "different").
 
+pub mod calculated;
+
 use std::collections::{BTreeMap, BTreeSet};
+
+pub use calculated::Calculated;
 
 use chrono::NaiveDate;
 use serde::Deserialize;

@@ -61,15 +61,19 @@ impl TimelineStore {
         segments: &[Segment],
     ) -> Result<(CompanyAttributes, LedgerEntry, Vec<String>), StoreError> {
         let group = self.load_group(customer, false).await?;
-        let root = group.root.customer;
         let now = Utc::now();
+        // Segments read the company's attributes and the calculated ones (which win a clash:
+        // the store keeps them, nobody sets them).
+        let mut evaluated = attributes.clone();
+        evaluated.extend(group.root.calculated.attributes(now));
+        let root = group.root.customer;
         let held: BTreeSet<String> = self
             .memberships_of(&root)
             .await?
             .into_iter()
             .map(|m| m.segment)
             .collect();
-        let members = memberships(segments, attributes);
+        let members = memberships(segments, &evaluated);
         let (joined, left) = membership_changes(&held, &members);
         let mut item = key_item(keys::attributes(&root));
         item.insert("values".into(), string_value(attributes_json(attributes).to_string()));

@@ -195,7 +195,8 @@ fn handle_fingerprint(handle: &throughline_model::Handle) -> String {
 /// The commit of `interaction` on its group's root (`root`; `owner` is the customer whose
 /// handle it came in on): the root's open conversation becomes `open`, the owner's count on the
 /// channel grows by one (on the root's profile: its own count, or its member's), the commit slot
-/// of the next version names the interaction, the group's open survey changes as `survey` says;
+/// of the next version names the interaction, the group's calculated attributes take it in,
+/// the group's open survey changes as `survey` says;
 /// only if the root is at the version read, not erased and (for a member) still the owner's
 /// root. Pure.
 fn plan_commit(
@@ -218,6 +219,12 @@ fn plan_commit(
         .value(":one", number_value(1));
     let (mut set, mut remove, mut expr) = open_conversation_update(open, expr);
     set.push("#slot = :commit".into());
+    if let Some(calculated) = root.calculated.observed(interaction) {
+        set.push("#calculated = :calculated".into());
+        expr = expr
+            .name("#calculated", "calculated")
+            .value(":calculated", to_json(&calculated));
+    }
     match survey {
         SurveyChange::Keep => {}
         SurveyChange::Set(survey) => {
@@ -1077,11 +1084,17 @@ mod tests {
         let commit = planned.commit.update().unwrap();
         assert_eq!(
             commit.update_expression(),
-            "SET #conversation = :state, #queue0 = :queue0, #queue1 = :queue1, #queue2 = :queue2, #slot = :commit \
-             REMOVE #queue3 ADD #count :one, #version :one",
-            "the customer waits: the conversation is in the queue, assigned to nobody"
+            "SET #conversation = :state, #queue0 = :queue0, #queue1 = :queue1, #queue2 = :queue2, #slot = :commit, \
+             #calculated = :calculated REMOVE #queue3 ADD #count :one, #version :one",
+            "the customer waits: the conversation is in the queue, assigned to nobody; her message counts"
         );
         let values = commit.expression_attribute_values().unwrap();
+        let AttributeValue::S(calculated) = &values[":calculated"] else {
+            panic!("calculated attributes are JSON");
+        };
+        let calculated: throughline_segments::Calculated = serde_json::from_str(calculated).unwrap();
+        assert_eq!(calculated.last_seen_at, Some(interaction.occurred_at));
+        assert_eq!(calculated.days.values().flat_map(|c| c.values()).sum::<u32>(), 1);
         assert_eq!(values.get(":queue0"), Some(&string_value("open")));
         assert_eq!(
             values.get(":queue1"),

@@ -318,6 +318,8 @@ pub(crate) struct ProfileItem {
     pub conversation: ConversationState,
     /// On a root: the satisfaction survey out and taking answers (the latest one sent).
     pub survey: Option<throughline_feedback::OpenSurvey>,
+    /// On a root: the group's calculated attributes, kept by every commit.
+    pub calculated: throughline_segments::Calculated,
 }
 
 pub(crate) fn count_attribute(channel: Channel) -> String {
@@ -414,6 +416,7 @@ impl ProfileItem {
             commits,
             conversation: json_attr(item, "conversation")?.unwrap_or_default(),
             survey: json_attr(item, "survey")?,
+            calculated: json_attr(item, "calculated")?.unwrap_or_default(),
             customer,
         })
     }
@@ -440,6 +443,7 @@ impl ProfileItem {
             commits: BTreeMap::new(),
             conversation: ConversationState::default(),
             survey: None,
+            calculated: throughline_segments::Calculated::default(),
         }
     }
 

@@ -72,6 +72,11 @@ pub struct CustomerProfile {
     /// The segments the group is in, by name.
     #[serde(default)]
     pub segments: Vec<String>,
+    /// The group's calculated attributes as segments read them (`last_seen`, `last_channel`,
+    /// `interactions_30d`, `most_frequent_channel_30d`, `ratings`, `average_rating`,
+    /// `last_rating`), kept current by every interaction's commit.
+    #[serde(default)]
+    pub calculated: serde_json::Value,
 }
 
 #[derive(Debug, Clone)]
@@ -218,6 +223,7 @@ impl TimelineStore {
             first_seen_at,
             last_seen_at,
             open_conversation: group.root.conversation.open().cloned(),
+            calculated: throughline_segments::attributes_json(&group.root.calculated.attributes(Utc::now())),
             segments: self
                 .memberships_of(&group.root.customer)
                 .await?
