@@ -140,9 +140,10 @@ async fn a_crm_attribute_puts_ada_in_high_value_which_lists_her_and_makes_her_co
     assert_eq!(
         (
             &profile["calculated"]["interactions_30d"],
+            &profile["calculated"]["conversations_30d"],
             &profile["calculated"]["last_channel"]
         ),
-        (&json!(1.0), &json!("sms")),
+        (&json!(1.0), &json!(1.0), &json!("sms")),
         "{profile:#}"
     );
     let (_, open) = o.client().conversation(&conversation).await;

@@ -5,7 +5,8 @@
 //! Names (segments read them beside the company's own; a calculated one wins a clash):
 //! `last_seen` (date of the latest customer message or answer), `last_channel`,
 //! `interactions_30d` (customer messages in the 30 days before), `most_frequent_channel_30d`,
-//! `ratings`, `average_rating`, `last_rating`.
+//! `conversations_30d` (conversations a customer message opened in them), `ratings`,
+//! `average_rating`, `last_rating`.
 
 use std::collections::BTreeMap;
 
@@ -24,6 +25,9 @@ pub struct Calculated {
     /// Customer messages per UTC day and channel, the last `WINDOW_DAYS` days of them.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub days: BTreeMap<NaiveDate, BTreeMap<Channel, u32>>,
+    /// Conversations a customer message opened, per UTC day, the last `WINDOW_DAYS` days.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub conversation_days: BTreeMap<NaiveDate, u32>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub last_seen_at: Option<DateTime<Utc>>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -43,9 +47,9 @@ fn is_zero(n: &u32) -> bool {
 
 impl Calculated {
     /// The attributes after `interaction` (recorded as it is: a survey's answer already of kind
-    /// `feedback`), or `None` when it changes none (the company's own messages, automated mail,
-    /// status updates).
-    pub fn observed(&self, interaction: &Interaction) -> Option<Self> {
+    /// `feedback`; `opened`: it opened its conversation), or `None` when it changes none (the
+    /// company's own messages, automated mail, status updates).
+    pub fn observed(&self, interaction: &Interaction, opened: bool) -> Option<Self> {
         if interaction.direction != Direction::Inbound {
             return None;
         }
@@ -59,8 +63,12 @@ impl Calculated {
                     .or_default()
                     .entry(interaction.channel)
                     .or_default() += 1;
+                if opened {
+                    *next.conversation_days.entry(day).or_default() += 1;
+                }
                 let oldest = day - TimeDelta::days(WINDOW_DAYS);
                 next.days.retain(|d, _| *d > oldest);
+                next.conversation_days.retain(|d, _| *d > oldest);
             }
             InteractionKind::Feedback => {
                 let feedback = interaction.feedback.as_ref()?;
@@ -97,6 +105,8 @@ impl Calculated {
             }
         }
         let total: u32 = per_channel.values().sum();
+        let conversations: u32 = self.conversation_days.range(since..).map(|(_, n)| n).sum();
+        attributes.insert("conversations_30d".into(), Value::Number(f64::from(conversations)));
         attributes.insert("interactions_30d".into(), Value::Number(f64::from(total)));
         // The most messages; a tie goes to the channel named first.
         if let Some((channel, _)) = per_channel
@@ -166,9 +176,11 @@ mod tests {
     }
 
     fn fold(interactions: &[Interaction]) -> Calculated {
-        interactions
-            .iter()
-            .fold(Calculated::default(), |calc, i| calc.observed(i).unwrap_or(calc))
+        interactions.iter().fold(Calculated::default(), |calc, i| {
+            // Each message on a new day opens a conversation, for the test.
+            let opened = !calc.days.contains_key(&i.occurred_at.date_naive());
+            calc.observed(i, opened).unwrap_or(calc)
+        })
     }
 
     #[test]
@@ -183,6 +195,7 @@ mod tests {
         ]);
         let attributes = calc.attributes(at(23, 12));
         assert_eq!(attributes["interactions_30d"], Value::Number(5.0));
+        assert_eq!(attributes["conversations_30d"], Value::Number(5.0));
         assert_eq!(
             attributes["most_frequent_channel_30d"],
             Value::Text("sms".into()),
@@ -193,6 +206,7 @@ mod tests {
         // Three weeks on, the first week has left the window.
         let later = calc.attributes(at(30, 12) + TimeDelta::days(2));
         assert_eq!(later["interactions_30d"], Value::Number(4.0));
+        assert_eq!(later["conversations_30d"], Value::Number(4.0));
         assert_eq!(later["most_frequent_channel_30d"], Value::Text("whatsapp".into()));
         assert!(!later.contains_key("average_rating"));
     }
@@ -210,10 +224,14 @@ mod tests {
         assert_eq!(attributes["last_rating"], Value::Number(4.0));
         let mut reply = message(Channel::Sms, "SMout", at(4, 9));
         reply.direction = Direction::Outbound;
-        assert_eq!(calc.observed(&reply), None);
+        assert_eq!(
+            calc.observed(&reply, true),
+            None,
+            "an agent's message opens none of hers"
+        );
         let mut automated = message(Channel::Email, "auto", at(4, 9));
         automated.kind = InteractionKind::Automated;
-        assert_eq!(calc.observed(&automated), None);
+        assert_eq!(calc.observed(&automated, true), None);
         // Stored as JSON and read back.
         let stored = serde_json::to_string(&calc).unwrap();
         assert_eq!(serde_json::from_str::<Calculated>(&stored).unwrap(), calc);

@@ -204,6 +204,7 @@ fn plan_commit(
     interaction: &Interaction,
     (owner, root): (&ProfileItem, &ProfileItem),
     open: &ConversationState,
+    opened: bool,
     survey: SurveyChange<'_>,
 ) -> Result<TransactWriteItem, StoreError> {
     let (slot, value) = commit_slot(root.version + 1, &interaction.id);
@@ -219,7 +220,7 @@ fn plan_commit(
         .value(":one", number_value(1));
     let (mut set, mut remove, mut expr) = open_conversation_update(open, expr);
     set.push("#slot = :commit".into());
-    if let Some(calculated) = root.calculated.observed(interaction) {
+    if let Some(calculated) = root.calculated.observed(interaction, opened) {
         set.push("#calculated = :calculated".into());
         expr = expr
             .name("#calculated", "calculated")
@@ -359,7 +360,7 @@ fn plan_record(
         Some("attribute_not_exists(pk)"),
         Expr::new(),
     )?;
-    let commit = plan_commit(table, interaction, (owner, root), &open, survey)?;
+    let commit = plan_commit(table, interaction, (owner, root), &open, observed.opened, survey)?;
     Ok(PlannedRecord {
         conversation,
         observed,
@@ -738,6 +739,7 @@ impl TimelineStore {
             interaction,
             (&owner_profile, &current_root),
             &open,
+            observed.opened,
             SurveyChange::of(current_root.survey.as_ref(), survey.as_ref(), interaction.occurred_at),
         )?;
         if self.write_one(commit).await? {

@@ -73,7 +73,7 @@ pub struct CustomerProfile {
     #[serde(default)]
     pub segments: Vec<String>,
     /// The group's calculated attributes as segments read them (`last_seen`, `last_channel`,
-    /// `interactions_30d`, `most_frequent_channel_30d`, `ratings`, `average_rating`,
+    /// `interactions_30d`, `most_frequent_channel_30d`, `conversations_30d`, `ratings`, `average_rating`,
     /// `last_rating`), kept current by every interaction's commit.
     #[serde(default)]
     pub calculated: serde_json::Value,
