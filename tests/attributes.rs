@@ -71,16 +71,9 @@ async fn company_attributes_are_set_typed_on_the_group_and_a_ledger_fact_names_t
 impl crate::outbound::Outbound {
     /// The API with the stack's segment definitions (from SSM, as deployed).
     async fn with_segments(mut self) -> Self {
-        self.stack.put_sample_secrets().await.unwrap();
-        let name = &self.stack.resources.parameters["SegmentsParameterName"];
-        let segments = throughline_edge::config::Reloading::from_parameter(
-            &self.stack.aws,
-            name,
-            throughline_segments::parse_segment_settings,
-            std::time::Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+        let segments = self
+            .stack_document("SegmentsParameterName", throughline_segments::parse_segment_settings)
+            .await;
         self.api.segments = Some(std::sync::Arc::new(segments));
         self
     }

@@ -20,16 +20,9 @@ use crate::outbound::{Outbound, mail_from_ada, outbound};
 impl Outbound {
     /// The API with the stack's survey settings (from SSM, as deployed) and feedback key.
     async fn with_surveys(mut self) -> Self {
-        self.stack.put_sample_secrets().await.unwrap();
-        let name = &self.stack.resources.parameters["SurveysParameterName"];
-        let settings = throughline_edge::config::Reloading::from_parameter(
-            &self.stack.aws,
-            name,
-            throughline_feedback::survey::parse_settings,
-            std::time::Duration::from_secs(60),
-        )
-        .await
-        .unwrap();
+        let settings = self
+            .stack_document("SurveysParameterName", throughline_feedback::survey::parse_settings)
+            .await;
         self.api.surveys = Some(Surveys {
             settings: Arc::new(settings),
             keys: signing_keys(throughline_testkit::secrets::TEST_FEEDBACK_KEY).unwrap(),

@@ -96,6 +96,20 @@ impl Outbound {
     }
 
     /// Records the customer's message; their customer id.
+    /// A reloading document as a function reads it deployed: the SSM parameter the template's
+    /// `parameter` names, the sample documents put there first.
+    pub(crate) async fn stack_document<T>(
+        &self,
+        parameter: &str,
+        parse: fn(&str) -> Result<T, String>,
+    ) -> throughline_edge::config::Reloading<T> {
+        self.stack.put_sample_secrets().await.unwrap();
+        let name = &self.stack.resources.parameters[parameter];
+        throughline_edge::config::Reloading::from_parameter(&self.stack.aws, name, parse, Duration::from_secs(60))
+            .await
+            .unwrap()
+    }
+
     pub(crate) async fn customer_wrote(&self, inbound: &Interaction) -> CustomerId {
         self.stack
             .store()

@@ -109,9 +109,10 @@ fn peak_rss_kib(pid: u32) -> u64 {
 }
 
 /// Builds the release binaries for this machine (unless `bin_dir` names a folder of already
-/// built ones) and prints the medians of `runs` cold starts.
-pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()> {
-    let bins = [
+/// built ones) and prints the medians of `runs` cold starts: of every function, or of those
+/// `only` names, next to the echo baseline.
+pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>, only: &[String]) -> Result<()> {
+    let all = [
         "throughline-echo",
         "throughline-sms",
         "throughline-timeline-writer",
@@ -119,12 +120,17 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         "throughline-sender",
         "throughline-rating-page",
     ];
+    if let Some(unknown) = only.iter().find(|b| !all.contains(&b.as_str())) {
+        return Err(format!("--only {unknown}: not one of {}", all.join(", ")).into());
+    }
+    let measured = |bin: &str| bin == "throughline-echo" || only.is_empty() || only.iter().any(|b| b == bin);
+    let bins: Vec<&str> = all.into_iter().filter(|b| measured(b)).collect();
     let bin_dir = match bin_dir {
         Some(dir) => dir,
         None => {
             let mut build = Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()));
             build.args(["build", "--release"]).current_dir(workspace_root());
-            for bin in bins {
+            for bin in &bins {
                 build.args(["--bin", bin]);
             }
             crate::venv::run(&mut build, "build the release binaries")?;
@@ -201,12 +207,14 @@ pub async fn run(runs: usize, bin_dir: Option<std::path::PathBuf>) -> Result<()>
         "{:<30} {:>22} {:>16} {:>14}",
         "binary (release, this host)", "first response (median)", "peak RSS (KiB)", "size (bytes)"
     );
-    for (bin, event) in cases {
+    for (bin, event) in cases.into_iter().filter(|(bin, _)| measured(bin)) {
         let path = bin_dir.join(bin);
         if !path.exists() {
-            // A folder of binaries given with `--bin-dir` may hold only some of them.
-            println!("{bin:<30} (not in {})", bin_dir.display());
-            continue;
+            return Err(format!(
+                "{bin} is not in {}: build it (cargo build --release --bin {bin}), or leave out --bin-dir",
+                bin_dir.display()
+            )
+            .into());
         }
         let mut times = Vec::new();
         let mut rss = Vec::new();

@@ -453,7 +453,7 @@ pub async fn run() -> Result<()> {
 
     // Feedback and segments (issue 18): a survey answer is recorded on the commit the message
     // makes anyway; a segment changes only with the attributes it is evaluated on.
-    let (root, _) = measured.segments_of(&ada).await?;
+    let root = measured.resolve_root(&ada).await?;
     let late = sms("+14155550100", "SM-before-survey", 600);
     let survey = throughline_feedback::OpenSurvey {
         id: "sv_00c0575".into(),

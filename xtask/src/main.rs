@@ -29,11 +29,11 @@ cargo xtask <command>
   setup           only set up .venv
   schema          regenerate the committed JSON Schemas (queue message, chat webhook) from the Rust types
   sign FILE...    re-sign sample Twilio events with the documented test token
-  coldstart [N] [--bin-dir DIR]
+  coldstart [N] [--bin-dir DIR] [--only BIN,BIN]
                   build release binaries (or take them from DIR); median cold start (process start →
                   first answered event against a local Runtime API) and peak RSS over N runs
-                  (default 20), next to a bare lambda_runtime echo function; binaries missing
-                  from DIR are listed and skipped
+                  (default 20), next to a bare lambda_runtime echo function; --only: just those
+                  binaries (and the echo); a binary missing from DIR is an error
 ";
 
 #[tokio::main]
@@ -51,12 +51,12 @@ async fn main() {
         Some("sign") => throughline_localstack::sign::sign_files(&args[1..]),
         Some("coldstart") => {
             let runs = args.get(1).and_then(|n| n.parse().ok()).unwrap_or(20);
-            let bin_dir = args
-                .iter()
-                .position(|a| a == "--bin-dir")
-                .and_then(|i| args.get(i + 1))
-                .map(Into::into);
-            xtask::coldstart::run(runs, bin_dir).await
+            let option = |name: &str| args.iter().position(|a| a == name).and_then(|i| args.get(i + 1));
+            let bin_dir = option("--bin-dir").map(Into::into);
+            let only: Vec<String> = option("--only")
+                .map(|list| list.split(',').map(str::to_owned).collect())
+                .unwrap_or_default();
+            xtask::coldstart::run(runs, bin_dir, &only).await
         }
         _ => {
             print!("{HELP}");

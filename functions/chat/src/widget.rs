@@ -157,9 +157,6 @@ pub struct ChatRating {
     pub identity_token: Option<String>,
 }
 
-/// The longest remark a rating may carry (characters).
-pub const MAX_REMARK_CHARS: usize = 2_000;
-
 /// A rating's `feedback` interaction, or what is wrong with it: from the visitor as their
 /// message would be (the same customer, identity token and clock rules).
 fn rating_interaction(
@@ -178,9 +175,12 @@ fn rating_interaction(
     if rating
         .remark
         .as_ref()
-        .is_some_and(|r| r.chars().count() > MAX_REMARK_CHARS)
+        .is_some_and(|r| r.chars().count() > throughline_feedback::link::MAX_REMARK_CHARS)
     {
-        return Err(format!("remark is longer than {MAX_REMARK_CHARS} characters"));
+        return Err(format!(
+            "remark is longer than {} characters",
+            throughline_feedback::link::MAX_REMARK_CHARS
+        ));
     }
     let as_message = ChatMessage {
         message_id: rating.rating_id.clone(),

@@ -125,12 +125,13 @@ pub async fn handle(req: Request, page: &RatingPage) -> Response<Body> {
             }
         }
     };
-    if request.method == Method::HEAD {
-        let mut response = html(StatusCode::OK, String::new());
-        *response.body_mut() = Body::Empty;
-        return response;
-    }
-    html(StatusCode::OK, render(&shown))
+    // HEAD: the same answer without its body.
+    let body = if request.method == Method::HEAD {
+        String::new()
+    } else {
+        render(&shown)
+    };
+    html(StatusCode::OK, body)
 }
 
 /// An HTML answer with the page's headers: the CSP, never cached or framed, and no referrer

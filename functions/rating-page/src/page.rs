@@ -370,12 +370,15 @@ textarea{font:inherit;width:100%;box-sizing:border-box;border:2px solid #555;bor
 form button[type=submit]:not([name]){margin-top:.75rem;padding:0 1.25rem}p.note{color:#4a4a4a}";
 
 /// The Content-Security-Policy every answer carries: nothing but the page's own style (by its
-/// hash) and its own form; no script, no frame, no other origin.
-pub fn content_security_policy() -> String {
-    let hash = encode(Encoding::Base64, &sha256(STYLE.as_bytes()));
-    format!(
-        "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
-    )
+/// hash, computed once) and its own form; no script, no frame, no other origin.
+pub fn content_security_policy() -> &'static str {
+    static POLICY: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| {
+        let hash = encode(Encoding::Base64, &sha256(STYLE.as_bytes()));
+        format!(
+            "default-src 'none'; style-src 'sha256-{hash}'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'"
+        )
+    });
+    &POLICY
 }
 
 fn document(language: Language, title: &str, main: &str) -> String {

@@ -82,14 +82,15 @@ async fn segment_definitions(api: &TimelineApi) -> Arc<Vec<Segment>> {
     }
 }
 
-/// Whether the group of `root` is in a segment marked `priority`: its conversations are then
-/// `priority: high`.
+/// Whether the group of `root` (a conversation's customer: always a root) is in a segment
+/// marked `priority`: its conversations are then `priority: high`. One Query, and none without
+/// a priority segment.
 async fn priority(api: &TimelineApi, root: &throughline_model::CustomerId) -> Result<bool, ApiError> {
     let segments = segment_definitions(api).await;
     if !segments.iter().any(|s| s.priority) {
         return Ok(false);
     }
-    let (_, memberships) = api.store.segments_of(root).await?;
+    let memberships = api.store.memberships_of(root).await?;
     Ok(memberships
         .iter()
         .any(|m| segments.iter().any(|s| s.priority && s.name == m.segment)))

@@ -4,7 +4,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use throughline_edge::signature::{Encoding, encode, sha256};
+use throughline_edge::signature::sha256_hex;
 use throughline_model::{
     Channel, ConversationId, Direction, Feedback, Handle, Interaction, InteractionKind, NewInteraction, Provider,
     ProviderMessageId,
@@ -59,12 +59,12 @@ impl LinkedSurvey {
     /// a new answer, and the latest counts.
     pub fn answer(&self, rating: u8, remark: Option<&str>, form: &str, now: DateTime<Utc>) -> Interaction {
         let remark = remark.map(str::trim).filter(|r| !r.is_empty());
-        let digest = sha256(
+        let digest = sha256_hex(
             [self.id.as_str(), form, &rating.to_string(), remark.unwrap_or_default()]
                 .join("\0")
                 .as_bytes(),
         );
-        let message_id = format!("rp_{}", &encode(Encoding::Hex, &digest)[..40]);
+        let message_id = format!("rp_{}", &digest[..40]);
         let mut answer = Interaction::new(NewInteraction {
             channel: self.channel,
             provider: self.provider,

@@ -74,8 +74,9 @@ fn member(item: &Item) -> Result<SegmentMember, StoreError> {
 }
 
 impl TimelineStore {
-    /// The segments the group of `root` (a root) is in.
-    pub(crate) async fn memberships_of(&self, root: &CustomerId) -> Result<Vec<SegmentMembership>, StoreError> {
+    /// The segments the group of `root` (a group's root: a conversation's `customer_id`, a
+    /// profile's) is in.
+    pub async fn memberships_of(&self, root: &CustomerId) -> Result<Vec<SegmentMembership>, StoreError> {
         self.query_prefix(&keys::customer_pk(root), keys::SEGMENT_PREFIX, true)
             .await?
             .iter()
@@ -87,14 +88,6 @@ impl TimelineStore {
                 })
             })
             .collect()
-    }
-
-    /// The segments a customer's group is in, with its root.
-    pub async fn segments_of(&self, customer: &CustomerId) -> Result<(CustomerId, Vec<SegmentMembership>), StoreError> {
-        let group = self.load_group(customer, false).await?;
-        let root = group.root.customer;
-        let memberships = self.memberships_of(&root).await?;
-        Ok((root, memberships))
     }
 
     /// One page of `segment`'s members: one Query of the sparse `SegmentIndex`.
